@@ -1,0 +1,74 @@
+"""System checks: configuration mistakes reported at start-up, with hints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from dagstream_app.conf import CONFIG_DEFAULTS
+
+IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
+
+
+@register(Tags.compatibility)
+def check_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    installed = settings.INSTALLED_APPS
+    for app, hint, check_id in (
+        ("channels", "Add 'channels' to INSTALLED_APPS.", "dagstream_app.E001"),
+        (
+            "daphne",
+            "Add 'daphne' to INSTALLED_APPS, before django.contrib.staticfiles.",
+            "dagstream_app.E002",
+        ),
+    ):
+        if app not in installed:
+            messages.append(Error(f"'{app}' is not in INSTALLED_APPS.", hint=hint, id=check_id))
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    default = layers.get("default")
+    if default is None:
+        messages.append(
+            Error(
+                "No default channel layer is configured; dagstream cannot broadcast events.",
+                hint="Set CHANNEL_LAYERS = {'default': {'BACKEND': "
+                "'channels.layers.InMemoryChannelLayer'}} for one process, "
+                "or channels_redis for several.",
+                id="dagstream_app.E003",
+            )
+        )
+    elif default.get("BACKEND") == IN_MEMORY_LAYER and not settings.DEBUG:
+        messages.append(
+            Warning(
+                "The in-memory channel layer only reaches consumers in this process.",
+                hint="Fine for one daphne process with the engine inside it; with several "
+                "processes use channels_redis.core.RedisChannelLayer.",
+                id="dagstream_app.W001",
+            )
+        )
+    unknown = sorted(set(getattr(settings, "DAGSTREAM", {}) or {}) - set(CONFIG_DEFAULTS))
+    if unknown:
+        messages.append(
+            Error(
+                f"Unknown DAGSTREAM setting(s): {', '.join(unknown)}.",
+                hint=f"Known settings: {', '.join(sorted(CONFIG_DEFAULTS))}.",
+                id="dagstream_app.E004",
+            )
+        )
+    for alias, db in settings.DATABASES.items():
+        options = db.get("OPTIONS", {})
+        if db.get("ENGINE") == "django.db.backends.sqlite3" and (
+            options.get("transaction_mode") != "IMMEDIATE"
+        ):
+            messages.append(
+                Warning(
+                    f"SQLite database {alias!r} does not use transaction_mode IMMEDIATE.",
+                    hint="With an engine and a server writing at once, deferred transactions "
+                    "fail with 'database is locked'. Set OPTIONS = {'transaction_mode': "
+                    "'IMMEDIATE', 'timeout': 20, 'init_command': 'PRAGMA journal_mode=WAL;"
+                    "PRAGMA synchronous=NORMAL'}.",
+                    id="dagstream_app.W002",
+                )
+            )
+    return messages

@@ -1,0 +1,56 @@
+"""dagstream settings: the host's ``DAGSTREAM`` dict over documented defaults.
+
+Read lazily through :func:`get_config`; the cache is cleared when Django's
+``setting_changed`` fires, so ``override_settings(DAGSTREAM=...)`` works in tests.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+CONFIG_DEFAULTS: dict[str, Any] = {
+    # How many events behind the DAG's last seq a client may resume by replay;
+    # further behind, it gets a snapshot instead.
+    "REPLAY_WINDOW": 10_000,
+    # Largest client frame accepted, in bytes (answered with ``too_large``).
+    "MAX_FRAME_BYTES": 64 * 1024,
+    # Per-connection token bucket for client frames: sustained rate and burst.
+    "RATE_LIMIT_PER_SECOND": 20.0,
+    "RATE_LIMIT_BURST": 40,
+    # A consumer this many events behind closes with 1013 (client resumes).
+    "MAX_LAG": 5_000,
+    # Idle consumers and waiting engines re-check the database this often (s),
+    # so a lost *last* message is still noticed.
+    "IDLE_CHECK_SECONDS": 1.0,
+    # With ``?batch=1``: events are coalesced for at most this long (s) ...
+    "BATCH_WINDOW_SECONDS": 0.005,
+    # ... and at most this many go into one frame.
+    "BATCH_MAX_EVENTS": 500,
+    # Longest gate feedback accepted, in characters.
+    "FEEDBACK_MAX_LENGTH": 4_000,
+    # Dotted path to ``callable(user, action, dag) -> bool`` for per-DAG rules;
+    # ``action`` is "view", "decide" or "control". Runs after Django's own
+    # permission check, which it can only narrow.
+    "PERMISSION_HOOK": None,
+}
+
+
+@lru_cache(maxsize=1)
+def get_config() -> dict[str, Any]:
+    """Return the merged configuration (defaults overlaid with ``DAGSTREAM``)."""
+    user: dict[str, Any] = getattr(settings, "DAGSTREAM", {}) or {}
+    return {**CONFIG_DEFAULTS, **user}
+
+
+@receiver(setting_changed)
+def _clear_config_cache(*, setting: str, **kwargs: Any) -> None:
+    if setting == "DAGSTREAM":
+        get_config.cache_clear()
+        from dagstream_app import permissions
+
+        permissions.get_hook.cache_clear()

@@ -1,0 +1,348 @@
+"""WebSocket consumers: ordered, exactly-once delivery of a DAG's events.
+
+:class:`DagStreamConsumer` holds the delivery rules every stream shares; the
+JSON protocol consumer sends event frames as they are, and the dashboard's
+HTML consumer renders them into fragments.
+
+Delivery: the consumer joins the DAG's group *before* it reads the snapshot or
+replay from the database, then tracks ``last_sent``. A layer message with an
+old seq is dropped; one past a gap first fills the gap from the ``Event``
+table. When idle it re-checks the DAG's last seq now and then, so a lost last
+event is noticed too. Layer errors are caught: it rejoins and fills from the
+database. The database is the truth; the channel layer only says "look now".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
+from django.core.exceptions import ImproperlyConfigured
+
+from dagstream_app import protocol, services, state
+from dagstream_app.conf import get_config
+from dagstream_app.models import Dag
+from dagstream_app.permissions import allowed
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_FORBIDDEN = 4003
+CLOSE_NOT_FOUND = 4004
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class TokenBucket:
+    """Per-connection rate limit: ``rate`` frames a second, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.capacity = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def _query_int(query: dict[str, list[str]], key: str) -> int | None:
+    values = query.get(key)
+    if not values:
+        return None
+    try:
+        number = int(values[0])
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+class DagStreamConsumer(AsyncWebsocketConsumer):
+    """Authorizes a viewer and delivers every event of one DAG once, in order."""
+
+    dag_id: str
+    user: Any
+    ready = False
+    last_sent = 0
+    terminal = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels' own loop lets a layer error end the consumer; this one
+        # survives it (see _next_layer_message).
+        self.scope = scope
+        layer = get_channel_layer(self.channel_layer_alias)
+        if layer is None:
+            raise ImproperlyConfigured("dagstream needs CHANNEL_LAYERS to be configured.")
+        self.channel_layer = layer
+        self.channel_name = await layer.new_channel()
+        self._receive_task: asyncio.Future[Any] | None = None
+        self._pending: list[str] = []
+        self._flush_task: asyncio.Task[None] | None = None
+        self.base_send = send
+        try:
+            await await_many_dispatch([receive, self._next_layer_message], self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            for task in (self._receive_task, self._flush_task):
+                if task is not None:
+                    task.cancel()
+
+    async def _next_layer_message(self) -> dict[str, Any]:
+        if self._receive_task is None:
+            self._receive_task = asyncio.ensure_future(
+                self.channel_layer.receive(self.channel_name)
+            )
+        interval = get_config()["IDLE_CHECK_SECONDS"]
+        done, _ = await asyncio.wait({self._receive_task}, timeout=interval)
+        if not done:
+            return {"type": "dagstream.idle"}
+        task, self._receive_task = self._receive_task, None
+        try:
+            message: dict[str, Any] = task.result()
+        except Exception:  # noqa: BLE001 - a layer outage must not end the socket
+            log.warning("dagstream: channel layer receive failed", exc_info=True)
+            await asyncio.sleep(interval)  # pace retries while the layer is down
+            return {"type": "dagstream.layer_error"}
+        return message
+
+    # ------------------------------------------------------------ connect
+
+    async def connect(self) -> None:
+        self.dag_id = self.scope["url_route"]["kwargs"]["dag_id"]
+        self.user = self.scope.get("user")
+        config = get_config()
+        self.bucket = TokenBucket(config["RATE_LIMIT_PER_SECOND"], config["RATE_LIMIT_BURST"])
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.batch = query.get("batch") == ["1"]
+        # Accept, then close with a code: a close before accept reaches a
+        # browser only as 1006, and the codes tell clients not to retry.
+        await self.accept()
+        code = await self._refusal()
+        if code is not None:
+            await self.close(code)
+            return
+        await self.channel_layer.group_add(services.group_name(self.dag_id), self.channel_name)
+        self.ready = True
+        await self.start_stream(_query_int(query, "last_seq"))
+
+    @database_sync_to_async
+    def _refusal(self) -> int | None:
+        user = self.user
+        if user is None or not user.is_authenticated:
+            return CLOSE_UNAUTHENTICATED
+        if not allowed(user, "view"):
+            return CLOSE_FORBIDDEN
+        dag = Dag.objects.filter(pk=self.dag_id).first()
+        if dag is None:
+            return CLOSE_NOT_FOUND
+        if not allowed(user, "view", dag):
+            return CLOSE_FORBIDDEN
+        return None
+
+    async def disconnect(self, code: int) -> None:
+        if self.ready:
+            self.ready = False
+            try:
+                await self.channel_layer.group_discard(
+                    services.group_name(self.dag_id), self.channel_name
+                )
+            except Exception:  # noqa: BLE001 - the layer may be down; the group entry expires
+                log.warning("dagstream: group_discard failed", exc_info=True)
+
+    async def start_stream(self, last_seq: int | None) -> None:
+        """Replay after ``last_seq`` when retained, else send a snapshot."""
+        progress = await database_sync_to_async(state.progress)(self.dag_id)
+        if progress is None:
+            await self.close(CLOSE_NOT_FOUND)
+            return
+        current, status = progress
+        if last_seq is not None and await database_sync_to_async(state.can_replay)(
+            self.dag_id, last_seq, current
+        ):
+            self.last_sent = last_seq
+            if await self._fill(current):
+                self.terminal = status in protocol.TERMINAL_STATUSES
+            return
+        snap = await database_sync_to_async(state.snapshot)(self.dag_id)
+        if snap is None:
+            await self.close(CLOSE_NOT_FOUND)
+            return
+        await self._flush()
+        self.last_sent = snap["last_seq"]
+        self.terminal = snap["status"] in protocol.TERMINAL_STATUSES
+        await self.send_snapshot(snap)
+
+    # ----------------------------------------------------------- delivery
+
+    async def dagstream_event(self, message: dict[str, Any]) -> None:
+        if not self.ready:
+            return
+        seq: int = message["seq"]
+        if seq <= self.last_sent:
+            return
+        if seq > self.last_sent + 1 and not await self._fill(seq - 1):
+            return
+        self.last_sent = seq
+        self.terminal = message.get("terminal", False)
+        await self.send_events([(seq, message["frame"])])
+
+    async def dagstream_idle(self, message: dict[str, Any]) -> None:
+        if self.ready and not self.terminal:
+            await self._catch_up()
+
+    async def dagstream_layer_error(self, message: dict[str, Any]) -> None:
+        if self.ready:
+            await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        progress = await database_sync_to_async(state.progress)(self.dag_id)
+        if progress is None:
+            return
+        current, status = progress
+        if current <= self.last_sent:
+            self.terminal = status in protocol.TERMINAL_STATUSES
+            return
+        # Messages were lost (or the layer restarted and forgot the group): rejoin.
+        try:
+            await self.channel_layer.group_add(
+                services.group_name(self.dag_id), self.channel_name
+            )
+        except Exception:  # noqa: BLE001 - still down; the next tick retries
+            log.warning("dagstream: group_add failed", exc_info=True)
+        if await self._fill(current):
+            self.terminal = status in protocol.TERMINAL_STATUSES
+
+    async def _fill(self, upto: int) -> bool:
+        """Send the events after ``last_sent`` up to ``upto`` from the database."""
+        if upto - self.last_sent > get_config()["MAX_LAG"]:
+            # Too far behind to catch up by replay: let the client resume.
+            self.ready = False
+            await self.close(CLOSE_TRY_AGAIN_LATER)
+            return False
+        frames = await database_sync_to_async(state.event_frames)(
+            self.dag_id, self.last_sent, upto
+        )
+        if frames:
+            self.last_sent = frames[-1][0]
+            await self.send_events(frames)
+        return True
+
+    # Overridden by consumers that render events differently.
+
+    async def send_snapshot(self, snap: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def send_events(self, events: list[tuple[int, str]]) -> None:
+        raise NotImplementedError
+
+    async def send_frames(self, frames: list[str]) -> None:
+        """Send JSON texts, one per frame, or coalesced into arrays with ``?batch=1``."""
+        if not self.batch:
+            for frame in frames:
+                await self.send(text_data=frame)
+            return
+        self._pending.extend(frames)
+        config = get_config()
+        if len(self._pending) >= config["BATCH_MAX_EVENTS"]:
+            await self._flush()
+        elif self._flush_task is None:
+            self._flush_task = asyncio.ensure_future(
+                self._flush_later(config["BATCH_WINDOW_SECONDS"])
+            )
+
+    async def _flush_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)  # the coalescing window, not synchronisation
+        self._flush_task = None
+        await self._flush()
+
+    async def _flush(self) -> None:
+        limit = get_config()["BATCH_MAX_EVENTS"]
+        while self._pending:
+            chunk, self._pending = self._pending[:limit], self._pending[limit:]
+            text = chunk[0] if len(chunk) == 1 else "[" + ",".join(chunk) + "]"
+            await self.send(text_data=text)
+
+
+class DagJsonConsumer(DagStreamConsumer):
+    """Protocol v1 over JSON text frames (``/ws/dags/<dag_id>/``)."""
+
+    async def send_snapshot(self, snap: dict[str, Any]) -> None:
+        await self.send(text_data=protocol.encode(protocol.Snapshot(dag=snap, seq=snap["last_seq"])))
+
+    async def send_events(self, events: list[tuple[int, str]]) -> None:
+        await self.send_frames([frame for _, frame in events])
+
+    async def reply(self, message: protocol.Ack | protocol.ErrorReply) -> None:
+        await self.send(text_data=protocol.encode(message))
+
+    async def reply_error(
+        self,
+        code: protocol.ErrorCode,
+        message: str,
+        command_id: Any = None,
+        decision: dict[str, Any] | None = None,
+    ) -> None:
+        await self.reply(
+            protocol.ErrorReply(code=code, message=message, id=command_id, decision=decision)
+        )
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.ready:
+            return
+        if not self.bucket.take():
+            await self.reply_error("rate_limited", "Too many messages; slow down.")
+            return
+        if text_data is None:
+            await self.reply_error("invalid_message", "Binary frames are not accepted; send JSON text.")
+            return
+        limit = get_config()["MAX_FRAME_BYTES"]
+        if len(text_data) > limit or len(text_data.encode()) > limit:
+            await self.reply_error("too_large", f"Frames are limited to {limit} bytes.")
+            return
+        try:
+            command = protocol.parse_command(text_data)
+        except protocol.ProtocolError as exc:
+            await self.reply_error(exc.code, exc.message, exc.command_id)
+            return
+        try:
+            await self.handle(command)
+        except services.DagstreamError as exc:
+            decision = exc.decision if isinstance(exc, services.Conflict) else None
+            await self.reply_error(exc.code, exc.message, command.id, decision)
+            return
+        await self.reply(protocol.Ack(id=command.id))
+
+    async def handle(self, command: protocol.ClientCommand) -> None:
+        match command:
+            case protocol.HumanDecision():
+                await database_sync_to_async(services.decide_gate)(
+                    self.dag_id,
+                    command.node_id,
+                    command.decision,
+                    feedback=command.feedback,
+                    actor=self.user,
+                    command_id=command.id,
+                )
+            case protocol.PauseExecution() | protocol.ResumeExecution() | protocol.CancelExecution():
+                action = protocol.CONTROL_ACTIONS[command.__struct_config__.tag]  # type: ignore[index]
+                await database_sync_to_async(services.control)(
+                    self.dag_id, action, actor=self.user, command_id=command.id
+                )
+            case protocol.Resume():
+                await self.start_stream(command.last_seq)
+            case _:  # pragma: no cover - parse_command admits only the types above
+                raise services.InvalidDelta(f"Unhandled message {command!r}.")

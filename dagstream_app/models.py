@@ -1,0 +1,207 @@
+"""Persistent state of DAG executions and their event log.
+
+Nothing outside :mod:`dagstream_app.services` writes these models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from dagstream_app.protocol import DAG_ID_PATTERN, TERMINAL_STATUSES
+
+dag_id_validator = RegexValidator(
+    DAG_ID_PATTERN, "A DAG id is 1-100 characters of letters, digits, '_', '.' or '-'."
+)
+
+
+class Dag(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        PAUSED = "paused"
+        CANCELLING = "cancelling"
+        CANCELLED = "cancelled"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    dag_id = models.CharField(primary_key=True, max_length=100, validators=[dag_id_validator])
+    name = models.CharField(max_length=200, blank=True, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True
+    )
+    budget = models.FloatField(null=True, blank=True)
+    spent = models.FloatField(default=0.0)
+    results = models.JSONField(null=True, blank=True)
+    last_seq = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "DAG"
+        verbose_name_plural = "DAGs"
+        ordering = ["-created_at"]
+        permissions = [
+            ("decide_gate", "Can decide human gates"),
+            ("control_dag", "Can pause, resume and cancel DAG executions"),
+        ]
+
+    def __str__(self) -> str:
+        return self.dag_id
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def remaining(self) -> float | None:
+        return None if self.budget is None else self.budget - self.spent
+
+
+class Node(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        WAITING = "waiting"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+        CANCELLED = "cancelled"
+
+    dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="nodes")
+    node_id = models.CharField(max_length=200)
+    label = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    output = models.JSONField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dag", "node_id"], name="dagstream_node_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dag_id}/{self.node_id}"
+
+
+class Edge(models.Model):
+    dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="edges")
+    src = models.CharField(max_length=200)
+    dst = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dag", "src", "dst"], name="dagstream_edge_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dag_id}: {self.src} -> {self.dst}"
+
+
+class Gate(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        MODIFIED = "modified"
+
+    dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="gates")
+    node_id = models.CharField(max_length=200)
+    presentation = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    feedback = models.TextField(blank=True)
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    timeout_at = models.DateTimeField(null=True, blank=True)
+    default_decision = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["dag", "node_id"], name="dagstream_gate_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dag_id}/{self.node_id} ({self.status})"
+
+    @property
+    def decision(self) -> str | None:
+        """The protocol decision (approve / reject / modify), or None while pending."""
+        return {"approved": "approve", "rejected": "reject", "modified": "modify"}.get(
+            self.status
+        )
+
+
+class Event(models.Model):
+    dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="events")
+    seq = models.BigIntegerField()
+    type = models.CharField(max_length=32)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+    # Set on execution_state events caused by a person (pause / resume / cancel):
+    # the engine's commands() reads these, so they reach it exactly once.
+    command = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["dag", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["dag", "seq"], name="dagstream_event_seq_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dag_id}#{self.seq} {self.type}"
+
+
+class CommandReceipt(models.Model):
+    """A client command id that was applied, so a repeat is acknowledged, not re-applied."""
+
+    dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="receipts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    command_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dag", "user", "command_id"], name="dagstream_receipt_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dag_id}: {self.type} #{self.command_id}"
+
+
+def hash_token(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A bearer token for non-browser clients; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dagstream_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=12, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"

@@ -1,0 +1,320 @@
+"""Protocol v1: every server event and client command, declared once.
+
+Each message is a :mod:`msgspec` struct. The same declarations validate client
+frames and engine inputs and export the JSON Schema (``manage.py
+dagstream_schema``). Events are stored as (type, payload) and sent as one JSON
+object: ``{"type", "dag_id", "seq", "ts", **payload}``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+DAG_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"
+DAG_ID_RE = re.compile(DAG_ID_PATTERN)
+
+NodeStatus = Literal[
+    "pending", "running", "waiting", "completed", "failed", "skipped", "cancelled"
+]
+NODE_STATUSES: tuple[str, ...] = NodeStatus.__args__  # type: ignore[attr-defined]
+ExecutionStatus = Literal[
+    "running", "paused", "cancelling", "cancelled", "completed", "failed"
+]
+EXECUTION_STATUSES: tuple[str, ...] = ExecutionStatus.__args__  # type: ignore[attr-defined]
+TERMINAL_STATUSES = frozenset({"cancelled", "completed", "failed"})
+Decision = Literal["approve", "reject", "modify"]
+GateStatus = Literal["pending", "approved", "rejected", "modified"]
+DECISION_TO_GATE_STATUS: dict[str, str] = {
+    "approve": "approved",
+    "reject": "rejected",
+    "modify": "modified",
+}
+ErrorCode = Literal[
+    "invalid_json",
+    "invalid_message",
+    "unknown_type",
+    "too_large",
+    "rate_limited",
+    "forbidden",
+    "not_found",
+    "conflict",
+]
+
+NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Label = Annotated[str, msgspec.Meta(max_length=200)]
+CommandId = Union[Annotated[str, msgspec.Meta(max_length=100)], int]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class _Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+# ---------------------------------------------------------------- mutations
+
+
+class _Mutation(msgspec.Struct, tag_field="op", forbid_unknown_fields=True):
+    pass
+
+
+class NodeSpec(msgspec.Struct, forbid_unknown_fields=True):
+    id: NodeId
+    label: Label = ""
+
+
+class AddNode(_Mutation, tag="add_node"):
+    node: NodeSpec
+
+
+class RemoveNode(_Mutation, tag="remove_node"):
+    node_id: NodeId
+
+
+class AddEdge(_Mutation, tag="add_edge"):
+    src: NodeId = msgspec.field(name="from")
+    dst: NodeId = msgspec.field(name="to")
+
+
+class RemoveEdge(_Mutation, tag="remove_edge"):
+    src: NodeId = msgspec.field(name="from")
+    dst: NodeId = msgspec.field(name="to")
+
+
+Mutation = Union[AddNode, RemoveNode, AddEdge, RemoveEdge]
+
+# ------------------------------------------------------------ event payloads
+# Payloads without the envelope (dag_id, seq, ts), which services add.
+
+
+class NodeState(_Message, tag="node_state"):
+    node_id: NodeId
+    status: NodeStatus
+    output: Any = None
+    metrics: dict[str, Any] | None = None
+
+
+class EdgeActive(_Message, tag="edge_active"):
+    src: NodeId = msgspec.field(name="from")
+    dst: NodeId = msgspec.field(name="to")
+
+
+class DagMutated(_Message, tag="dag_mutated"):
+    mutation: Mutation
+
+
+class CostUpdate(_Message, tag="cost_update"):
+    spent: NonNegative
+    budget: NonNegative | None
+    remaining: float | None
+
+
+class ExecutionComplete(_Message, tag="execution_complete"):
+    results: Any = None
+
+
+class HumanGateWaiting(_Message, tag="human_gate_waiting"):
+    node_id: NodeId
+    presentation: dict[str, Any]
+
+
+class GateDecided(_Message, tag="gate_decided"):
+    node_id: NodeId
+    decision: Decision
+    feedback: str
+    decided_by: str
+
+
+class ExecutionState(_Message, tag="execution_state"):
+    state: ExecutionStatus
+
+
+class ErrorEvent(_Message, tag="error"):
+    message: str
+    node_id: NodeId | None = None
+
+
+EventPayload = Union[
+    NodeState,
+    EdgeActive,
+    DagMutated,
+    CostUpdate,
+    ExecutionComplete,
+    HumanGateWaiting,
+    GateDecided,
+    ExecutionState,
+    ErrorEvent,
+]
+EventType = Literal[
+    "node_state",
+    "edge_active",
+    "dag_mutated",
+    "cost_update",
+    "execution_complete",
+    "human_gate_waiting",
+    "gate_decided",
+    "execution_state",
+    "error",
+]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+
+
+class Envelope(msgspec.Struct):
+    """Fields every DAG event carries besides its payload."""
+
+    dag_id: str
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    ts: str
+
+
+# ----------------------------------------------------------- client commands
+
+
+class HumanDecision(_Message, tag="human_decision"):
+    node_id: NodeId
+    decision: Decision
+    feedback: str | None = None
+    id: CommandId | None = None
+
+
+class PauseExecution(_Message, tag="pause_execution"):
+    id: CommandId | None = None
+
+
+class ResumeExecution(_Message, tag="resume_execution"):
+    id: CommandId | None = None
+
+
+class CancelExecution(_Message, tag="cancel_execution"):
+    id: CommandId | None = None
+
+
+class Resume(_Message, tag="resume"):
+    last_seq: Annotated[int, msgspec.Meta(ge=0)]
+    id: CommandId | None = None
+
+
+ClientCommand = Union[HumanDecision, PauseExecution, ResumeExecution, CancelExecution, Resume]
+CLIENT_TYPES = frozenset(
+    {"human_decision", "pause_execution", "resume_execution", "cancel_execution", "resume"}
+)
+CONTROL_ACTIONS: dict[str, str] = {
+    "pause_execution": "pause",
+    "resume_execution": "resume",
+    "cancel_execution": "cancel",
+}
+
+# ------------------------------------------------- replies (no seq, one client)
+
+
+class Ack(_Message, tag="ack"):
+    id: CommandId | None = None
+
+
+class ErrorReply(_Message, tag="error"):
+    code: ErrorCode
+    message: str
+    id: CommandId | None = None
+    decision: dict[str, Any] | None = None
+
+
+class Snapshot(_Message, tag="snapshot"):
+    dag: dict[str, Any]
+    seq: int
+
+
+# ------------------------------------------------------------------ codecs
+
+_encoder = msgspec.json.Encoder()
+
+
+class ProtocolError(Exception):
+    """A client frame that cannot be accepted; ``code`` is the protocol error code."""
+
+    def __init__(self, code: ErrorCode, message: str, command_id: Any = None) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+        self.command_id = command_id
+
+
+def encode(obj: Any) -> str:
+    """Encode any message (struct or builtins) as compact JSON text."""
+    return _encoder.encode(obj).decode()
+
+
+def _safe_id(raw: dict[str, Any]) -> CommandId | None:
+    value = raw.get("id")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and len(value) <= 100):
+        return value
+    return None
+
+
+def parse_command(text: str) -> ClientCommand:
+    """Decode and validate one client frame, or raise :class:`ProtocolError`."""
+    try:
+        raw = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError("invalid_json", f"Frame is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("invalid_message", "A message must be a JSON object.")
+    command_id = _safe_id(raw)
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("invalid_message", "A message needs a string 'type'.", command_id)
+    if kind not in CLIENT_TYPES:
+        known = ", ".join(sorted(CLIENT_TYPES))
+        raise ProtocolError(
+            "unknown_type", f"Unknown message type {kind!r}; expected one of: {known}.", command_id
+        )
+    try:
+        return msgspec.convert(raw, ClientCommand)  # type: ignore[arg-type]
+    except msgspec.ValidationError as exc:
+        raise ProtocolError("invalid_message", str(exc), command_id) from None
+
+
+def validate_payload(payload: dict[str, Any]) -> EventPayload:
+    """Validate an engine-supplied event payload (with its ``type``)."""
+    return msgspec.convert(payload, EventPayload)  # type: ignore[arg-type]
+
+
+def payload_to_builtins(payload: EventPayload) -> dict[str, Any]:
+    """The stored form of a payload: JSON builtins without ``type``."""
+    data: dict[str, Any] = msgspec.to_builtins(payload)
+    data.pop("type", None)
+    return data
+
+
+def event_frame(event_type: str, dag_id: str, seq: int, ts: str, payload: dict[str, Any]) -> str:
+    """The JSON text of one event as sent to clients."""
+    return encode({"type": event_type, "dag_id": dag_id, "seq": seq, "ts": ts, **payload})
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (2020-12) of every protocol message, grouped by direction."""
+    events = list(EventPayload.__args__)  # type: ignore[attr-defined]
+    commands = list(ClientCommand.__args__)  # type: ignore[attr-defined]
+    replies = [Ack, ErrorReply, Snapshot]
+    (schemas, components) = msgspec.json.schema_components(
+        [*events, *commands, *replies, Envelope], ref_template="#/$defs/{name}"
+    )
+    event_refs = [
+        {"allOf": [{"$ref": "#/$defs/Envelope"}, schema]} for schema in schemas[: len(events)]
+    ]
+    rest = schemas[len(events) :]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"dagstream protocol v{PROTOCOL_VERSION}",
+        "$defs": components,
+        "properties": {
+            "server_event": {"oneOf": event_refs},
+            "client_command": {"oneOf": rest[: len(commands)]},
+            "server_reply": {"oneOf": rest[len(commands) : len(commands) + len(replies)]},
+        },
+    }

@@ -1,0 +1,14 @@
+"""WebSocket routes; include ``websocket_urlpatterns`` in the host's ``asgi.py``."""
+
+from __future__ import annotations
+
+from django.urls import re_path
+
+from dagstream_app.auth import TokenAuthMiddleware
+from dagstream_app.consumers import DagJsonConsumer
+
+DAG_ID = r"(?P<dag_id>[A-Za-z0-9_.-]{1,100})"
+
+websocket_urlpatterns = [
+    re_path(rf"^ws/dags/{DAG_ID}/$", TokenAuthMiddleware(DagJsonConsumer.as_asgi())),
+]

@@ -1,0 +1,660 @@
+"""The one place that changes dagstream state.
+
+Every change runs in one transaction that first locks the DAG row (a no-op
+``UPDATE``: a row lock on PostgreSQL, the write lock on SQLite), applies the
+delta to the state rows, appends its events with the DAG's next seqs, and, after
+commit, publishes them to the DAG's channel-layer group. Holding the row lock
+for the whole transaction is what keeps seqs gap-free and unique across
+processes, and what makes "the first decision wins" race-proof.
+
+These functions are synchronous; async callers wrap them with
+``database_sync_to_async`` (the engine API and consumers do).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from dagstream_app import protocol
+from dagstream_app.conf import get_config
+from dagstream_app.models import (
+    ApiToken,
+    CommandReceipt,
+    Dag,
+    Edge,
+    Event,
+    Gate,
+    Node,
+    hash_token,
+)
+from dagstream_app.permissions import Action, allowed
+
+log = logging.getLogger(__name__)
+
+INDEX_GROUP = "dagstream.index"
+
+
+# ------------------------------------------------------------------ errors
+
+
+class DagstreamError(Exception):
+    """A refused change. ``code`` is the protocol error code; nothing was changed."""
+
+    code: protocol.ErrorCode = "invalid_message"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidDelta(DagstreamError, ValueError):
+    code = "invalid_message"
+
+
+class NotFound(DagstreamError, LookupError):
+    code = "not_found"
+
+
+class Forbidden(DagstreamError, PermissionError):
+    code = "forbidden"
+
+
+class Conflict(DagstreamError):
+    """The change does not fit the current state. ``decision`` names a gate's winner."""
+
+    code = "conflict"
+
+    def __init__(self, message: str, decision: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
+# ------------------------------------------------------------- group names
+
+
+def _group(dag_id: str, suffix: str = "") -> str:
+    # Channels group names must stay under 100 characters; long ids are hashed.
+    name = f"dagstream.{dag_id}{suffix}"
+    if len(name) < 100:
+        return name
+    return f"dagstream.h{hashlib.sha256(dag_id.encode()).hexdigest()[:40]}{suffix}"
+
+
+def group_name(dag_id: str) -> str:
+    """Channel-layer group that receives every event of ``dag_id``."""
+    return _group(dag_id)
+
+
+def control_group_name(dag_id: str) -> str:
+    """Channel-layer group the engine of ``dag_id`` listens on for decisions and commands."""
+    return _group(dag_id, ".control")
+
+
+def format_ts(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds, as events carry it."""
+    return moment.astimezone(timezone.get_fixed_timezone(0)).isoformat(
+        timespec="milliseconds"
+    ).replace("+00:00", "Z")
+
+
+# ----------------------------------------------------------------- writing
+
+
+class _Change:
+    """The events one transaction appends; flushed and published together."""
+
+    def __init__(self, dag: Dag) -> None:
+        self.dag = dag
+        self.now = timezone.now()
+        self.events: list[Event] = []
+        self.wake_engine = False
+
+    def emit(self, payload: protocol.EventPayload, command: str = "") -> Event:
+        self.dag.last_seq += 1
+        event = Event(
+            dag=self.dag,
+            seq=self.dag.last_seq,
+            type=payload.__struct_config__.tag,
+            payload=protocol.payload_to_builtins(payload),
+            created_at=self.now,
+            command=command,
+        )
+        self.events.append(event)
+        return event
+
+    def save(self) -> None:
+        if not self.events:
+            return
+        Event.objects.bulk_create(self.events)
+        self.dag.save(
+            update_fields=[
+                "last_seq", "status", "budget", "spent", "results", "finished_at", "updated_at"
+            ]
+        )
+        dag_id = self.dag.dag_id
+        messages = [
+            {
+                "type": "dagstream.event",
+                "seq": e.seq,
+                "event": e.type,
+                "frame": protocol.event_frame(
+                    e.type, dag_id, e.seq, format_ts(e.created_at), e.payload
+                ),
+                "terminal": e.type == "execution_state"
+                and e.payload["state"] in protocol.TERMINAL_STATUSES,
+            }
+            for e in self.events
+        ]
+        wake = self.wake_engine
+        transaction.on_commit(lambda: publish(dag_id, messages, wake_engine=wake))
+
+
+def _lock(dag_id: str) -> Dag:
+    # The no-op UPDATE takes the row lock (PostgreSQL) / write lock (SQLite)
+    # before anything is read, so concurrent writers queue here.
+    if not Dag.objects.filter(pk=dag_id).update(last_seq=F("last_seq")):
+        raise NotFound(f"Unknown DAG {dag_id!r}.")
+    return Dag.objects.get(pk=dag_id)
+
+
+@contextmanager
+def _change(dag_id: str, *, allow_terminal: bool = False) -> Iterator[_Change]:
+    with transaction.atomic():
+        dag = _lock(dag_id)
+        if dag.is_terminal and not allow_terminal:
+            raise Conflict(f"DAG {dag_id!r} is {dag.status}; it takes no more changes.")
+        change = _Change(dag)
+        yield change
+        change.save()
+
+
+def publish(dag_id: str, messages: Sequence[dict[str, Any]], *, wake_engine: bool) -> None:
+    """Send committed events to the DAG's group (and wake its engine when asked).
+
+    Delivery is best effort: the events are already in the database, and every
+    reader fills gaps from there. A layer failure is logged, never raised.
+    """
+    layer = get_channel_layer()
+    if layer is None or not messages:
+        return
+    try:
+        async_to_sync(_publish)(layer, dag_id, messages, wake_engine)
+    except Exception:  # noqa: BLE001 - delivery is best effort by design
+        log.warning("dagstream: publishing events of %s failed", dag_id, exc_info=True)
+
+
+async def _publish(
+    layer: Any, dag_id: str, messages: Sequence[dict[str, Any]], wake_engine: bool
+) -> None:
+    group = group_name(dag_id)
+    for message in messages:
+        await layer.group_send(group, message)
+    last = messages[-1]["seq"]
+    if wake_engine:
+        await layer.group_send(control_group_name(dag_id), {"type": "dagstream.wake", "seq": last})
+    await layer.group_send(INDEX_GROUP, {"type": "dagstream.dag_changed", "dag_id": dag_id, "seq": last})
+
+
+def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
+    try:
+        return protocol.validate_payload(dict(payload))
+    except msgspec.ValidationError as exc:
+        raise InvalidDelta(str(exc)) from None
+
+
+def _node_specs(nodes: Iterable[Any]) -> list[protocol.NodeSpec]:
+    specs: list[protocol.NodeSpec] = []
+    for node in nodes:
+        raw = {"id": node} if isinstance(node, str) else node
+        try:
+            specs.append(msgspec.convert(raw, protocol.NodeSpec))
+        except msgspec.ValidationError as exc:
+            raise InvalidDelta(f"Bad node {node!r}: {exc}") from None
+    return specs
+
+
+def _edge_pairs(edges: Iterable[Any]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for edge in edges:
+        if isinstance(edge, Mapping) and set(edge) == {"from", "to"}:
+            pair = (edge["from"], edge["to"])
+        elif isinstance(edge, (tuple, list)) and len(edge) == 2:
+            pair = (edge[0], edge[1])
+        else:
+            raise InvalidDelta(f"Bad edge {edge!r}: use (src, dst) or {{'from': .., 'to': ..}}.")
+        if not all(isinstance(end, str) and end for end in pair):
+            raise InvalidDelta(f"Bad edge {edge!r}: both ends must be node ids.")
+        pairs.append(pair)
+    return pairs
+
+
+def find_cycle(edges: Iterable[tuple[str, str]]) -> list[str] | None:
+    """A cycle in the directed graph, as a node path, or None if it is acyclic."""
+    children: dict[str, list[str]] = {}
+    for src, dst in edges:
+        children.setdefault(src, []).append(dst)
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for root in list(children):
+        if state.get(root):
+            continue
+        path: list[str] = [root]
+        stack: list[Iterator[str]] = [iter(children.get(root, ()))]
+        state[root] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(children.get(nxt, ())))
+    return None
+
+
+def _check_structure(node_ids: Sequence[str], edges: Sequence[tuple[str, str]]) -> None:
+    known = set(node_ids)
+    if len(known) != len(node_ids):
+        dupes = sorted({n for n in node_ids if node_ids.count(n) > 1})
+        raise InvalidDelta(f"Duplicate node id(s): {', '.join(dupes)}.")
+    for src, dst in edges:
+        for end in (src, dst):
+            if end not in known:
+                raise InvalidDelta(f"Edge {src!r} -> {dst!r} names unknown node {end!r}.")
+    if len(set(edges)) != len(edges):
+        raise InvalidDelta("Duplicate edge.")
+    cycle = find_cycle(edges)
+    if cycle:
+        raise InvalidDelta(f"The edges form a cycle: {' -> '.join(cycle)}.")
+
+
+# ------------------------------------------------------------ engine deltas
+
+
+def create_dag(
+    dag_id: str,
+    *,
+    name: str = "",
+    nodes: Iterable[Any] = (),
+    edges: Iterable[Any] = (),
+    budget: float | None = None,
+) -> Dag:
+    """Create a running DAG with its nodes and edges; emits ``execution_state``."""
+    if not isinstance(dag_id, str) or not protocol.DAG_ID_RE.match(dag_id):
+        raise InvalidDelta(
+            f"Bad DAG id {dag_id!r}: use 1-100 letters, digits, '_', '.' or '-'."
+        )
+    if budget is not None and (not isinstance(budget, (int, float)) or budget < 0):
+        raise InvalidDelta(f"Budget must be a non-negative number, not {budget!r}.")
+    if len(name) > 200:
+        raise InvalidDelta("A DAG name is at most 200 characters.")
+    specs = _node_specs(nodes)
+    pairs = _edge_pairs(edges)
+    _check_structure([s.id for s in specs], pairs)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                dag = Dag.objects.create(dag_id=dag_id, name=name, budget=budget)
+        except IntegrityError:
+            raise Conflict(f"DAG {dag_id!r} already exists.") from None
+        Node.objects.bulk_create(Node(dag=dag, node_id=s.id, label=s.label) for s in specs)
+        Edge.objects.bulk_create(Edge(dag=dag, src=a, dst=b) for a, b in pairs)
+        change = _Change(dag)
+        change.emit(protocol.ExecutionState(state="running"))
+        change.save()
+    return dag
+
+
+def node_state(
+    dag_id: str,
+    node_id: str,
+    status: str,
+    *,
+    output: Any = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> Event:
+    """Record a node's new status (and output / metrics); emits ``node_state``."""
+    payload = _validate(
+        {
+            "type": "node_state",
+            "node_id": node_id,
+            "status": status,
+            "output": output,
+            "metrics": None if metrics is None else dict(metrics),
+        }
+    )
+    assert isinstance(payload, protocol.NodeState)
+    with _change(dag_id) as change:
+        node = Node.objects.filter(dag=change.dag, node_id=node_id).first()
+        if node is None:
+            raise InvalidDelta(f"Unknown node {node_id!r} in DAG {dag_id!r}.")
+        node.status = payload.status
+        fields = ["status"]
+        if payload.output is not None:
+            node.output = payload.output
+            fields.append("output")
+        if payload.metrics:
+            node.metrics = {**node.metrics, **payload.metrics}
+            fields.append("metrics")
+        if payload.status == "running" and node.started_at is None:
+            node.started_at = change.now
+            fields.append("started_at")
+        if payload.status in ("completed", "failed", "skipped", "cancelled"):
+            node.finished_at = change.now
+            fields.append("finished_at")
+        node.save(update_fields=fields)
+        return change.emit(payload)
+
+
+def edge_active(dag_id: str, src: str, dst: str) -> Event:
+    """Mark data flowing along an existing edge; emits ``edge_active``."""
+    payload = _validate({"type": "edge_active", "from": src, "to": dst})
+    with _change(dag_id) as change:
+        if not Edge.objects.filter(dag=change.dag, src=src, dst=dst).exists():
+            raise InvalidDelta(f"Unknown edge {src!r} -> {dst!r} in DAG {dag_id!r}.")
+        return change.emit(payload)
+
+
+def mutate(dag_id: str, mutation: Mapping[str, Any]) -> Event:
+    """Change the DAG's structure; emits ``dag_mutated``. Cycles are refused."""
+    payload = _validate({"type": "dag_mutated", "mutation": dict(mutation)})
+    assert isinstance(payload, protocol.DagMutated)
+    op = payload.mutation
+    with _change(dag_id) as change:
+        dag = change.dag
+        nodes = Node.objects.filter(dag=dag)
+        match op:
+            case protocol.AddNode(node=spec):
+                if nodes.filter(node_id=spec.id).exists():
+                    raise InvalidDelta(f"Node {spec.id!r} already exists.")
+                Node.objects.create(dag=dag, node_id=spec.id, label=spec.label)
+            case protocol.RemoveNode(node_id=node_id):
+                if not nodes.filter(node_id=node_id).delete()[0]:
+                    raise InvalidDelta(f"Unknown node {node_id!r}.")
+                Edge.objects.filter(dag=dag, src=node_id).delete()
+                Edge.objects.filter(dag=dag, dst=node_id).delete()
+            case protocol.AddEdge(src=src, dst=dst):
+                for end in (src, dst):
+                    if not nodes.filter(node_id=end).exists():
+                        raise InvalidDelta(f"Edge {src!r} -> {dst!r} names unknown node {end!r}.")
+                existing = list(Edge.objects.filter(dag=dag).values_list("src", "dst"))
+                if (src, dst) in existing:
+                    raise InvalidDelta(f"Edge {src!r} -> {dst!r} already exists.")
+                cycle = find_cycle([*existing, (src, dst)])
+                if cycle:
+                    raise InvalidDelta(
+                        f"Edge {src!r} -> {dst!r} would create a cycle: {' -> '.join(cycle)}."
+                    )
+                Edge.objects.create(dag=dag, src=src, dst=dst)
+            case protocol.RemoveEdge(src=src, dst=dst):
+                if not Edge.objects.filter(dag=dag, src=src, dst=dst).delete()[0]:
+                    raise InvalidDelta(f"Unknown edge {src!r} -> {dst!r}.")
+        return change.emit(payload)
+
+
+def cost(dag_id: str, *, spent: float | None = None, budget: float | None = None) -> Event:
+    """Set the running cost (absolute) and/or the budget; emits ``cost_update``."""
+    for label, value in (("spent", spent), ("budget", budget)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+        ):
+            raise InvalidDelta(f"{label} must be a non-negative number, not {value!r}.")
+    if spent is None and budget is None:
+        raise InvalidDelta("cost() needs spent, budget or both.")
+    with _change(dag_id) as change:
+        dag = change.dag
+        if spent is not None:
+            dag.spent = float(spent)
+        if budget is not None:
+            dag.budget = float(budget)
+        return change.emit(
+            protocol.CostUpdate(spent=dag.spent, budget=dag.budget, remaining=dag.remaining)
+        )
+
+
+def _finish(change: _Change, status: str) -> None:
+    change.dag.status = status
+    change.dag.finished_at = change.now
+    change.emit(protocol.ExecutionState(state=status))  # type: ignore[arg-type]
+
+
+def complete(dag_id: str, results: Any = None) -> Event:
+    """Finish the run with its results; emits ``execution_complete`` then the state."""
+    payload = _validate({"type": "execution_complete", "results": results})
+    with _change(dag_id) as change:
+        change.dag.results = msgspec.to_builtins(results)
+        event = change.emit(payload)
+        _finish(change, "completed")
+        return event
+
+
+def fail(dag_id: str, message: str, *, node_id: str | None = None) -> Event:
+    """End the run as failed; emits ``error`` then ``execution_state`` failed."""
+    payload = _validate({"type": "error", "message": message, "node_id": node_id})
+    with _change(dag_id) as change:
+        event = change.emit(payload)
+        _finish(change, "failed")
+        return event
+
+
+def report_error(dag_id: str, message: str, *, node_id: str | None = None) -> Event:
+    """Emit an ``error`` event without ending the run."""
+    payload = _validate({"type": "error", "message": message, "node_id": node_id})
+    with _change(dag_id) as change:
+        return change.emit(payload)
+
+
+# Engine-initiated transitions (no command is sent back to the engine).
+_ENGINE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "paused": frozenset({"running"}),
+    "running": frozenset({"paused"}),
+    "cancelled": frozenset({"running", "paused", "cancelling"}),
+}
+# Person-initiated transitions, delivered to the engine through commands().
+CONTROL_TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "pause": (frozenset({"running"}), "paused"),
+    "resume": (frozenset({"paused"}), "running"),
+    "cancel": (frozenset({"running", "paused"}), "cancelling"),
+}
+
+
+def set_state(dag_id: str, state: str) -> Event:
+    """Engine-side transition: ``paused``, ``running`` (resume) or ``cancelled``."""
+    allowed_from = _ENGINE_TRANSITIONS.get(state)
+    if allowed_from is None:
+        raise InvalidDelta(
+            f"An engine sets state to one of {sorted(_ENGINE_TRANSITIONS)}, not {state!r}; "
+            "use complete() or fail() to finish."
+        )
+    with _change(dag_id) as change:
+        if change.dag.status not in allowed_from:
+            raise Conflict(f"Cannot go from {change.dag.status} to {state}.")
+        if state == "cancelled":
+            _finish(change, state)
+            return change.events[-1]
+        change.dag.status = state
+        return change.emit(protocol.ExecutionState(state=state))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------ people's decisions
+
+
+def _authorize(actor: Any, action: Action, dag_id: str) -> Dag | None:
+    dag = Dag.objects.filter(pk=dag_id).first()
+    if not allowed(actor, action, dag):
+        raise Forbidden(f"You may not {action} on DAG {dag_id!r}.")
+    return dag
+
+
+def _is_repeat(change: _Change, actor: Any, command_id: Any, kind: str) -> bool:
+    """Record ``command_id``; True if this user already had it applied on this DAG."""
+    if command_id is None or actor is None:
+        return False
+    _, created = CommandReceipt.objects.get_or_create(
+        dag=change.dag, user=actor, command_id=str(command_id), defaults={"type": kind}
+    )
+    return not created
+
+
+def control(dag_id: str, action: str, *, actor: Any, command_id: Any = None) -> Dag:
+    """Pause, resume or cancel on a person's behalf; the engine gets it via commands()."""
+    if action not in CONTROL_TRANSITIONS:
+        raise InvalidDelta(f"Unknown control action {action!r}; use pause, resume or cancel.")
+    _authorize(actor, "control", dag_id)
+    allowed_from, target = CONTROL_TRANSITIONS[action]
+    with _change(dag_id, allow_terminal=True) as change:
+        if _is_repeat(change, actor, command_id, action):
+            return change.dag
+        if change.dag.status not in allowed_from:
+            raise Conflict(f"Cannot {action} a DAG that is {change.dag.status}.")
+        change.dag.status = target
+        change.emit(protocol.ExecutionState(state=target), command=action)  # type: ignore[arg-type]
+        change.wake_engine = True
+        return change.dag
+
+
+def open_gate(
+    dag_id: str,
+    node_id: str,
+    presentation: Mapping[str, Any],
+    *,
+    timeout_at: datetime | None = None,
+    default: str | None = None,
+) -> Gate:
+    """Create the gate at ``node_id`` (emitting ``human_gate_waiting``) or return the existing one."""
+    payload = _validate(
+        {"type": "human_gate_waiting", "node_id": node_id, "presentation": dict(presentation)}
+    )
+    if default is not None and default not in protocol.DECISION_TO_GATE_STATUS:
+        raise InvalidDelta(f"default must be approve, reject or modify, not {default!r}.")
+    with _change(dag_id, allow_terminal=True) as change:
+        existing = Gate.objects.filter(dag=change.dag, node_id=node_id).first()
+        if existing is not None:
+            return existing
+        if change.dag.is_terminal:
+            raise Conflict(f"DAG {dag_id!r} is {change.dag.status}; it opens no gates.")
+        gate = Gate.objects.create(
+            dag=change.dag,
+            node_id=node_id,
+            presentation=protocol.payload_to_builtins(payload)["presentation"],
+            timeout_at=timeout_at,
+            default_decision=default or "",
+        )
+        change.emit(payload)
+        return gate
+
+
+def _gate_summary(gate: Gate) -> dict[str, Any]:
+    return {
+        "node_id": gate.node_id,
+        "decision": gate.decision,
+        "feedback": gate.feedback,
+        "decided_by": gate.decided_by,
+        "decided_at": format_ts(gate.decided_at) if gate.decided_at else None,
+    }
+
+
+def decide_gate(
+    dag_id: str,
+    node_id: str,
+    decision: str,
+    *,
+    feedback: str | None = None,
+    actor: Any = None,
+    command_id: Any = None,
+) -> Gate:
+    """Record a decision; the first one wins, later ones raise :class:`Conflict`.
+
+    ``actor`` None is the system (a timeout's default): no permission check and
+    an empty ``decided_by``.
+    """
+    feedback = feedback or ""
+    if decision not in protocol.DECISION_TO_GATE_STATUS:
+        raise InvalidDelta(f"decision must be approve, reject or modify, not {decision!r}.")
+    if decision == "modify" and not feedback.strip():
+        raise InvalidDelta("A modify decision needs feedback.")
+    limit = get_config()["FEEDBACK_MAX_LENGTH"]
+    if len(feedback) > limit:
+        raise InvalidDelta(f"Feedback is {len(feedback)} characters; the limit is {limit}.")
+    if actor is not None:
+        _authorize(actor, "decide", dag_id)
+    with _change(dag_id, allow_terminal=True) as change:
+        repeat = _is_repeat(change, actor, command_id, "human_decision")
+        gate = Gate.objects.filter(dag=change.dag, node_id=node_id).first()
+        if gate is None:
+            raise NotFound(f"No gate at node {node_id!r} of DAG {dag_id!r}.")
+        if repeat:
+            return gate
+        if gate.status != Gate.Status.PENDING:
+            raise Conflict(
+                f"Gate {node_id!r} was already decided: {gate.decision}.", _gate_summary(gate)
+            )
+        if change.dag.is_terminal:
+            raise Conflict(f"DAG {dag_id!r} is {change.dag.status}; its gates are closed.")
+        decided_by = "" if actor is None else actor.get_username()
+        # Conditional update: first wins even if a caller bypassed the row lock.
+        won = Gate.objects.filter(pk=gate.pk, status=Gate.Status.PENDING).update(
+            status=protocol.DECISION_TO_GATE_STATUS[decision],
+            feedback=feedback,
+            decided_by=decided_by,
+            decided_at=change.now,
+        )
+        gate.refresh_from_db()
+        if not won:
+            raise Conflict(
+                f"Gate {node_id!r} was already decided: {gate.decision}.", _gate_summary(gate)
+            )
+        change.emit(
+            protocol.GateDecided(
+                node_id=node_id,
+                decision=decision,  # type: ignore[arg-type]
+                feedback=feedback,
+                decided_by=decided_by,
+            )
+        )
+        change.wake_engine = True
+        return gate
+
+
+# ------------------------------------------------------------- API tokens
+
+TOKEN_PREFIX = "dgs_"
+
+
+def create_api_token(user: Any, name: str = "") -> tuple[ApiToken, str]:
+    """Create a bearer token for ``user``; returns it with the key (shown once, never stored)."""
+    key = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name, key_hash=hash_token(key), prefix=key[: len(TOKEN_PREFIX) + 6]
+    )
+    return token, key
+
+
+def user_for_token(key: str) -> Any:
+    """The active user a bearer key belongs to, or None. Notes the token's last use."""
+    token = (
+        ApiToken.objects.select_related("user").filter(key_hash=hash_token(key)).first()
+        if key.startswith(TOKEN_PREFIX)
+        else None
+    )
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user

@@ -1,0 +1,164 @@
+"""Shared fixtures: users with permissions, tokens, and real daphne servers on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ALL_PERMS = ("view_dag", "decide_gate", "control_dag")
+
+
+def require_redis() -> None:
+    """Skip without Redis locally; in CI a missing service is a failure."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        if IN_CI:
+            pytest.fail(f"Redis is required in CI and does not answer at {REDIS_URL}: {exc}")
+        pytest.skip(f"Redis does not answer at {REDIS_URL}")
+
+
+def database_url() -> str:
+    """A URL for the test database, for processes the tests start."""
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    user = settings.get("USER") or "postgres"
+    host = settings.get("HOST") or "127.0.0.1"
+    port = settings.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{settings['NAME']}"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(
+        DATABASE_URL=database_url(),
+        DJANGO_SETTINGS_MODULE="project.settings",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Server:
+    """A daphne process serving the example project on 127.0.0.1."""
+
+    process: subprocess.Popen[str]
+    port: int
+    log: list[str] = field(default_factory=list)
+    drain: threading.Thread | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self.drain is not None:
+            self.drain.join(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+def start_server(port: int = 0, **env: str) -> Server:
+    """Start daphne on ``port`` (0: any free one) and return once it listens."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "1",
+         "project.asgi:application"],
+        cwd=ROOT,
+        env=child_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    # daphne logs its address once it listens: read until then (bounded by EOF).
+    for line in process.stderr:
+        lines.append(line)
+        match = re.search(r"Listening on TCP address 127\.0\.0\.1:(\d+)", line)
+        if match:
+            drain = threading.Thread(target=_drain, args=(process, lines), daemon=True)
+            drain.start()
+            return Server(process, int(match.group(1)), lines, drain)
+    process.wait(timeout=10)
+    raise RuntimeError("daphne did not start:\n" + "".join(lines))
+
+
+def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
+    assert process.stderr is not None
+    for line in process.stderr:
+        lines.append(line)
+
+
+@pytest.fixture(scope="session")
+def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
+    """daphne on the embedded default (in-memory layer) against the test database."""
+    with django_db_blocker.unblock():
+        srv = start_server()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_servers(django_db_setup: Any, django_db_blocker: Any) -> Iterator[list[Server]]:
+    """Two daphne processes sharing Redis and the test database (scale-out shape)."""
+    require_redis()
+    with django_db_blocker.unblock():
+        servers = [start_server(REDIS_URL=REDIS_URL) for _ in range(2)]
+    yield servers
+    for srv in servers:
+        srv.stop()
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., User]:
+    counter = iter(range(1, 1_000_000))
+
+    def make(*perms: str, username: str | None = None, password: str = "pw-for-tests") -> User:
+        user = User.objects.create_user(
+            username=username or f"user{next(counter)}", password=password
+        )
+        user.user_permissions.set(
+            Permission.objects.filter(content_type__app_label="dagstream_app", codename__in=perms)
+        )
+        return User.objects.get(pk=user.pk)  # fresh permission cache
+
+    return make
+
+
+@pytest.fixture
+def make_token(db: Any) -> Callable[[User], str]:
+    from dagstream_app import services
+
+    def make(user: User) -> str:
+        return services.create_api_token(user, "tests")[1]
+
+    return make
