@@ -645,6 +645,11 @@ def create_api_token(user: Any, name: str = "") -> tuple[ApiToken, str]:
     return token, key
 
 
+def revoke_api_token(token: ApiToken) -> None:
+    """Delete ``token``: its key is refused from the next handshake on."""
+    ApiToken.objects.filter(pk=token.pk).delete()
+
+
 def user_for_token(key: str) -> Any:
     """The active user a bearer key belongs to, or None. Notes the token's last use."""
     token = (

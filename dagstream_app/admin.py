@@ -1,0 +1,515 @@
+"""Django admin for dagstream: review gates, control executions, read the event log.
+
+Nothing here writes models: decisions go through :func:`services.decide_gate`,
+pause / resume / cancel through :func:`services.control`, token revocation
+through :func:`services.revoke_api_token`. So an admin action is checked, recorded,
+broadcast and delivered to the engine exactly like the same command from a
+WebSocket, and needs the same permissions: ``view_dag`` to see, ``decide_gate``
+to decide, ``control_dag`` to pause / resume / cancel (then the
+``PERMISSION_HOOK`` per DAG). Every other edit (add, change, delete) is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.core.validators import MaxLengthValidator
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from dagstream_app import services
+from dagstream_app.conf import get_config
+from dagstream_app.models import ApiToken, Dag, Edge, Event, Gate, Node
+from dagstream_app.permissions import Action, allowed, get_hook
+
+# Nodes that count as done in the DAG list's progress column.
+DONE_NODE_STATUSES = (Node.Status.COMPLETED, Node.Status.SKIPPED)
+EVENTS_PER_PAGE = 50
+
+
+def _visible(request: HttpRequest, queryset: QuerySet[Any], dag_field: str) -> QuerySet[Any]:
+    """Narrow ``queryset`` to the DAGs the permission hook lets the user view."""
+    if get_hook() is None:
+        return queryset
+    cached: list[str] | None = getattr(request, "_dagstream_visible", None)
+    if cached is None:
+        cached = [d.pk for d in Dag.objects.all() if allowed(request.user, "view", d)]
+        request._dagstream_visible = cached  # type: ignore[attr-defined]
+    return queryset.filter(**{f"{dag_field}__in": cached})
+
+
+def _refuse(exc: services.DagstreamError) -> PermissionDenied:
+    return PermissionDenied(exc.message)
+
+
+class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return allowed(request.user, "view", obj if isinstance(obj, Dag) else None)
+
+
+class NodeInline(_ReadOnlyInline):
+    model = Node
+    fields = ("node_id", "label", "status", "started_at", "finished_at")
+    readonly_fields = fields
+
+
+class EdgeInline(_ReadOnlyInline):
+    model = Edge
+    fields = ("src", "dst")
+    readonly_fields = fields
+
+
+class GateInline(_ReadOnlyInline):
+    model = Gate
+    fields = ("node_id", "status", "decided_by", "decided_at")
+    readonly_fields = fields
+    show_change_link = True
+
+
+class _DagstreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Read-only by default; seeing needs ``view_dag``; every write goes through services."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return allowed(request.user, "view")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return allowed(request.user, "view", self._dag_of(obj))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_decide_permission(self, request: HttpRequest) -> bool:
+        return allowed(request.user, "decide")
+
+    def has_control_permission(self, request: HttpRequest) -> bool:
+        return allowed(request.user, "control")
+
+    def _dag_of(self, obj: Any) -> Dag | None:
+        return None
+
+    def _may(self, request: HttpRequest, action: Action, obj: Any) -> bool:
+        return allowed(request.user, action, self._dag_of(obj))
+
+
+# ------------------------------------------------------------------- DAGs
+
+
+@admin.register(Dag)
+class DagAdmin(_DagstreamAdmin):
+    list_display = ("dag_id", "name", "status", "progress", "spend", "created_at")
+    list_filter = ("status", "name", "created_at")
+    search_fields = ("dag_id", "name")
+    date_hierarchy = "created_at"
+    fields = (
+        "dag_id",
+        "name",
+        "status",
+        "progress",
+        "spend",
+        "results_pretty",
+        "last_seq",
+        "created_at",
+        "updated_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+    inlines = (NodeInline, EdgeInline, GateInline)
+    actions = ("pause_selected", "resume_selected", "cancel_selected")
+
+    def _dag_of(self, obj: Any) -> Dag | None:
+        return obj if isinstance(obj, Dag) else None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Dag]:
+        queryset = (
+            super()
+            .get_queryset(request)
+            .annotate(
+                total_nodes=Count("nodes"),
+                done_nodes=Count("nodes", filter=Q(nodes__status__in=DONE_NODE_STATUSES)),
+            )
+        )
+        return _visible(request, queryset, "pk")
+
+    @admin.display(description="progress")
+    def progress(self, dag: Dag) -> str:
+        done = getattr(dag, "done_nodes", None)
+        total = getattr(dag, "total_nodes", None)
+        if done is None or total is None:
+            total = dag.nodes.count()
+            done = dag.nodes.filter(status__in=DONE_NODE_STATUSES).count()
+        return f"{done} / {total}"
+
+    @admin.display(description="spent / budget")
+    def spend(self, dag: Dag) -> str:
+        budget = "—" if dag.budget is None else f"{dag.budget:.2f}"
+        return f"{dag.spent:.2f} / {budget}"
+
+    @admin.display(description="results")
+    def results_pretty(self, dag: Dag) -> str:
+        return _pretty_json(dag.results)
+
+    # Pause / resume / cancel: list actions and buttons on the DAG's page.
+
+    @admin.action(description="Pause selected DAGs", permissions=["control"])
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Dag]) -> None:
+        self._control_selected(request, queryset, "pause")
+
+    @admin.action(description="Resume selected DAGs", permissions=["control"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Dag]) -> None:
+        self._control_selected(request, queryset, "resume")
+
+    @admin.action(description="Cancel selected DAGs", permissions=["control"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Dag]) -> None:
+        self._control_selected(request, queryset, "cancel")
+
+    def _control_selected(self, request: HttpRequest, queryset: QuerySet[Dag], action: str) -> None:
+        outcomes = _Outcomes()
+        for dag in queryset:
+            try:
+                services.control(dag.dag_id, action, actor=request.user)
+            except services.DagstreamError as exc:
+                outcomes.refused(dag.dag_id, exc)
+            else:
+                outcomes.done(dag.dag_id)
+                self.log_change(request, dag, f"{action.capitalize()} requested.")
+        outcomes.report(self, request, f"{_PAST[action]}")
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if request.method == "POST" and "_control" in request.POST:
+            return self._control_from_page(request, object_id, request.POST["_control"])
+        dag = self.get_object(request, unquote(object_id))
+        context: dict[str, Any] = dict(extra_context or {})
+        if dag is not None and self.has_view_permission(request, dag):
+            context["control_actions"] = (
+                [
+                    action
+                    for action, (sources, _) in services.CONTROL_TRANSITIONS.items()
+                    if dag.status in sources
+                ]
+                if self._may(request, "control", dag)
+                else []
+            )
+            events = Event.objects.filter(dag=dag).order_by("-seq")
+            page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("events_page"))
+            context["events_page"] = page
+            context["events"] = [(e, _pretty_json(e.payload)) for e in page.object_list]
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def _control_from_page(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        dag = self.get_object(request, unquote(object_id))
+        if dag is None:
+            raise Http404("No such DAG.")
+        if not self.has_view_permission(request, dag):
+            raise PermissionDenied
+        try:
+            services.control(dag.dag_id, action, actor=request.user)
+        except services.Forbidden as exc:
+            raise _refuse(exc) from None
+        except services.DagstreamError as exc:
+            self.message_user(request, exc.message, messages.WARNING)
+        else:
+            self.log_change(request, dag, f"{action.capitalize()} requested.")
+            self.message_user(request, f"{_PAST.get(action, action)} {dag.dag_id}.")
+        return HttpResponseRedirect(request.get_full_path())
+
+
+_PAST = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancel requested for"}
+
+
+# ------------------------------------------------------------------ gates
+
+
+class FeedbackForm(forms.Form):
+    """Feedback for a decision: optional for approve / reject, required for modify."""
+
+    feedback = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        strip=False,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit = get_config()["FEEDBACK_MAX_LENGTH"]
+        field = self.fields["feedback"]
+        field.validators.append(MaxLengthValidator(limit))
+        field.widget.attrs["maxlength"] = str(limit)
+
+
+@admin.register(Gate)
+class GateAdmin(_DagstreamAdmin):
+    list_display = (
+        "node_id",
+        "dag_link",
+        "status",
+        "title",
+        "created_at",
+        "decided_by",
+        "decided_at",
+    )
+    list_display_links = ("node_id",)
+    list_filter = ("status", ("dag", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("node_id", "dag__dag_id", "dag__name", "decided_by")
+    list_select_related = ("dag",)
+    fields = (
+        "dag_link",
+        "node_id",
+        "status",
+        "presentation_pretty",
+        "created_at",
+        "timeout_at",
+        "default_decision",
+        "feedback",
+        "decided_by",
+        "decided_at",
+    )
+    readonly_fields = fields
+    actions = ("approve_selected", "reject_selected")
+    decide_template = "admin/dagstream_app/gate/decide_selected.html"
+
+    def _dag_of(self, obj: Any) -> Dag | None:
+        return obj.dag if isinstance(obj, Gate) else None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Gate]:
+        queryset = (
+            super()
+            .get_queryset(request)
+            .select_related("dag")
+            .annotate(
+                pending_rank=Case(
+                    When(status=Gate.Status.PENDING, then=Value(0)),
+                    default=Value(1),
+                    output_field=IntegerField(),
+                )
+            )
+        )
+        return _visible(request, queryset, "dag")
+
+    def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
+        # Pending first, newest first within each group.
+        return ("pending_rank", "-created_at")
+
+    @admin.display(description="DAG", ordering="dag__dag_id")
+    def dag_link(self, gate: Gate) -> str:
+        url = reverse("admin:dagstream_app_dag_change", args=[gate.dag_id])
+        return format_html('<a href="{}">{}</a>', url, gate.dag_id)
+
+    @admin.display(description="title")
+    def title(self, gate: Gate) -> str:
+        value = gate.presentation.get("title") if isinstance(gate.presentation, dict) else None
+        return str(value)[:80] if value is not None else ""
+
+    @admin.display(description="presentation")
+    def presentation_pretty(self, gate: Gate) -> str:
+        return _pretty_json(gate.presentation)
+
+    # Decisions: list actions (with a feedback page) and buttons on the gate's page.
+
+    @admin.action(description="Approve selected gates", permissions=["decide"])
+    def approve_selected(
+        self, request: HttpRequest, queryset: QuerySet[Gate]
+    ) -> HttpResponse | None:
+        return self._decide_selected(request, queryset, "approve")
+
+    @admin.action(description="Reject selected gates", permissions=["decide"])
+    def reject_selected(
+        self, request: HttpRequest, queryset: QuerySet[Gate]
+    ) -> HttpResponse | None:
+        return self._decide_selected(request, queryset, "reject")
+
+    def _decide_selected(
+        self, request: HttpRequest, queryset: QuerySet[Gate], decision: str
+    ) -> HttpResponse | None:
+        form = FeedbackForm(request.POST if request.POST.get("post") == "yes" else None)
+        if form.is_bound and form.is_valid():
+            outcomes = _Outcomes()
+            for gate in queryset:
+                label = f"{gate.dag_id}/{gate.node_id}"
+                try:
+                    services.decide_gate(
+                        gate.dag_id,
+                        gate.node_id,
+                        decision,
+                        feedback=form.cleaned_data["feedback"],
+                        actor=request.user,
+                    )
+                except services.DagstreamError as exc:
+                    outcomes.refused(label, exc)
+                else:
+                    outcomes.done(label)
+                    self.log_change(
+                        request, gate, _log_message(decision, form.cleaned_data["feedback"])
+                    )
+            outcomes.report(self, request, "Approved" if decision == "approve" else "Rejected")
+            return None
+        gates = list(queryset)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{decision.capitalize()} gates",
+            "opts": self.model._meta,
+            "decision": decision,
+            "action_name": f"{decision}_selected",
+            "form": form,
+            "pending": [g for g in gates if g.status == Gate.Status.PENDING],
+            "decided": [g for g in gates if g.status != Gate.Status.PENDING],
+            "queryset": gates,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.decide_template, context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        gate = self.get_object(request, unquote(object_id))
+        if request.method == "POST" and "_decision" in request.POST:
+            return self._decide_from_page(request, gate, request.POST["_decision"])
+        context: dict[str, Any] = dict(extra_context or {})
+        if gate is not None and self.has_view_permission(request, gate):
+            context["can_decide"] = gate.status == Gate.Status.PENDING and self._may(
+                request, "decide", gate
+            )
+            context["decision_form"] = FeedbackForm()
+            context["feedback_max_length"] = get_config()["FEEDBACK_MAX_LENGTH"]
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def _decide_from_page(
+        self, request: HttpRequest, gate: Gate | None, decision: str
+    ) -> HttpResponse:
+        if gate is None:
+            raise Http404("No such gate.")
+        if not self.has_view_permission(request, gate):
+            raise PermissionDenied
+        feedback = request.POST.get("feedback", "")
+        try:
+            services.decide_gate(
+                gate.dag_id, gate.node_id, decision, feedback=feedback, actor=request.user
+            )
+        except services.Forbidden as exc:
+            raise _refuse(exc) from None
+        except services.Conflict as exc:
+            self.message_user(request, exc.message, messages.WARNING)
+        except services.DagstreamError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.log_change(request, gate, _log_message(decision, feedback))
+            self.message_user(
+                request,
+                f"{_DECIDED[decision]} gate {gate.node_id} of {gate.dag_id}.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(request.get_full_path())
+
+
+_DECIDED = {"approve": "Approved", "reject": "Rejected", "modify": "Modified"}
+
+
+def _log_message(decision: str, feedback: str) -> str:
+    text = f"{_DECIDED.get(decision, decision)} the gate."
+    return f"{text} Feedback: {feedback[:200]}" if feedback else text
+
+
+# ----------------------------------------------------------------- tokens
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Tokens are listed and revoked here; they are created with ``manage.py dagstream_token``.
+
+    Only a prefix is stored beside the hash, so no key can be shown.
+    """
+
+    list_display = ("prefix_display", "name", "user", "created_at", "last_used_at")
+    list_filter = ("created_at", "last_used_at")
+    search_fields = ("name", "prefix", "user__username")
+    list_select_related = ("user",)
+    fields = ("prefix_display", "name", "user", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    @admin.display(description="key", ordering="prefix")
+    def prefix_display(self, token: ApiToken) -> str:
+        return f"{token.prefix}…"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        services.revoke_api_token(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset:
+            services.revoke_api_token(token)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _pretty_json(value: Any) -> str:
+    """Indented JSON in a ``<pre>``, escaped."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+    return format_html('<pre class="dagstream-json">{}</pre>', text)
+
+
+class _Outcomes:
+    """Collects per-object results of a bulk action and reports them as messages."""
+
+    def __init__(self) -> None:
+        self.ok: list[str] = []
+        self.failures: list[tuple[str, services.DagstreamError]] = []
+
+    def done(self, label: str) -> None:
+        self.ok.append(label)
+
+    def refused(self, label: str, exc: services.DagstreamError) -> None:
+        self.failures.append((label, exc))
+
+    def report(self, model_admin: admin.ModelAdmin[Any], request: HttpRequest, verb: str) -> None:
+        send: Callable[..., None] = model_admin.message_user
+        if self.ok:
+            send(request, f"{verb}: {', '.join(self.ok)}.", messages.SUCCESS)
+        for label, exc in self.failures:
+            level = messages.WARNING if exc.code == "conflict" else messages.ERROR
+            send(request, f"{label}: {exc.message}", level)
