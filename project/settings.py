@@ -3,12 +3,15 @@
 DATABASE_URL   default: SQLite file db.sqlite3 beside manage.py
 REDIS_URL      unset: in-memory channel layer (one process); set: channels-redis
 DJANGO_SECRET_KEY, DJANGO_DEBUG (default off), DJANGO_ALLOWED_HOSTS
+DJANGO_STATIC_ROOT (for collectstatic), DAGSTREAM_JSON (DAGSTREAM overrides)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +101,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
     }
-    # A file, so that daphne processes started by the tests share the test DB.
-    DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get("DAGSTREAM_TEST_DB", str(BASE_DIR / ".test-db.sqlite3"))
-    }
+
+# Test databases: one per test run (runs may overlap), and for SQLite a file, so
+# that the daphne processes the tests start share it.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    _test_db_name = str(Path(tempfile.gettempdir()) / f"dagstream-test-{os.getpid()}.sqlite3")
+else:
+    _test_db_name = f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
+DATABASES["default"]["TEST"] = {"NAME": _test_db_name}
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
@@ -163,4 +170,6 @@ LOGGING = {
     "loggers": {"daphne.server": {"level": "INFO"}},
 }
 
-DAGSTREAM: dict[str, Any] = {}
+# dagstream's settings (see docs/settings.md); DAGSTREAM_JSON overrides keys
+# from the environment, e.g. DAGSTREAM_JSON='{"REPLAY_WINDOW": 50000}'.
+DAGSTREAM: dict[str, Any] = json.loads(os.environ.get("DAGSTREAM_JSON") or "{}")

@@ -116,6 +116,8 @@ def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
     assert process.stderr is not None
     for line in process.stderr:
         lines.append(line)
+        if os.environ.get("DAGSTREAM_SHOW_SERVER_LOG"):
+            sys.stderr.write(f"[daphne {process.pid}] {line}")
 
 
 @pytest.fixture(scope="session")

@@ -87,3 +87,272 @@ async def test_snapshot_comes_first(server: Server, dag: Dag, viewer: str) -> No
     assert snap["dag"]["edges"] == [{"from": "extract", "to": "load"}]
     await ws.close()
 
+
+
+async def _events(dag_id: str, count: int) -> None:
+    """Append ``count`` node_state events from this process (committed, not pushed)."""
+    for i in range(count):
+        await sync_to_async(services.node_state)(
+            dag_id, "extract", "running" if i % 2 == 0 else "completed"
+        )
+
+
+async def test_resume_within_window_replays_exactly_the_missed_events(
+    server: Server, dag: Dag, operator: str
+) -> None:
+    await _events(dag.dag_id, 10)  # seqs 2..11
+    ws = await open_ws(server, dag.dag_id, token=operator, query="last_seq=5")
+    replayed = [await recv(ws) for _ in range(6)]
+    assert [m["seq"] for m in replayed] == [6, 7, 8, 9, 10, 11]
+    assert all(m["type"] == "node_state" and m["dag_id"] == dag.dag_id for m in replayed)
+    # The next thing is live: a command's event follows the replay, nothing in between.
+    await send(ws, {"type": "pause_execution", "id": "p1"})
+    later = [await recv(ws), await recv(ws)]
+    assert {m["type"] for m in later} == {"ack", "execution_state"}
+    assert next(m for m in later if m["type"] == "execution_state")["seq"] == 12
+    await ws.close()
+
+
+async def test_resume_at_current_seq_sends_nothing_to_replay(
+    server: Server, dag: Dag, operator: str
+) -> None:
+    ws = await open_ws(server, dag.dag_id, token=operator, query="last_seq=1")
+    await send(ws, {"type": "pause_execution", "id": 1})
+    first = [await recv(ws), await recv(ws)]
+    assert sorted(m["type"] for m in first) == ["ack", "execution_state"]
+    await ws.close()
+
+
+async def test_resume_beyond_window_gets_a_snapshot(server_small_window: Server, dag: Dag, viewer: str) -> None:
+    await _events(dag.dag_id, 10)  # last seq 11; window 5
+    ws = await open_ws(server_small_window, dag.dag_id, token=viewer, query="last_seq=3")
+    snap = await recv(ws)
+    assert snap["type"] == "snapshot" and snap["seq"] == 11
+    await ws.close()
+
+
+async def test_resume_of_events_no_longer_retained_gets_a_snapshot(
+    server: Server, dag: Dag, viewer: str
+) -> None:
+    await _events(dag.dag_id, 4)
+    await sync_to_async(lambda: dag.events.filter(seq__lte=3).delete())()  # pruned
+    ws = await open_ws(server, dag.dag_id, token=viewer, query="last_seq=2")
+    snap = await recv(ws)
+    assert snap["type"] == "snapshot" and snap["seq"] == 5
+    await ws.close()
+
+
+async def test_resume_from_the_future_gets_a_snapshot(server: Server, dag: Dag, viewer: str) -> None:
+    ws = await open_ws(server, dag.dag_id, token=viewer, query="last_seq=999")
+    snap = await recv(ws)
+    assert snap["type"] == "snapshot" and snap["seq"] == 1
+    await ws.close()
+
+
+async def test_resume_message_replays_mid_connection(server: Server, dag: Dag, viewer: str) -> None:
+    await _events(dag.dag_id, 3)
+    ws = await open_ws(server, dag.dag_id, token=viewer)
+    assert (await recv(ws))["seq"] == 4  # snapshot
+    await send(ws, {"type": "resume", "last_seq": 1, "id": "r"})
+    got = [await recv(ws) for _ in range(4)]
+    assert [m.get("seq") for m in got] == [2, 3, 4, None]
+    assert got[-1] == {"type": "ack", "id": "r"}
+    await ws.close()
+
+
+async def test_batch_mode_sends_arrays_in_order(server: Server, dag: Dag, viewer: str) -> None:
+    await _events(dag.dag_id, 30)
+    ws = await open_ws(server, dag.dag_id, token=viewer, query="last_seq=1&batch=1")
+    batch = await recv(ws)
+    assert isinstance(batch, list)
+    assert [m["seq"] for m in batch] == list(range(2, 32))
+    await ws.close()
+
+
+# --------------------------------------------------- bad frames, error codes
+
+
+async def _reply_to(server: Server, dag: Dag, token: str, frame: str | bytes) -> dict[str, Any]:
+    ws = await open_ws(server, dag.dag_id, token=token)
+    seq = (await recv(ws))["seq"]  # snapshot
+    await ws.send(frame)
+    reply = await recv(ws)
+    # The socket stays open and usable after any bad frame.
+    await send(ws, {"type": "resume", "last_seq": seq, "id": "still-open"})
+    assert await recv(ws) == {"type": "ack", "id": "still-open"}
+    await ws.close()
+    assert "seq" not in reply
+    return reply
+
+
+async def _unchanged(dag: Dag) -> None:
+    fresh = await sync_to_async(Dag.objects.get)(pk=dag.pk)
+    assert (fresh.status, fresh.last_seq) == ("running", 1)
+
+
+async def test_invalid_json_is_answered_invalid_json(server: Server, dag: Dag, operator: str) -> None:
+    reply = await _reply_to(server, dag, operator, "{not json")
+    assert reply["type"] == "error" and reply["code"] == "invalid_json"
+    await _unchanged(dag)
+
+
+async def test_binary_frame_is_answered_invalid_message(server: Server, dag: Dag, operator: str) -> None:
+    reply = await _reply_to(server, dag, operator, b'{"type": "pause_execution"}')
+    assert reply["code"] == "invalid_message"
+    await _unchanged(dag)
+
+
+async def test_unknown_type_is_answered_unknown_type(server: Server, dag: Dag, operator: str) -> None:
+    reply = await _reply_to(server, dag, operator, json.dumps({"type": "explode", "id": 7}))
+    assert (reply["code"], reply["id"]) == ("unknown_type", 7)
+    await _unchanged(dag)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "human_decision", "node_id": "load", "decision": "maybe"},
+        {"type": "human_decision", "decision": "approve"},
+        {"type": "pause_execution", "extra": True},
+        {"type": "resume", "last_seq": -1},
+        ["not", "an", "object"],
+    ],
+    ids=["bad-decision", "missing-field", "unknown-field", "negative-seq", "array"],
+)
+async def test_wrong_fields_are_answered_invalid_message(
+    server: Server, dag: Dag, operator: str, frame: Any
+) -> None:
+    reply = await _reply_to(server, dag, operator, json.dumps(frame))
+    assert reply["code"] == "invalid_message"
+    assert reply["message"]
+    await _unchanged(dag)
+
+
+async def test_oversized_frame_is_answered_too_large(server: Server, dag: Dag, operator: str) -> None:
+    frame = json.dumps({"type": "pause_execution", "id": "x", "pad": "a" * 70_000})
+    reply = await _reply_to(server, dag, operator, frame)
+    assert reply["code"] == "too_large"
+    await _unchanged(dag)
+
+
+async def test_flood_is_answered_rate_limited_and_socket_survives(
+    server: Server, dag: Dag, operator: str
+) -> None:
+    ws = await open_ws(server, dag.dag_id, token=operator)
+    await recv(ws)  # snapshot
+    for i in range(200):  # cheap frames: refused before any database work
+        await send(ws, {"type": "explode", "id": i})
+    replies = [await recv(ws) for _ in range(200)]
+    codes = [r["code"] for r in replies]
+    # Burst 40, then 20/s: all but a few dozen of a fast flood are refused.
+    assert codes.count("rate_limited") >= 100
+    assert set(codes) == {"unknown_type", "rate_limited"}
+    # Every frame is answered once, in order; refused ones carry no id to trust.
+    assert [r["id"] for r in replies if r["code"] == "unknown_type"] == sorted(
+        r["id"] for r in replies if r["code"] == "unknown_type"
+    )
+    await ws.close()
+    await _unchanged(dag)
+
+
+async def test_decision_without_permission_is_forbidden(server: Server, dag: Dag, viewer: str) -> None:
+    await sync_to_async(services.open_gate)(dag.dag_id, "load", {"title": "Load?"})
+    reply = await _reply_to(
+        server, dag, viewer,
+        json.dumps({"type": "human_decision", "node_id": "load", "decision": "approve", "id": "d"}),
+    )
+    assert (reply["code"], reply["id"]) == ("forbidden", "d")
+    gate = await sync_to_async(Gate.objects.get)(dag=dag, node_id="load")
+    assert gate.status == "pending"
+
+
+async def test_control_without_permission_is_forbidden(
+    server: Server, dag: Dag, make_user, make_token
+) -> None:
+    token = await sync_to_async(make_token)(await sync_to_async(make_user)("view_dag", "decide_gate"))
+    reply = await _reply_to(server, dag, token, json.dumps({"type": "cancel_execution"}))
+    assert reply["code"] == "forbidden"
+    await _unchanged(dag)
+
+
+async def test_decision_on_missing_gate_is_not_found(server: Server, dag: Dag, operator: str) -> None:
+    reply = await _reply_to(
+        server, dag, operator,
+        json.dumps({"type": "human_decision", "node_id": "nope", "decision": "approve"}),
+    )
+    assert reply["code"] == "not_found"
+    await _unchanged(dag)
+
+
+async def test_resume_of_running_dag_is_conflict(server: Server, dag: Dag, operator: str) -> None:
+    reply = await _reply_to(server, dag, operator, json.dumps({"type": "resume_execution", "id": 3}))
+    assert (reply["code"], reply["id"]) == ("conflict", 3)
+    await _unchanged(dag)
+
+
+# ------------------------------------------------------------ acks, privacy
+
+
+async def test_ack_echoes_id_and_replies_reach_only_the_sender(
+    server: Server, dag: Dag, operator: str, viewer: str
+) -> None:
+    sender = await open_ws(server, dag.dag_id, token=operator)
+    other = await open_ws(server, dag.dag_id, token=viewer)
+    await recv(sender)
+    await recv(other)
+    await sender.send("garbage")
+    assert (await recv(sender))["code"] == "invalid_json"
+    await send(sender, {"type": "pause_execution", "id": "abc"})
+    got = [await recv(sender), await recv(sender)]
+    assert {"type": "ack", "id": "abc"} in got
+    # The other client's next message is the event itself: no error, no ack.
+    event = await recv(other)
+    assert (event["type"], event["state"], event["seq"]) == ("execution_state", "paused", 2)
+    await sender.close()
+    await other.close()
+
+
+async def test_lost_last_event_is_found_by_the_idle_check(server: Server, dag: Dag, viewer: str) -> None:
+    ws = await open_ws(server, dag.dag_id, token=viewer)
+    assert (await recv(ws))["type"] == "snapshot"
+    # Written by this process: the server's in-memory layer never hears of it.
+    await sync_to_async(services.node_state)(dag.dag_id, "extract", "running")
+    event = await recv(ws, timeout=10)
+    assert (event["seq"], event["node_id"], event["status"]) == (2, "extract", "running")
+    await ws.close()
+
+
+async def test_bearer_and_session_both_authenticate(server: Server, dag: Dag, make_user) -> None:
+    from django.test import Client
+
+    user = await sync_to_async(make_user)("view_dag", username="sess", password="pw-for-tests")
+    client = Client()
+    assert await sync_to_async(client.login)(username="sess", password="pw-for-tests")
+    cookie = client.cookies["sessionid"].value
+    from websockets.asyncio.client import connect
+
+    async with connect(
+        f"{server.ws}/ws/dags/{dag.dag_id}/",
+        origin=server.http,  # type: ignore[arg-type]
+        additional_headers={"Cookie": f"sessionid={cookie}"},
+    ) as ws:
+        assert (await recv(ws))["type"] == "snapshot"
+    assert user.is_authenticated
+
+
+@pytest.fixture(scope="session")
+def server_small_window(django_db_setup: Any, django_db_blocker: Any):
+    from tests.conftest import start_server
+
+    with django_db_blocker.unblock():
+        srv = start_server(DAGSTREAM_JSON=json.dumps({"REPLAY_WINDOW": 5}))
+    yield srv
+    srv.stop()
+
+
+def test_override_settings_is_respected_by_config() -> None:
+    from dagstream_app.conf import get_config
+
+    with override_settings(DAGSTREAM={"REPLAY_WINDOW": 3}):
+        assert get_config()["REPLAY_WINDOW"] == 3
+    assert get_config()["REPLAY_WINDOW"] == 10_000
