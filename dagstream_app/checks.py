@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
@@ -15,7 +16,6 @@ IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 @register(Tags.compatibility)
 def check_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    installed = settings.INSTALLED_APPS
     for app, hint, check_id in (
         ("channels", "Add 'channels' to INSTALLED_APPS.", "dagstream_app.E001"),
         (
@@ -24,7 +24,8 @@ def check_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             "dagstream_app.E002",
         ),
     ):
-        if app not in installed:
+        # By app name, so "channels.apps.ChannelsConfig" counts as installed too.
+        if not apps.is_installed(app):
             messages.append(Error(f"'{app}' is not in INSTALLED_APPS.", hint=hint, id=check_id))
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
     default = layers.get("default")

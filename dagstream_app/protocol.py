@@ -47,7 +47,11 @@ ErrorCode = Literal[
 
 NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Label = Annotated[str, msgspec.Meta(max_length=200)]
-CommandId = Union[Annotated[str, msgspec.Meta(max_length=100)], int]
+# Ints are bounded too: ids are stored (CommandReceipt.command_id, 100 chars).
+CommandId = Union[
+    Annotated[str, msgspec.Meta(max_length=100)],
+    Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)],
+]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
 
@@ -251,7 +255,9 @@ def _safe_id(raw: dict[str, Any]) -> CommandId | None:
     value = raw.get("id")
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) or (isinstance(value, str) and len(value) <= 100):
+    if (isinstance(value, int) and -(2**63) <= value <= 2**63 - 1) or (
+        isinstance(value, str) and len(value) <= 100
+    ):
         return value
     return None
 
@@ -304,9 +310,14 @@ def json_schema() -> dict[str, Any]:
     (schemas, components) = msgspec.json.schema_components(
         [*events, *commands, *replies, Envelope], ref_template="#/$defs/{name}"
     )
-    event_refs = [
-        {"allOf": [{"$ref": "#/$defs/Envelope"}, schema]} for schema in schemas[: len(events)]
-    ]
+    # Each event's definition gets the envelope fields itself: with allOf, its
+    # additionalProperties=false would reject dag_id/seq/ts, i.e. every real frame.
+    envelope = components["Envelope"]
+    event_refs = schemas[: len(events)]
+    for ref in event_refs:
+        component = components[ref["$ref"].rsplit("/", 1)[-1]]
+        component["properties"] = {**envelope["properties"], **component["properties"]}
+        component["required"] = [*component["required"], *envelope["required"]]
     rest = schemas[len(events) :]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
