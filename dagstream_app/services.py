@@ -299,7 +299,11 @@ def create_dag(
         raise InvalidDelta(
             f"Bad DAG id {dag_id!r}: use 1-100 letters, digits, '_', '.' or '-'."
         )
-    if budget is not None and (not isinstance(budget, (int, float)) or budget < 0):
+    if budget is not None and (
+        isinstance(budget, bool)
+        or not isinstance(budget, (int, float))
+        or not 0 <= budget < float("inf")  # also refuses NaN
+    ):
         raise InvalidDelta(f"Budget must be a non-negative number, not {budget!r}.")
     if len(name) > 200:
         raise InvalidDelta("A DAG name is at most 200 characters.")
@@ -411,7 +415,9 @@ def cost(dag_id: str, *, spent: float | None = None, budget: float | None = None
     """Set the running cost (absolute) and/or the budget; emits ``cost_update``."""
     for label, value in (("spent", spent), ("budget", budget)):
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 <= value < float("inf")  # also refuses NaN
         ):
             raise InvalidDelta(f"{label} must be a non-negative number, not {value!r}.")
     if spent is None and budget is None:
