@@ -18,7 +18,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.core.validators import MaxLengthValidator
@@ -307,27 +307,20 @@ class GateAdmin(_DagstreamAdmin):
         return obj.dag if isinstance(obj, Gate) else None
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Gate]:
-        queryset = (
-            super()
-            .get_queryset(request)
-            .select_related("dag")
-            .annotate(
-                pending_rank=Case(
-                    When(status=Gate.Status.PENDING, then=Value(0)),
-                    default=Value(1),
-                    output_field=IntegerField(),
-                )
-            )
-        )
-        return _visible(request, queryset, "dag")
+        return _visible(request, super().get_queryset(request).select_related("dag"), "dag")
 
-    def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
+    def get_ordering(self, request: HttpRequest) -> Any:
         # Pending first, newest first within each group.
-        return ("pending_rank", "-created_at")
+        pending_first = Case(
+            When(status=Gate.Status.PENDING, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+        return (pending_first.asc(), "-created_at")
 
     @admin.display(description="DAG", ordering="dag__dag_id")
     def dag_link(self, gate: Gate) -> str:
-        url = reverse("admin:dagstream_app_dag_change", args=[gate.dag_id])
+        url = reverse("admin:dagstream_app_dag_change", args=[quote(gate.dag_id)])
         return format_html('<a href="{}">{}</a>', url, gate.dag_id)
 
     @admin.display(description="title")
