@@ -1,0 +1,598 @@
+"""services: the one write path. Every refusal raises a coded error and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import User
+
+from dagstream_app import protocol, services, state
+from dagstream_app.models import ApiToken, CommandReceipt, Dag, Edge, Event, Gate, Node, hash_token
+from dagstream_app.services import Conflict, Forbidden, InvalidDelta, NotFound
+
+pytestmark = pytest.mark.django_db
+
+NODES = [{"id": "extract", "label": "Extract"}, "transform", {"id": "load"}]
+EDGES = [("extract", "transform"), {"from": "transform", "to": "load"}]
+
+
+@pytest.fixture
+def dag() -> Dag:
+    return services.create_dag("etl-1", name="etl", nodes=NODES, edges=EDGES, budget=10)
+
+
+def fingerprint(dag_id: str = "etl-1") -> dict[str, Any]:
+    """Everything a refusal must leave untouched."""
+    return {
+        "snapshot": state.snapshot(dag_id),
+        "events": list(Event.objects.filter(dag_id=dag_id).values_list("seq", "type", "payload")),
+        "receipts": CommandReceipt.objects.count(),
+        "dags": sorted(Dag.objects.values_list("dag_id", flat=True)),
+    }
+
+
+def refused(
+    error: type[services.DagstreamError], call: Callable[[], Any], match: str = "", dag_id="etl-1"
+) -> services.DagstreamError:
+    """Assert ``call`` raises ``error`` (message containing ``match``) and changes nothing."""
+    before = fingerprint(dag_id)
+    with pytest.raises(error, match=re.escape(match) if match else None) as info:
+        call()
+    assert fingerprint(dag_id) == before
+    return info.value
+
+
+def events(dag_id: str = "etl-1") -> list[dict[str, Any]]:
+    return [json.loads(text) for _, text in state.event_frames(dag_id, 0)]
+
+
+def test_error_codes() -> None:
+    assert InvalidDelta("x").code == "invalid_message"
+    assert NotFound("x").code == "not_found"
+    assert Forbidden("x").code == "forbidden"
+    assert Conflict("x").code == "conflict"
+    assert isinstance(InvalidDelta("x"), ValueError)
+    assert set(protocol.ErrorCode.__args__) >= {  # type: ignore[attr-defined]
+        cls.code for cls in (InvalidDelta, NotFound, Forbidden, Conflict)
+    }
+
+
+# ------------------------------------------------------------------ create_dag
+
+
+def test_create_dag_persists_structure_and_emits_running(dag: Dag) -> None:
+    assert (dag.name, dag.status, dag.budget, dag.spent, dag.last_seq) == (
+        "etl",
+        "running",
+        10,
+        0,
+        1,
+    )
+    assert list(Node.objects.filter(dag=dag).values_list("node_id", "label", "status")) == [
+        ("extract", "Extract", "pending"),
+        ("transform", "", "pending"),
+        ("load", "", "pending"),
+    ]
+    assert list(Edge.objects.filter(dag=dag).values_list("src", "dst")) == [
+        ("extract", "transform"),
+        ("transform", "load"),
+    ]
+    [event] = events()
+    assert event["type"] == "execution_state"
+    assert (event["dag_id"], event["seq"], event["state"]) == ("etl-1", 1, "running")
+    assert event["ts"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dag_id": "has space"}, "Bad DAG id"),
+        ({"dag_id": ""}, "Bad DAG id"),
+        ({"dag_id": "x" * 101}, "Bad DAG id"),
+        ({"dag_id": "a/b"}, "Bad DAG id"),
+        ({"nodes": ["a", "a"]}, "Duplicate node id"),
+        ({"nodes": ["a", {"id": "a", "label": "again"}]}, "Duplicate node id"),
+        ({"nodes": ["a"], "edges": [("a", "ghost")]}, "unknown node 'ghost'"),
+        ({"nodes": ["a"], "edges": [("ghost", "a")]}, "unknown node 'ghost'"),
+        ({"nodes": ["a", "b"], "edges": [("a", "b"), ("a", "b")]}, "Duplicate edge"),
+        ({"nodes": ["a", "b"], "edges": [("a", "b"), ("b", "a")]}, "cycle: "),
+        ({"nodes": ["a"], "edges": [("a", "a")]}, "cycle: a -> a"),
+        ({"nodes": ["a", "b"], "edges": [{"from": "a", "to": "b", "x": 1}]}, "Bad edge"),
+        ({"nodes": ["a", "b"], "edges": [("a",)]}, "Bad edge"),
+        ({"nodes": ["a", "b"], "edges": [("a", "")]}, "Bad edge"),
+        ({"nodes": [""]}, "Bad node"),
+        ({"nodes": [{"id": "a", "colour": "red"}]}, "Bad node"),
+        ({"budget": -1}, "non-negative"),
+        ({"budget": float("nan")}, "non-negative"),
+        ({"budget": float("inf")}, "non-negative"),
+        ({"budget": True}, "non-negative"),
+        ({"budget": "5"}, "non-negative"),
+        ({"name": "n" * 201}, "200 characters"),
+    ],
+)
+def test_create_dag_refusals_create_nothing(kwargs: dict[str, Any], match: str) -> None:
+    arguments = {"dag_id": "new-1", **kwargs}
+    dag_id = arguments.pop("dag_id")
+    with pytest.raises(InvalidDelta, match=match):
+        services.create_dag(dag_id, **arguments)
+    assert not Dag.objects.exists()
+    assert not Node.objects.exists()
+    assert not Edge.objects.exists()
+    assert not Event.objects.exists()
+
+
+def test_create_dag_names_the_cycle() -> None:
+    with pytest.raises(InvalidDelta) as info:
+        services.create_dag("c", nodes=["a", "b", "c"], edges=[("a", "b"), ("b", "c"), ("c", "a")])
+    assert "a -> b -> c -> a" in info.value.message
+
+
+def test_create_existing_dag_is_a_conflict(dag: Dag) -> None:
+    error = refused(
+        Conflict, lambda: services.create_dag("etl-1", nodes=["other"]), "already exists"
+    )
+    assert error.code == "conflict"
+
+
+def test_ids_of_any_allowed_shape() -> None:
+    services.create_dag("A.b_c-9", nodes=["with space / and ✓"])
+    services.create_dag("x" * 100)
+    services.node_state("A.b_c-9", "with space / and ✓", "running")
+    assert Dag.objects.count() == 2
+
+
+# ------------------------------------------------------------------ node_state
+
+
+def test_node_state_records_status_output_metrics_and_times(dag: Dag) -> None:
+    services.node_state("etl-1", "extract", "running", metrics={"rows": 1})
+    node = Node.objects.get(dag=dag, node_id="extract")
+    assert (node.status, node.started_at is not None, node.finished_at) == ("running", True, None)
+    services.node_state("etl-1", "extract", "completed", output={"rows": 3}, metrics={"ms": 5})
+    node.refresh_from_db()
+    assert node.status == "completed"
+    assert node.output == {"rows": 3}
+    assert node.metrics == {"rows": 1, "ms": 5}  # merged
+    assert node.finished_at is not None
+    first, second = events()[1:]
+    assert first == {
+        "type": "node_state",
+        "dag_id": "etl-1",
+        "seq": 2,
+        "ts": first["ts"],
+        "node_id": "extract",
+        "status": "running",
+        "metrics": {"rows": 1},
+    }
+    assert "output" not in first  # optionals left out, not null
+    assert (second["output"], second["metrics"], second["seq"]) == ({"rows": 3}, {"ms": 5}, 3)
+
+
+@pytest.mark.parametrize(
+    ("node_id", "status", "error", "match"),
+    [
+        ("ghost", "running", InvalidDelta, "Unknown node 'ghost'"),
+        ("extract", "done", InvalidDelta, "Invalid enum value 'done'"),
+        ("extract", "RUNNING", InvalidDelta, ""),
+        ("", "running", InvalidDelta, ""),
+    ],
+)
+def test_node_state_refusals_append_nothing(
+    dag: Dag, node_id: str, status: str, error: type[Exception], match: str
+) -> None:
+    refused(error, lambda: services.node_state("etl-1", node_id, status), match)  # type: ignore[arg-type]
+    assert Dag.objects.get(pk="etl-1").last_seq == 1
+
+
+def test_deltas_on_unknown_dag_are_not_found() -> None:
+    for call in (
+        lambda: services.node_state("nope", "a", "running"),
+        lambda: services.edge_active("nope", "a", "b"),
+        lambda: services.mutate("nope", {"op": "add_node", "node": {"id": "a"}}),
+        lambda: services.cost("nope", spent=1),
+        lambda: services.complete("nope"),
+        lambda: services.fail("nope", "x"),
+        lambda: services.set_state("nope", "paused"),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    assert not Event.objects.exists()
+
+
+# ----------------------------------------------------------------- edge_active
+
+
+def test_edge_active_uses_from_and_to(dag: Dag) -> None:
+    services.edge_active("etl-1", "extract", "transform")
+    event = events()[-1]
+    assert (event["type"], event["from"], event["to"]) == ("edge_active", "extract", "transform")
+    assert "src" not in event and "dst" not in event
+
+
+def test_edge_active_on_unknown_edge_is_refused(dag: Dag) -> None:
+    refused(InvalidDelta, lambda: services.edge_active("etl-1", "extract", "load"), "Unknown edge")
+
+
+# ---------------------------------------------------------------------- mutate
+
+
+def test_add_node(dag: Dag) -> None:
+    services.mutate("etl-1", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
+    assert Node.objects.get(dag=dag, node_id="retry").label == "Retry"
+    assert events()[-1]["mutation"] == {"op": "add_node", "node": {"id": "retry", "label": "Retry"}}
+
+
+def test_remove_node_removes_its_edges(dag: Dag) -> None:
+    services.mutate("etl-1", {"op": "remove_node", "node_id": "transform"})
+    assert list(Node.objects.filter(dag=dag).values_list("node_id", flat=True)) == [
+        "extract",
+        "load",
+    ]
+    assert not Edge.objects.filter(dag=dag).exists()
+    assert events()[-1]["mutation"] == {"op": "remove_node", "node_id": "transform"}
+
+
+def test_add_and_remove_edge(dag: Dag) -> None:
+    services.mutate("etl-1", {"op": "add_edge", "from": "extract", "to": "load"})
+    assert Edge.objects.filter(dag=dag, src="extract", dst="load").exists()
+    services.mutate("etl-1", {"op": "remove_edge", "from": "extract", "to": "load"})
+    assert not Edge.objects.filter(dag=dag, src="extract", dst="load").exists()
+    added, removed = (e["mutation"] for e in events()[-2:])
+    assert added == {"op": "add_edge", "from": "extract", "to": "load"}
+    assert removed == {"op": "remove_edge", "from": "extract", "to": "load"}
+
+
+@pytest.mark.parametrize(
+    ("mutation", "match"),
+    [
+        ({"op": "add_node", "node": {"id": "extract"}}, "'extract' already exists"),
+        ({"op": "remove_node", "node_id": "ghost"}, "Unknown node 'ghost'"),
+        ({"op": "add_edge", "from": "extract", "to": "ghost"}, "unknown node 'ghost'"),
+        ({"op": "add_edge", "from": "ghost", "to": "load"}, "unknown node 'ghost'"),
+        ({"op": "add_edge", "from": "extract", "to": "transform"}, "already exists"),
+        (
+            {"op": "add_edge", "from": "load", "to": "extract"},
+            "would create a cycle: extract -> transform -> load -> extract",
+        ),
+        ({"op": "add_edge", "from": "load", "to": "load"}, "cycle: load -> load"),
+        ({"op": "remove_edge", "from": "extract", "to": "load"}, "Unknown edge"),
+        ({"op": "rename", "node_id": "extract"}, "Invalid value 'rename'"),
+        ({"op": "add_edge", "src": "extract", "dst": "load"}, ""),
+        ({"op": "add_node", "node": {"id": "x"}, "extra": 1}, "unknown field"),
+        ({"node_id": "extract"}, "op"),
+    ],
+)
+def test_mutation_refusals_change_nothing(dag: Dag, mutation: dict[str, Any], match: str) -> None:
+    refused(InvalidDelta, lambda: services.mutate("etl-1", mutation), match)
+
+
+# ------------------------------------------------------------------------ cost
+
+
+def test_cost_sets_absolute_spent_and_budget(dag: Dag) -> None:
+    services.cost("etl-1", spent=1.25)
+    services.cost("etl-1", spent=2)
+    services.cost("etl-1", budget=20)
+    first, second, third = events()[-3:]
+    assert {k: first[k] for k in ("spent", "budget", "remaining")} == {
+        "spent": 1.25,
+        "budget": 10,
+        "remaining": 8.75,
+    }
+    assert (second["spent"], second["remaining"]) == (2, 8)
+    assert (third["budget"], third["remaining"]) == (20, 18)
+    dag.refresh_from_db()
+    assert (dag.spent, dag.budget) == (2, 20)
+
+
+def test_cost_without_budget_has_null_remaining() -> None:
+    services.create_dag("nb")
+    services.cost("nb", spent=3)
+    event = events("nb")[-1]
+    assert (event["spent"], event["budget"], event["remaining"]) == (3, None, None)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"spent": -0.01},
+        {"budget": -1},
+        {"spent": float("nan")},
+        {"spent": float("inf")},
+        {"spent": True},
+        {"spent": "1"},
+        {},
+    ],
+)
+def test_bad_cost_is_refused(dag: Dag, kwargs: dict[str, Any]) -> None:
+    refused(InvalidDelta, lambda: services.cost("etl-1", **kwargs))
+
+
+# ------------------------------------------------------ complete / fail / state
+
+
+def test_complete_sets_results_and_terminal_status(dag: Dag) -> None:
+    services.complete("etl-1", {"rows": 1200})
+    dag.refresh_from_db()
+    assert (dag.status, dag.results, dag.finished_at is not None) == (
+        "completed",
+        {"rows": 1200},
+        True,
+    )
+    done, final = events()[-2:]
+    assert (done["type"], done["results"]) == ("execution_complete", {"rows": 1200})
+    assert (final["type"], final["state"]) == ("execution_state", "completed")
+    assert final["seq"] == done["seq"] + 1
+
+
+def test_fail_emits_error_then_failed(dag: Dag) -> None:
+    services.fail("etl-1", "disk full", node_id="load")
+    dag.refresh_from_db()
+    assert dag.status == "failed"
+    error, final = events()[-2:]
+    assert (error["type"], error["message"], error["node_id"]) == ("error", "disk full", "load")
+    assert final["state"] == "failed"
+
+
+def test_report_error_keeps_running_and_omits_missing_node(dag: Dag) -> None:
+    services.report_error("etl-1", "retrying")
+    event = events()[-1]
+    assert (event["type"], event["message"]) == ("error", "retrying")
+    assert "node_id" not in event
+    assert Dag.objects.get(pk="etl-1").status == "running"
+
+
+@pytest.mark.parametrize(
+    "finish", [lambda: services.complete("etl-1"), lambda: services.fail("etl-1", "x")]
+)
+def test_finished_dag_takes_no_more_deltas(dag: Dag, finish: Callable[[], Any]) -> None:
+    finish()
+    for call in (
+        lambda: services.node_state("etl-1", "extract", "running"),
+        lambda: services.edge_active("etl-1", "extract", "transform"),
+        lambda: services.mutate("etl-1", {"op": "add_node", "node": {"id": "z"}}),
+        lambda: services.cost("etl-1", spent=1),
+        lambda: services.report_error("etl-1", "late"),
+        lambda: services.complete("etl-1"),
+        lambda: services.fail("etl-1", "again"),
+        lambda: services.set_state("etl-1", "paused"),
+        lambda: services.open_gate("etl-1", "load", {"title": "late"}),
+    ):
+        refused(Conflict, call)
+
+
+def test_set_state_transitions(dag: Dag) -> None:
+    services.set_state("etl-1", "paused")
+    refused(Conflict, lambda: services.set_state("etl-1", "paused"), "from paused to paused")
+    services.set_state("etl-1", "running")
+    refused(Conflict, lambda: services.set_state("etl-1", "running"), "from running to running")
+    services.set_state("etl-1", "cancelled")
+    dag.refresh_from_db()
+    assert (dag.status, dag.finished_at is not None) == ("cancelled", True)
+    assert [e["state"] for e in events()[1:]] == ["paused", "running", "cancelled"]
+    assert all(not e.command for e in Event.objects.filter(dag=dag))  # not people's commands
+
+
+@pytest.mark.parametrize("target", ["completed", "failed", "cancelling", "bogus"])
+def test_set_state_refuses_other_targets(dag: Dag, target: str) -> None:
+    refused(InvalidDelta, lambda: services.set_state("etl-1", target), "complete() or fail()")
+
+
+# --------------------------------------------------------------------- seqs
+
+
+def test_seqs_are_consecutive_from_one(dag: Dag) -> None:
+    services.node_state("etl-1", "extract", "running")
+    with pytest.raises(InvalidDelta):
+        services.node_state("etl-1", "ghost", "running")
+    services.edge_active("etl-1", "extract", "transform")
+    with pytest.raises(InvalidDelta):
+        services.mutate("etl-1", {"op": "add_edge", "from": "load", "to": "extract"})
+    services.cost("etl-1", spent=1)
+    services.complete("etl-1", None)
+    seqs = list(Event.objects.filter(dag=dag).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, 7))
+    dag.refresh_from_db()
+    assert dag.last_seq == 6
+    assert [e["seq"] for e in events()] == seqs
+
+
+def test_each_dag_has_its_own_seqs(dag: Dag) -> None:
+    services.create_dag("other", nodes=["a"])
+    services.node_state("other", "a", "running")
+    services.node_state("etl-1", "load", "running")
+    assert [e["seq"] for e in events("other")] == [1, 2]
+    assert [e["seq"] for e in events()] == [1, 2]
+
+
+def test_every_stored_payload_validates_against_the_protocol(dag: Dag, make_user) -> None:
+    user = make_user("decide_gate", "control_dag", "view_dag")
+    services.node_state("etl-1", "extract", "completed", output=[1, 2])
+    services.edge_active("etl-1", "extract", "transform")
+    services.mutate("etl-1", {"op": "add_node", "node": {"id": "n"}})
+    services.cost("etl-1", spent=1)
+    services.open_gate("etl-1", "load", {"title": "ok?"})
+    services.decide_gate("etl-1", "load", "reject", actor=user)
+    services.control("etl-1", "cancel", actor=user)
+    services.set_state("etl-1", "cancelled")
+    for event in Event.objects.filter(dag=dag):
+        protocol.validate_payload({"type": event.type, **event.payload})
+
+
+# ------------------------------------------------------------------ publishing
+
+
+def test_events_are_published_after_commit_only(
+    dag: Dag, django_capture_on_commit_callbacks
+) -> None:
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(services.group_name("etl-1"), channel)
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        pytest.raises(InvalidDelta),
+    ):
+        services.node_state("etl-1", "ghost", "running")
+    assert callbacks == []  # a refusal publishes nothing
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.complete("etl-1", {"ok": True})
+    assert len(callbacks) == 1
+    received = [async_to_sync(layer.receive)(channel) for _ in range(2)]
+    assert [m["seq"] for m in received] == [2, 3]
+    assert [m["event"] for m in received] == ["execution_complete", "execution_state"]
+    assert [m["terminal"] for m in received] == [False, True]
+    assert [json.loads(m["frame"]) for m in received] == events()[1:]
+    async_to_sync(layer.group_discard)(services.group_name("etl-1"), channel)
+
+
+def test_group_names_stay_valid_for_long_ids() -> None:
+    short, long = services.group_name("a.b-c_d"), services.group_name("x" * 100)
+    assert short == "dagstream.a.b-c_d"
+    assert len(long) < 100
+    assert len(services.control_group_name("x" * 100)) < 100
+    assert services.control_group_name("x" * 100).endswith(".control")
+    assert services.group_name("x" * 100) != services.group_name("x" * 99 + "y")
+
+
+def test_find_cycle() -> None:
+    assert services.find_cycle([("a", "b"), ("b", "c")]) is None
+    assert services.find_cycle([("a", "b"), ("b", "c"), ("c", "b")]) == ["b", "c", "b"]
+    assert services.find_cycle([("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]) is None
+
+
+# ------------------------------------------------------------ people's commands
+
+
+def test_control_pause_resume_cancel(dag: Dag, make_user) -> None:
+    user = make_user("control_dag", "view_dag")
+    services.control("etl-1", "pause", actor=user)
+    services.control("etl-1", "resume", actor=user)
+    services.control("etl-1", "cancel", actor=user)
+    dag.refresh_from_db()
+    assert dag.status == "cancelling"
+    assert list(
+        Event.objects.filter(dag=dag).exclude(command="").values_list("command", "payload")
+    ) == [
+        ("pause", {"state": "paused"}),
+        ("resume", {"state": "running"}),
+        ("cancel", {"state": "cancelling"}),
+    ]
+
+
+def test_control_refusals(dag: Dag, make_user) -> None:
+    operator = make_user("control_dag", "view_dag")
+    viewer = make_user("view_dag")
+    refused(Forbidden, lambda: services.control("etl-1", "pause", actor=viewer))
+    refused(Forbidden, lambda: services.control("etl-1", "pause", actor=None))
+    refused(Conflict, lambda: services.control("etl-1", "resume", actor=operator), "running")
+    refused(InvalidDelta, lambda: services.control("etl-1", "stop", actor=operator))
+    with pytest.raises(NotFound):
+        services.control("ghost", "pause", actor=operator)
+
+
+def test_repeated_command_id_is_applied_once(dag: Dag, make_user) -> None:
+    user = make_user("control_dag", "view_dag")
+    services.control("etl-1", "pause", actor=user, command_id="c1")
+    before = fingerprint()
+    services.control("etl-1", "pause", actor=user, command_id="c1")  # no Conflict: a repeat
+    assert fingerprint() == before
+
+
+def test_gate_first_decision_wins(dag: Dag, make_user) -> None:
+    alice = make_user("decide_gate", "view_dag", username="alice")
+    bob = make_user("decide_gate", "view_dag", username="bob")
+    services.open_gate("etl-1", "load", {"title": "Ship it?"})
+    assert services.open_gate("etl-1", "load", {"title": "again"}).presentation == {
+        "title": "Ship it?"
+    }  # one gate per node; reopening emits nothing
+    gate = services.decide_gate("etl-1", "load", "modify", feedback="less", actor=alice)
+    assert (gate.status, gate.decision, gate.decided_by) == ("modified", "modify", "alice")
+    error = refused(
+        Conflict,
+        lambda: services.decide_gate("etl-1", "load", "approve", actor=bob),
+        "already decided",
+    )
+    assert isinstance(error, Conflict)
+    assert error.decision is not None
+    assert {k: error.decision[k] for k in ("node_id", "decision", "feedback", "decided_by")} == {
+        "node_id": "load",
+        "decision": "modify",
+        "feedback": "less",
+        "decided_by": "alice",
+    }
+    waiting, decided = events()[-2:]
+    assert (waiting["type"], waiting["presentation"]) == (
+        "human_gate_waiting",
+        {"title": "Ship it?"},
+    )
+    assert decided == {
+        "type": "gate_decided",
+        "dag_id": "etl-1",
+        "seq": decided["seq"],
+        "ts": decided["ts"],
+        "node_id": "load",
+        "decision": "modify",
+        "feedback": "less",
+        "decided_by": "alice",
+    }
+
+
+def test_gate_decision_refusals(dag: Dag, make_user) -> None:
+    decider = make_user("decide_gate", "view_dag")
+    viewer = make_user("view_dag")
+    services.open_gate("etl-1", "load", {})
+    refused(Forbidden, lambda: services.decide_gate("etl-1", "load", "approve", actor=viewer))
+    refused(InvalidDelta, lambda: services.decide_gate("etl-1", "load", "yes", actor=decider))
+    refused(
+        InvalidDelta,
+        lambda: services.decide_gate("etl-1", "load", "modify", feedback=" ", actor=decider),
+        "needs feedback",
+    )
+    refused(
+        InvalidDelta,
+        lambda: services.decide_gate("etl-1", "load", "reject", feedback="x" * 4001, actor=decider),
+        "limit is 4000",
+    )
+    refused(NotFound, lambda: services.decide_gate("etl-1", "extract", "approve", actor=decider))
+    assert Gate.objects.get(dag=dag, node_id="load").status == "pending"
+
+
+def test_system_decision_has_no_decider(dag: Dag) -> None:
+    services.open_gate("etl-1", "load", {}, default="reject")
+    gate = services.decide_gate("etl-1", "load", "reject")
+    assert (gate.decision, gate.decided_by) == ("reject", "")
+
+
+# ---------------------------------------------------------------------- tokens
+
+
+def test_tokens_are_stored_hashed_only(make_user) -> None:
+    user = make_user()
+    token, key = services.create_api_token(user, "ci")
+    assert key.startswith(services.TOKEN_PREFIX)
+    assert len(key) > 40
+    stored = ApiToken.objects.get(pk=token.pk)
+    assert stored.key_hash == hash_token(key)
+    assert stored.prefix == key[:10]
+    assert key not in {str(v) for v in ApiToken.objects.values().get(pk=token.pk).values()}
+    assert services.user_for_token(key) == user
+    assert ApiToken.objects.get(pk=token.pk).last_used_at is not None
+
+
+def test_user_for_token_refuses_bad_keys_and_inactive_users(make_user) -> None:
+    user = make_user()
+    _, key = services.create_api_token(user)
+    assert services.user_for_token(key + "x") is None
+    assert services.user_for_token(key[len(services.TOKEN_PREFIX) :]) is None
+    assert services.user_for_token("") is None
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert services.user_for_token(key) is None
+    ApiToken.objects.filter(user=user).delete()
+    User.objects.filter(pk=user.pk).update(is_active=True)
+    assert services.user_for_token(key) is None  # revoked
