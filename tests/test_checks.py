@@ -1,0 +1,146 @@
+"""System checks: each id fires on its mistake, and only then."""
+
+from __future__ import annotations
+
+import copy
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.checks import Error, Warning, run_checks
+from django.core.management import call_command
+from django.test import modify_settings, override_settings
+
+from dagstream_app.checks import check_setup
+
+PROJECT_LAYERS = copy.deepcopy(settings.CHANNEL_LAYERS)
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+REDIS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]},
+    }
+}
+
+
+def ids() -> list[str]:
+    return sorted(m.id for m in run_checks() if (m.id or "").startswith("dagstream_app."))
+
+
+@pytest.fixture(autouse=True)
+def _clean_baseline():
+    """Checks under a configuration with none of the mistakes, unless a test adds one."""
+    with override_settings(CHANNEL_LAYERS=REDIS, DAGSTREAM={}):
+        yield
+
+
+def test_correct_setup_has_no_messages() -> None:
+    assert ids() == []
+    assert check_setup() == []
+
+
+def test_e001_channels_missing() -> None:
+    with modify_settings(INSTALLED_APPS={"remove": ["channels"]}):
+        [message] = check_setup()
+        assert ids() == ["dagstream_app.E001"]
+    assert isinstance(message, Error)
+    assert "'channels' is not in INSTALLED_APPS" in message.msg
+    assert message.hint == "Add 'channels' to INSTALLED_APPS."
+
+
+def test_e002_daphne_missing() -> None:
+    with modify_settings(INSTALLED_APPS={"remove": ["daphne"]}):
+        [message] = check_setup()
+        assert ids() == ["dagstream_app.E002"]
+    assert isinstance(message, Error)
+    assert "staticfiles" in (message.hint or "")
+
+
+def test_apps_listed_by_app_config_count_as_installed() -> None:
+    apps = [
+        {"channels": "channels.apps.ChannelsConfig", "daphne": "daphne.apps.DaphneConfig"}.get(
+            app, app
+        )
+        for app in settings.INSTALLED_APPS
+    ]
+    with override_settings(INSTALLED_APPS=apps):
+        assert ids() == []
+
+
+def test_e003_no_channel_layer() -> None:
+    for layers in ({}, {"other": IN_MEMORY["default"]}):
+        with override_settings(CHANNEL_LAYERS=layers):
+            [message] = check_setup()
+            assert ids() == ["dagstream_app.E003"]
+        assert isinstance(message, Error)
+        assert "InMemoryChannelLayer" in (message.hint or "")
+    with override_settings():
+        del settings.CHANNEL_LAYERS
+        assert ids() == ["dagstream_app.E003"]
+
+
+def test_w001_in_memory_layer_with_debug_off() -> None:
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY, DEBUG=False):
+        [message] = check_setup()
+        assert ids() == ["dagstream_app.W001"]
+    assert isinstance(message, Warning)
+    assert "channels_redis" in (message.hint or "")
+
+
+def test_w001_not_with_debug_on_or_redis() -> None:
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY, DEBUG=True):
+        assert ids() == []
+    with override_settings(CHANNEL_LAYERS=REDIS, DEBUG=False):
+        assert ids() == []
+
+
+def test_e004_unknown_dagstream_keys() -> None:
+    with override_settings(DAGSTREAM={"REPLAY_WINDOW": 5, "REPLAY_WINDWO": 5, "colour": 1}):
+        [message] = check_setup()
+        assert ids() == ["dagstream_app.E004"]
+    assert isinstance(message, Error)
+    assert message.msg == "Unknown DAGSTREAM setting(s): REPLAY_WINDWO, colour."
+    assert "REPLAY_WINDOW" in (message.hint or "")
+
+
+def test_e004_not_for_known_keys() -> None:
+    with override_settings(DAGSTREAM={"REPLAY_WINDOW": 5, "PERMISSION_HOOK": None}):
+        assert ids() == []
+
+
+def _databases(**options: object) -> dict[str, dict[str, object]]:
+    databases = copy.deepcopy(settings.DATABASES)
+    databases["extra"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+    if options:
+        databases["extra"]["OPTIONS"] = options
+    return databases
+
+
+def test_w002_sqlite_without_immediate_transactions() -> None:
+    # Django warns about overriding DATABASES; the check only reads the setting.
+    with (
+        pytest.warns(UserWarning, match="DATABASES"),
+        override_settings(DATABASES=_databases(timeout=20)),
+    ):
+        messages = check_setup()
+    assert [m.id for m in messages] == ["dagstream_app.W002"]
+    assert isinstance(messages[0], Warning)
+    assert "'extra'" in messages[0].msg
+    assert "IMMEDIATE" in (messages[0].hint or "")
+
+
+def test_w002_not_with_immediate_transactions() -> None:
+    with (
+        pytest.warns(UserWarning, match="DATABASES"),
+        override_settings(DATABASES=_databases(transaction_mode="IMMEDIATE")),
+    ):
+        assert check_setup() == []
+
+
+def test_example_project_passes_manage_py_check() -> None:
+    # The project's own layer: in-memory (W001 silenced on purpose, one process)
+    # or Redis when REDIS_URL is set.
+    with override_settings(CHANNEL_LAYERS=PROJECT_LAYERS):
+        out, err = StringIO(), StringIO()
+        call_command("check", stdout=out, stderr=err)
+    assert "dagstream_app." not in out.getvalue() + err.getvalue()
