@@ -1,0 +1,148 @@
+"""permissions: Django permissions first, then PERMISSION_HOOK narrows per DAG."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, User
+from django.test import override_settings
+
+from dagstream_app import services
+from dagstream_app.models import Dag
+from dagstream_app.permissions import PERMISSIONS, allowed, get_hook
+
+pytestmark = pytest.mark.django_db
+
+HOOK = "tests.test_permissions.public_only"
+hook_calls: list[tuple[str, str, str | None]] = []
+
+
+def public_only(user: Any, action: str, dag: Dag | None) -> bool:
+    """Per-DAG rule: only DAGs named "public" (None: the check before a DAG is known)."""
+    hook_calls.append((user.get_username(), action, None if dag is None else dag.dag_id))
+    return dag is None or dag.name == "public"
+
+
+def always(user: Any, action: str, dag: Dag | None) -> bool:
+    return True
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls():
+    hook_calls.clear()
+
+
+@pytest.fixture
+def dags() -> tuple[Dag, Dag]:
+    return (
+        services.create_dag("pub", name="public", nodes=["n"]),
+        services.create_dag("priv", name="private", nodes=["n"]),
+    )
+
+
+def test_permission_names() -> None:
+    assert PERMISSIONS == {
+        "view": "dagstream_app.view_dag",
+        "decide": "dagstream_app.decide_gate",
+        "control": "dagstream_app.control_dag",
+    }
+
+
+def test_each_action_needs_its_django_permission(make_user, dags) -> None:
+    pub, _ = dags
+    viewer = make_user("view_dag")
+    decider = make_user("decide_gate")
+    controller = make_user("control_dag")
+    for action, user in (("view", viewer), ("decide", decider), ("control", controller)):
+        for other in ("view", "decide", "control"):
+            assert allowed(user, other, pub) is (other == action)  # type: ignore[arg-type]
+            assert allowed(user, other) is (other == action)  # type: ignore[arg-type]
+
+
+def test_superuser_may_do_everything(dags) -> None:
+    root = User.objects.create_superuser("root", "root@example.com", "pw")
+    assert all(allowed(root, a, dags[0]) for a in ("view", "decide", "control"))
+
+
+def test_group_permissions_count(make_user, dags) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    group = Group.objects.create(name="operators")
+    group.permissions.set(Permission.objects.filter(codename="control_dag"))
+    user = make_user()
+    user.groups.add(group)
+    user = User.objects.get(pk=user.pk)
+    assert allowed(user, "control", dags[0])
+
+
+def test_anonymous_none_and_inactive_are_refused(make_user, dags) -> None:
+    pub, _ = dags
+    assert not allowed(None, "view", pub)
+    assert not allowed(AnonymousUser(), "view", pub)
+    user = make_user("view_dag", "decide_gate", "control_dag")
+    user.is_active = False
+    user.save()
+    assert not any(allowed(user, a, pub) for a in ("view", "decide", "control"))
+    root = User.objects.create_superuser("root", "root@example.com", "pw", is_active=False)
+    assert not allowed(root, "view", pub)
+
+
+@override_settings(DAGSTREAM={"PERMISSION_HOOK": HOOK})
+def test_hook_narrows_per_dag(make_user, dags) -> None:
+    pub, priv = dags
+    user = make_user("view_dag", "decide_gate", "control_dag")
+    assert allowed(user, "view", pub)
+    assert not allowed(user, "view", priv)
+    assert not allowed(user, "control", priv)
+    assert allowed(user, "decide")  # no DAG yet: the hook gets None
+    assert hook_calls == [
+        (user.username, "view", "pub"),
+        (user.username, "view", "priv"),
+        (user.username, "control", "priv"),
+        (user.username, "decide", None),
+    ]
+
+
+@override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.test_permissions.always"})
+def test_hook_cannot_widen(make_user, dags) -> None:
+    assert not allowed(make_user(), "view", dags[0])
+    assert not allowed(AnonymousUser(), "view", dags[0])
+
+
+def test_hook_may_be_a_callable(make_user, dags) -> None:
+    user = make_user("view_dag")
+    with override_settings(DAGSTREAM={"PERMISSION_HOOK": public_only}):
+        assert not allowed(user, "view", dags[1])
+        assert allowed(user, "view", dags[0])
+
+
+def test_hook_cache_follows_the_setting(make_user, dags) -> None:
+    user = make_user("view_dag")
+    assert get_hook() is None
+    with override_settings(DAGSTREAM={"PERMISSION_HOOK": HOOK}):
+        assert get_hook() is public_only
+        assert not allowed(user, "view", dags[1])
+    assert get_hook() is None
+    assert allowed(user, "view", dags[1])
+
+
+def test_bad_hook_path_fails_loudly(make_user, dags) -> None:
+    with (
+        override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.test_permissions.nope"}),
+        pytest.raises(ImportError),
+    ):
+        allowed(make_user("view_dag"), "view", dags[0])
+
+
+@override_settings(DAGSTREAM={"PERMISSION_HOOK": HOOK})
+def test_services_apply_the_hook(make_user, dags) -> None:
+    user = make_user("view_dag", "decide_gate", "control_dag")
+    services.open_gate("priv", "n", {})
+    with pytest.raises(services.Forbidden):
+        services.decide_gate("priv", "n", "approve", actor=user)
+    with pytest.raises(services.Forbidden):
+        services.control("priv", "pause", actor=user)
+    assert Dag.objects.get(pk="priv").status == "running"
+    services.control("pub", "pause", actor=user)
+    assert Dag.objects.get(pk="pub").status == "paused"
