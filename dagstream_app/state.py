@@ -88,7 +88,10 @@ def progress(dag_id: str) -> tuple[int, str] | None:
 
 def can_replay(dag_id: str, after: int, current: int) -> bool:
     """True if the events after ``after`` are retained and within the replay window."""
-    if after > current or current - after > get_config()["REPLAY_WINDOW"]:
+    config = get_config()
+    # Never replay more than a consumer may catch up (MAX_LAG): it would close
+    # with 1013 and the client would resume from the same seq, forever.
+    if after > current or current - after > min(config["REPLAY_WINDOW"], config["MAX_LAG"]):
         return False
     if after == current:
         return True

@@ -129,3 +129,11 @@ def test_commands_after(dag: Dag, make_user: Any) -> None:
     assert (rows, status) == ([(4, "pause"), (6, "resume")], "running")
     assert state.commands_after("s1", 4) == ([(6, "resume")], "running")
     assert state.commands_after("nope", 0) == ([], None)
+
+
+@override_settings(DAGSTREAM={"REPLAY_WINDOW": 10, "MAX_LAG": 2})
+def test_can_replay_never_exceeds_max_lag(dag: Dag) -> None:
+    # A replay longer than MAX_LAG would close with 1013, and the client would
+    # resume from the same seq again: it gets a snapshot instead.
+    assert not state.can_replay("s1", 0, 3)
+    assert state.can_replay("s1", 1, 3)
