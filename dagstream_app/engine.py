@@ -182,8 +182,10 @@ class DagStream:
                         gate = await _db(services.decide_gate)(
                             self.dag_id, node_id, gate.default_decision or "reject"
                         )
-                    except services.Conflict:
-                        pass  # someone decided first; read it below
+                    except services.Conflict as exc:
+                        if exc.decision is None:
+                            raise  # the DAG has finished: nobody can decide this gate now
+                        # someone decided first; read it below
                     wait = 0
                 else:
                     wait = min(poll, left)

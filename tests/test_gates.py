@@ -463,3 +463,20 @@ async def test_permission_hook_limits_decisions_and_control_to_owners(
     assert await _state(gated) == ("running", 3, "approved")
     await ws.close()
     await mine.close()
+
+
+async def test_gate_past_its_deadline_on_a_finished_dag_raises_instead_of_spinning() -> None:
+    await DagStream.create("timeout-5", nodes=["review"])
+    await database_sync_to_async(services.open_gate)(
+        "timeout-5",
+        "review",
+        {"title": "?"},
+        timeout_at=timezone.now() - timedelta(seconds=1),
+        default="approve",
+    )
+    await database_sync_to_async(services.fail)("timeout-5", "engine crashed")
+    stream = await DagStream.open("timeout-5")
+    with pytest.raises(services.Conflict, match="gates are closed"):
+        await asyncio.wait_for(stream.gate("review", {}, timeout=1, default="approve"), 5)
+    assert await _state("timeout-5") == ("failed", 4, "pending")
+    await stream.close()
