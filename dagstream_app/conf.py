@@ -37,6 +37,10 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # ``action`` is "view", "decide" or "control". Runs after Django's own
     # permission check, which it can only narrow.
     "PERMISSION_HOOK": None,
+    # Template the dashboard pages extend; point it at the host's own base
+    # (it must define the blocks ``title``, ``dagstream_head``, ``content``
+    # and ``dagstream_scripts``; see docs/dashboard.md).
+    "BASE_TEMPLATE": "dagstream_app/base.html",
 }
 
 

@@ -27,7 +27,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.core.exceptions import ImproperlyConfigured
 
-from dagstream_app import protocol, services, state
+from dagstream_app import protocol, render, services, state
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag
 from dagstream_app.permissions import allowed
@@ -346,3 +346,104 @@ class DagJsonConsumer(DagStreamConsumer):
                 await self.start_stream(command.last_seq)
             case _:  # pragma: no cover - parse_command admits only the types above
                 raise services.InvalidDelta(f"Unhandled message {command!r}.")
+
+
+class DagHtmlConsumer(DagStreamConsumer):
+    """The dashboard's stream (``/ws/dags/<dag_id>/html/``): events as htmx OOB fragments.
+
+    Each event is rendered once per process and permission variant (see
+    :mod:`dagstream_app.render`); every message ends with the ``#ds-seq`` marker
+    the page resumes from. Client frames are ignored: actions go by htmx POST.
+    """
+
+    perms: render.Perms | None = None
+
+    async def _ensure_perms(self) -> render.Perms:
+        if self.perms is None:
+            self.perms = await database_sync_to_async(self._read_perms)()
+        return self.perms
+
+    def _read_perms(self) -> render.Perms:
+        dag = Dag.objects.filter(pk=self.dag_id).first()
+        return (allowed(self.user, "decide", dag), allowed(self.user, "control", dag))
+
+    async def send_snapshot(self, snap: dict[str, Any]) -> None:
+        perms = await self._ensure_perms()
+        html = await database_sync_to_async(render.snapshot_message)(snap, perms)
+        await self.send(text_data=html)
+
+    async def send_events(self, events: list[tuple[int, str]]) -> None:
+        if not events:
+            return
+        perms = await self._ensure_perms()
+        html = render.cached_events_html(self.dag_id, events, perms)
+        if html is None:
+            html = await database_sync_to_async(render.events_html)(self.dag_id, events, perms)
+        await self.send(text_data=html)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        return
+
+
+class DagIndexConsumer(AsyncWebsocketConsumer):
+    """Live rows of the run list (``/ws/dags/?ids=a,b``), throttled per connection.
+
+    Rows of the DAGs named in ``ids`` (the ones on the page) are re-rendered at
+    most every ``THROTTLE`` seconds; a new run elsewhere raises a notice instead.
+    """
+
+    THROTTLE = 0.5
+    ids: frozenset[str] = frozenset()
+    ready = False
+
+    async def connect(self) -> None:
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(CLOSE_UNAUTHENTICATED)
+            return
+        if not await database_sync_to_async(allowed)(user, "view"):
+            await self.close(CLOSE_FORBIDDEN)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        raw = query.get("ids", [""])[0]
+        self.ids = frozenset(i for i in raw.split(",")[:200] if protocol.DAG_ID_RE.match(i))
+        self.pending: dict[str, int] = {}
+        self.new_runs = 0
+        self.flush_task: asyncio.Task[None] | None = None
+        await self.channel_layer.group_add(services.INDEX_GROUP, self.channel_name)
+        self.ready = True
+
+    async def disconnect(self, code: int) -> None:
+        if self.ready:
+            self.ready = False
+            if self.flush_task is not None:
+                self.flush_task.cancel()
+            try:
+                await self.channel_layer.group_discard(services.INDEX_GROUP, self.channel_name)
+            except Exception:  # the layer may be down; the entry expires
+                log.warning("dagstream: group_discard failed", exc_info=True)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        return
+
+    async def dagstream_dag_changed(self, message: dict[str, Any]) -> None:
+        if not self.ready:
+            return
+        dag_id: str = message["dag_id"]
+        if dag_id in self.ids:
+            self.pending[dag_id] = max(message["seq"], self.pending.get(dag_id, 0))
+        elif message["seq"] <= 1:
+            self.new_runs += 1
+        else:
+            return
+        if self.flush_task is None:
+            self.flush_task = asyncio.ensure_future(self._flush_rows())
+
+    async def _flush_rows(self) -> None:
+        await asyncio.sleep(self.THROTTLE)  # the throttle window, not synchronisation
+        self.flush_task = None
+        pending, self.pending = self.pending, {}
+        html = await database_sync_to_async(render.index_message)(pending, self.new_runs)
+        if html and self.ready:
+            await self.send(text_data=html)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from django.urls import re_path
 
 from dagstream_app.auth import TokenAuthMiddleware
-from dagstream_app.consumers import DagJsonConsumer
+from dagstream_app.consumers import DagHtmlConsumer, DagIndexConsumer, DagJsonConsumer
 
 DAG_ID = r"(?P<dag_id>[A-Za-z0-9_.-]{1,100})"
 
 websocket_urlpatterns = [
     re_path(rf"^ws/dags/{DAG_ID}/$", TokenAuthMiddleware(DagJsonConsumer.as_asgi())),
+    re_path(rf"^ws/dags/{DAG_ID}/html/$", TokenAuthMiddleware(DagHtmlConsumer.as_asgi())),
+    re_path(r"^ws/dags/$", TokenAuthMiddleware(DagIndexConsumer.as_asgi())),
 ]

@@ -1,0 +1,37 @@
+"""Template helpers of the dashboard: icons and money."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from dagstream_app import render
+
+register = template.Library()
+
+
+@register.simple_tag
+def icon(name: str, cls: str = "icon") -> SafeString:
+    """An inline SVG icon from the page's sprite (``dagstream_app/icons.html``)."""
+    return format_html(
+        '<svg class="{}" aria-hidden="true" focusable="false"><use href="#ds-i-{}"/></svg>',
+        cls,
+        name,
+    )
+
+
+@register.filter
+def money(value: Any) -> str:
+    if value is None:
+        return "—"
+    number = float(value)
+    sign = "-" if number < 0 else ""
+    return f"{sign}${abs(number):,.2f}"
+
+
+@register.filter
+def status_icon(status: str) -> str:
+    return render.STATUS_ICONS.get(status, "pending")
