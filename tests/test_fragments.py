@@ -1,0 +1,198 @@
+"""Each event type renders into out-of-band fragments for only what it changed."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+
+from dagstream_app import render, services, state
+from dagstream_app.models import Dag
+
+pytestmark = pytest.mark.django_db
+
+NODES = [{"id": "extract", "label": "Extract"}, {"id": "load", "label": "Load"}]
+EVIL = "<script>alert(1)</script>"
+ALL = (True, True)
+
+
+class TopLevel(HTMLParser):
+    """The top-level elements of a message, with their attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.top: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.depth == 0:
+            self.top.append((tag, dict(attrs)))
+        if tag not in {"use", "rect", "path", "input", "br", "img", "meta"}:
+            self.depth += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.depth == 0:
+            self.top.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in {"use", "rect", "path", "input", "br", "img", "meta"}:
+            self.depth -= 1
+
+
+def top_level(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = TopLevel()
+    parser.feed(html)
+    return parser.top
+
+
+@pytest.fixture
+def dag(db: Any) -> Dag:
+    return services.create_dag(
+        "etl-1", name="etl", nodes=NODES, edges=[("extract", "load")], budget=10.0
+    )
+
+
+def last_fragment(perms: render.Perms = ALL) -> str:
+    seq, frame = state.event_frames("etl-1", 0)[-1]
+    render.cache.clear()
+    return render.events_html("etl-1", [(seq, frame)], perms)
+
+
+def targets(html: str) -> list[str]:
+    out = []
+    for tag, attrs in top_level(html):
+        oob = attrs.get("hx-swap-oob")
+        assert oob, f"top-level <{tag}> without hx-swap-oob in {html[:200]}"
+        out.append(oob if ":" in oob else f"#{attrs['id']}")
+    return out
+
+
+def test_node_state_swaps_the_node_progress_and_timeline(dag: Dag) -> None:
+    services.node_state("etl-1", "extract", "running")
+    html = last_fragment()
+    slot = render.dom_id("ns", "extract")
+    assert targets(html) == [
+        f"innerHTML:#{slot}",
+        "#dag-progress",
+        "afterbegin:#timeline",
+        "#ds-seq",
+    ]
+    assert 'data-node-id="extract" data-status="running"' in html
+    assert "data-started=" in html
+    assert 'id="ev-2"' in html and 'data-seq="2"' in html
+
+
+def test_completed_node_shows_its_duration(dag: Dag) -> None:
+    services.node_state("etl-1", "extract", "running")
+    services.node_state("etl-1", "extract", "completed")
+    html = last_fragment()
+    assert 'data-status="completed"' in html and "Completed · " in html
+    assert "<strong>1</strong> / 2 nodes done" in html
+
+
+def test_edge_active_flashes_one_edge(dag: Dag) -> None:
+    services.edge_active("etl-1", "extract", "load")
+    html = last_fragment()
+    assert targets(html) == ["#ds-flash", "afterbegin:#timeline", "#ds-seq"]
+    assert f'data-edge="{render.edge_dom_id("extract", "load")}"' in html
+
+
+def test_dag_mutated_rerenders_the_graph(dag: Dag) -> None:
+    services.mutate("etl-1", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
+    html = last_fragment()
+    assert targets(html) == ["#graph", "#dag-progress", "afterbegin:#timeline", "#ds-seq"]
+    assert 'data-node-id="retry"' in html and "/ 3 nodes" in html
+
+
+def test_cost_update_warns_at_80_percent_and_goes_red_over_budget(dag: Dag) -> None:
+    services.cost("etl-1", spent=2.0)
+    assert "cost--ok" in last_fragment()
+    services.cost("etl-1", spent=8.5)
+    html = last_fragment()
+    assert targets(html)[0] == "#cost" and "cost--warn" in html and "85% of budget used" in html
+    services.cost("etl-1", spent=12.0)
+    html = last_fragment()
+    assert "cost--over" in html and "Over budget" in html and "-$2.00" in html
+
+
+def test_gate_waiting_appends_an_escaped_card(dag: Dag) -> None:
+    services.open_gate("etl-1", "load", {"title": EVIL, "body": EVIL, "extra": {"k": EVIL}})
+    html = last_fragment()
+    assert targets(html)[0] == "beforeend:#gate-list"
+    assert EVIL not in html and "&lt;script&gt;" in html
+    assert ">Approve<" in html and ">Reject<" in html and ">Modify<" in html
+
+
+def test_gate_buttons_are_disabled_without_permission(dag: Dag) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship?"})
+    html = last_fragment((False, False))
+    assert 'value="approve" class="btn btn--primary" disabled' in html
+
+
+def test_gate_decided_replaces_the_card_without_buttons(dag: Dag, make_user) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship?"})
+    user = make_user("view_dag", "decide_gate", username="alice")
+    services.decide_gate("etl-1", "load", "modify", feedback="smaller batch", actor=user)
+    html = last_fragment()
+    assert targets(html)[0] == f"#{render.dom_id('gate', 'load')}"
+    assert "Modified</strong> by alice" in html and "smaller batch" in html
+    assert ">Approve<" not in html and "<form" not in html
+
+
+def test_execution_state_updates_badge_and_controls(dag: Dag, make_user) -> None:
+    services.control("etl-1", "pause", actor=make_user("view_dag", "control_dag"))
+    html = last_fragment()
+    assert targets(html)[:2] == ["#dag-status", "#controls"]
+    assert 'data-status="paused"' in html
+    pause = html.index(">Pause<")
+    assert "disabled" in html[html.rindex("<button", 0, pause) : pause]
+    resume = html.index(">Resume<")
+    assert "disabled" not in html[html.rindex("<button", 0, resume) : resume]
+
+
+def test_execution_complete_shows_results(dag: Dag) -> None:
+    services.complete("etl-1", {"rows": EVIL})
+    seq = Dag.objects.get().last_seq
+    render.cache.clear()
+    html = render.events_html("etl-1", state.event_frames("etl-1", seq - 2), ALL)
+    assert "#results" in targets(html)
+    assert EVIL not in html and "data-finished=" in html
+
+
+def test_error_is_escaped_in_the_timeline(dag: Dag) -> None:
+    services.report_error("etl-1", EVIL, node_id="extract")
+    html = last_fragment()
+    assert targets(html) == ["afterbegin:#timeline", "#ds-seq"]
+    assert EVIL not in html and "tl--failed" in html
+
+
+def test_fragments_render_once_per_process(dag: Dag, django_assert_num_queries) -> None:
+    services.node_state("etl-1", "extract", "running")
+    events = state.event_frames("etl-1", 1)
+    render.cache.clear()
+    first = render.events_html("etl-1", events, ALL)
+    with django_assert_num_queries(0):
+        again = render.cached_events_html("etl-1", events, ALL)
+    assert again == first
+
+
+def test_snapshot_message_rerenders_every_region(dag: Dag) -> None:
+    services.node_state("etl-1", "extract", "running")
+    snap = state.snapshot("etl-1")
+    assert snap is not None
+    html = render.snapshot_message(snap, ALL)
+    assert set(targets(html)) >= {
+        "#graph", "#dag-status", "#dag-progress", "#cost", "#controls", "#gates",
+        "#results", "#timeline-card", "#ds-seq",
+    }
+    assert 'data-seq="2"' in html
+
+
+def test_frame_json_is_what_services_publish(dag: Dag) -> None:
+    services.node_state("etl-1", "extract", "failed", output=EVIL)
+    seq, frame = state.event_frames("etl-1", 0)[-1]
+    assert json.loads(frame)["seq"] == seq
+    html = render.render_event("etl-1", seq, frame, ALL)
+    assert EVIL not in html and "s-failed" in html

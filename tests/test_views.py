@@ -1,0 +1,269 @@
+"""Dashboard pages and htmx actions through Django's test client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client, override_settings
+
+from dagstream_app import services
+from dagstream_app.models import Dag, Gate
+
+pytestmark = pytest.mark.django_db
+
+NODES = [{"id": "extract", "label": "Extract"}, {"id": "load", "label": "Load"}]
+
+
+@pytest.fixture
+def dag(db: Any) -> Dag:
+    return services.create_dag(
+        "etl-1", name="etl", nodes=NODES, edges=[("extract", "load")], budget=5.0
+    )
+
+
+def client_for(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def operator(make_user) -> Client:
+    return client_for(make_user("view_dag", "decide_gate", "control_dag"))
+
+
+@pytest.fixture
+def viewer(make_user) -> Client:
+    return client_for(make_user("view_dag"))
+
+
+# ------------------------------------------------------------ access
+
+
+@pytest.mark.parametrize("url", ["/dags/", "/dags/etl-1/", "/dags/etl-1/history/"])
+def test_anonymous_is_sent_to_login(dag: Dag, url: str) -> None:
+    response = Client().get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+
+@pytest.mark.parametrize(
+    "url", ["/dags/", "/dags/etl-1/", "/dags/etl-1/history/", "/dags/etl-1/nodes/extract/"]
+)
+def test_without_view_dag_pages_are_403(dag: Dag, make_user, url: str) -> None:
+    response = client_for(make_user()).get(url)
+    assert response.status_code == 403
+    assert b"No access" in response.content
+
+
+def test_without_view_dag_posts_are_403(dag: Dag, make_user) -> None:
+    client = client_for(make_user())
+    assert client.post("/dags/etl-1/control/", {"action": "pause"}).status_code == 403
+    assert Dag.objects.get().status == "running"
+
+
+@pytest.mark.parametrize(
+    "url", ["/dags/nope/", "/dags/nope/history/", "/dags/etl-1/nodes/nope/"]
+)
+def test_unknown_dag_or_node_is_404(dag: Dag, viewer: Client, url: str) -> None:
+    assert viewer.get(url).status_code == 404
+
+
+def test_per_dag_hook_narrows_view(dag: Dag, viewer: Client) -> None:
+    with override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.test_views.deny_etl"}):
+        assert viewer.get("/dags/etl-1/").status_code == 403
+
+
+def deny_etl(user: Any, action: str, dag: Dag | None) -> bool:
+    return dag is None or dag.name != "etl"
+
+
+def test_login_page_is_styled(db: Any) -> None:
+    response = Client().get("/accounts/login/")
+    assert response.status_code == 200
+    assert b"dagstream.css" in response.content
+    assert b'name="username"' in response.content
+
+
+# -------------------------------------------------------------- list
+
+
+def test_list_shows_runs_with_progress_and_cost(dag: Dag, viewer: Client) -> None:
+    services.node_state("etl-1", "extract", "completed")
+    services.cost("etl-1", spent=1.25)
+    html = viewer.get("/dags/").content.decode()
+    assert 'data-dag-id="etl-1"' in html
+    assert "1 / 2" in html
+    assert "$1.25" in html and "$5.00" in html
+    assert "/ws/dags/?ids=etl-1" in html
+
+
+def test_list_filters_and_paginates(db: Any, viewer: Client) -> None:
+    for i in range(30):
+        services.create_dag(f"run-{i}", name="nightly" if i % 2 else "hourly")
+    services.fail("run-3", "boom")
+    html = viewer.get("/dags/", {"status": "failed"}).content.decode()
+    assert html.count("data-dag-id=") == 1 and 'data-dag-id="run-3"' in html
+    html = viewer.get("/dags/", {"q": "hourly"}).content.decode()
+    assert html.count("data-dag-id=") == 15
+    first = viewer.get("/dags/").content.decode()
+    assert first.count("data-dag-id=") == 25 and "Page 1 of 2" in first
+    second = viewer.get("/dags/", {"page": 2}).content.decode()
+    assert second.count("data-dag-id=") == 5
+
+
+# ------------------------------------------------------------ detail
+
+
+def test_detail_renders_every_region(dag: Dag, operator: Client) -> None:
+    services.node_state("etl-1", "extract", "running")
+    services.open_gate("etl-1", "load", {"title": "Ship it?", "body": "Looks fine"})
+    html = operator.get("/dags/etl-1/").content.decode()
+    assert 'data-node-id="extract" data-status="running"' in html
+    assert 'data-node-id="load" data-status="pending"' in html
+    assert 'ws-connect="/ws/dags/etl-1/html/"' in html
+    assert 'id="ds-seq" data-seq="3"' in html
+    assert 'data-connection="reconnecting"' in html
+    for region in ('id="cost"', 'id="controls"', 'id="gate-list"', 'id="timeline"', 'id="graph"'):
+        assert region in html
+    assert ">Approve<" in html and ">Reject<" in html and ">Modify<" in html
+    assert ">Pause<" in html and ">Resume<" in html and ">Cancel<" in html
+    assert "hx-confirm=" in html
+    assert '"allowScriptTags": false' in html
+    assert "django_htmx/ext/hx-ws-2" in html and "dagstream_app/dagstream.js" in html
+    assert "X-CSRFToken" in html
+
+
+def test_engine_text_is_escaped(dag: Dag, operator: Client) -> None:
+    evil = "<script>alert(1)</script>"
+    services.node_state("etl-1", "extract", "completed", output=evil, metrics={evil: evil})
+    services.open_gate("etl-1", "load", {"title": evil, "body": evil, evil: evil})
+    services.report_error("etl-1", evil, node_id="extract")
+    for url in ("/dags/etl-1/", "/dags/etl-1/nodes/extract/", "/dags/etl-1/history/"):
+        html = operator.get(url).content.decode()
+        assert evil not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_viewer_sees_disabled_actions(dag: Dag, viewer: Client) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship it?"})
+    html = viewer.get("/dags/etl-1/").content.decode()
+    assert "You don't have permission to decide gates." in html
+    assert "You can watch this run but not control it." in html
+    assert 'value="approve" class="btn btn--primary" disabled' in html
+
+
+def test_node_panel_shows_output_and_metrics(dag: Dag, viewer: Client) -> None:
+    services.node_state("etl-1", "extract", "completed", output={"rows": 12}, metrics={"ms": 5})
+    html = viewer.get("/dags/etl-1/nodes/extract/").content.decode()
+    assert "&quot;rows&quot;: 12" in html and "ms" in html
+
+
+def test_node_ids_with_slashes_and_spaces_route(db: Any, viewer: Client) -> None:
+    services.create_dag("odd", nodes=[{"id": "a/b c?", "label": "Odd"}])
+    page = viewer.get("/dags/odd/").content.decode()
+    assert 'data-href="/dags/odd/nodes/a%2Fb%20c%3F/"' in page
+    assert viewer.get("/dags/odd/nodes/a%2Fb%20c%3F/").status_code == 200
+
+
+def test_history_steps_through_state(dag: Dag, viewer: Client) -> None:
+    services.node_state("etl-1", "extract", "running")
+    services.node_state("etl-1", "extract", "completed")
+    services.mutate("etl-1", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
+    at2 = viewer.get("/dags/etl-1/history/", {"seq": 2}).content.decode()
+    assert 'data-node-id="extract" data-status="running"' in at2
+    assert 'data-node-id="retry"' not in at2
+    assert 'ws-connect' not in at2
+    at4 = viewer.get("/dags/etl-1/history/", {"seq": 4}).content.decode()
+    assert 'data-node-id="extract" data-status="completed"' in at4
+    assert 'data-node-id="retry"' in at4
+
+
+# ----------------------------------------------------------- actions
+
+
+def test_approve_by_post(dag: Dag, operator: Client) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship it?"})
+    response = operator.post(
+        "/dags/etl-1/gates/load/decide/", {"decision": "approve", "feedback": "ok"}
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-gate-status="approved"' in html and ">Approve<" not in html
+    gate = Gate.objects.get()
+    assert gate.status == "approved" and gate.feedback == "ok"
+
+
+def test_second_decision_is_a_readable_conflict(dag: Dag, operator: Client) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship it?"})
+    operator.post("/dags/etl-1/gates/load/decide/", {"decision": "reject"})
+    response = operator.post("/dags/etl-1/gates/load/decide/", {"decision": "approve"})
+    assert response.status_code == 409
+    assert "Someone else decided first: reject by" in response.content.decode()
+    assert Gate.objects.get().status == "rejected"
+
+
+def test_modify_without_feedback_keeps_the_form(dag: Dag, operator: Client) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship it?"})
+    response = operator.post("/dags/etl-1/gates/load/decide/", {"decision": "modify"})
+    assert response.status_code == 400
+    assert "needs feedback" in response.content.decode()
+    assert ">Modify<" in response.content.decode()
+
+
+def test_decide_without_permission_is_forbidden(dag: Dag, viewer: Client) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship it?"})
+    response = viewer.post("/dags/etl-1/gates/load/decide/", {"decision": "approve"})
+    assert response.status_code == 403
+    assert "may not decide" in response.content.decode()
+    assert Gate.objects.get().status == "pending"
+
+
+def test_pause_resume_cancel(dag: Dag, operator: Client) -> None:
+    response = operator.post("/dags/etl-1/control/", {"action": "pause"})
+    assert response.status_code == 200
+    assert Dag.objects.get().status == "paused"
+    html = response.content.decode()
+    assert 'value="pause"' not in html  # hx-vals carries the action
+    assert operator.post("/dags/etl-1/control/", {"action": "pause"}).status_code == 409
+    operator.post("/dags/etl-1/control/", {"action": "resume"})
+    assert Dag.objects.get().status == "running"
+    operator.post("/dags/etl-1/control/", {"action": "cancel"})
+    assert Dag.objects.get().status == "cancelling"
+
+
+def test_control_without_permission(dag: Dag, viewer: Client) -> None:
+    response = viewer.post("/dags/etl-1/control/", {"action": "pause"})
+    assert response.status_code == 403
+    assert "may not control" in response.content.decode()
+
+
+def test_actions_need_csrf(dag: Dag, make_user) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("view_dag", "control_dag"))
+    assert client.post("/dags/etl-1/control/", {"action": "pause"}).status_code == 403
+    assert Dag.objects.get().status == "running"
+
+
+def test_base_template_is_swappable(dag: Dag, viewer: Client, tmp_path) -> None:
+    (tmp_path / "host_base.html").write_text(
+        "<html><body>HOST FRAME {% block content %}{% endblock %}"
+        "{% block dagstream_scripts %}{% endblock %}</body></html>"
+    )
+    templates = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "DIRS": [tmp_path],
+            "APP_DIRS": True,
+            "OPTIONS": {
+                "context_processors": [
+                    "django.template.context_processors.request",
+                    "django.contrib.auth.context_processors.auth",
+                ]
+            },
+        }
+    ]
+    with override_settings(TEMPLATES=templates, DAGSTREAM={"BASE_TEMPLATE": "host_base.html"}):
+        html = viewer.get("/dags/etl-1/").content.decode()
+    assert "HOST FRAME" in html and 'data-node-id="extract"' in html
