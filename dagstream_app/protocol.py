@@ -9,7 +9,7 @@ object: ``{"type", "dag_id", "seq", "ts", **payload}``.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -48,10 +48,10 @@ ErrorCode = Literal[
 NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Label = Annotated[str, msgspec.Meta(max_length=200)]
 # Ints are bounded too: ids are stored (CommandReceipt.command_id, 100 chars).
-CommandId = Union[
-    Annotated[str, msgspec.Meta(max_length=100)],
-    Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)],
-]
+CommandId = (
+    Annotated[str, msgspec.Meta(max_length=100)]
+    | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+)
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
 
@@ -89,7 +89,7 @@ class RemoveEdge(_Mutation, tag="remove_edge"):
     dst: NodeId = msgspec.field(name="to")
 
 
-Mutation = Union[AddNode, RemoveNode, AddEdge, RemoveEdge]
+Mutation = AddNode | RemoveNode | AddEdge | RemoveEdge
 
 # ------------------------------------------------------------ event payloads
 # Payloads without the envelope (dag_id, seq, ts), which services add.
@@ -142,17 +142,17 @@ class ErrorEvent(_Message, tag="error"):
     node_id: NodeId | None = None
 
 
-EventPayload = Union[
-    NodeState,
-    EdgeActive,
-    DagMutated,
-    CostUpdate,
-    ExecutionComplete,
-    HumanGateWaiting,
-    GateDecided,
-    ExecutionState,
-    ErrorEvent,
-]
+EventPayload = (
+    NodeState
+    | EdgeActive
+    | DagMutated
+    | CostUpdate
+    | ExecutionComplete
+    | HumanGateWaiting
+    | GateDecided
+    | ExecutionState
+    | ErrorEvent
+)
 EventType = Literal[
     "node_state",
     "edge_active",
@@ -202,7 +202,7 @@ class Resume(_Message, tag="resume"):
     id: CommandId | None = None
 
 
-ClientCommand = Union[HumanDecision, PauseExecution, ResumeExecution, CancelExecution, Resume]
+ClientCommand = HumanDecision | PauseExecution | ResumeExecution | CancelExecution | Resume
 CLIENT_TYPES = frozenset(
     {"human_decision", "pause_execution", "resume_execution", "cancel_execution", "resume"}
 )
@@ -280,14 +280,14 @@ def parse_command(text: str) -> ClientCommand:
             "unknown_type", f"Unknown message type {kind!r}; expected one of: {known}.", command_id
         )
     try:
-        return msgspec.convert(raw, ClientCommand)  # type: ignore[arg-type]
+        return msgspec.convert(raw, ClientCommand)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
         raise ProtocolError("invalid_message", str(exc), command_id) from None
 
 
 def validate_payload(payload: dict[str, Any]) -> EventPayload:
     """Validate an engine-supplied event payload (with its ``type``)."""
-    return msgspec.convert(payload, EventPayload)  # type: ignore[arg-type]
+    return msgspec.convert(payload, EventPayload)  # type: ignore[no-any-return]
 
 
 def payload_to_builtins(payload: EventPayload) -> dict[str, Any]:
@@ -304,8 +304,8 @@ def event_frame(event_type: str, dag_id: str, seq: int, ts: str, payload: dict[s
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema (2020-12) of every protocol message, grouped by direction."""
-    events = list(EventPayload.__args__)  # type: ignore[attr-defined]
-    commands = list(ClientCommand.__args__)  # type: ignore[attr-defined]
+    events = list(EventPayload.__args__)
+    commands = list(ClientCommand.__args__)
     replies = [Ack, ErrorReply, Snapshot]
     (schemas, components) = msgspec.json.schema_components(
         [*events, *commands, *replies, Envelope], ref_template="#/$defs/{name}"

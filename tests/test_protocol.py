@@ -52,7 +52,7 @@ def test_every_client_command_parses(frame: dict[str, Any], expected: Any) -> No
 
 
 def test_client_types_are_exactly_the_parsed_commands() -> None:
-    tags = {c.__struct_config__.tag for c in protocol.ClientCommand.__args__}  # type: ignore[attr-defined]
+    tags = {c.__struct_config__.tag for c in protocol.ClientCommand.__args__}
     assert tags == protocol.CLIENT_TYPES
     assert set(protocol.CONTROL_ACTIONS) == {
         "pause_execution",
