@@ -10,6 +10,7 @@ is delivered twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
@@ -24,6 +25,7 @@ from django.utils import timezone
 from dagstream_app import services, state
 from dagstream_app.conf import get_config
 from dagstream_app.models import Gate
+from dagstream_app.protocol import TERMINAL_STATUSES
 
 __all__ = ["Command", "DagStream", "GateDecision", "SyncDagStream"]
 
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
+# Deltas coalesced into one transaction at most.
+_BATCH_LIMIT = 200
 
 
 def _db(func: Callable[P, T]) -> Callable[P, Awaitable[T]]:
@@ -76,6 +80,36 @@ class DagStream:
         self._wake = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._channel: str | None = None
+        self._queue: list[
+            tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]
+        ] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def _apply(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a services call; calls made concurrently share one transaction."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((func, (self.dag_id, *args), kwargs, future))
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:_BATCH_LIMIT], self._queue[_BATCH_LIMIT:]
+                try:
+                    results = await _db(services.apply_batch)([c[:3] for c in batch])
+                except Exception as exc:  # noqa: BLE001 - the whole transaction failed
+                    results = [exc] * len(batch)
+                for (*_, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._flusher = None
 
     @classmethod
     async def create(
@@ -104,38 +138,43 @@ class DagStream:
     # ---------------------------------------------------------- deltas
 
     async def node_state(
-        self, node_id: str, status: str, *, output: Any = None, metrics: dict[str, Any] | None = None
+        self,
+        node_id: str,
+        status: str,
+        *,
+        output: Any = None,
+        metrics: dict[str, Any] | None = None,
     ) -> int:
         """Report a node's status; returns the event's seq."""
-        event = await _db(services.node_state)(
-            self.dag_id, node_id, status, output=output, metrics=metrics
+        event = await self._apply(
+            services.node_state, node_id, status, output=output, metrics=metrics
         )
-        return event.seq
+        return int(event.seq)
 
     async def edge_active(self, src: str, dst: str) -> int:
-        return (await _db(services.edge_active)(self.dag_id, src, dst)).seq
+        return int((await self._apply(services.edge_active, src, dst)).seq)
 
     async def mutate(self, mutation: dict[str, Any]) -> int:
         """Apply ``add_node`` / ``remove_node`` / ``add_edge`` / ``remove_edge``."""
-        return (await _db(services.mutate)(self.dag_id, mutation)).seq
+        return int((await self._apply(services.mutate, mutation)).seq)
 
     async def cost(self, *, spent: float | None = None, budget: float | None = None) -> int:
         """Report the total spent so far (absolute) and/or a new budget."""
-        return (await _db(services.cost)(self.dag_id, spent=spent, budget=budget)).seq
+        return int((await self._apply(services.cost, spent=spent, budget=budget)).seq)
 
     async def error(self, message: str, *, node_id: str | None = None) -> int:
         """Report an error without ending the run."""
-        return (await _db(services.report_error)(self.dag_id, message, node_id=node_id)).seq
+        return int((await self._apply(services.report_error, message, node_id=node_id)).seq)
 
     async def complete(self, results: Any = None) -> int:
-        return (await _db(services.complete)(self.dag_id, results)).seq
+        return int((await self._apply(services.complete, results)).seq)
 
     async def fail(self, message: str, *, node_id: str | None = None) -> int:
-        return (await _db(services.fail)(self.dag_id, message, node_id=node_id)).seq
+        return int((await self._apply(services.fail, message, node_id=node_id)).seq)
 
     async def set_state(self, state_: Literal["paused", "running", "cancelled"]) -> int:
         """Engine-side transition: pause or resume on its own, or confirm a cancel."""
-        return (await _db(services.set_state)(self.dag_id, state_)).seq
+        return int((await self._apply(services.set_state, state_)).seq)
 
     async def status(self) -> str:
         """The DAG's current execution status."""
@@ -207,7 +246,7 @@ class DagStream:
             for seq, kind in rows:
                 self._cursor = seq
                 yield Command(type=kind, seq=seq)  # type: ignore[arg-type]
-            if status in services.protocol.TERMINAL_STATUSES:
+            if status in TERMINAL_STATUSES:
                 return
             if not rows:
                 await _wait(wake, poll)
@@ -241,7 +280,7 @@ class DagStream:
                 await layer.receive(self._channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - polling covers the outage
+            except Exception:
                 log.warning("dagstream engine: control channel failed", exc_info=True)
                 joined = False
                 await asyncio.sleep(get_config()["IDLE_CHECK_SECONDS"])
@@ -259,16 +298,14 @@ class DagStream:
             layer = get_channel_layer()
             try:
                 await layer.group_discard(services.control_group_name(self.dag_id), self._channel)
-            except Exception:  # noqa: BLE001 - best effort; the entry expires
+            except Exception:
                 log.warning("dagstream engine: group_discard failed", exc_info=True)
             self._channel = None
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
-    except asyncio.TimeoutError:
-        pass
 
 
 class _LoopThread:

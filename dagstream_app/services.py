@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -24,8 +24,9 @@ from typing import Any
 import msgspec
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from dagstream_app import protocol
@@ -105,9 +106,11 @@ def control_group_name(dag_id: str) -> str:
 
 def format_ts(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds, as events carry it."""
-    return moment.astimezone(timezone.get_fixed_timezone(0)).isoformat(
-        timespec="milliseconds"
-    ).replace("+00:00", "Z")
+    return (
+        moment.astimezone(timezone.get_fixed_timezone(0))
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 # ----------------------------------------------------------------- writing
@@ -127,7 +130,7 @@ class _Change:
         event = Event(
             dag=self.dag,
             seq=self.dag.last_seq,
-            type=payload.__struct_config__.tag,
+            type=str(payload.__struct_config__.tag),
             payload=protocol.payload_to_builtins(payload),
             created_at=self.now,
             command=command,
@@ -141,7 +144,13 @@ class _Change:
         Event.objects.bulk_create(self.events)
         self.dag.save(
             update_fields=[
-                "last_seq", "status", "budget", "spent", "results", "finished_at", "updated_at"
+                "last_seq",
+                "status",
+                "budget",
+                "spent",
+                "results",
+                "finished_at",
+                "updated_at",
             ]
         )
         dag_id = self.dag.dag_id
@@ -163,11 +172,18 @@ class _Change:
 
 
 def _lock(dag_id: str) -> Dag:
-    # The no-op UPDATE takes the row lock (PostgreSQL) / write lock (SQLite)
-    # before anything is read, so concurrent writers queue here.
-    if not Dag.objects.filter(pk=dag_id).update(last_seq=F("last_seq")):
+    """Read the DAG row under a lock that lasts until commit; writers queue here."""
+    if connection.features.has_select_for_update:
+        dag = Dag.objects.select_for_update().filter(pk=dag_id).first()
+    # SQLite has no row locks: a first write takes the database's write lock
+    # before anything is read (a read first could not upgrade later).
+    elif Dag.objects.filter(pk=dag_id).update(last_seq=F("last_seq")):
+        dag = Dag.objects.get(pk=dag_id)
+    else:
+        dag = None
+    if dag is None:
         raise NotFound(f"Unknown DAG {dag_id!r}.")
-    return Dag.objects.get(pk=dag_id)
+    return dag
 
 
 @contextmanager
@@ -192,7 +208,7 @@ def publish(dag_id: str, messages: Sequence[dict[str, Any]], *, wake_engine: boo
         return
     try:
         async_to_sync(_publish)(layer, dag_id, messages, wake_engine)
-    except Exception:  # noqa: BLE001 - delivery is best effort by design
+    except Exception:
         log.warning("dagstream: publishing events of %s failed", dag_id, exc_info=True)
 
 
@@ -205,7 +221,9 @@ async def _publish(
     last = messages[-1]["seq"]
     if wake_engine:
         await layer.group_send(control_group_name(dag_id), {"type": "dagstream.wake", "seq": last})
-    await layer.group_send(INDEX_GROUP, {"type": "dagstream.dag_changed", "dag_id": dag_id, "seq": last})
+    await layer.group_send(
+        INDEX_GROUP, {"type": "dagstream.dag_changed", "dag_id": dag_id, "seq": last}
+    )
 
 
 def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
@@ -296,9 +314,7 @@ def create_dag(
 ) -> Dag:
     """Create a running DAG with its nodes and edges; emits ``execution_state``."""
     if not isinstance(dag_id, str) or not protocol.DAG_ID_RE.match(dag_id):
-        raise InvalidDelta(
-            f"Bad DAG id {dag_id!r}: use 1-100 letters, digits, '_', '.' or '-'."
-        )
+        raise InvalidDelta(f"Bad DAG id {dag_id!r}: use 1-100 letters, digits, '_', '.' or '-'.")
     if budget is not None and (
         isinstance(budget, bool)
         or not isinstance(budget, (int, float))
@@ -344,24 +360,20 @@ def node_state(
     )
     assert isinstance(payload, protocol.NodeState)
     with _change(dag_id) as change:
-        node = Node.objects.filter(dag=change.dag, node_id=node_id).first()
-        if node is None:
-            raise InvalidDelta(f"Unknown node {node_id!r} in DAG {dag_id!r}.")
-        node.status = payload.status
-        fields = ["status"]
+        rows = Node.objects.filter(dag=change.dag, node_id=node_id)
+        updates: dict[str, Any] = {"status": payload.status}
         if payload.output is not None:
-            node.output = payload.output
-            fields.append("output")
+            updates["output"] = payload.output
         if payload.metrics:
-            node.metrics = {**node.metrics, **payload.metrics}
-            fields.append("metrics")
-        if payload.status == "running" and node.started_at is None:
-            node.started_at = change.now
-            fields.append("started_at")
+            # Metrics merge into what the node reported before: read, then write.
+            current = rows.values_list("metrics", flat=True).first()
+            updates["metrics"] = {**(current or {}), **payload.metrics}
+        if payload.status == "running":
+            updates["started_at"] = Coalesce(F("started_at"), change.now)
         if payload.status in ("completed", "failed", "skipped", "cancelled"):
-            node.finished_at = change.now
-            fields.append("finished_at")
-        node.save(update_fields=fields)
+            updates["finished_at"] = change.now
+        if not rows.update(**updates):
+            raise InvalidDelta(f"Unknown node {node_id!r} in DAG {dag_id!r}.")
         return change.emit(payload)
 
 
@@ -465,6 +477,25 @@ def report_error(dag_id: str, message: str, *, node_id: str | None = None) -> Ev
         return change.emit(payload)
 
 
+def apply_batch(
+    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]],
+) -> list[Any]:
+    """Run several of the functions above in one transaction: one commit for all.
+
+    Each call keeps its own savepoint, so a refused one changes nothing and the
+    others still apply; its slot in the result holds the :class:`DagstreamError`.
+    This is how the engine API coalesces concurrent deltas (group commit).
+    """
+    results: list[Any] = []
+    with transaction.atomic():
+        for func, args, kwargs in calls:
+            try:
+                results.append(func(*args, **kwargs))
+            except DagstreamError as exc:
+                results.append(exc)
+    return results
+
+
 # Engine-initiated transitions (no command is sent back to the engine).
 _ENGINE_TRANSITIONS: dict[str, frozenset[str]] = {
     "paused": frozenset({"running"}),
@@ -542,7 +573,7 @@ def open_gate(
     timeout_at: datetime | None = None,
     default: str | None = None,
 ) -> Gate:
-    """Create the gate at ``node_id`` (emitting ``human_gate_waiting``) or return the existing one."""
+    """Open the gate at ``node_id`` (emits ``human_gate_waiting``), or return the existing one."""
     payload = _validate(
         {"type": "human_gate_waiting", "node_id": node_id, "presentation": dict(presentation)}
     )

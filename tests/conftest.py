@@ -90,8 +90,18 @@ class Server:
 def start_server(port: int = 0, **env: str) -> Server:
     """Start daphne on ``port`` (0: any free one) and return once it listens."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "1",
-         "project.asgi:application"],
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-v",
+            "1",
+            "project.asgi:application",
+        ],
         cwd=ROOT,
         env=child_env(**env),
         stdout=subprocess.DEVNULL,
@@ -120,6 +130,17 @@ def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
             sys.stderr.write(f"[daphne {process.pid}] {line}")
 
 
+def release_database(django_db_blocker: Any) -> None:
+    """End sessions other processes left on the test database, so it can be dropped."""
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(scope="session")
 def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
     """daphne on the embedded default (in-memory layer) against the test database."""
@@ -127,6 +148,7 @@ def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
         srv = start_server()
     yield srv
     srv.stop()
+    release_database(django_db_blocker)
 
 
 @pytest.fixture(scope="session")
@@ -138,6 +160,7 @@ def redis_servers(django_db_setup: Any, django_db_blocker: Any) -> Iterator[list
     yield servers
     for srv in servers:
         srv.stop()
+    release_database(django_db_blocker)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -62,13 +61,17 @@ async def test_unknown_dag_is_closed_4004(server: Server, dag: Dag, viewer: str)
     assert await close_code(ws) == 4004
 
 
-async def test_foreign_origin_is_refused_at_handshake(server: Server, dag: Dag, viewer: str) -> None:
+async def test_foreign_origin_is_refused_at_handshake(
+    server: Server, dag: Dag, viewer: str
+) -> None:
     with pytest.raises(InvalidStatus) as exc:
         await open_ws(server, dag.dag_id, token=viewer, origin="http://evil.example")
     assert exc.value.response.status_code == 403
 
 
-async def test_missing_origin_is_refused_at_handshake(server: Server, dag: Dag, viewer: str) -> None:
+async def test_missing_origin_is_refused_at_handshake(
+    server: Server, dag: Dag, viewer: str
+) -> None:
     with pytest.raises(InvalidStatus) as exc:
         await open_ws(server, dag.dag_id, token=viewer, origin=None)
     assert exc.value.response.status_code == 403
@@ -86,7 +89,6 @@ async def test_snapshot_comes_first(server: Server, dag: Dag, viewer: str) -> No
     assert [n["id"] for n in snap["dag"]["nodes"]] == ["extract", "load"]
     assert snap["dag"]["edges"] == [{"from": "extract", "to": "load"}]
     await ws.close()
-
 
 
 async def _events(dag_id: str, count: int) -> None:
@@ -123,7 +125,9 @@ async def test_resume_at_current_seq_sends_nothing_to_replay(
     await ws.close()
 
 
-async def test_resume_beyond_window_gets_a_snapshot(server_small_window: Server, dag: Dag, viewer: str) -> None:
+async def test_resume_beyond_window_gets_a_snapshot(
+    server_small_window: Server, dag: Dag, viewer: str
+) -> None:
     await _events(dag.dag_id, 10)  # last seq 11; window 5
     ws = await open_ws(server_small_window, dag.dag_id, token=viewer, query="last_seq=3")
     snap = await recv(ws)
@@ -142,7 +146,9 @@ async def test_resume_of_events_no_longer_retained_gets_a_snapshot(
     await ws.close()
 
 
-async def test_resume_from_the_future_gets_a_snapshot(server: Server, dag: Dag, viewer: str) -> None:
+async def test_resume_from_the_future_gets_a_snapshot(
+    server: Server, dag: Dag, viewer: str
+) -> None:
     ws = await open_ws(server, dag.dag_id, token=viewer, query="last_seq=999")
     snap = await recv(ws)
     assert snap["type"] == "snapshot" and snap["seq"] == 1
@@ -190,19 +196,25 @@ async def _unchanged(dag: Dag) -> None:
     assert (fresh.status, fresh.last_seq) == ("running", 1)
 
 
-async def test_invalid_json_is_answered_invalid_json(server: Server, dag: Dag, operator: str) -> None:
+async def test_invalid_json_is_answered_invalid_json(
+    server: Server, dag: Dag, operator: str
+) -> None:
     reply = await _reply_to(server, dag, operator, "{not json")
     assert reply["type"] == "error" and reply["code"] == "invalid_json"
     await _unchanged(dag)
 
 
-async def test_binary_frame_is_answered_invalid_message(server: Server, dag: Dag, operator: str) -> None:
+async def test_binary_frame_is_answered_invalid_message(
+    server: Server, dag: Dag, operator: str
+) -> None:
     reply = await _reply_to(server, dag, operator, b'{"type": "pause_execution"}')
     assert reply["code"] == "invalid_message"
     await _unchanged(dag)
 
 
-async def test_unknown_type_is_answered_unknown_type(server: Server, dag: Dag, operator: str) -> None:
+async def test_unknown_type_is_answered_unknown_type(
+    server: Server, dag: Dag, operator: str
+) -> None:
     reply = await _reply_to(server, dag, operator, json.dumps({"type": "explode", "id": 7}))
     assert (reply["code"], reply["id"]) == ("unknown_type", 7)
     await _unchanged(dag)
@@ -228,7 +240,9 @@ async def test_wrong_fields_are_answered_invalid_message(
     await _unchanged(dag)
 
 
-async def test_oversized_frame_is_answered_too_large(server: Server, dag: Dag, operator: str) -> None:
+async def test_oversized_frame_is_answered_too_large(
+    server: Server, dag: Dag, operator: str
+) -> None:
     frame = json.dumps({"type": "pause_execution", "id": "x", "pad": "a" * 70_000})
     reply = await _reply_to(server, dag, operator, frame)
     assert reply["code"] == "too_large"
@@ -255,10 +269,14 @@ async def test_flood_is_answered_rate_limited_and_socket_survives(
     await _unchanged(dag)
 
 
-async def test_decision_without_permission_is_forbidden(server: Server, dag: Dag, viewer: str) -> None:
+async def test_decision_without_permission_is_forbidden(
+    server: Server, dag: Dag, viewer: str
+) -> None:
     await sync_to_async(services.open_gate)(dag.dag_id, "load", {"title": "Load?"})
     reply = await _reply_to(
-        server, dag, viewer,
+        server,
+        dag,
+        viewer,
         json.dumps({"type": "human_decision", "node_id": "load", "decision": "approve", "id": "d"}),
     )
     assert (reply["code"], reply["id"]) == ("forbidden", "d")
@@ -269,15 +287,21 @@ async def test_decision_without_permission_is_forbidden(server: Server, dag: Dag
 async def test_control_without_permission_is_forbidden(
     server: Server, dag: Dag, make_user, make_token
 ) -> None:
-    token = await sync_to_async(make_token)(await sync_to_async(make_user)("view_dag", "decide_gate"))
+    token = await sync_to_async(make_token)(
+        await sync_to_async(make_user)("view_dag", "decide_gate")
+    )
     reply = await _reply_to(server, dag, token, json.dumps({"type": "cancel_execution"}))
     assert reply["code"] == "forbidden"
     await _unchanged(dag)
 
 
-async def test_decision_on_missing_gate_is_not_found(server: Server, dag: Dag, operator: str) -> None:
+async def test_decision_on_missing_gate_is_not_found(
+    server: Server, dag: Dag, operator: str
+) -> None:
     reply = await _reply_to(
-        server, dag, operator,
+        server,
+        dag,
+        operator,
         json.dumps({"type": "human_decision", "node_id": "nope", "decision": "approve"}),
     )
     assert reply["code"] == "not_found"
@@ -285,7 +309,9 @@ async def test_decision_on_missing_gate_is_not_found(server: Server, dag: Dag, o
 
 
 async def test_resume_of_running_dag_is_conflict(server: Server, dag: Dag, operator: str) -> None:
-    reply = await _reply_to(server, dag, operator, json.dumps({"type": "resume_execution", "id": 3}))
+    reply = await _reply_to(
+        server, dag, operator, json.dumps({"type": "resume_execution", "id": 3})
+    )
     assert (reply["code"], reply["id"]) == ("conflict", 3)
     await _unchanged(dag)
 
@@ -312,7 +338,9 @@ async def test_ack_echoes_id_and_replies_reach_only_the_sender(
     await other.close()
 
 
-async def test_lost_last_event_is_found_by_the_idle_check(server: Server, dag: Dag, viewer: str) -> None:
+async def test_lost_last_event_is_found_by_the_idle_check(
+    server: Server, dag: Dag, viewer: str
+) -> None:
     ws = await open_ws(server, dag.dag_id, token=viewer)
     assert (await recv(ws))["type"] == "snapshot"
     # Written by this process: the server's in-memory layer never hears of it.

@@ -1,0 +1,90 @@
+"""An engine in its own process, for tests: ``python -m tests.engine_proc MODE DAG_ID COUNT``.
+
+It prints ``ready``, waits for a line on stdin (go), does its work, prints ``done``.
+
+Modes:
+- ``writes``: COUNT synchronous ``services.node_state`` calls (seq allocation under
+  concurrency);
+- ``stream``: COUNT events through the async engine API;
+- ``chaos``: COUNT events whose channel-layer messages are dropped, duplicated
+  or swapped on purpose (consumers must still deliver each once, in order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+django.setup()
+
+from dagstream_app import services  # noqa: E402
+from dagstream_app.engine import DagStream  # noqa: E402
+
+STATUSES = ("running", "completed")
+
+
+def node_for(i: int) -> str:
+    return f"n{i % 10}"
+
+
+def writes(dag_id: str, count: int) -> None:
+    for i in range(count):
+        services.node_state(dag_id, node_for(i), STATUSES[i % 2])
+
+
+async def stream(dag_id: str, count: int) -> None:
+    engine = await DagStream.open(dag_id)
+    for i in range(count):
+        if i % 50 == 49:
+            await engine.cost(spent=i / 100)
+        else:
+            await engine.node_state(node_for(i), STATUSES[i % 2], metrics={"i": i})
+    await engine.close()
+
+
+async def chaos(dag_id: str, count: int) -> None:
+    real_publish = services.publish
+    held: list[Any] = []
+
+    def unreliable(dag: str, messages: Any, *, wake_engine: bool) -> None:
+        seq = messages[-1]["seq"]
+        if seq % 7 == 0:
+            return  # dropped
+        if seq % 11 == 0:
+            held.append(messages)  # delivered after the next one (reordered)
+            return
+        real_publish(dag, messages, wake_engine=wake_engine)
+        while held:
+            real_publish(dag, held.pop(), wake_engine=wake_engine)
+        if seq % 5 == 0:
+            real_publish(dag, messages, wake_engine=wake_engine)  # duplicated
+
+    services.publish = unreliable  # type: ignore[assignment]
+    engine = await DagStream.open(dag_id)
+    for i in range(count):
+        await engine.node_state(node_for(i), STATUSES[i % 2])
+    await engine.close()
+
+
+def main() -> None:
+    mode, dag_id, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    print("ready", flush=True)
+    sys.stdin.readline()
+    if mode == "writes":
+        writes(dag_id, count)
+    elif mode == "stream":
+        asyncio.run(stream(dag_id, count))
+    elif mode == "chaos":
+        asyncio.run(chaos(dag_id, count))
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
