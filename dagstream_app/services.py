@@ -542,9 +542,12 @@ def _is_repeat(change: _Change, actor: Any, command_id: Any, kind: str) -> bool:
     """Record ``command_id``; True if this user already had it applied on this DAG."""
     if command_id is None or actor is None:
         return False
-    _, created = CommandReceipt.objects.get_or_create(
+    receipt, created = CommandReceipt.objects.get_or_create(
         dag=change.dag, user=actor, command_id=str(command_id), defaults={"type": kind}
     )
+    if not created and receipt.type != kind:
+        # Not a repeat but a different command: acking it would hide that it never ran.
+        raise Conflict(f"Command id {command_id!r} was already used for {receipt.type}.")
     return not created
 
 

@@ -504,6 +504,26 @@ def test_repeated_command_id_is_applied_once(dag: Dag, make_user) -> None:
     assert fingerprint() == before
 
 
+def test_an_id_used_for_another_command_is_a_conflict(dag: Dag, make_user) -> None:
+    user = make_user("control_dag", "decide_gate", "view_dag")
+    services.control("etl-1", "pause", actor=user, command_id=5)
+    # Not a repeat: acking it would claim a resume that never happened.
+    refused(
+        Conflict,
+        lambda: services.control("etl-1", "resume", actor=user, command_id=5),
+        "already used for pause",
+    )
+    services.open_gate("etl-1", "load", {})
+    refused(
+        Conflict,
+        lambda: services.decide_gate("etl-1", "load", "approve", actor=user, command_id=5),
+        "already used for pause",
+    )
+    assert Dag.objects.get(pk="etl-1").status == "paused"
+    services.control("etl-1", "resume", actor=user, command_id=6)  # a fresh id works
+    assert Dag.objects.get(pk="etl-1").status == "running"
+
+
 def test_gate_first_decision_wins(dag: Dag, make_user) -> None:
     alice = make_user("decide_gate", "view_dag", username="alice")
     bob = make_user("decide_gate", "view_dag", username="bob")
