@@ -616,3 +616,10 @@ def test_user_for_token_refuses_bad_keys_and_inactive_users(make_user) -> None:
     ApiToken.objects.filter(user=user).delete()
     User.objects.filter(pk=user.pk).update(is_active=True)
     assert services.user_for_token(key) is None  # revoked
+
+
+def test_format_ts_is_utc_with_milliseconds() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
+    assert services.format_ts(moment) == "2026-01-02T01:04:05.678Z"
