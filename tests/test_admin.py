@@ -564,3 +564,26 @@ async def test_admin_control_reaches_the_engine_live(staff: Callable[..., Client
         assert command.type == "pause"
         await commands.aclose()
         await stream.close()
+
+
+def hide_secret_hook(user: Any, action: str, dag: Dag | None) -> bool:
+    """Per-DAG rule for the tests: DAGs named "secret" are invisible to everyone."""
+    return dag is None or dag.name != "secret"
+
+
+@override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.test_admin.hide_secret_hook"})
+def test_per_dag_view_rules_hide_dags_and_their_gates(staff: Callable[..., Client]) -> None:
+    _gate(_dag("open-1", name="etl").dag_id)
+    secret = _gate(_dag("hidden-1", name="secret").dag_id)
+    client = staff("view_dag", "decide_gate", "control_dag")
+    assert [d.dag_id for d in client.get(reverse(DAGS)).context["cl"].result_list] == ["open-1"]
+    assert [g.dag_id for g in client.get(reverse(GATES)).context["cl"].result_list] == ["open-1"]
+    assert client.get(_change_url("dag", "hidden-1")).status_code == 302  # "does not exist"
+    assert client.get(_change_url("gate", secret.pk)).status_code == 302
+    client.post(
+        reverse(GATES),
+        {"action": "approve_selected", "_selected_action": [secret.pk], "post": "yes"},
+    )
+    assert client.post(_change_url("gate", secret.pk), {"_decision": "approve"}).status_code == 404
+    secret.refresh_from_db()
+    assert secret.status == "pending"
