@@ -543,7 +543,7 @@ async def test_admin_decision_reaches_the_engine_and_viewers_live(
         assert (decision.decision, decision.feedback, decision.decided_by) == (
             "approve",
             "go",
-            client.user.username,  # type: ignore[attr-defined]
+            client.user.username,
         )
         seen = await asyncio.wait_for(layer.receive(viewer), 10)
         assert (seen["event"], seen["seq"]) == ("gate_decided", 3)
@@ -562,7 +562,7 @@ async def test_admin_control_reaches_the_engine_live(staff: Callable[..., Client
         )
         command = await asyncio.wait_for(first, 10)
         assert command.type == "pause"
-        await commands.aclose()
+        await commands.aclose()  # type: ignore[attr-defined]
         await stream.close()
 
 
