@@ -14,8 +14,10 @@ These functions are synchronous; async callers wrap them with
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -46,6 +48,8 @@ from dagstream_app.permissions import Action, allowed
 log = logging.getLogger(__name__)
 
 INDEX_GROUP = "dagstream.index"
+# Set while apply_batch runs (per thread): changes publish once, together.
+_batching = threading.local()
 
 
 # ------------------------------------------------------------------ errors
@@ -154,9 +158,8 @@ class _Change:
             ]
         )
         dag_id = self.dag.dag_id
-        messages = [
+        events = [
             {
-                "type": "dagstream.event",
                 "seq": e.seq,
                 "event": e.type,
                 "frame": protocol.event_frame(
@@ -168,7 +171,13 @@ class _Change:
             for e in self.events
         ]
         wake = self.wake_engine
-        transaction.on_commit(lambda: publish(dag_id, messages, wake_engine=wake))
+        batch: list[tuple[str, list[dict[str, Any]], bool]] | None = getattr(
+            _batching, "changes", None
+        )
+        if batch is not None:
+            batch.append((dag_id, events, wake))  # apply_batch publishes them together
+        else:
+            transaction.on_commit(lambda: publish(dag_id, events, wake_engine=wake))
 
 
 def _lock(dag_id: str) -> Dag:
@@ -197,28 +206,29 @@ def _change(dag_id: str, *, allow_terminal: bool = False) -> Iterator[_Change]:
         change.save()
 
 
-def publish(dag_id: str, messages: Sequence[dict[str, Any]], *, wake_engine: bool) -> None:
-    """Send committed events to the DAG's group (and wake its engine when asked).
+def publish(dag_id: str, events: Sequence[dict[str, Any]], *, wake_engine: bool) -> None:
+    """Send committed events, consecutive by seq, to the DAG's group in one message.
 
+    Also wakes the DAG's engine when asked, and tells list pages the DAG changed.
     Delivery is best effort: the events are already in the database, and every
     reader fills gaps from there. A layer failure is logged, never raised.
     """
     layer = get_channel_layer()
-    if layer is None or not messages:
+    if layer is None or not events:
         return
     try:
-        async_to_sync(_publish)(layer, dag_id, messages, wake_engine)
+        async_to_sync(_publish)(layer, dag_id, events, wake_engine)
     except Exception:
         log.warning("dagstream: publishing events of %s failed", dag_id, exc_info=True)
 
 
 async def _publish(
-    layer: Any, dag_id: str, messages: Sequence[dict[str, Any]], wake_engine: bool
+    layer: Any, dag_id: str, events: Sequence[dict[str, Any]], wake_engine: bool
 ) -> None:
-    group = group_name(dag_id)
-    for message in messages:
-        await layer.group_send(group, message)
-    last = messages[-1]["seq"]
+    # One layer message per transaction, not per event: each group_send costs
+    # round trips to Redis, and consumers then send the run as one batch.
+    await layer.group_send(group_name(dag_id), {"type": "dagstream.events", "events": events})
+    last = events[-1]["seq"]
     if wake_engine:
         await layer.group_send(control_group_name(dag_id), {"type": "dagstream.wake", "seq": last})
     await layer.group_send(
@@ -228,8 +238,13 @@ async def _publish(
 
 def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
     try:
-        return protocol.validate_payload(dict(payload))
-    except msgspec.ValidationError as exc:
+        # As JSON builtins first: a value JSON cannot hold (an object, NaN) is
+        # refused here, not later as a database error that would also roll back
+        # the other calls of an apply_batch().
+        data = msgspec.to_builtins(dict(payload))
+        json.dumps(data, allow_nan=False)
+        return protocol.validate_payload(data)
+    except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
         raise InvalidDelta(str(exc)) from None
 
 
@@ -487,13 +502,29 @@ def apply_batch(
     This is how the engine API coalesces concurrent deltas (group commit).
     """
     results: list[Any] = []
-    with transaction.atomic():
-        for func, args, kwargs in calls:
-            try:
-                results.append(func(*args, **kwargs))
-            except DagstreamError as exc:
-                results.append(exc)
+    changes: list[tuple[str, list[dict[str, Any]], bool]] = []
+    _batching.changes = changes
+    try:
+        with transaction.atomic():
+            for func, args, kwargs in calls:
+                try:
+                    results.append(func(*args, **kwargs))
+                except DagstreamError as exc:
+                    results.append(exc)
+            transaction.on_commit(lambda: _publish_changes(changes))
+    finally:
+        _batching.changes = None
     return results
+
+
+def _publish_changes(changes: Sequence[tuple[str, list[dict[str, Any]], bool]]) -> None:
+    by_dag: dict[str, tuple[list[dict[str, Any]], bool]] = {}
+    for dag_id, events, wake in changes:
+        collected, woken = by_dag.setdefault(dag_id, ([], False))
+        collected.extend(events)
+        by_dag[dag_id] = (collected, woken or wake)
+    for dag_id, (events, wake) in by_dag.items():
+        publish(dag_id, events, wake_engine=wake)
 
 
 # Engine-initiated transitions (no command is sent back to the engine).

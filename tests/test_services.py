@@ -425,6 +425,46 @@ def test_every_stored_payload_validates_against_the_protocol(dag: Dag, make_user
         protocol.validate_payload({"type": event.type, **event.payload})
 
 
+# ------------------------------------------------------- values JSON cannot hold
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: services.node_state("etl-1", "extract", "running", output=object()),
+        lambda: services.node_state("etl-1", "extract", "running", output=float("nan")),
+        lambda: services.node_state("etl-1", "extract", "running", metrics={"x": float("inf")}),
+        lambda: services.complete("etl-1", {"rows": object()}),
+        lambda: services.open_gate("etl-1", "load", {"when": object()}),
+        lambda: services.report_error("etl-1", object()),
+    ],
+)
+def test_values_json_cannot_hold_are_refused(dag: Dag, call: Callable[[], Any]) -> None:
+    refused(InvalidDelta, call)
+
+
+def test_json_compatible_values_are_stored_as_json(dag: Dag) -> None:
+    from datetime import date
+
+    services.node_state("etl-1", "extract", "completed", output={"day": date(2026, 1, 2)})
+    assert Node.objects.get(dag=dag, node_id="extract").output == {"day": "2026-01-02"}
+    assert events()[-1]["output"] == {"day": "2026-01-02"}
+
+
+def test_a_refused_call_in_a_batch_leaves_the_others(dag: Dag) -> None:
+    results = services.apply_batch(
+        [
+            (services.node_state, ("etl-1", "extract", "running"), {}),
+            (services.node_state, ("etl-1", "extract", "failed"), {"output": object()}),
+            (services.node_state, ("etl-1", "ghost", "running"), {}),
+            (services.node_state, ("etl-1", "load", "running"), {}),
+        ]
+    )
+    assert [type(r).__name__ for r in results] == ["Event", "InvalidDelta", "InvalidDelta", "Event"]
+    assert [(e["seq"], e["node_id"]) for e in events()[1:]] == [(2, "extract"), (3, "load")]
+    assert Node.objects.get(dag=dag, node_id="extract").status == "running"
+
+
 # ------------------------------------------------------------------ publishing
 
 
