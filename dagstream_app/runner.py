@@ -144,13 +144,24 @@ class Runner:
     async def run(self, dag_id: str | None = None) -> RunResult:
         """Create the DAG ``dag_id`` (default: the pipeline's name, a random suffix); run it."""
         steps = self.pipeline.steps
-        stream = await DagStream.create(
-            dag_id or _default_dag_id(self.pipeline.name),
-            name=self.pipeline.name,
-            nodes=[{"id": s.id, "label": s.label} for s in steps],
-            edges=[(dep, s.id) for s in steps for dep in s.after],
-            budget=self.budget,
+        creating = asyncio.ensure_future(
+            DagStream.create(
+                dag_id or _default_dag_id(self.pipeline.name),
+                name=self.pipeline.name,
+                nodes=[{"id": s.id, "label": s.label} for s in steps],
+                edges=[(dep, s.id) for s in steps for dep in s.after],
+                budget=self.budget,
+            )
         )
+        try:
+            stream = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # Stopped while creating: let the DAG be created, then end it, rather
+            # than leave it "running" (or a write in flight at shutdown).
+            with suppress(Exception):
+                stream = await creating
+                await stream.fail("The runner stopped before the run started.")
+            raise
         return await _Run(self, stream).execute()
 
 

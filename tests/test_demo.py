@@ -1,0 +1,249 @@
+"""The demo: its pipeline in-process, its command, and its server as ``make demo`` starts it."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from dagstream_app import services
+from dagstream_app.demo import DEMO_NAME, DemoSettings, build_runner, pick_topic
+from dagstream_app.models import Dag, Event
+from tests.conftest import ROOT, Server, child_env
+from tests.wsclient import open_ws, recv_messages, send
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LINE_TIMEOUT = 30.0
+
+
+async def _no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+# ---------------------------------------------------------------- pipeline
+
+
+async def test_demo_runs_are_repeatable_and_readable() -> None:
+    settings = DemoSettings(seed=11, review_timeout=0.0001, budget=None, sleep=_no_wait)
+    first = await build_runner("11:1", settings).run("demo-a")
+    again = await build_runner("11:1", settings).run("demo-b")
+
+    assert first.status == again.status == "completed"
+    assert first.outputs == again.outputs and first.spent == again.spent
+    topic = pick_topic("11:1")
+    reads = sorted(k for k in first.outputs if k.startswith("read-"))
+    assert reads == sorted(f"read-{s.key}" for s in topic.sources)
+    draft = first.outputs["merge"]["draft"]
+    assert draft.startswith(f"{topic.title}: what the evidence says")
+    assert all(s.finding in draft for s in topic.sources)
+    assert first.results == {"publish": first.outputs["publish"]}
+    assert first.results["publish"]["url"].startswith("https://reports.example.org/")
+    # Three summarisers, a plan, one read per source and the merge report LLM-like costs.
+    costs = await database_sync_to_async(
+        lambda: Event.objects.filter(dag_id="demo-a", type="cost_update").count()
+    )()
+    assert costs == 1 + 3 + 1 + len(topic.sources) + 1
+    assert 0.2 < first.spent < 0.5
+    other = await build_runner("12:1", settings).run("demo-c")
+    assert other.outputs != first.outputs
+
+
+def test_dagstream_demo_command_runs_one_run(capsys: pytest.CaptureFixture[str]) -> None:
+    call_command(
+        "dagstream_demo", "--speed", "1000", "--seed", "4", "--review-timeout", "0.01",
+        "--budget", "0",
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert "REDIS_URL is not set" in err
+    match = re.search(r"Run (\S+) completed \(spent \$0\.\d\d\)", out)
+    assert match, out
+    dag = Dag.objects.get(pk=match.group(1))
+    assert (dag.name, dag.status) == (DEMO_NAME, "completed")
+    assert dag.results is not None and set(dag.results) == {"publish"}
+
+
+# ------------------------------------------------------------------ server
+
+
+@dataclass
+class DemoServer:
+    """``dagstream_demo_server`` as ``make demo`` runs it, from a shell that ignores SIGINT."""
+
+    process: subprocess.Popen[str]
+    lines: queue.Queue[str] = field(default_factory=queue.Queue)
+    seen: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, *args: str) -> DemoServer:
+        command = [sys.executable, "manage.py", "dagstream_demo_server", "--port", "0", *args]
+        process = subprocess.Popen(
+            # Like a shell without job control: SIGINT ignored, as exec passes it on.
+            ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command],
+            cwd=ROOT,
+            env=child_env(PYTHONFAULTHANDLER="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        server = cls(process)
+        server.drain.start()
+        return server
+
+    def __post_init__(self) -> None:
+        self.drain = threading.Thread(target=self._drain, daemon=True)
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.process.stdout.close()
+
+    async def expect(self, pattern: str) -> re.Match[str]:
+        """Read output lines until one matches ``pattern`` (bounded by LINE_TIMEOUT)."""
+        async with asyncio.timeout(LINE_TIMEOUT):
+            while True:
+                line = await asyncio.to_thread(self.lines.get)
+                self.seen.append(line)
+                match = re.search(pattern, line)
+                if match:
+                    return match
+
+    def exit_code(self) -> int:
+        """Wait (bounded) for the process to exit, and for its output to be read."""
+        code = self.process.wait(timeout=15)
+        self.drain.join(timeout=10)
+        return code
+
+    def output(self) -> str:
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return "\n".join(self.seen)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+async def demo_server() -> AsyncIterator[list[DemoServer]]:
+    servers: list[DemoServer] = []
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+async def _ready(server: DemoServer) -> tuple[Server, str, str]:
+    url = await server.expect(r"Dashboard: (http://127\.0\.0\.1:(\d+)/dags/)")
+    login = await server.expect(r"Log in as: demo / (\S+)")
+    run = await server.expect(r"Run (\S+) started")
+    return Server(server.process, int(url.group(2))), login.group(1), run.group(1)
+
+
+def _status(url: str) -> int:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+async def test_demo_server_serves_a_run_a_person_approves(
+    demo_server: list[DemoServer], make_user: Any, make_token: Any
+) -> None:
+    await database_sync_to_async(services.create_dag)(
+        "report-left-over", name=DEMO_NAME, nodes=["gather"]
+    )
+    token = await database_sync_to_async(make_token)(
+        await database_sync_to_async(make_user)("view_dag", "decide_gate")
+    )
+    server = DemoServer.start("--speed", "40", "--seed", "3", "--loop", "0")
+    demo_server.append(server)
+    http, password, dag_id = await _ready(server)
+
+    left_over = await database_sync_to_async(Dag.objects.get)(pk="report-left-over")
+    assert left_over.status == "failed"
+    demo = await database_sync_to_async(authenticate)(username="demo", password=password)
+    assert demo is not None and demo.is_staff
+    assert await database_sync_to_async(demo.has_perms)(
+        ["dagstream_app.view_dag", "dagstream_app.decide_gate", "dagstream_app.control_dag"]
+    )
+    assert await asyncio.to_thread(_status, f"{http.http}/dags/") in (200, 302)
+
+    ws = await open_ws(http, dag_id, token=token)
+    snapshot = (await recv_messages(ws))[0]
+    assert snapshot["type"] == "snapshot"
+    waiting = [g["node_id"] for g in snapshot["dag"]["gates"] if g["status"] == "pending"]
+    approved: list[str] = []
+    complete = None
+    async with asyncio.timeout(LINE_TIMEOUT):
+        while complete is None:
+            # Approve every gate (the review, and a budget gate if this run hits one).
+            for node_id in waiting:
+                await send(ws, {"type": "human_decision", "node_id": node_id,
+                                "decision": "approve", "id": node_id})  # fmt: skip
+                approved.append(node_id)
+            waiting = []
+            for message in await recv_messages(ws):
+                if message["type"] == "human_gate_waiting":
+                    waiting.append(message["node_id"])
+                elif message["type"] == "execution_complete":
+                    complete = message
+    await ws.close()
+
+    assert "review" in approved
+    assert set(complete["results"]) == {"publish"}
+    assert complete["results"]["publish"]["title"].endswith("what the evidence says")
+    await server.expect(rf"Run {re.escape(dag_id)} completed")
+
+    server.process.send_signal(signal.SIGINT)  # Ctrl-C
+    await server.expect(r"^Stopped\.$")
+    assert await asyncio.to_thread(server.exit_code) == 0, server.output()
+
+
+async def test_ctrl_c_stops_the_server_and_fails_the_run_in_flight(
+    demo_server: list[DemoServer], make_user: Any, make_token: Any
+) -> None:
+    token = await database_sync_to_async(make_token)(
+        await database_sync_to_async(make_user)("view_dag")
+    )
+    server = DemoServer.start("--speed", "0.5", "--loop", "0")
+    demo_server.append(server)
+    http, _, dag_id = await _ready(server)
+    ws = await open_ws(http, dag_id, token=token)
+    snapshot = (await recv_messages(ws))[0]
+    running = any(n["status"] == "running" for n in snapshot["dag"]["nodes"])
+    async with asyncio.timeout(LINE_TIMEOUT):
+        while not running:
+            messages = await recv_messages(ws)
+            running = any(m.get("status") == "running" for m in messages)
+
+    server.process.send_signal(signal.SIGINT)  # with the first node running
+    await server.expect(r"^Stopped\.$")
+    assert await asyncio.to_thread(server.exit_code) == 0, server.output()
+    dag = await database_sync_to_async(Dag.objects.get)(pk=dag_id)
+    assert dag.status == "failed"
+    last = await database_sync_to_async(
+        lambda: Event.objects.filter(dag_id=dag_id, type="error").order_by("-seq").first()
+    )()
+    assert last is not None
+    assert last.payload["message"] == "The runner stopped before the run finished."
