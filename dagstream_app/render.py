@@ -50,6 +50,9 @@ STATUS_ICONS = {
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 Perms = tuple[bool, bool]  # (may decide gates, may control the run)
+# (dag_id, seq, frame, perms): the frame (with its timestamp) tells apart a DAG
+# deleted and created again under the same id, whose seqs start over.
+CacheKey = tuple[str, int, str, Perms]
 
 
 # ----------------------------------------------------------------- helpers
@@ -465,17 +468,17 @@ class FragmentCache:
 
     def __init__(self, size: int = 20_000) -> None:
         self.size = size
-        self._data: OrderedDict[tuple[str, int, Perms], str] = OrderedDict()
+        self._data: OrderedDict[CacheKey, str] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, int, Perms]) -> str | None:
+    def get(self, key: CacheKey) -> str | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: tuple[str, int, Perms], value: str) -> None:
+    def put(self, key: CacheKey, value: str) -> None:
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
@@ -601,8 +604,8 @@ def _edges(dag_id: str) -> list[dict[str, str]]:
 def cached_events_html(dag_id: str, events: Sequence[tuple[int, str]], perms: Perms) -> str | None:
     """The message for ``events`` if every fragment is cached (no database), else None."""
     parts = []
-    for seq, _ in events:
-        html = cache.get((dag_id, seq, perms))
+    for seq, frame in events:
+        html = cache.get((dag_id, seq, frame, perms))
         if html is None:
             return None
         parts.append(html)
@@ -614,7 +617,7 @@ def events_html(dag_id: str, events: Sequence[tuple[int, str]], perms: Perms) ->
     """One message for ``events``: their fragments, in order, then the seq marker."""
     parts = []
     for seq, frame in events:
-        key = (dag_id, seq, perms)
+        key = (dag_id, seq, frame, perms)
         html = cache.get(key)
         if html is None:
             html = render_event(dag_id, seq, frame, perms)
@@ -665,23 +668,11 @@ def row_html(dag: Any, *, oob: bool = False) -> SafeString:
     return _render("dag_row.html", {"r": row_context(dag, dag.n_total, dag.n_done), "oob": oob})
 
 
-row_cache = FragmentCache(2_000)
-
-
 def index_message(pending: Mapping[str, int], new_runs: int) -> str:
     """Rows of the changed DAGs on a list page (out of band), and the new-runs notice."""
-    parts: list[str] = []
-    missing = []
-    for dag_id, seq in pending.items():
-        html = row_cache.get((dag_id, seq, (False, False)))
-        if html is None:
-            missing.append(dag_id)
-        else:
-            parts.append(html)
-    for dag in annotated(Dag.objects.filter(pk__in=missing)):
-        html = row_html(dag, oob=True)
-        row_cache.put((dag.dag_id, pending[dag.dag_id], (False, False)), html)
-        parts.append(html)
+    # One query per throttle window per list page; rows are not cached, since
+    # the list's messages carry no event to tell a re-created DAG apart.
+    parts = [row_html(dag, oob=True) for dag in annotated(Dag.objects.filter(pk__in=list(pending)))]
     if new_runs:
         parts.append(_render("list_notice.html", {"count": new_runs}))
     return "".join(parts)

@@ -184,8 +184,15 @@ def test_snapshot_message_rerenders_every_region(dag: Dag) -> None:
     assert snap is not None
     html = render.snapshot_message(snap, ALL)
     assert set(targets(html)) >= {
-        "#graph", "#dag-status", "#dag-progress", "#cost", "#controls", "#gates",
-        "#results", "#timeline-card", "#ds-seq",
+        "#graph",
+        "#dag-status",
+        "#dag-progress",
+        "#cost",
+        "#controls",
+        "#gates",
+        "#results",
+        "#timeline-card",
+        "#ds-seq",
     }
     assert 'data-seq="2"' in html
 

@@ -33,8 +33,8 @@ def test_no_two_nodes_overlap() -> None:
     boxes = list(lay.positions.values())
     assert len(set(boxes)) == len(boxes)
     for x, y in boxes:
-        assert 0 <= x and x + layout.NODE_W <= lay.width
-        assert 0 <= y and y + layout.NODE_H <= lay.height
+        assert x >= 0 and x + layout.NODE_W <= lay.width
+        assert y >= 0 and y + layout.NODE_H <= lay.height
 
 
 def test_barycenter_untangles_crossed_input_order() -> None:

@@ -63,9 +63,7 @@ def test_without_view_dag_posts_are_403(dag: Dag, make_user) -> None:
     assert Dag.objects.get().status == "running"
 
 
-@pytest.mark.parametrize(
-    "url", ["/dags/nope/", "/dags/nope/history/", "/dags/etl-1/nodes/nope/"]
-)
+@pytest.mark.parametrize("url", ["/dags/nope/", "/dags/nope/history/", "/dags/etl-1/nodes/nope/"])
 def test_unknown_dag_or_node_is_404(dag: Dag, viewer: Client, url: str) -> None:
     assert viewer.get(url).status_code == 404
 
@@ -174,7 +172,7 @@ def test_history_steps_through_state(dag: Dag, viewer: Client) -> None:
     at2 = viewer.get("/dags/etl-1/history/", {"seq": 2}).content.decode()
     assert 'data-node-id="extract" data-status="running"' in at2
     assert 'data-node-id="retry"' not in at2
-    assert 'ws-connect' not in at2
+    assert "ws-connect" not in at2
     at4 = viewer.get("/dags/etl-1/history/", {"seq": 4}).content.decode()
     assert 'data-node-id="extract" data-status="completed"' in at4
     assert 'data-node-id="retry"' in at4

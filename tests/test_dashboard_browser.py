@@ -1,0 +1,434 @@
+"""The dashboard in Debian's Chromium through Playwright, against real daphne servers.
+
+Events written by this test process reach the server's consumers through their
+idle re-check of the database (about a second); actions clicked in the page run
+inside the server and are pushed at once. Every wait is on a DOM state, bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from django.db import connections
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from dagstream_app import services
+from dagstream_app.models import Dag, Gate
+from tests.conftest import ROOT, Server, start_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+IMG = ROOT / "docs" / "img"
+WAIT = 15_000  # ms, for anything that arrives through the idle re-check
+PASSWORD = "pw-for-tests"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# Expected while a server is down on purpose: Chromium's failed-connection lines, and
+# htmx logging each failed attempt's error event (console.error of an Event).
+OUTAGE_NOISE = re.compile(
+    r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|^console\.error: \[object Event\]$"
+)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    # Sync Playwright keeps an event loop on this thread, which trips Django's
+    # async-safety check for the ORM calls the tests make in between (they are
+    # plain sync calls; Django's docs suggest this switch for such hosts).
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+class Errors(list[str]):
+    """JavaScript errors and console errors seen by a page."""
+
+    allow: re.Pattern[str] | None = None
+
+    def add(self, text: str) -> None:
+        if self.allow is None or not self.allow.search(text):
+            self.append(text)
+
+
+@pytest.fixture
+def errors() -> Errors:
+    return Errors()
+
+
+@pytest.fixture
+def new_page(browser: Browser, errors: Errors) -> Iterator[Callable[..., Page]]:
+    contexts = []
+
+    def make(**options: Any) -> Page:
+        context = browser.new_context(viewport={"width": 1440, "height": 960}, **options)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.add(f"pageerror: {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                errors.add(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None
+            ),
+        )
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert list(errors) == [], "JavaScript errors on the page"
+
+
+@pytest.fixture
+def operator(make_user) -> str:
+    return make_user("view_dag", "decide_gate", "control_dag", username="ada").username
+
+
+def login(page: Page, server: Server, username: str, then: str = "/dags/") -> None:
+    page.goto(f"{server.http}{then}")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{server.http}{then}")
+
+
+def node(page: Page, node_id: str) -> Any:
+    return page.locator(f'.node[data-node-id="{node_id}"]')
+
+
+def connection(page: Page) -> Any:
+    return page.locator("#ds-connection")
+
+
+def timeline_seqs(page: Page) -> list[int]:
+    return [
+        int(s)
+        for s in page.locator("#timeline > li").evaluate_all(
+            "items => items.map(li => li.dataset.seq)"
+        )
+    ]
+
+
+def shoot(page: Page, name: str) -> None:
+    IMG.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(IMG / name), full_page=False)
+
+
+class _Engine:
+    """``services`` called on one worker thread, as an engine process would: off the
+    thread where sync Playwright runs its event loop."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        function = getattr(services, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self.pool.submit(function, *args, **kwargs).result(timeout=60)
+
+        return call
+
+    def close(self) -> None:
+        self.pool.submit(connections.close_all).result(timeout=60)
+        self.pool.shutdown()
+
+
+engine = _Engine()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_engine() -> Iterator[None]:
+    yield
+    engine.close()
+
+
+# ------------------------------------------------------------------- data
+
+
+def research_run(dag_id: str = "report-7f3a") -> Dag:
+    """A realistic mid-run DAG: done, running, waiting and pending nodes, a cost, a gate."""
+    nodes = [
+        {"id": "gather", "label": "Gather sources"},
+        {"id": "sum_a", "label": "Summarise: IEA"},
+        {"id": "sum_b", "label": "Summarise: NREL"},
+        {"id": "sum_c", "label": "Summarise: Fraunhofer"},
+        {"id": "plan", "label": "Plan reading"},
+        {"id": "read_1", "label": "Read: field trial"},
+        {"id": "read_2", "label": "Read: cost study"},
+        {"id": "merge", "label": "Merge into draft"},
+        {"id": "review", "label": "Human review"},
+        {"id": "publish", "label": "Publish report"},
+    ]
+    edges = [
+        ("gather", "sum_a"),
+        ("gather", "sum_b"),
+        ("gather", "sum_c"),
+        ("sum_a", "plan"),
+        ("sum_b", "plan"),
+        ("sum_c", "plan"),
+        ("plan", "read_1"),
+        ("plan", "read_2"),
+        ("read_1", "merge"),
+        ("read_2", "merge"),
+        ("sum_c", "merge"),
+        ("merge", "review"),
+        ("review", "publish"),
+    ]
+    dag = engine.create_dag(dag_id, name="research-report", nodes=nodes, edges=edges, budget=2.0)
+    steps = [
+        ("gather", "running"),
+        ("gather", "completed"),
+        ("sum_a", "running"),
+        ("sum_b", "running"),
+        ("sum_c", "running"),
+        ("sum_a", "completed"),
+        ("sum_c", "completed"),
+        ("sum_b", "completed"),
+        ("plan", "running"),
+        ("plan", "completed"),
+        ("read_1", "running"),
+        ("read_2", "running"),
+        ("read_1", "completed"),
+    ]
+    for i, (node_id, status) in enumerate(steps):
+        output = {"tokens": 1200 + 37 * i} if status == "completed" else None
+        engine.node_state(dag_id, node_id, status, output=output, metrics={"attempt": 1})
+        if status == "completed" and node_id == "plan":
+            engine.edge_active(dag_id, "plan", "read_1")
+        engine.cost(dag_id, spent=round(0.11 * (i + 1), 2))
+    return dag
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_list_page_lists_runs_and_updates_live(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    research_run()
+    engine.create_dag("nightly-etl-0412", name="nightly-etl", nodes=["extract", "load"])
+    engine.node_state("nightly-etl-0412", "extract", "completed")
+    engine.node_state("nightly-etl-0412", "load", "completed")
+    engine.complete("nightly-etl-0412", {"rows": 120_000})
+    engine.create_dag("nightly-etl-0411", name="nightly-etl", nodes=["extract", "load"])
+    engine.fail("nightly-etl-0411", "Upstream API returned 503")
+    engine.create_dag("backfill-2024-q1", name="backfill", nodes=["a", "b", "c"], budget=10)
+    page = new_page()
+    login(page, server, operator)
+    expect(connection(page)).to_have_attribute("data-connection", "open")
+    row = page.locator('tr[data-dag-id="backfill-2024-q1"]')
+    expect(row).to_have_attribute("data-status", "running")
+    shoot(page, "list.png")
+
+    # Pause from a second page: the server pushes the list row change.
+    other = new_page()
+    login(other, server, operator, then="/dags/backfill-2024-q1/")
+    other.get_by_role("button", name="Pause").click()
+    expect(row).to_have_attribute("data-status", "paused", timeout=WAIT)
+    expect(row.locator(".badge")).to_have_text("Paused")
+
+    page.get_by_placeholder("Filter by name or id").fill("nightly")
+    page.get_by_role("combobox").select_option("failed")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("tr[data-dag-id]")).to_have_count(1)
+    expect(page.locator('tr[data-dag-id="nightly-etl-0411"]')).to_be_visible()
+
+
+def test_watch_a_run_update_as_the_engine_emits(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    research_run()
+    page = new_page()
+    login(page, server, operator, then="/dags/report-7f3a/")
+    expect(connection(page)).to_have_attribute("data-connection", "open")
+    expect(node(page, "read_2")).to_have_attribute("data-status", "running")
+    engine.node_state("report-7f3a", "read_2", "completed", output="<script>alert(1)</script>")
+    expect(node(page, "read_2")).to_have_attribute("data-status", "completed", timeout=WAIT)
+    engine.node_state("report-7f3a", "merge", "running")
+    engine.edge_active("report-7f3a", "read_2", "merge")
+    engine.cost("report-7f3a", spent=1.7)
+    expect(node(page, "merge")).to_have_attribute("data-status", "running", timeout=WAIT)
+    expect(page.locator("#cost")).to_contain_text("85% of budget used", timeout=WAIT)
+    expect(page.locator("#cost")).to_have_class(re.compile("cost--warn"))
+    expect(page.locator("#dag-progress")).to_contain_text("7 / 10 nodes done · 1 active")
+    last = Dag.objects.get().last_seq
+    expect(page.locator("#ds-seq")).to_have_attribute("data-seq", str(last), timeout=WAIT)
+    seqs = timeline_seqs(page)
+    assert seqs == list(range(last, last - len(seqs), -1)) and len(seqs) == min(last, 100)
+    shoot(page, "detail-running.png")
+
+    # The node panel: output escaped, shown as text.
+    node(page, "read_2").click()
+    panel = page.locator("#node-panel")
+    expect(panel).to_contain_text("<script>alert(1)</script>")
+    expect(panel.locator("#node-panel-title")).to_have_text("Read: cost study")
+    page.keyboard.press("Escape")
+    expect(panel).to_be_empty()
+
+    # Graph mutations re-render the graph.
+    engine.mutate("report-7f3a", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
+    expect(node(page, "retry")).to_have_attribute("data-status", "pending", timeout=WAIT)
+
+
+def test_approve_a_gate_by_clicking(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    research_run()
+    engine.node_state("report-7f3a", "read_2", "completed")
+    engine.node_state("report-7f3a", "merge", "completed")
+    engine.node_state("report-7f3a", "review", "waiting")
+    page = new_page()
+    login(page, server, operator, then="/dags/report-7f3a/")
+    expect(connection(page)).to_have_attribute("data-connection", "open")
+    engine.open_gate(
+        "report-7f3a",
+        "review",
+        {
+            "title": "Publish “Heat pumps in cold climates”?",
+            "body": "The draft cites 5 sources and stays within budget.\n"
+            "Check the executive summary before it goes out.",
+            "words": 1840,
+        },
+    )
+    gate = page.locator("#gate-list .gate")
+    expect(gate).to_have_attribute("data-gate-status", "pending", timeout=WAIT)
+    expect(node(page, "review")).to_have_attribute("data-status", "waiting")
+    page.locator("#gate-list").scroll_into_view_if_needed()
+    shoot(page, "gate-waiting.png")
+    gate.get_by_label("Feedback").fill("Looks good, ship it.")
+    gate.get_by_role("button", name="Approve").click()
+    expect(gate).to_have_attribute("data-gate-status", "approved")
+    expect(gate).to_contain_text("Approved by ada")
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    decided = Gate.objects.get()
+    assert decided.status == "approved" and decided.feedback == "Looks good, ship it."
+    # The socket's own event for the decision lands once in the timeline.
+    expect(page.locator('#timeline li[data-type="gate_decided"]')).to_have_count(1, timeout=WAIT)
+
+
+def test_pause_resume_and_cancel(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    engine.create_dag("ctl-1", name="ctl", nodes=["a", "b"], edges=[("a", "b")])
+    page = new_page()
+    login(page, server, operator, then="/dags/ctl-1/")
+    expect(connection(page)).to_have_attribute("data-connection", "open")
+    status = page.locator("#dag-status")
+    page.get_by_role("button", name="Pause").click()
+    expect(status).to_have_attribute("data-status", "paused")
+    expect(page.get_by_role("button", name="Pause")).to_be_disabled()
+    page.get_by_role("button", name="Resume").click()
+    expect(status).to_have_attribute("data-status", "running")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("button", name="Cancel")).to_be_enabled()
+    assert Dag.objects.get().status == "running"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel").click()
+    expect(status).to_have_attribute("data-status", "cancelling")
+    expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+    assert Dag.objects.get().status == "cancelling"
+    states = page.locator('#timeline li[data-type="execution_state"]')
+    expect(states).to_have_count(4)  # running, paused, running, cancelling
+
+
+def test_viewer_without_view_permission_gets_403(
+    server: Server, new_page: Callable[..., Page], make_user, errors: Errors
+) -> None:
+    errors.allow = re.compile(r"status of 403")  # Chromium logs the 403 page load
+    engine.create_dag("secret", nodes=["a"])
+    make_user(username="eve")
+    page = new_page()
+    page.goto(f"{server.http}/dags/secret/")
+    page.get_by_label("Username").fill("eve")
+    page.get_by_label("Password").fill(PASSWORD)
+    response_codes: list[int] = []
+    page.on("response", lambda r: response_codes.append(r.status))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="No access")).to_be_visible()
+    assert 403 in response_codes
+
+
+def test_reconnect_after_server_restart_catches_up_exactly_once(
+    new_page: Callable[..., Page], operator: str, errors: Errors, django_db_blocker: Any
+) -> None:
+    engine.create_dag("resume-1", name="resume", nodes=[f"n{i}" for i in range(6)])
+    srv = start_server()
+    port = srv.port
+    try:
+        page = new_page()
+        login(page, srv, operator, then="/dags/resume-1/")
+        expect(connection(page)).to_have_attribute("data-connection", "open")
+        for i in range(3):
+            engine.node_state("resume-1", f"n{i}", "running")
+        expect(node(page, "n2")).to_have_attribute("data-status", "running", timeout=WAIT)
+
+        errors.allow = OUTAGE_NOISE
+        srv.process.kill()
+        srv.process.wait(timeout=10)
+        expect(connection(page)).to_have_attribute("data-connection", "reconnecting", timeout=WAIT)
+        expect(page.locator("#ds-stale")).to_be_visible()
+        expect(page.locator("body")).to_have_attribute("data-live", "stale")
+
+        # Emitted while the page cannot hear.
+        for i in range(3):
+            engine.node_state("resume-1", f"n{i}", "completed")
+        engine.node_state("resume-1", "n3", "running")
+        engine.cost("resume-1", spent=0.5)
+
+        srv.stop()
+        srv = start_server(port=port)
+        expect(connection(page)).to_have_attribute("data-connection", "open", timeout=30_000)
+        expect(page.locator("#ds-stale")).to_be_hidden()
+        last = Dag.objects.get().last_seq
+        expect(page.locator("#ds-seq")).to_have_attribute("data-seq", str(last), timeout=WAIT)
+        for i in range(3):
+            expect(node(page, f"n{i}")).to_have_attribute("data-status", "completed")
+        expect(node(page, "n3")).to_have_attribute("data-status", "running")
+        # Every event once, newest first: no gap, no duplicate.
+        assert timeline_seqs(page) == list(range(last, 0, -1))
+
+        # And it is live again afterwards.
+        engine.node_state("resume-1", "n4", "running")
+        expect(node(page, "n4")).to_have_attribute("data-status", "running", timeout=WAIT)
+        assert timeline_seqs(page) == list(range(last + 1, 0, -1))
+    finally:
+        srv.stop()
+
+
+def test_dark_mode_screenshot(server: Server, new_page: Callable[..., Page], operator: str) -> None:
+    research_run()
+    engine.node_state("report-7f3a", "read_2", "failed", output="Timeout after 30 s")
+    engine.report_error("report-7f3a", "Timeout after 30 s", node_id="read_2")
+    page = new_page(color_scheme="dark")
+    login(page, server, operator, then="/dags/report-7f3a/")
+    expect(connection(page)).to_have_attribute("data-connection", "open")
+    shoot(page, "detail-dark.png")
+
+
+def test_history_replays_state_by_seq(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    research_run()
+    page = new_page()
+    login(page, server, operator, then="/dags/report-7f3a/history/?seq=3")
+    expect(node(page, "gather")).to_have_attribute("data-status", "running")
+    expect(node(page, "sum_a")).to_have_attribute("data-status", "pending")
+    page.get_by_role("button", name="Next event").click()
+    expect(page.locator("#replay-view")).to_have_attribute("data-seq", "4")
+    expect(node(page, "gather")).to_have_attribute("data-status", "completed")
+    expect(page).to_have_url(re.compile(r"seq=4"))
