@@ -79,6 +79,12 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
     last_sent = 0
     terminal = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._receive_task: asyncio.Future[Any] | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._pending: list[str] = []
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Channels' own loop lets a layer error end the consumer; this one
         # survives it (see _next_layer_message).
@@ -88,18 +94,16 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
             raise ImproperlyConfigured("dagstream needs CHANNEL_LAYERS to be configured.")
         self.channel_layer = layer
         self.channel_name = await layer.new_channel()
-        self._receive_task: asyncio.Future[Any] | None = None
-        self._pending: list[str] = []
-        self._flush_task: asyncio.Task[None] | None = None
         self.base_send = send
         try:
             await await_many_dispatch([receive, self._next_layer_message], self.dispatch)
         except StopConsumer:
             pass
         finally:
-            for task in (self._receive_task, self._flush_task):
-                if task is not None:
-                    task.cancel()
+            if self._receive_task is not None:
+                self._receive_task.cancel()
+            if self._flush_task is not None:
+                self._flush_task.cancel()
 
     async def _next_layer_message(self) -> dict[str, Any]:
         if self._receive_task is None:
@@ -113,7 +117,7 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
         task, self._receive_task = self._receive_task, None
         try:
             message: dict[str, Any] = task.result()
-        except Exception:  # noqa: BLE001 - a layer outage must not end the socket
+        except Exception:  # a layer outage must not end the socket
             log.warning("dagstream: channel layer receive failed", exc_info=True)
             await asyncio.sleep(interval)  # pace retries while the layer is down
             return {"type": "dagstream.layer_error"}
@@ -160,7 +164,7 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_discard(
                     services.group_name(self.dag_id), self.channel_name
                 )
-            except Exception:  # noqa: BLE001 - the layer may be down; the group entry expires
+            except Exception:  # the layer may be down; the group entry expires
                 log.warning("dagstream: group_discard failed", exc_info=True)
 
     async def start_stream(self, last_seq: int | None) -> None:
@@ -188,17 +192,18 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
 
     # ----------------------------------------------------------- delivery
 
-    async def dagstream_event(self, message: dict[str, Any]) -> None:
+    async def dagstream_events(self, message: dict[str, Any]) -> None:
+        """Committed events, consecutive by seq: drop what was sent, fill any gap first."""
         if not self.ready:
             return
-        seq: int = message["seq"]
-        if seq <= self.last_sent:
+        fresh = [e for e in message["events"] if e["seq"] > self.last_sent]
+        if not fresh:
             return
-        if seq > self.last_sent + 1 and not await self._fill(seq - 1):
+        if fresh[0]["seq"] > self.last_sent + 1 and not await self._fill(fresh[0]["seq"] - 1):
             return
-        self.last_sent = seq
-        self.terminal = message.get("terminal", False)
-        await self.send_events([(seq, message["frame"])])
+        self.last_sent = fresh[-1]["seq"]
+        self.terminal = fresh[-1]["terminal"]
+        await self.send_events([(e["seq"], e["frame"]) for e in fresh])
 
     async def dagstream_idle(self, message: dict[str, Any]) -> None:
         if self.ready and not self.terminal:
@@ -218,10 +223,8 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
             return
         # Messages were lost (or the layer restarted and forgot the group): rejoin.
         try:
-            await self.channel_layer.group_add(
-                services.group_name(self.dag_id), self.channel_name
-            )
-        except Exception:  # noqa: BLE001 - still down; the next tick retries
+            await self.channel_layer.group_add(services.group_name(self.dag_id), self.channel_name)
+        except Exception:  # still down; the next tick retries
             log.warning("dagstream: group_add failed", exc_info=True)
         if await self._fill(current):
             self.terminal = status in protocol.TERMINAL_STATUSES
@@ -233,9 +236,7 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
             self.ready = False
             await self.close(CLOSE_TRY_AGAIN_LATER)
             return False
-        frames = await database_sync_to_async(state.event_frames)(
-            self.dag_id, self.last_sent, upto
-        )
+        frames = await database_sync_to_async(state.event_frames)(self.dag_id, self.last_sent, upto)
         if frames:
             self.last_sent = frames[-1][0]
             await self.send_events(frames)
@@ -281,7 +282,9 @@ class DagJsonConsumer(DagStreamConsumer):
     """Protocol v1 over JSON text frames (``/ws/dags/<dag_id>/``)."""
 
     async def send_snapshot(self, snap: dict[str, Any]) -> None:
-        await self.send(text_data=protocol.encode(protocol.Snapshot(dag=snap, seq=snap["last_seq"])))
+        await self.send(
+            text_data=protocol.encode(protocol.Snapshot(dag=snap, seq=snap["last_seq"]))
+        )
 
     async def send_events(self, events: list[tuple[int, str]]) -> None:
         await self.send_frames([frame for _, frame in events])
@@ -307,7 +310,9 @@ class DagJsonConsumer(DagStreamConsumer):
             await self.reply_error("rate_limited", "Too many messages; slow down.")
             return
         if text_data is None:
-            await self.reply_error("invalid_message", "Binary frames are not accepted; send JSON text.")
+            await self.reply_error(
+                "invalid_message", "Binary frames are not accepted; send JSON text."
+            )
             return
         limit = get_config()["MAX_FRAME_BYTES"]
         if len(text_data) > limit or len(text_data.encode()) > limit:
@@ -337,7 +342,9 @@ class DagJsonConsumer(DagStreamConsumer):
                     actor=self.user,
                     command_id=command.id,
                 )
-            case protocol.PauseExecution() | protocol.ResumeExecution() | protocol.CancelExecution():
+            case (
+                protocol.PauseExecution() | protocol.ResumeExecution() | protocol.CancelExecution()
+            ):
                 action = protocol.CONTROL_ACTIONS[command.__struct_config__.tag]  # type: ignore[index]
                 await database_sync_to_async(services.control)(
                     self.dag_id, action, actor=self.user, command_id=command.id
