@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-NODE_W = 184
+NODE_W = 196
 NODE_H = 52
-COL_GAP = 76
+COL_GAP = 60
 ROW_GAP = 18
 PAD = 20
 SWEEPS = 4

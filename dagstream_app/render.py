@@ -68,9 +68,13 @@ def edge_dom_id(src: str, dst: str) -> str:
     return dom_id("e", f"{src}\x00{dst}")
 
 
-def node_url(dag_id: str, node_id: str) -> str:
+def nodes_base(dag_id: str) -> str:
+    return f"{reverse('dagstream:detail', args=[dag_id])}nodes/"
+
+
+def node_url(dag_id: str, node_id: str, base: str | None = None) -> str:
     """The node panel's URL; node ids are arbitrary strings, so fully encoded."""
-    return f"{reverse('dagstream:detail', args=[dag_id])}nodes/{quote(node_id, safe='')}/"
+    return f"{base or nodes_base(dag_id)}{quote(node_id, safe='')}/"
 
 
 def decide_url(dag_id: str, node_id: str) -> str:
@@ -120,12 +124,12 @@ def icon(name: str, cls: str = "icon") -> str:
 # ------------------------------------------------------------------- graph
 
 
-def node_svg(dag_id: str, node: Mapping[str, Any], seq: int = 0) -> str:
+def node_svg(dag_id: str, node: Mapping[str, Any], seq: int = 0, base: str | None = None) -> str:
     """The inner ``<g class="node">`` of one node's slot (status, label, duration)."""
     node_id: str = node["id"]
     status: str = node["status"]
     label = node.get("label") or node_id
-    short = label if len(label) <= 22 else label[:21] + "…"
+    short = label if len(label) <= 20 else label[:19] + "…"
     started, finished = node.get("started_at"), node.get("finished_at")
     duration = ""
     timer = ""
@@ -138,7 +142,7 @@ def node_svg(dag_id: str, node: Mapping[str, Any], seq: int = 0) -> str:
     e_id, e_label = escape(node_id), escape(label)
     return (
         f'<g class="node s-{status}" data-node-id="{e_id}" data-status="{status}"'
-        f' data-seq="{seq}" data-href="{escape(node_url(dag_id, node_id))}" tabindex="0"'
+        f' data-seq="{seq}" data-href="{escape(node_url(dag_id, node_id, base))}" tabindex="0"'
         f' role="button" aria-label="{e_label}: {status}">'
         f"<title>{e_label} ({e_id}): {status}</title>"
         f'<rect class="node-box" width="{layout.NODE_W}" height="{layout.NODE_H}" rx="10"/>'
@@ -171,11 +175,12 @@ def graph_html(
         if a in lay.positions and b in lay.positions
     )
     out.append('</g><g class="nodes">')
+    base = nodes_base(dag_id)  # reverse() once, not per node
     for node in nodes:
         x, y = lay.positions[node["id"]]
         out.append(
             f'<g id="{dom_id("ns", node["id"])}" class="slot" transform="translate({x} {y})">'
-            f"{node_svg(dag_id, node)}</g>"
+            f"{node_svg(dag_id, node, base=base)}</g>"
         )
     out.append("</g></svg>")
     if not ids:

@@ -226,5 +226,15 @@
       document.body.dataset.live = "static";
     }
     window.setInterval(tick, 1000);
+    revealActive();
   });
+
+  // Wide graphs scroll: start with the first node that needs attention in view.
+  function revealActive() {
+    var scroller = document.getElementById("graph-wrap");
+    var node = scroller && scroller.querySelector(".node.s-waiting, .node.s-failed, .node.s-running");
+    if (!node || scroller.scrollWidth <= scroller.clientWidth) return;
+    var box = node.getBoundingClientRect(), frame = scroller.getBoundingClientRect();
+    scroller.scrollLeft += box.left - frame.left - scroller.clientWidth / 3;
+  }
 })();
