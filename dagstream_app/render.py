@@ -147,9 +147,10 @@ def node_svg(dag_id: str, node: Mapping[str, Any], seq: int = 0, base: str | Non
         f"<title>{e_label} ({e_id}): {status}</title>"
         f'<rect class="node-box" width="{layout.NODE_W}" height="{layout.NODE_H}" rx="10"/>'
         f'<rect class="node-bar" width="4" height="{layout.NODE_H - 16}" x="0" y="8" rx="2"/>'
+        # The icon sits in a translated group so a spinning icon turns in place.
+        '<g transform="translate(14 16)">'
         f'<use class="node-icon{" spin" if status == "running" else ""}"'
-        f' href="#ds-i-{STATUS_ICONS.get(status, "pending")}"'
-        ' x="14" y="16" width="20" height="20"/>'
+        f' href="#ds-i-{STATUS_ICONS.get(status, "pending")}" width="20" height="20"/></g>'
         f'<text class="node-label" x="44" y="22">{escape(short)}</text>'
         f'<text class="node-meta" x="44" y="40"{timer}>{escape(text)}</text>'
         "</g>"
