@@ -13,7 +13,6 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render as render_page
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
@@ -97,9 +96,9 @@ def dag_list(request: HttpRequest) -> HttpResponse:
             "status": status,
             "statuses": Dag.Status.choices,
             "query_prefix": urlencode(params) + "&" if params else "",
-            "ws_url": reverse("dagstream:dag_list").replace("/dags/", "/ws/dags/", 1)
-            + "?"
-            + urlencode({"ids": ids}),
+            # WebSocket routes live at the root (the host's asgi.py), whatever
+            # prefix the HTTP pages are mounted under.
+            "ws_url": "/ws/dags/?" + urlencode({"ids": ids}),
         },
     )
 

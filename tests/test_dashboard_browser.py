@@ -279,6 +279,14 @@ def test_watch_a_run_update_as_the_engine_emits(
     page.keyboard.press("Escape")
     expect(panel).to_be_empty()
 
+    # An open panel follows its node live.
+    node(page, "merge").click()
+    expect(panel).to_contain_text("No output yet.")
+    engine.node_state("report-7f3a", "merge", "completed", output="merged 5 sources")
+    expect(panel).to_contain_text("merged 5 sources", timeout=WAIT)
+    expect(panel.locator(".badge")).to_have_text("Completed")
+    page.keyboard.press("Escape")
+
     # Graph mutations re-render the graph.
     engine.mutate("report-7f3a", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
     expect(node(page, "retry")).to_have_attribute("data-status", "pending", timeout=WAIT)

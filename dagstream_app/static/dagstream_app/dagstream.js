@@ -128,14 +128,17 @@
     window.setTimeout(function () { edge.classList.remove("is-active"); }, 1400);
   }
 
+  // The open node panel follows its node: re-fetched when the node's seq moves.
+  // (The seq seen is kept on the stable host, since the panel itself is replaced.)
   function refreshPanel() {
-    var panel = document.querySelector("#node-panel .node-detail");
+    var host = document.getElementById("node-panel");
+    var panel = host && host.querySelector(".node-detail");
     if (!panel) return;
     var node = document.querySelector("#" + panel.dataset.slot + " .node");
     if (!node) return;
     node.classList.add("is-selected");
-    if (panel.dataset.seen !== node.dataset.seq && node.dataset.seq !== "0") {
-      panel.dataset.seen = node.dataset.seq;
+    if (host.dataset.seen !== node.dataset.seq) {
+      host.dataset.seen = node.dataset.seq;
       htmx.ajax("GET", panel.dataset.url, { target: "#node-panel", swap: "innerHTML" });
     }
   }
@@ -157,9 +160,10 @@
     node.classList.add("is-selected");
     opener = node;
     htmx.ajax("GET", node.dataset.href, { target: "#node-panel", swap: "innerHTML" }).then(function () {
-      var panel = document.querySelector("#node-panel .node-detail");
+      var host = document.getElementById("node-panel");
+      var panel = host.querySelector(".node-detail");
+      host.dataset.seen = node.dataset.seq;
       if (panel) {
-        panel.dataset.seen = node.dataset.seq;
         panel.setAttribute("tabindex", "-1");
         panel.focus({ preventScroll: true });
       }
