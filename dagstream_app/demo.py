@@ -383,11 +383,14 @@ def build_pipeline(run_seed: str, settings: DemoSettings) -> Pipeline:
 
     def review(ctx: Context) -> dict[str, Any]:
         report = ctx.inputs["merge"]
+        hint = "Approve to publish, modify to send notes to the editor, reject to stop."
+        if settings.review_timeout is not None:
+            hint += f" Approves itself after {settings.review_timeout:g} s if nobody decides."
         return {
             "title": f"Publish “{report['title']}”?",
             "body": report["draft"],
             "words": report["words"],
-            "hint": "Approve to publish, modify to send notes to the editor, reject to stop.",
+            "hint": hint,
         }
 
     async def publish(ctx: Context) -> dict[str, Any]:

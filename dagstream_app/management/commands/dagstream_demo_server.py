@@ -143,9 +143,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--port", type=int, default=8000, help="Default: 8000; 0 picks a free port."
         )
+        parser.add_argument(
+            "--no-engine",
+            action="store_true",
+            help="Serve only; run the engine elsewhere (manage.py dagstream_demo, REDIS_URL).",
+        )
         add_demo_arguments(parser, every=60.0)
 
-    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+    def handle(self, *args: Any, host: str, port: int, no_engine: bool, **options: Any) -> None:
         # Started from a shell without job control, SIGINT is ignored, and Twisted
         # only installs its handler over the default one: Ctrl-C must stop us.
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -168,13 +173,18 @@ class Command(BaseCommand):
             shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
             base = f"http://{shown}:{bound_port}"
             pace = f"every {every:g} s" if every else "once"
+            engine_line = (
+                "none in this process (run manage.py dagstream_demo with REDIS_URL)"
+                if no_engine
+                else f"a research-report run {pace} (seed {settings.seed}, "
+                f"speed {settings.speed:g}), inside this process"
+            )
             lines = [
                 "dagstream demo (local use only)",
                 f"  Dashboard: {base}/dags/",
                 f"  Log in as: {DEMO_USER} / {password}",
                 f"  Admin:     {base}/admin/",
-                f"  Engine:    a research-report run {pace} (seed {settings.seed}, "
-                f"speed {settings.speed:g}), inside this process",
+                f"  Engine:    {engine_line}",
                 "  Ctrl-C stops.",
             ]
             if stale:
@@ -182,7 +192,8 @@ class Command(BaseCommand):
                     f"Marked {len(stale)} run(s) left unfinished by an earlier demo failed."
                 )
             report("\n".join(lines))
-            engine.start()
+            if not no_engine:
+                engine.start()
 
         reactor.callLater(0, serving)
         reactor.addSystemEventTrigger("before", "shutdown", engine.stop)
