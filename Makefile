@@ -15,9 +15,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Set up everything, then serve the example project with the demo engine inside.
+# DEMO_ARGS passes options on, e.g. DEMO_ARGS="--speed 4 --loop 20" or "--no-engine".
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput -v 0
-	$(BIN)/python manage.py dagstream_demo_server --port $(PORT)
+	$(BIN)/python manage.py dagstream_demo_server --port $(PORT) $(DEMO_ARGS)
 
 # Lint and type-check, then the whole suite on SQLite and again on PostgreSQL.
 test: $(STAMP) lint test-sqlite test-postgres

@@ -156,7 +156,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, signal.default_int_handler)
         report = reporter(self.stdout)
         settings = demo_settings(options)
-        stale = fail_stale_runs()
+        # With --no-engine, demo runs belong to an engine elsewhere: leave them be.
+        stale = [] if no_engine else fail_stale_runs()
         password = ensure_demo_user()
         every = options["loop"] or None
         engine = _Engine(settings, every, report)
