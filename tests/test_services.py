@@ -483,7 +483,10 @@ def test_events_are_published_after_commit_only(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.complete("etl-1", {"ok": True})
     assert len(callbacks) == 1
-    received = [async_to_sync(layer.receive)(channel) for _ in range(2)]
+    # One layer message per transaction, carrying its events in seq order.
+    message = async_to_sync(layer.receive)(channel)
+    assert message["type"] == "dagstream.events"
+    received = message["events"]
     assert [m["seq"] for m in received] == [2, 3]
     assert [m["event"] for m in received] == ["execution_complete", "execution_state"]
     assert [m["terminal"] for m in received] == [False, True]
