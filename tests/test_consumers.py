@@ -384,3 +384,28 @@ def test_override_settings_is_respected_by_config() -> None:
     with override_settings(DAGSTREAM={"REPLAY_WINDOW": 3}):
         assert get_config()["REPLAY_WINDOW"] == 3
     assert get_config()["REPLAY_WINDOW"] == 10_000
+
+
+@pytest.fixture(scope="session")
+def server_small_lag(django_db_setup: Any, django_db_blocker: Any):
+    from tests.conftest import start_server
+
+    with django_db_blocker.unblock():
+        srv = start_server(DAGSTREAM_JSON=json.dumps({"MAX_LAG": 5}))
+    yield srv
+    srv.stop()
+
+
+async def test_client_too_far_behind_is_closed_4013_then_resumes(
+    server_small_lag: Server, dag: Dag, viewer: str
+) -> None:
+    ws = await open_ws(server_small_lag, dag.dag_id, token=viewer)
+    assert (await recv(ws))["seq"] == 1
+    # Ten events the server was not told about: its idle check finds it 10 behind.
+    await _events(dag.dag_id, 10)
+    assert await close_code(ws) == 4013
+    # 4013 means "try again later": resuming replays what was missed, in order.
+    ws = await open_ws(server_small_lag, dag.dag_id, token=viewer, query="last_seq=1&batch=1")
+    batch = await recv(ws)
+    assert [m["seq"] for m in batch] == list(range(2, 12))
+    await ws.close()
