@@ -404,8 +404,14 @@ async def test_client_too_far_behind_is_closed_4013_then_resumes(
     # Ten events the server was not told about: its idle check finds it 10 behind.
     await _events(dag.dag_id, 10)
     assert await close_code(ws) == 4013
-    # 4013 means "try again later": resuming replays what was missed, in order.
-    ws = await open_ws(server_small_lag, dag.dag_id, token=viewer, query="last_seq=1&batch=1")
-    batch = await recv(ws)
-    assert [m["seq"] for m in batch] == list(range(2, 12))
+    # 4013 means "try again later". Still too far behind to replay, the client
+    # resumes from a snapshot rather than being closed again.
+    ws = await open_ws(server_small_lag, dag.dag_id, token=viewer, query="last_seq=1")
+    snap = await recv(ws)
+    assert (snap["type"], snap["seq"]) == ("snapshot", 11)
+    # A client within reach replays instead.
+    await _events(dag.dag_id, 3)
+    near = await open_ws(server_small_lag, dag.dag_id, token=viewer, query="last_seq=11&batch=1")
+    assert [m["seq"] for m in await recv(near)] == [12, 13, 14]
     await ws.close()
+    await near.close()
