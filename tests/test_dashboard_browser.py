@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from dagstream_app import services
@@ -34,7 +34,9 @@ OUTAGE_NOISE = re.compile(
 )
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this
+# thread while it lives, which would break every async test after this module.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     # Sync Playwright keeps an event loop on this thread, which trips Django's
     # async-safety check for the ORM calls the tests make in between (they are
@@ -279,6 +281,13 @@ def test_watch_a_run_update_as_the_engine_emits(
     page.keyboard.press("Escape")
     expect(panel).to_be_empty()
 
+    # Keyboard: a node is a focusable button; Enter opens its panel.
+    node(page, "gather").focus()
+    page.keyboard.press("Enter")
+    expect(panel.locator("#node-panel-title")).to_have_text("Gather sources")
+    page.keyboard.press("Escape")
+    expect(node(page, "gather")).to_be_focused()
+
     # An open panel follows its node live.
     node(page, "merge").click()
     expect(panel).to_contain_text("No output yet.")
@@ -415,6 +424,35 @@ def test_reconnect_after_server_restart_catches_up_exactly_once(
         expect(node(page, "n4")).to_have_attribute("data-status", "running", timeout=WAIT)
         assert timeline_seqs(page) == list(range(last + 1, 0, -1))
     finally:
+        srv.stop()
+
+
+def _burst(dag_id: str, count: int) -> None:
+    """``count`` events committed in one transaction (so they arrive as one lag)."""
+    with transaction.atomic():
+        for i in range(count):
+            services.node_state(dag_id, f"n{i % 6}", "running" if i < 6 else "completed")
+
+
+def test_a_client_too_far_behind_is_closed_4013_and_resumes_by_snapshot(
+    new_page: Callable[..., Page], operator: str, errors: Errors
+) -> None:
+    engine.create_dag("lag-1", name="lag", nodes=[f"n{i}" for i in range(6)])
+    srv = start_server(DAGSTREAM_JSON='{"MAX_LAG": 3}')
+    try:
+        page = new_page()
+        login(page, srv, operator, then="/dags/lag-1/")
+        expect(connection(page)).to_have_attribute("data-connection", "open")
+        engine.pool.submit(_burst, "lag-1", 12).result(timeout=60)
+        # 12 behind > MAX_LAG: the server closes with 4013, the page comes back and
+        # gets every region re-rendered (a snapshot), not a replay.
+        for i in range(6):
+            expect(node(page, f"n{i}")).to_have_attribute("data-status", "completed", timeout=WAIT)
+        expect(page.locator("#ds-seq")).to_have_attribute("data-seq", "13")
+        expect(connection(page)).to_have_attribute("data-connection", "open")
+        assert timeline_seqs(page) == list(range(13, 0, -1))
+    finally:
+        errors.allow = OUTAGE_NOISE  # the open page notices the server going away
         srv.stop()
 
 
