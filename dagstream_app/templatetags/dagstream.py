@@ -27,8 +27,8 @@ def icon(name: str, cls: str = "icon") -> SafeString:
 def money(value: Any) -> str:
     if value is None:
         return "—"
-    number = float(value)
-    sign = "-" if number < 0 else ""
+    number = round(float(value), 2)
+    sign = "-" if number < 0 else ""  # after rounding: never "-$0.00"
     return f"{sign}${abs(number):,.2f}"
 
 

@@ -63,12 +63,24 @@
   });
   document.addEventListener("htmx:wsOpen", function () {
     everOpen = true;
+    ownRetries = 0;
     setConnection("open", "Live");
     tick();
   });
+  // The extension retries 1006, 1011, 1012 and 1013 itself. The server closes a
+  // client that fell too far behind with 4013 (browsers cannot receive 1013):
+  // retry that here, with the same capped backoff; the resume asks for last_seq.
+  var ownRetries = 0;
+  var TRY_AGAIN_LATER = 4013;
+
   document.addEventListener("htmx:wsClose", function (e) {
     var code = e.detail && e.detail.event ? e.detail.event.code : 0;
-    if ([1006, 1011, 1012, 1013].indexOf(code) >= 0) {
+    if (code === TRY_AGAIN_LATER && e.detail.socketWrapper) {
+      var wrapper = e.detail.socketWrapper;
+      window.setTimeout(function () { wrapper.reconnect(); },
+        htmx.config.wsReconnectDelay(ownRetries++));
+    }
+    if ([1006, 1011, 1012, 1013, TRY_AGAIN_LATER].indexOf(code) >= 0) {
       setConnection("reconnecting", "Reconnecting…",
         "Connection lost. What you see may be out of date; reconnecting…");
     } else {
