@@ -101,11 +101,12 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} m"
 
 
-def span_seconds(start: str | None, end: str | None) -> float | None:
+def span_seconds(start: str | None, end: str | None, now: str | None = None) -> float | None:
+    """Seconds from ``start`` to ``end`` (still going: to ``now``, default the present)."""
     begin = parse_ts(start)
     if begin is None:
         return None
-    finish = parse_ts(end) or timezone.now()
+    finish = parse_ts(end) or parse_ts(now) or timezone.now()
     return (finish - begin).total_seconds()
 
 
@@ -124,7 +125,13 @@ def icon(name: str, cls: str = "icon") -> str:
 # ------------------------------------------------------------------- graph
 
 
-def node_svg(dag_id: str, node: Mapping[str, Any], seq: int = 0, base: str | None = None) -> str:
+def node_svg(
+    dag_id: str,
+    node: Mapping[str, Any],
+    seq: int = 0,
+    base: str | None = None,
+    now: str | None = None,
+) -> str:
     """The inner ``<g class="node">`` of one node's slot (status, label, duration)."""
     node_id: str = node["id"]
     status: str = node["status"]
@@ -134,7 +141,7 @@ def node_svg(dag_id: str, node: Mapping[str, Any], seq: int = 0, base: str | Non
     duration = ""
     timer = ""
     if status == "running" and started:
-        duration = format_duration(span_seconds(started, None))
+        duration = format_duration(span_seconds(started, None, now))
         timer = f' data-started="{escape(started)}"'
     elif started and finished and status in FINISHED_NODE_STATUSES:
         duration = format_duration(span_seconds(started, finished))
@@ -158,7 +165,10 @@ def node_svg(dag_id: str, node: Mapping[str, Any], seq: int = 0, base: str | Non
 
 
 def graph_html(
-    dag_id: str, nodes: Sequence[Mapping[str, Any]], edges: Sequence[Mapping[str, str]]
+    dag_id: str,
+    nodes: Sequence[Mapping[str, Any]],
+    edges: Sequence[Mapping[str, str]],
+    now: str | None = None,
 ) -> SafeString:
     """The whole graph: ``<div id="graph">`` around one server-rendered ``<svg>``."""
     ids = [n["id"] for n in nodes]
@@ -181,7 +191,7 @@ def graph_html(
         x, y = lay.positions[node["id"]]
         out.append(
             f'<g id="{dom_id("ns", node["id"])}" class="slot" transform="translate({x} {y})">'
-            f"{node_svg(dag_id, node, base=base)}</g>"
+            f"{node_svg(dag_id, node, base=base, now=now)}</g>"
         )
     out.append("</g></svg>")
     if not ids:
@@ -198,7 +208,12 @@ def _render(template: str, context: dict[str, Any]) -> SafeString:
 
 
 def status_html(
-    status: str, created_at: str, finished_at: str | None, *, oob: bool = False
+    status: str,
+    created_at: str,
+    finished_at: str | None,
+    *,
+    oob: bool = False,
+    now: str | None = None,
 ) -> SafeString:
     return _render(
         "status.html",
@@ -207,7 +222,7 @@ def status_html(
             "icon": STATUS_ICONS.get(status, "pending"),
             "created_at": created_at,
             "finished_at": finished_at,
-            "duration": format_duration(span_seconds(created_at, finished_at)),
+            "duration": format_duration(span_seconds(created_at, finished_at, now)),
             "live": status not in TERMINAL_STATUSES,
             "oob": oob,
         },
@@ -451,12 +466,15 @@ def regions(
         "failed": sum(1 for n in snap["nodes"] if n["status"] == "failed"),
         "running": sum(1 for n in snap["nodes"] if n["status"] in ("running", "waiting")),
     }
-    graph = graph_html(dag_id, snap["nodes"], snap["edges"])
+    now = snap.get("at")  # a replayed state is "as of" its last event
+    graph = graph_html(dag_id, snap["nodes"], snap["edges"], now)
     if oob:
         graph = mark_safe(graph.replace('<div id="graph"', '<div id="graph" hx-swap-oob="true"', 1))
     return {
         "graph": graph,
-        "status": status_html(snap["status"], snap["created_at"], snap["finished_at"], oob=oob),
+        "status": status_html(
+            snap["status"], snap["created_at"], snap["finished_at"], oob=oob, now=now
+        ),
         "progress": progress_html(counts, oob=oob),
         "cost": cost_html(snap["spent"], snap["budget"], oob=oob),
         "controls": controls_html(dag_id, snap["status"], perms[1], oob=oob),

@@ -171,6 +171,7 @@ def test_history_steps_through_state(dag: Dag, viewer: Client) -> None:
     services.mutate("etl-1", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
     at2 = viewer.get("/dags/etl-1/history/", {"seq": 2}).content.decode()
     assert 'data-node-id="extract" data-status="running"' in at2
+    assert "Running · 0 ms" in at2  # durations are as of the replayed event, not now
     assert 'data-node-id="retry"' not in at2
     assert "ws-connect" not in at2
     at4 = viewer.get("/dags/etl-1/history/", {"seq": 4}).content.decode()
