@@ -202,8 +202,14 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
         fresh = [e for e in message["events"] if e["seq"] > self.last_sent]
         if not fresh:
             return
-        if fresh[0]["seq"] > self.last_sent + 1 and not await self._fill(fresh[0]["seq"] - 1):
-            return
+        if fresh[0]["seq"] > self.last_sent + 1:
+            if not await self._fill(fresh[0]["seq"] - 1):
+                return
+            if self.last_sent != fresh[0]["seq"] - 1:
+                # The log cannot fill the gap: not an event of this database (a
+                # Redis shared without distinct prefixes). The idle check resyncs.
+                log.warning("dagstream: ignoring events of %s the log lacks", self.dag_id)
+                return
         self.last_sent = fresh[-1]["seq"]
         self.terminal = fresh[-1]["terminal"]
         await self.send_events([(e["seq"], e["frame"]) for e in fresh])

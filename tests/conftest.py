@@ -51,6 +51,8 @@ def child_env(**extra: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="project.settings",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         PYTHONPATH=str(ROOT),
+        # Test runs may overlap on one Redis: keep their groups apart.
+        DAGSTREAM_REDIS_PREFIX=f"dagstream-test-{os.getpid()}",
     )
     env.update(extra)
     return env
