@@ -151,3 +151,28 @@ async def test_dropped_duplicated_and_reordered_layer_messages_are_repaired(
     seqs = await asyncio.wait_for(watcher, 120)
     await asyncio.to_thread(engine.finish)
     assert seqs == list(range(2, count + 2))
+
+
+async def test_events_the_log_cannot_account_for_are_not_forwarded(
+    redis_servers: list[Server], make_user: Any, make_token: Any
+) -> None:
+    from channels_redis.core import RedisChannelLayer
+
+    from tests.conftest import child_env
+
+    await sync_to_async(services.create_dag)("phantom", nodes=NODES)
+    token = await sync_to_async(make_token)(await sync_to_async(make_user)("view_dag"))
+    ws = await open_ws(redis_servers[0], "phantom", token=token)
+    assert (await recv_messages(ws))[0]["seq"] == 1
+    # Another deployment sharing Redis and prefix publishes "its" seq 50 of this id.
+    layer = RedisChannelLayer(hosts=[REDIS_URL], prefix=child_env()["DAGSTREAM_REDIS_PREFIX"])
+    frame = '{"type":"node_state","dag_id":"phantom","seq":50,"node_id":"n1","status":"failed"}'
+    await layer.group_send(
+        services.group_name("phantom"),
+        {"type": "dagstream.events", "events": [{"seq": 50, "frame": frame, "terminal": False}]},
+    )
+    await sync_to_async(services.node_state)("phantom", "n1", "running")  # the real seq 2
+    (event,) = await recv_messages(ws)
+    assert (event["seq"], event["status"]) == (2, "running")
+    await ws.close()
+    await layer.close_pools()
