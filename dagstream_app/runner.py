@@ -368,18 +368,22 @@ class _Run:
         # The reader has its own stream (and cursor): it only wakes the loop early.
         # Each boundary reads commands through the main stream, so a command made
         # before a node finished is always seen before the next node starts.
-        listener = await DagStream.open(self.stream.dag_id)
-        reader = asyncio.create_task(self._read_commands(listener))
+        listener: DagStream | None = None
+        reader: asyncio.Task[None] | None = None
         try:
+            listener = await DagStream.open(self.stream.dag_id)
+            reader = asyncio.create_task(self._read_commands(listener))
             status = await self._coordinate()
         except (Exception, asyncio.CancelledError) as exc:
             await self._abandon(exc)
             raise
         finally:
-            reader.cancel()
             await self._stop_tasks()
-            await asyncio.gather(reader, return_exceptions=True)
-            await listener.close()
+            if reader is not None:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+            if listener is not None:
+                await listener.close()
             await self.stream.close()
         return RunResult(
             dag_id=self.stream.dag_id,
