@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from django.contrib.auth.models import User
 
 from dagstream_app import protocol, services, state
 from dagstream_app.models import ApiToken, CommandReceipt, Dag, Edge, Event, Gate, Node, hash_token
+from dagstream_app.protocol import format_ts
 from dagstream_app.services import Conflict, Forbidden, InvalidDelta, NotFound
 
 pytestmark = pytest.mark.django_db
@@ -468,6 +470,14 @@ def test_a_refused_call_in_a_batch_leaves_the_others(dag: Dag) -> None:
 # ------------------------------------------------------------------ publishing
 
 
+def _receive(layer: Any, channel: str) -> dict[str, Any]:
+    async def receive() -> dict[str, Any]:
+        message: dict[str, Any] = await asyncio.wait_for(layer.receive(channel), 5)
+        return message
+
+    return async_to_sync(receive)()
+
+
 def test_events_are_published_after_commit_only(
     dag: Dag, django_capture_on_commit_callbacks
 ) -> None:
@@ -484,13 +494,13 @@ def test_events_are_published_after_commit_only(
         services.complete("etl-1", {"ok": True})
     assert len(callbacks) == 1
     # One layer message per transaction, carrying its events in seq order.
-    message = async_to_sync(layer.receive)(channel)
+    message = _receive(layer, channel)
     assert message["type"] == "dagstream.events"
-    received = message["events"]
-    assert [m["seq"] for m in received] == [2, 3]
-    assert [m["event"] for m in received] == ["execution_complete", "execution_state"]
-    assert [m["terminal"] for m in received] == [False, True]
-    assert [json.loads(m["frame"]) for m in received] == events()[1:]
+    published = message["events"]
+    assert [m["seq"] for m in published] == [2, 3]
+    assert [m["event"] for m in published] == ["execution_complete", "execution_state"]
+    assert [m["terminal"] for m in published] == [False, True]
+    assert [json.loads(m["frame"]) for m in published] == events()[1:]
     async_to_sync(layer.group_discard)(services.group_name("etl-1"), channel)
 
 
@@ -665,4 +675,4 @@ def test_format_ts_is_utc_with_milliseconds() -> None:
     from datetime import datetime, timedelta, timezone
 
     moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
-    assert services.format_ts(moment) == "2026-01-02T01:04:05.678Z"
+    assert format_ts(moment) == "2026-01-02T01:04:05.678Z"
