@@ -9,6 +9,7 @@ object: ``{"type", "dag_id", "seq", "ts", **payload}``.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -18,13 +19,9 @@ PROTOCOL_VERSION = 1
 DAG_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"
 DAG_ID_RE = re.compile(DAG_ID_PATTERN)
 
-NodeStatus = Literal[
-    "pending", "running", "waiting", "completed", "failed", "skipped", "cancelled"
-]
+NodeStatus = Literal["pending", "running", "waiting", "completed", "failed", "skipped", "cancelled"]
 NODE_STATUSES: tuple[str, ...] = NodeStatus.__args__  # type: ignore[attr-defined]
-ExecutionStatus = Literal[
-    "running", "paused", "cancelling", "cancelled", "completed", "failed"
-]
+ExecutionStatus = Literal["running", "paused", "cancelling", "cancelled", "completed", "failed"]
 EXECUTION_STATUSES: tuple[str, ...] = ExecutionStatus.__args__  # type: ignore[attr-defined]
 TERMINAL_STATUSES = frozenset({"cancelled", "completed", "failed"})
 Decision = Literal["approve", "reject", "modify"]
@@ -329,3 +326,8 @@ def json_schema() -> dict[str, Any]:
             "server_reply": {"oneOf": rest[len(commands) : len(commands) + len(replies)]},
         },
     }
+
+
+def format_ts(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds, as events carry it."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -30,8 +30,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from dagstream_app import layout
 from dagstream_app.models import Dag, Edge, Event, Gate, Node
-from dagstream_app.protocol import TERMINAL_STATUSES
-from dagstream_app.services import format_ts
+from dagstream_app.protocol import TERMINAL_STATUSES, format_ts
 
 TIMELINE_LENGTH = 100
 DONE_STATUSES = ("completed", "skipped")

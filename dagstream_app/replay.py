@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dagstream_app.models import Dag, Edge, Event, Gate, Node
-from dagstream_app.services import format_ts
+from dagstream_app.protocol import format_ts
 
 DECIDED = {"approve": "approved", "reject": "rejected", "modify": "modified"}
 

@@ -44,6 +44,8 @@ from dagstream_app.models import (
     hash_token,
 )
 from dagstream_app.permissions import Action, allowed
+from dagstream_app.protocol import format_ts
+from dagstream_app.state import gate_dict
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +108,6 @@ def group_name(dag_id: str) -> str:
 def control_group_name(dag_id: str) -> str:
     """Channel-layer group the engine of ``dag_id`` listens on for decisions and commands."""
     return _group(dag_id, ".control")
-
-
-def format_ts(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds, as events carry it."""
-    return (
-        moment.astimezone(timezone.get_fixed_timezone(0))
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 # ----------------------------------------------------------------- writing
@@ -630,16 +623,6 @@ def open_gate(
         return gate
 
 
-def _gate_summary(gate: Gate) -> dict[str, Any]:
-    return {
-        "node_id": gate.node_id,
-        "decision": gate.decision,
-        "feedback": gate.feedback,
-        "decided_by": gate.decided_by,
-        "decided_at": format_ts(gate.decided_at) if gate.decided_at else None,
-    }
-
-
 def decide_gate(
     dag_id: str,
     node_id: str,
@@ -673,7 +656,7 @@ def decide_gate(
             return gate
         if gate.status != Gate.Status.PENDING:
             raise Conflict(
-                f"Gate {node_id!r} was already decided: {gate.decision}.", _gate_summary(gate)
+                f"Gate {node_id!r} was already decided: {gate.decision}.", gate_dict(gate)
             )
         if change.dag.is_terminal:
             raise Conflict(f"DAG {dag_id!r} is {change.dag.status}; its gates are closed.")
@@ -688,7 +671,7 @@ def decide_gate(
         gate.refresh_from_db()
         if not won:
             raise Conflict(
-                f"Gate {node_id!r} was already decided: {gate.decision}.", _gate_summary(gate)
+                f"Gate {node_id!r} was already decided: {gate.decision}.", gate_dict(gate)
             )
         change.emit(
             protocol.GateDecided(

@@ -9,7 +9,7 @@ from django.db import transaction
 from dagstream_app import protocol
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag, Edge, Event, Gate, Node
-from dagstream_app.services import format_ts
+from dagstream_app.protocol import format_ts
 
 
 def gate_dict(gate: Gate) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from dagstream_app import render, replay, services, state
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag, Node
 from dagstream_app.permissions import allowed
+from dagstream_app.protocol import format_ts
 
 PAGE_SIZE = 25
 View = Callable[..., HttpResponse]
@@ -31,7 +32,7 @@ def _page(
 ) -> HttpResponse:
     context = {
         "dagstream_base_template": get_config()["BASE_TEMPLATE"],
-        "server_now": services.format_ts(timezone.now()),
+        "server_now": format_ts(timezone.now()),
         **context,
     }
     return TemplateResponse(request, f"dagstream_app/{template}", context, status=status)
@@ -131,8 +132,8 @@ def node_panel(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
     node = Node.objects.filter(dag=dag, node_id=node_id).first()
     if node is None:
         raise Http404(f"Unknown node {node_id!r}.")
-    started = services.format_ts(node.started_at) if node.started_at else None
-    finished = services.format_ts(node.finished_at) if node.finished_at else None
+    started = format_ts(node.started_at) if node.started_at else None
+    finished = format_ts(node.finished_at) if node.finished_at else None
     duration = render.format_duration(
         render.span_seconds(started, finished if node.status != "running" else None)
     )
