@@ -18,6 +18,12 @@ EVIL = "<script>alert(1)</script>"
 ALL = (True, True)
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    # Users are made per test; PBKDF2 would dominate the run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 class TopLevel(HTMLParser):
     """The top-level elements of a message, with their attributes."""
 

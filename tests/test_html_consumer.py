@@ -22,6 +22,12 @@ SEQ = re.compile(r'id="ds-seq" data-seq="(\d+)"')
 ENTRY = re.compile(r'<li id="ev-(\d+)"')
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    # Users are made per test; PBKDF2 would dominate the run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def dag(db: Any) -> Dag:
     render.cache.clear()

@@ -15,6 +15,12 @@ pytestmark = pytest.mark.django_db
 NODES = [{"id": "extract", "label": "Extract"}, {"id": "load", "label": "Load"}]
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    # Users are made per test; PBKDF2 would dominate the run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def dag(db: Any) -> Dag:
     return services.create_dag(
