@@ -31,7 +31,7 @@ from django.utils.html import format_html
 from dagstream_app import services
 from dagstream_app.conf import get_config
 from dagstream_app.models import ApiToken, Dag, Edge, Event, Gate, Node
-from dagstream_app.permissions import Action, allowed, get_hook
+from dagstream_app.permissions import Action, allowed, get_hook, has_permission
 
 # Nodes that count as done in the DAG list's progress column.
 DONE_NODE_STATUSES = (Node.Status.COMPLETED, Node.Status.SKIPPED)
@@ -94,7 +94,7 @@ class _DagstreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Read-only by default; seeing needs ``view_dag``; every write goes through services."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return allowed(request.user, "view")
+        return has_permission(request.user, "view")
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return allowed(request.user, "view", self._dag_of(obj))

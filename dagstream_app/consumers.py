@@ -30,7 +30,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dagstream_app import protocol, render, services, state
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag
-from dagstream_app.permissions import allowed
+from dagstream_app.permissions import allowed, has_permission
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,9 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
         user = self.user
         if user is None or not user.is_authenticated:
             return CLOSE_UNAUTHENTICATED
-        if not allowed(user, "view"):
+        # Django's permission first (no hook: it would be asked about no DAG),
+        # so an unknown id tells nothing to someone who may not view DAGs.
+        if not has_permission(user, "view"):
             return CLOSE_FORBIDDEN
         dag = Dag.objects.filter(pk=self.dag_id).first()
         if dag is None:

@@ -133,7 +133,14 @@ class DagStream:
         progress = await _db(state.progress)(dag_id)
         if progress is None:
             raise services.NotFound(f"Unknown DAG {dag_id!r}.")
-        return cls(dag_id, command_cursor=progress[0])
+        last_seq, status = progress
+        cursor = last_seq
+        if status in ("paused", "cancelling"):
+            # A person paused or cancelled while no engine was attached: the
+            # command that put the run in this state is delivered first.
+            latest = await _db(state.latest_command_seq)(dag_id)
+            cursor = latest - 1 if latest is not None else last_seq
+        return cls(dag_id, command_cursor=cursor)
 
     # ---------------------------------------------------------- deltas
 
@@ -235,6 +242,10 @@ class DagStream:
             if found is None:
                 raise services.NotFound(f"Gate {node_id!r} of DAG {self.dag_id!r} vanished.")
             gate = found
+            if gate.status == Gate.Status.PENDING and gate.dag.is_terminal:
+                raise services.Conflict(
+                    f"DAG {self.dag_id!r} is {gate.dag.status}; gate {node_id!r} stays undecided."
+                )
 
     async def commands(self) -> AsyncIterator[Command]:
         """Yield each pause / resume / cancel once, in order; ends when the run ends."""

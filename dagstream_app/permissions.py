@@ -37,11 +37,16 @@ def get_hook() -> Hook | None:
     return hook
 
 
-def allowed(user: Any, action: Action, dag: Dag | None = None) -> bool:
-    """True if ``user`` may perform ``action`` (on ``dag`` when given)."""
+def has_permission(user: Any, action: Action) -> bool:
+    """True if ``user`` is active and holds Django's permission for ``action`` (no hook)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return False
-    if not getattr(user, "is_active", False) or not user.has_perm(PERMISSIONS[action]):
+    return bool(getattr(user, "is_active", False) and user.has_perm(PERMISSIONS[action]))
+
+
+def allowed(user: Any, action: Action, dag: Dag | None = None) -> bool:
+    """True if ``user`` may perform ``action`` (on ``dag`` when given)."""
+    if not has_permission(user, action):
         return False
     hook = get_hook()
     return hook is None or bool(hook(user, action, dag))

@@ -115,7 +115,7 @@ class CostUpdate(_Message, tag="cost_update"):
 
 
 class ExecutionComplete(_Message, tag="execution_complete"):
-    results: Any = None
+    results: Any
 
 
 class HumanGateWaiting(_Message, tag="human_gate_waiting"):

@@ -99,7 +99,19 @@ def can_replay(dag_id: str, after: int, current: int) -> bool:
 
 
 def gate(dag_id: str, node_id: str) -> Gate | None:
-    return Gate.objects.filter(dag_id=dag_id, node_id=node_id).first()
+    """The gate at ``node_id`` with its DAG, or None."""
+    return Gate.objects.select_related("dag").filter(dag_id=dag_id, node_id=node_id).first()
+
+
+def latest_command_seq(dag_id: str) -> int | None:
+    """The seq of the DAG's latest pause / resume / cancel, or None."""
+    return (
+        Event.objects.filter(dag_id=dag_id)
+        .exclude(command="")
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
 
 
 def commands_after(dag_id: str, cursor: int) -> tuple[list[tuple[int, str]], str | None]:

@@ -415,3 +415,26 @@ async def test_client_too_far_behind_is_closed_4013_then_resumes(
     assert [m["seq"] for m in await recv(near)] == [12, 13, 14]
     await ws.close()
     await near.close()
+
+
+@pytest.fixture(scope="session")
+def server_with_hook(django_db_setup: Any, django_db_blocker: Any):
+    from tests.conftest import start_server
+
+    with django_db_blocker.unblock():
+        srv = start_server(
+            DAGSTREAM_JSON=json.dumps({"PERMISSION_HOOK": "tests.hooks.hide_secret_dags"})
+        )
+    yield srv
+    srv.stop()
+
+
+async def test_permission_hook_decides_per_dag(
+    server_with_hook: Server, dag: Dag, viewer: str
+) -> None:
+    await sync_to_async(services.create_dag)("hidden", name="secret")
+    ws = await open_ws(server_with_hook, dag.dag_id, token=viewer)
+    assert (await recv(ws))["type"] == "snapshot"  # the hook is asked about this DAG
+    await ws.close()
+    ws = await open_ws(server_with_hook, "hidden", token=viewer)
+    assert await close_code(ws) == 4003
