@@ -57,3 +57,17 @@ def test_empty_and_isolated_nodes() -> None:
     assert layout.compute([], []).positions == {}
     lay = layout.compute(["x", "y"], [])
     assert lay.positions["x"][0] == lay.positions["y"][0]
+
+
+def test_long_edges_bend_around_the_boxes_between() -> None:
+    ids = ["a", "b", "c", "d"]
+    edges = [("a", "b"), ("b", "c"), ("c", "d"), ("a", "d")]
+    lay = layout.compute(ids, edges)
+    bends = lay.bends[("a", "d")]
+    assert len(bends) == 2  # one lane in each of b's and c's layers
+    for (x, y), middle in zip(bends, ("b", "c"), strict=True):
+        mx, my = lay.positions[middle]
+        assert x == mx
+        assert not my <= y <= my + layout.NODE_H  # the lane is beside the box
+    assert lay.edge_path("a", "d").count("C") == 3
+    assert ("a", "b") not in lay.bends
