@@ -22,7 +22,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # Per-connection token bucket for client frames: sustained rate and burst.
     "RATE_LIMIT_PER_SECOND": 20.0,
     "RATE_LIMIT_BURST": 40,
-    # A consumer this many events behind closes with 1013 (client resumes).
+    # A consumer this many events behind closes with 4013 (client resumes).
     "MAX_LAG": 5_000,
     # Idle consumers and waiting engines re-check the database this often (s),
     # so a lost *last* message is still noticed.

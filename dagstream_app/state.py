@@ -90,7 +90,7 @@ def can_replay(dag_id: str, after: int, current: int) -> bool:
     """True if the events after ``after`` are retained and within the replay window."""
     config = get_config()
     # Never replay more than a consumer may catch up (MAX_LAG): it would close
-    # with 1013 and the client would resume from the same seq, forever.
+    # with 4013 and the client would resume from the same seq, forever.
     if after > current or current - after > min(config["REPLAY_WINDOW"], config["MAX_LAG"]):
         return False
     if after == current:
