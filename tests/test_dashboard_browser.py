@@ -287,6 +287,10 @@ def test_watch_a_run_update_as_the_engine_emits(
     expect(panel.locator("#node-panel-title")).to_have_text("Gather sources")
     page.keyboard.press("Escape")
     expect(node(page, "gather")).to_be_focused()
+    # A live update of the focused node keeps the focus on it.
+    engine.node_state("report-7f3a", "gather", "completed", metrics={"rerun": 1})
+    expect(node(page, "gather")).to_have_attribute("data-seq", re.compile(r"[1-9]"), timeout=WAIT)
+    expect(node(page, "gather")).to_be_focused()
 
     # An open panel follows its node live.
     node(page, "merge").click()

@@ -155,7 +155,26 @@
     }
   }
 
+  // A live swap replaces the focused node's element: keep keyboard focus on it.
+  var refocus = null;
+  document.addEventListener("htmx:oobBeforeSwap", function (e) {
+    var active = document.activeElement;
+    var target = e.detail && e.detail.target;
+    if (active && target && target.contains(active) && active.matches(".node[data-node-id]")) {
+      refocus = active.dataset.nodeId;
+    }
+  });
+
+  function restoreFocus() {
+    if (refocus === null) return;
+    var selector = '.node[data-node-id="' + CSS.escape(refocus) + '"]';
+    refocus = null;
+    var node = document.querySelector(selector);
+    if (node) node.focus({ preventScroll: true });
+  }
+
   document.addEventListener("htmx:wsAfterMessage", function () {
+    restoreFocus();
     trimTimeline();
     flashEdge();
     refreshPanel();
