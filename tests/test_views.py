@@ -71,7 +71,9 @@ def test_without_view_dag_posts_are_403(dag: Dag, make_user) -> None:
 
 @pytest.mark.parametrize("url", ["/dags/nope/", "/dags/nope/history/", "/dags/etl-1/nodes/nope/"])
 def test_unknown_dag_or_node_is_404(dag: Dag, viewer: Client, url: str) -> None:
-    assert viewer.get(url).status_code == 404
+    response = viewer.get(url)
+    assert response.status_code == 404
+    assert b"Not found" in response.content and b"dagstream.css" in response.content
 
 
 def test_per_dag_hook_narrows_view(dag: Dag, viewer: Client) -> None:
