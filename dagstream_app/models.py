@@ -138,9 +138,7 @@ class Gate(models.Model):
     @property
     def decision(self) -> str | None:
         """The protocol decision (approve / reject / modify), or None while pending."""
-        return {"approved": "approve", "rejected": "reject", "modified": "modify"}.get(
-            self.status
-        )
+        return {"approved": "approve", "rejected": "reject", "modified": "modify"}.get(self.status)
 
 
 class Event(models.Model):
