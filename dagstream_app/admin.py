@@ -49,6 +49,13 @@ def _visible(request: HttpRequest, queryset: QuerySet[Any], dag_field: str) -> Q
     return queryset.filter(**{f"{dag_field}__in": cached})
 
 
+def _may(request: HttpRequest, action: Action, dag: Dag | None) -> bool:
+    """Django's permission, then the hook for ``dag``; the hook is never asked about no DAG."""
+    if dag is None:
+        return has_permission(request.user, action)
+    return allowed(request.user, action, dag)
+
+
 def _refuse(exc: services.DagstreamError) -> PermissionDenied:
     return PermissionDenied(exc.message)
 
@@ -68,7 +75,7 @@ class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
         return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return allowed(request.user, "view", obj if isinstance(obj, Dag) else None)
+        return _may(request, "view", obj if isinstance(obj, Dag) else None)
 
 
 class NodeInline(_ReadOnlyInline):
@@ -97,7 +104,7 @@ class _DagstreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return has_permission(request.user, "view")
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return allowed(request.user, "view", self._dag_of(obj))
+        return _may(request, "view", self._dag_of(obj))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -108,17 +115,19 @@ class _DagstreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    # Offering an action needs Django's permission; the hook then rules per DAG
+    # when the action runs (services refuse, and each refusal is reported).
     def has_decide_permission(self, request: HttpRequest) -> bool:
-        return allowed(request.user, "decide")
+        return has_permission(request.user, "decide")
 
     def has_control_permission(self, request: HttpRequest) -> bool:
-        return allowed(request.user, "control")
+        return has_permission(request.user, "control")
 
     def _dag_of(self, obj: Any) -> Dag | None:
         return None
 
     def _may(self, request: HttpRequest, action: Action, obj: Any) -> bool:
-        return allowed(request.user, action, self._dag_of(obj))
+        return _may(request, action, self._dag_of(obj))
 
 
 # ------------------------------------------------------------------- DAGs

@@ -19,6 +19,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import Group, Permission, User
 from django.db import connections
+from django.test import override_settings
 from django.utils import timezone
 from websockets.asyncio.client import ClientConnection
 
@@ -480,3 +481,15 @@ async def test_gate_past_its_deadline_on_a_finished_dag_raises_instead_of_spinni
         await asyncio.wait_for(stream.gate("review", {}, timeout=1, default="approve"), 5)
     assert await _state("timeout-5") == ("failed", 4, "pending")
     await stream.close()
+
+
+@override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.hooks.hide_secret_dags"})
+def test_hook_is_not_asked_about_an_unknown_dag() -> None:
+    """Django's permission, then ``not_found``: the hook only ever sees a real DAG."""
+    person = _user("view_dag", "decide_gate", "control_dag")
+    with pytest.raises(services.NotFound):
+        services.decide_gate("no-such-dag", "review", "approve", actor=person)
+    with pytest.raises(services.NotFound):
+        services.control("no-such-dag", "pause", actor=person)
+    with pytest.raises(services.Forbidden):
+        services.decide_gate("no-such-dag", "review", "approve", actor=_user("view_dag"))
