@@ -22,7 +22,8 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -682,13 +683,24 @@ def row_context(dag: Dag, total: int, done: int) -> dict[str, Any]:
 
 
 def annotated(queryset: Any) -> Any:
+    """DAGs with their node counts and waiting gates (a subquery: no join fan-out)."""
+    waiting = (
+        Gate.objects.filter(dag=OuterRef("pk"), status="pending")
+        .order_by()
+        .values("dag")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return queryset.annotate(
-        n_total=Count("nodes"), n_done=Count("nodes", filter=Q(nodes__status__in=DONE_STATUSES))
+        n_total=Count("nodes"),
+        n_done=Count("nodes", filter=Q(nodes__status__in=DONE_STATUSES)),
+        n_waiting=Coalesce(Subquery(waiting), 0),
     )
 
 
 def row_html(dag: Any, *, oob: bool = False) -> SafeString:
-    return _render("dag_row.html", {"r": row_context(dag, dag.n_total, dag.n_done), "oob": oob})
+    row = {**row_context(dag, dag.n_total, dag.n_done), "waiting": dag.n_waiting}
+    return _render("dag_row.html", {"r": row, "oob": oob})
 
 
 def index_message(pending: Mapping[str, int], new_runs: int) -> str:

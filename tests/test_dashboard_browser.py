@@ -222,6 +222,7 @@ def test_list_page_lists_runs_and_updates_live(
     server: Server, new_page: Callable[..., Page], operator: str
 ) -> None:
     research_run()
+    engine.open_gate("report-7f3a", "review", {"title": "Publish the report?"})
     engine.create_dag("nightly-etl-0412", name="nightly-etl", nodes=["extract", "load"])
     engine.node_state("nightly-etl-0412", "extract", "completed")
     engine.node_state("nightly-etl-0412", "load", "completed")
@@ -234,6 +235,7 @@ def test_list_page_lists_runs_and_updates_live(
     expect(connection(page)).to_have_attribute("data-connection", "open")
     row = page.locator('tr[data-dag-id="backfill-2024-q1"]')
     expect(row).to_have_attribute("data-status", "running")
+    expect(page.locator('tr[data-dag-id="report-7f3a"]')).to_contain_text("1 decision needed")
     shoot(page, "list.png")
 
     # Pause from a second page: the server pushes the list row change.

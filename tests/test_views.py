@@ -103,6 +103,11 @@ def test_list_shows_runs_with_progress_and_cost(dag: Dag, viewer: Client) -> Non
     assert "1 / 2" in html
     assert "$1.25" in html and "$5.00" in html
     assert "/ws/dags/?ids=etl-1" in html
+    assert "decision needed" not in html
+    services.open_gate("etl-1", "load", {"title": "Ship it?"})
+    html = viewer.get("/dags/").content.decode()
+    assert 'data-waiting="1"' in html and "1 decision needed" in html
+    assert "1 / 2" in html  # the gate join does not multiply the node counts
 
 
 def test_list_filters_and_paginates(db: Any, viewer: Client) -> None:
