@@ -19,7 +19,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from dagstream_app import services
 from dagstream_app.models import Dag, Gate
-from tests.conftest import ROOT, Server, start_server
+from tests.conftest import REDIS_URL, ROOT, Server, start_server
+from tests.test_stream_live import EngineProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -460,6 +461,34 @@ def test_a_client_too_far_behind_is_closed_4013_and_resumes_by_snapshot(
     finally:
         errors.allow = OUTAGE_NOISE  # the open page notices the server going away
         srv.stop()
+
+
+@pytest.mark.redis
+def test_scale_out_engine_process_over_a_lossy_layer_every_event_once(
+    redis_servers: list[Server], new_page: Callable[..., Page], operator: str
+) -> None:
+    """An engine in its own process, daphne on Redis: pushes are live, and events the
+    layer drops, repeats or reorders on purpose still show once each, in order."""
+    count = 150
+    engine.create_dag("chaos-ui", name="chaos", nodes=[f"n{i}" for i in range(10)])
+    process = EngineProcess("chaos", "chaos-ui", count, REDIS_URL=REDIS_URL)
+    try:
+        page = new_page()
+        login(page, redis_servers[0], operator, then="/dags/chaos-ui/")
+        expect(connection(page)).to_have_attribute("data-connection", "open")
+        process.go()
+        process.finish()
+        last = 1 + count
+        expect(page.locator("#ds-seq")).to_have_attribute("data-seq", str(last), timeout=WAIT)
+        assert timeline_seqs(page) == list(range(last, last - 100, -1))
+        for k in range(10):  # the engine's last write to n<k> was i = 140 + k
+            expect(node(page, f"n{k}")).to_have_attribute(
+                "data-status", "running" if k % 2 == 0 else "completed"
+            )
+    finally:
+        if process.process.poll() is None:
+            process.process.kill()
+            process.process.communicate(timeout=10)
 
 
 def test_dark_mode_screenshot(server: Server, new_page: Callable[..., Page], operator: str) -> None:
