@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-sqlite test-postgres lint bench clean
+.PHONY: demo test test-sqlite test-postgres lint bench screenshots clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test-sqlite: $(STAMP)
 
 test-postgres: $(STAMP)
 	DATABASE_URL=$${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/dagstream} $(BIN)/pytest
+
+# Refresh the dashboard pictures in docs/img from the browser tests.
+screenshots: $(STAMP)
+	DATABASE_URL= DAGSTREAM_SCREENSHOTS=docs/img $(BIN)/pytest tests/test_dashboard_browser.py -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +26,11 @@ from tests.test_stream_live import EngineProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-IMG = ROOT / "docs" / "img"
+# Screenshots go to a temporary folder, so test runs leave the tree alone;
+# `make screenshots` sets DAGSTREAM_SCREENSHOTS=docs/img to refresh the docs' pictures.
+IMG = ROOT / os.environ.get(
+    "DAGSTREAM_SCREENSHOTS", str(Path(tempfile.gettempdir()) / "dagstream-screenshots")
+)
 WAIT = 15_000  # ms, for anything that arrives through the idle re-check
 PASSWORD = "pw-for-tests"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
