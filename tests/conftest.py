@@ -143,6 +143,14 @@ def release_database(django_db_blocker: Any) -> None:
         )
 
 
+@pytest.fixture(scope="module")
+def release_engine_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Engine calls keep connections open in their worker thread (CONN_MAX_AGE):
+    end them after the module, so the PostgreSQL test database can be dropped."""
+    yield
+    release_database(django_db_blocker)
+
+
 @pytest.fixture(scope="session")
 def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
     """daphne on the embedded default (in-memory layer) against the test database."""

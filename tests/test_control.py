@@ -21,7 +21,7 @@ from dagstream_app import services
 from dagstream_app.engine import DagStream
 from dagstream_app.models import Dag, Event
 from tests.conftest import Server
-from tests.wsclient import open_ws, recv, recv_messages, send
+from tests.wsclient import open_ws, recv, recv_messages, reply_to, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,17 +69,6 @@ def _status(dag_id: str) -> tuple[str, int]:
     return dag.status, dag.last_seq
 
 
-async def _reply(ws: ClientConnection, command_id: Any) -> tuple[dict[str, Any], list[Any]]:
-    """Read until the ack / error for ``command_id``; also return the events seen meanwhile."""
-    events: list[Any] = []
-    while True:
-        for message in await recv_messages(ws):
-            if message["type"] in ("ack", "error") and message.get("id") == command_id:
-                return message, events
-            if "seq" in message and message["type"] != "snapshot":
-                events.append(message)
-
-
 async def _next_event(ws: ClientConnection, events: list[Any]) -> dict[str, Any]:
     while not events:
         events += [m for m in await recv_messages(ws) if "seq" in m and m["type"] != "snapshot"]
@@ -101,7 +90,7 @@ async def test_state_machine(server: Server, action: str, status: str) -> None:
     assert snap["dag"]["status"] == status
 
     await send(ws, {"type": COMMANDS[action], "id": f"{action}-1"})
-    reply, events = await _reply(ws, f"{action}-1")
+    reply, events = await reply_to(ws, f"{action}-1")
     target = ACCEPTED.get((action, status))
     if target is None:
         assert (reply["type"], reply["code"]) == ("error", "conflict")
@@ -174,7 +163,7 @@ async def test_commands_reach_the_engine_once_and_repeats_apply_once(server: Ser
         ("c1", "cancel"),
     ]:
         await send(ws, {"type": COMMANDS[action], "id": command_id})
-        reply, _ = await _reply(ws, command_id)
+        reply, _ = await reply_to(ws, command_id)
         assert reply == {"type": "ack", "id": command_id}
     await asyncio.wait_for(running, 15)  # commands() ends once the run is cancelled
     assert received == ["pause", "resume", "cancel"]
@@ -194,7 +183,7 @@ async def test_commands_reach_the_engine_once_and_repeats_apply_once(server: Ser
     ]
     # Repeats after the end are still acknowledged and still change nothing.
     await send(ws, {"type": "pause_execution", "id": "p1"})
-    assert (await _reply(ws, "p1"))[0] == {"type": "ack", "id": "p1"}
+    assert (await reply_to(ws, "p1"))[0] == {"type": "ack", "id": "p1"}
     assert await database_sync_to_async(_status)("ctl-1") == ("cancelled", 5)
     await ws.close()
     await stream.close()
@@ -209,9 +198,9 @@ async def test_command_ids_are_per_user(server: Server) -> None:
     await recv(a)
     await recv(b)
     await send(a, {"type": "pause_execution", "id": 1})
-    assert (await _reply(a, 1))[0]["type"] == "ack"
+    assert (await reply_to(a, 1))[0]["type"] == "ack"
     await send(b, {"type": "resume_execution", "id": 1})  # same id, another person: applied
-    assert (await _reply(b, 1))[0]["type"] == "ack"
+    assert (await reply_to(b, 1))[0]["type"] == "ack"
     assert await database_sync_to_async(_status)("ctl-2") == ("running", 3)
     await a.close()
     await b.close()
@@ -223,9 +212,9 @@ async def test_a_conflicting_command_does_not_use_up_its_id(server: Server) -> N
     ws = await open_ws(server, "ctl-3", token=token)
     await recv(ws)
     await send(ws, {"type": "resume_execution", "id": "x"})
-    assert (await _reply(ws, "x"))[0]["code"] == "conflict"
+    assert (await reply_to(ws, "x"))[0]["code"] == "conflict"
     await send(ws, {"type": "pause_execution", "id": "x"})  # nothing was applied under "x"
-    assert (await _reply(ws, "x"))[0]["type"] == "ack"
+    assert (await reply_to(ws, "x"))[0]["type"] == "ack"
     assert await database_sync_to_async(_status)("ctl-3") == ("paused", 2)
     await ws.close()
 
@@ -244,7 +233,7 @@ async def test_control_without_control_dag_is_forbidden_and_changes_nothing(
     await recv(ws)
     for i, command in enumerate(COMMANDS.values()):
         await send(ws, {"type": command, "id": i})
-        reply, events = await _reply(ws, i)
+        reply, events = await reply_to(ws, i)
         assert (reply["code"], events) == ("forbidden", [])
     assert await database_sync_to_async(_status)("ctl-4") == before
     await ws.close()

@@ -11,7 +11,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,20 +23,15 @@ from django.core.management import call_command
 from dagstream_app import services
 from dagstream_app.demo import DEMO_NAME, DemoSettings, build_runner, pick_topic
 from dagstream_app.models import Dag, Event
-from tests.conftest import ROOT, Server, child_env, release_database
+from tests.conftest import ROOT, Server, child_env
 from tests.wsclient import open_ws, recv_messages, send
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("release_engine_connections"),
+]
 
 LINE_TIMEOUT = 30.0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _release_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
-    # Engine calls keep connections open in their worker thread (CONN_MAX_AGE):
-    # end them so the PostgreSQL test database can be dropped.
-    yield
-    release_database(django_db_blocker)
 
 
 async def _no_wait(seconds: float) -> None:

@@ -27,7 +27,7 @@ from dagstream_app import services
 from dagstream_app.engine import DagStream
 from dagstream_app.models import Dag, Event, Gate
 from tests.conftest import Server, start_server
-from tests.wsclient import open_ws, recv, recv_messages, send
+from tests.wsclient import open_ws, recv, recv_messages, reply_to, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,17 +54,6 @@ def _token(*perms: str, groups: tuple[str, ...] = ()) -> tuple[User, str]:
 
 async def _operator(*perms: str) -> tuple[User, str]:
     return await database_sync_to_async(_token)(*(perms or ("view_dag", "decide_gate")))
-
-
-async def _reply(ws: ClientConnection, command_id: Any) -> tuple[dict[str, Any], list[Any]]:
-    """Read until the ack / error for ``command_id``; also return the events seen meanwhile."""
-    events: list[Any] = []
-    while True:
-        for message in await recv_messages(ws):
-            if message["type"] in ("ack", "error") and message.get("id") == command_id:
-                return message, events
-            if "seq" in message and message["type"] != "snapshot":
-                events.append(message)
 
 
 async def _events_until(ws: ClientConnection, last_seq: int) -> list[Any]:
@@ -123,7 +112,7 @@ async def _race(servers: list[Server], dag_id: str) -> None:
     ]
     await asyncio.gather(*(send(ws, message) for ws, message in zip(sockets, sent, strict=True)))
     outcomes = await asyncio.gather(
-        *(_reply(ws, message["id"]) for ws, message in zip(sockets, sent, strict=True))
+        *(reply_to(ws, message["id"]) for ws, message in zip(sockets, sent, strict=True))
     )
 
     replies = [reply for reply, _ in outcomes]
@@ -225,7 +214,7 @@ async def test_timeout_records_the_default_as_a_system_decision(server: Server) 
     assert [e["type"] for e in seen] == ["human_gate_waiting", "gate_decided"]
     assert seen[-1]["decided_by"] == ""
     await send(ws, {"type": "human_decision", "id": 1, "node_id": "review", "decision": "reject"})
-    reply, _ = await _reply(ws, 1)
+    reply, _ = await reply_to(ws, 1)
     assert reply["code"] == "conflict"
     assert (reply["decision"]["decision"], reply["decision"]["decided_by"]) == ("approve", "")
     await ws.close()
@@ -243,7 +232,7 @@ async def test_a_person_deciding_before_the_timeout_wins_over_the_default(server
     await send(
         ws, {"type": "human_decision", "id": "a", "node_id": "review", "decision": "approve"}
     )
-    assert (await _reply(ws, "a"))[0]["type"] == "ack"
+    assert (await reply_to(ws, "a"))[0]["type"] == "ack"
     decision = await asyncio.wait_for(waiting, 10)
     assert (decision.decision, decision.decided_by) == ("approve", user.username)
     assert len(await database_sync_to_async(_gate_events)("timeout-2")) == 1
@@ -303,7 +292,7 @@ async def test_decision_while_engine_detached_is_returned_on_reattach(server: Se
             "feedback": "deploy to staging first",
         },
     )
-    reply, _ = await _reply(ws, 9)
+    reply, _ = await reply_to(ws, 9)
     assert reply == {"type": "ack", "id": 9}
 
     again = await DagStream.open("detach-1")
@@ -351,12 +340,12 @@ async def test_repeat_with_the_same_id_is_acked_and_applied_once(
     ws = await _connected(server, gated, token)
     decide = {"type": "human_decision", "id": "x1", "node_id": "review", "decision": "approve"}
     await send(ws, decide)
-    first, events = await _reply(ws, "x1")
+    first, events = await reply_to(ws, "x1")
     await send(ws, decide)
-    second, more = await _reply(ws, "x1")
+    second, more = await reply_to(ws, "x1")
     assert first == second == {"type": "ack", "id": "x1"}
     await send(ws, {**decide, "id": "x2", "decision": "reject"})
-    third, _ = await _reply(ws, "x2")
+    third, _ = await reply_to(ws, "x2")
     assert third["code"] == "conflict" and third["decision"]["decision"] == "approve"
     assert len(await database_sync_to_async(_gate_events)(gated)) == 1
     assert [e["type"] for e in events + more].count("gate_decided") <= 1
@@ -380,7 +369,7 @@ async def test_invalid_decisions_change_nothing(
     _, token = await _operator()
     ws = await _connected(server, gated, token)
     await send(ws, {"type": "human_decision", "id": 5, "node_id": "review", **message})
-    reply, _ = await _reply(ws, 5)
+    reply, _ = await reply_to(ws, 5)
     assert (reply["type"], reply["code"]) == ("error", code)
     assert await _state(gated) == ("running", 2, "pending")
     await ws.close()
@@ -391,7 +380,7 @@ async def test_gates_of_a_finished_dag_are_closed(server: Server, gated: str) ->
     _, token = await _operator()
     ws = await _connected(server, gated, token)
     await send(ws, {"type": "human_decision", "id": 1, "node_id": "review", "decision": "approve"})
-    reply, _ = await _reply(ws, 1)
+    reply, _ = await reply_to(ws, 1)
     assert reply["code"] == "conflict"
     assert await _state(gated) == ("failed", 4, "pending")
     await ws.close()
@@ -403,7 +392,7 @@ async def test_decision_without_decide_gate_is_forbidden_and_changes_nothing(
     _, token = await _operator("view_dag", "control_dag")
     ws = await _connected(server, gated, token)
     await send(ws, {"type": "human_decision", "id": 1, "node_id": "review", "decision": "approve"})
-    reply, _ = await _reply(ws, 1)
+    reply, _ = await reply_to(ws, 1)
     assert reply["code"] == "forbidden"
     assert await _state(gated) == ("running", 2, "pending")
     # A refused id is not "used": the same id from a permitted user is a fresh command.
@@ -412,7 +401,7 @@ async def test_decision_without_decide_gate_is_forbidden_and_changes_nothing(
     await send(
         other, {"type": "human_decision", "id": 1, "node_id": "review", "decision": "reject"}
     )
-    assert (await _reply(other, 1))[0] == {"type": "ack", "id": 1}
+    assert (await reply_to(other, 1))[0] == {"type": "ack", "id": 1}
     await ws.close()
     await other.close()
 
@@ -453,14 +442,14 @@ async def test_permission_hook_limits_decisions_and_control_to_owners(
         ]
     ):
         await send(ws, {**message, "id": i})
-        reply, _ = await _reply(ws, i)
+        reply, _ = await reply_to(ws, i)
         assert reply["code"] == "forbidden"
     assert await _state(gated) == ("running", 2, "pending")
     mine = await _connected(hook_server, gated, owner)
     await send(
         mine, {"type": "human_decision", "id": "ok", "node_id": "review", "decision": "approve"}
     )
-    assert (await _reply(mine, "ok"))[0]["type"] == "ack"
+    assert (await reply_to(mine, "ok"))[0]["type"] == "ack"
     assert await _state(gated) == ("running", 3, "approved")
     await ws.close()
     await mine.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -29,19 +29,13 @@ from dagstream_app.runner import (
     Runner,
     RunResult,
 )
-from tests.conftest import release_database
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("release_engine_connections"),
+]
 
 TIMEOUT = 15
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _release_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
-    # Engine calls keep connections open in their worker thread (CONN_MAX_AGE):
-    # end them so the PostgreSQL test database can be dropped.
-    yield
-    release_database(django_db_blocker)
 
 
 # ----------------------------------------------------------------- helpers

@@ -65,3 +65,14 @@ async def events_until(ws: ClientConnection, last_seq: int, timeout: float = TIM
             if "seq" in message and message["type"] != "snapshot":
                 got.append(message)
     return got
+
+
+async def reply_to(ws: ClientConnection, command_id: Any) -> tuple[dict[str, Any], list[Any]]:
+    """Read until the ack / error for ``command_id``; also return the events seen meanwhile."""
+    events: list[Any] = []
+    while True:
+        for message in await recv_messages(ws):
+            if message["type"] in ("ack", "error") and message.get("id") == command_id:
+                return message, events
+            if "seq" in message and message["type"] != "snapshot":
+                events.append(message)
