@@ -669,9 +669,10 @@ class _Run:
                     f"the budget by {step:.2f} and continue (modify with a number to raise it "
                     "by that instead); reject to cancel the run."
                 ),
-                "spent": self.spent,
-                "budget": self.budget,
-                "step": step,
+                # Rounded for people; the exact figures are in the cost events.
+                "spent": round(self.spent, 4),
+                "budget": round(self.budget, 4),
+                "step": round(step, 4),
             },
             label="Budget reached",
         )
