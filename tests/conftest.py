@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,18 @@ def release_database(django_db_blocker: Any) -> None:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@contextmanager
+def configured_server(django_db_blocker: Any, **dagstream: Any) -> Iterator[Server]:
+    """daphne on the in-memory layer with these ``DAGSTREAM`` settings, for one fixture."""
+    with django_db_blocker.unblock():
+        srv = start_server(DAGSTREAM_JSON=json.dumps(dagstream))
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        release_database(django_db_blocker)
 
 
 @pytest.fixture(scope="module")

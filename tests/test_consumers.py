@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from dagstream_app import services
 from dagstream_app.models import Dag, Gate
-from tests.conftest import Server
+from tests.conftest import Server, configured_server
 from tests.wsclient import close_code, open_ws, recv, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -369,13 +370,9 @@ async def test_bearer_and_session_both_authenticate(server: Server, dag: Dag, ma
 
 
 @pytest.fixture(scope="session")
-def server_small_window(django_db_setup: Any, django_db_blocker: Any):
-    from tests.conftest import start_server
-
-    with django_db_blocker.unblock():
-        srv = start_server(DAGSTREAM_JSON=json.dumps({"REPLAY_WINDOW": 5}))
-    yield srv
-    srv.stop()
+def server_small_window(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
+    with configured_server(django_db_blocker, REPLAY_WINDOW=5) as srv:
+        yield srv
 
 
 def test_override_settings_is_respected_by_config() -> None:
@@ -387,13 +384,9 @@ def test_override_settings_is_respected_by_config() -> None:
 
 
 @pytest.fixture(scope="session")
-def server_small_lag(django_db_setup: Any, django_db_blocker: Any):
-    from tests.conftest import start_server
-
-    with django_db_blocker.unblock():
-        srv = start_server(DAGSTREAM_JSON=json.dumps({"MAX_LAG": 5}))
-    yield srv
-    srv.stop()
+def server_small_lag(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
+    with configured_server(django_db_blocker, MAX_LAG=5) as srv:
+        yield srv
 
 
 async def test_client_too_far_behind_is_closed_4013_then_resumes(
@@ -418,15 +411,11 @@ async def test_client_too_far_behind_is_closed_4013_then_resumes(
 
 
 @pytest.fixture(scope="session")
-def server_with_hook(django_db_setup: Any, django_db_blocker: Any):
-    from tests.conftest import start_server
-
-    with django_db_blocker.unblock():
-        srv = start_server(
-            DAGSTREAM_JSON=json.dumps({"PERMISSION_HOOK": "tests.hooks.hide_secret_dags"})
-        )
-    yield srv
-    srv.stop()
+def server_with_hook(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
+    with configured_server(
+        django_db_blocker, PERMISSION_HOOK="tests.hooks.hide_secret_dags"
+    ) as srv:
+        yield srv
 
 
 async def test_permission_hook_decides_per_dag(

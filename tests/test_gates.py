@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -26,7 +25,7 @@ from websockets.asyncio.client import ClientConnection
 from dagstream_app import services
 from dagstream_app.engine import DagStream
 from dagstream_app.models import Dag, Event, Gate
-from tests.conftest import Server, start_server
+from tests.conftest import Server, configured_server
 from tests.wsclient import open_ws, recv, recv_messages, reply_to, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -418,12 +417,10 @@ def owners_only(user: Any, action: str, dag: Dag | None) -> bool:
 
 @pytest.fixture(scope="session")
 def hook_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
-    with django_db_blocker.unblock():
-        srv = start_server(
-            DAGSTREAM_JSON=json.dumps({"PERMISSION_HOOK": "tests.test_gates.owners_only"})
-        )
-    yield srv
-    srv.stop()
+    with configured_server(
+        django_db_blocker, PERMISSION_HOOK="tests.test_gates.owners_only"
+    ) as srv:
+        yield srv
 
 
 async def test_permission_hook_limits_decisions_and_control_to_owners(
