@@ -39,7 +39,7 @@ from django.contrib.auth.models import Permission, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from dagstream_app import services  # noqa: E402
+from dagstream_app import tokens  # noqa: E402
 from dagstream_app.engine import DagStream  # noqa: E402
 from tests.conftest import start_server  # noqa: E402
 
@@ -52,7 +52,7 @@ def setup_user() -> str:
     call_command("migrate", verbosity=0)
     user = User.objects.create_user("bench", password="bench-password")
     user.user_permissions.set(Permission.objects.filter(codename="view_dag"))
-    return services.create_api_token(user, "bench")[1]
+    return tokens.create_api_token(user, "bench")[1]
 
 
 async def write_rates() -> tuple[float, float]:

@@ -1,12 +1,13 @@
 """Django admin for dagstream: review gates, control executions, read the event log.
 
 Nothing here writes models: decisions go through :func:`services.decide_gate`,
-pause / resume / cancel through :func:`services.control`, token revocation
-through :func:`services.revoke_api_token`. So an admin action is checked, recorded,
+pause / resume / cancel through :func:`services.control`, deleting a finished
+run through :func:`services.delete_dag`, token revocation through
+:func:`tokens.revoke_api_token`. So an admin action is checked, recorded,
 broadcast and delivered to the engine exactly like the same command from a
 WebSocket, and needs the same permissions: ``view_dag`` to see, ``decide_gate``
-to decide, ``control_dag`` to pause / resume / cancel (then the
-``PERMISSION_HOOK`` per DAG). Every other edit (add, change, delete) is refused.
+to decide, ``control_dag`` to pause / resume / cancel, ``delete_dag`` to delete
+a finished run (then the ``PERMISSION_HOOK`` per DAG). Every other edit is refused.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from dagstream_app import services
+from dagstream_app import services, tokens
 from dagstream_app.conf import get_config
 from dagstream_app.models import ApiToken, Dag, Edge, Event, Gate, Node
-from dagstream_app.permissions import Action, allowed, get_hook, has_permission
+from dagstream_app.permissions import Action, allowed, visible
 
 # Nodes that count as done in the DAG list's progress column.
 DONE_NODE_STATUSES = (Node.Status.COMPLETED, Node.Status.SKIPPED)
@@ -40,20 +41,11 @@ EVENTS_PER_PAGE = 50
 
 def _visible(request: HttpRequest, queryset: QuerySet[Any], dag_field: str) -> QuerySet[Any]:
     """Narrow ``queryset`` to the DAGs the permission hook lets the user view."""
-    if get_hook() is None:
-        return queryset
     cached: list[str] | None = getattr(request, "_dagstream_visible", None)
     if cached is None:
-        cached = [d.pk for d in Dag.objects.all() if allowed(request.user, "view", d)]
+        cached = [d.pk for d in visible(request.user, Dag.objects.all())]
         request._dagstream_visible = cached  # type: ignore[attr-defined]
     return queryset.filter(**{f"{dag_field}__in": cached})
-
-
-def _may(request: HttpRequest, action: Action, dag: Dag | None) -> bool:
-    """Django's permission, then the hook for ``dag``; the hook is never asked about no DAG."""
-    if dag is None:
-        return has_permission(request.user, action)
-    return allowed(request.user, action, dag)
 
 
 def _refuse(exc: services.DagstreamError) -> PermissionDenied:
@@ -75,7 +67,7 @@ class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
         return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _may(request, "view", obj if isinstance(obj, Dag) else None)
+        return allowed(request.user, "view", obj if isinstance(obj, Dag) else None)
 
 
 class NodeInline(_ReadOnlyInline):
@@ -101,10 +93,10 @@ class _DagstreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Read-only by default; seeing needs ``view_dag``; every write goes through services."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return has_permission(request.user, "view")
+        return allowed(request.user, "view")
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _may(request, "view", self._dag_of(obj))
+        return allowed(request.user, "view", self._dag_of(obj))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -118,16 +110,16 @@ class _DagstreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     # Offering an action needs Django's permission; the hook then rules per DAG
     # when the action runs (services refuse, and each refusal is reported).
     def has_decide_permission(self, request: HttpRequest) -> bool:
-        return has_permission(request.user, "decide")
+        return allowed(request.user, "decide")
 
     def has_control_permission(self, request: HttpRequest) -> bool:
-        return has_permission(request.user, "control")
+        return allowed(request.user, "control")
 
     def _dag_of(self, obj: Any) -> Dag | None:
         return None
 
     def _may(self, request: HttpRequest, action: Action, obj: Any) -> bool:
-        return _may(request, action, self._dag_of(obj))
+        return allowed(request.user, action, self._dag_of(obj))
 
 
 # ------------------------------------------------------------------- DAGs
@@ -157,6 +149,37 @@ class DagAdmin(_DagstreamAdmin):
 
     def _dag_of(self, obj: Any) -> Dag | None:
         return obj if isinstance(obj, Dag) else None
+
+    # Deleting: finished runs only, through services (which tells live viewers).
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        dag = self._dag_of(obj)
+        return allowed(request.user, "delete", dag) and (dag is None or dag.is_terminal)
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        # A run's nodes, edges, gates and events go with it: only the run's own
+        # permission counts. Runs that have not finished are listed as blocking.
+        dags = list(objs)
+        unfinished = [f"{d} ({d.status}: cancel it first)" for d in dags if not d.is_terminal]
+        finished = [str(dag) for dag in dags if dag.is_terminal]
+        return finished, {str(Dag._meta.verbose_name_plural): len(finished)}, set(), unfinished
+
+    def delete_model(self, request: HttpRequest, obj: Dag) -> None:
+        try:
+            services.delete_dag(obj.dag_id, actor=request.user)
+        except services.DagstreamError as exc:
+            raise _refuse(exc) from None
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Dag]) -> None:
+        outcomes = _Outcomes()
+        for dag in queryset:
+            try:
+                services.delete_dag(dag.dag_id, actor=request.user)
+            except services.DagstreamError as exc:
+                outcomes.refused(dag.dag_id, exc)
+        outcomes.report_failures(self, request)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Dag]:
         queryset = (
@@ -479,11 +502,11 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
     def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
-        services.revoke_api_token(obj)
+        tokens.revoke_api_token(obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
-            services.revoke_api_token(token)
+            tokens.revoke_api_token(token)
 
 
 # ---------------------------------------------------------------- helpers
@@ -509,9 +532,12 @@ class _Outcomes:
         self.failures.append((label, exc))
 
     def report(self, model_admin: admin.ModelAdmin[Any], request: HttpRequest, verb: str) -> None:
-        send: Callable[..., None] = model_admin.message_user
         if self.ok:
-            send(request, f"{verb}: {', '.join(self.ok)}.", messages.SUCCESS)
+            model_admin.message_user(request, f"{verb}: {', '.join(self.ok)}.", messages.SUCCESS)
+        self.report_failures(model_admin, request)
+
+    def report_failures(self, model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> None:
+        send: Callable[..., None] = model_admin.message_user
         for label, exc in self.failures:
             level = messages.WARNING if exc.code == "conflict" else messages.ERROR
             send(request, f"{label}: {exc.message}", level)

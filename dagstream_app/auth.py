@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 
-from dagstream_app import services
+from dagstream_app import tokens
 
 
 class TokenAuthMiddleware(BaseMiddleware):
@@ -24,6 +24,6 @@ class TokenAuthMiddleware(BaseMiddleware):
             scheme, _, key = header.decode("latin-1").partition(" ")
             user = None
             if scheme.lower() == "bearer" and key.strip():
-                user = await database_sync_to_async(services.user_for_token)(key.strip())
+                user = await database_sync_to_async(tokens.user_for_token)(key.strip())
             scope = dict(scope, user=user or AnonymousUser())
         return await super().__call__(scope, receive, send)

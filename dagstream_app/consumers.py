@@ -27,10 +27,10 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.core.exceptions import ImproperlyConfigured
 
-from dagstream_app import protocol, render, services, state
+from dagstream_app import broadcast, protocol, render, services, state
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag
-from dagstream_app.permissions import allowed, has_permission
+from dagstream_app.permissions import Refused, allowed, authorize, visible_ids
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,11 @@ CLOSE_NOT_FOUND = 4004
 # daphne (autobahn) refuses to send any server close code but 1000 and
 # 3000-4999, so 4013 stands in for it: clients reconnect and resume on it.
 CLOSE_TRY_AGAIN_LATER = 4013
+_CLOSE_FOR = {
+    "unauthenticated": CLOSE_UNAUTHENTICATED,
+    "forbidden": CLOSE_FORBIDDEN,
+    "not_found": CLOSE_NOT_FOUND,
+}
 
 
 class TokenBucket:
@@ -142,24 +147,16 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
         if code is not None:
             await self.close(code)
             return
-        await self.channel_layer.group_add(services.group_name(self.dag_id), self.channel_name)
+        await self.channel_layer.group_add(broadcast.group_name(self.dag_id), self.channel_name)
         self.ready = True
         await self.start_stream(_query_int(query, "last_seq"))
 
     @database_sync_to_async
     def _refusal(self) -> int | None:
-        user = self.user
-        if user is None or not user.is_authenticated:
-            return CLOSE_UNAUTHENTICATED
-        # Django's permission first (no hook: it would be asked about no DAG),
-        # so an unknown id tells nothing to someone who may not view DAGs.
-        if not has_permission(user, "view"):
-            return CLOSE_FORBIDDEN
-        dag = Dag.objects.filter(pk=self.dag_id).first()
-        if dag is None:
-            return CLOSE_NOT_FOUND
-        if not allowed(user, "view", dag):
-            return CLOSE_FORBIDDEN
+        try:
+            authorize(self.user, "view", self.dag_id)
+        except Refused as exc:
+            return _CLOSE_FOR[exc.reason]
         return None
 
     async def disconnect(self, code: int) -> None:
@@ -167,7 +164,7 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
             self.ready = False
             try:
                 await self.channel_layer.group_discard(
-                    services.group_name(self.dag_id), self.channel_name
+                    broadcast.group_name(self.dag_id), self.channel_name
                 )
             except Exception:  # the layer may be down; the group entry expires
                 log.warning("dagstream: group_discard failed", exc_info=True)
@@ -216,6 +213,12 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
         self.terminal = fresh[-1]["terminal"]
         await self.send_events([(e["seq"], e["frame"]) for e in fresh])
 
+    async def dagstream_deleted(self, message: dict[str, Any]) -> None:
+        """The run was deleted: say so with the terminal "unknown DAG" code."""
+        if self.ready:
+            self.ready = False
+            await self.close(CLOSE_NOT_FOUND)
+
     async def dagstream_idle(self, message: dict[str, Any]) -> None:
         if self.ready and not self.terminal:
             await self._catch_up()
@@ -226,7 +229,9 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
 
     async def _catch_up(self) -> None:
         progress = await database_sync_to_async(state.progress)(self.dag_id)
-        if progress is None:
+        if progress is None:  # deleted, and its message was lost
+            self.ready = False
+            await self.close(CLOSE_NOT_FOUND)
             return
         current, status = progress
         if current <= self.last_sent:
@@ -234,7 +239,7 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
             return
         # Messages were lost (or the layer restarted and forgot the group): rejoin.
         try:
-            await self.channel_layer.group_add(services.group_name(self.dag_id), self.channel_name)
+            await self.channel_layer.group_add(broadcast.group_name(self.dag_id), self.channel_name)
         except Exception:  # still down; the next tick retries
             log.warning("dagstream: group_add failed", exc_info=True)
         if await self._fill(current):
@@ -408,28 +413,30 @@ class DagIndexConsumer(AsyncWebsocketConsumer):
 
     Rows of the DAGs named in ``ids`` (the ones on the page) are re-rendered at
     most every ``THROTTLE`` seconds; a new run elsewhere raises a notice instead.
+    Only runs the user may view count: each flush asks the permission rule.
     """
 
     THROTTLE = 0.5
     ids: frozenset[str] = frozenset()
     ready = False
+    new_count = 0
 
     async def connect(self) -> None:
         await self.accept()
-        user = self.scope.get("user")
+        self.user = user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(CLOSE_UNAUTHENTICATED)
             return
-        if not await database_sync_to_async(allowed)(user, "view"):
+        if not await database_sync_to_async(allowed)(user, "view"):  # no DAG: no hook asked
             await self.close(CLOSE_FORBIDDEN)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         raw = query.get("ids", [""])[0]
         self.ids = frozenset(i for i in raw.split(",")[:200] if protocol.DAG_ID_RE.match(i))
         self.pending: dict[str, int] = {}
-        self.new_runs = 0
+        self.new_runs: set[str] = set()
         self.flush_task: asyncio.Task[None] | None = None
-        await self.channel_layer.group_add(services.INDEX_GROUP, self.channel_name)
+        await self.channel_layer.group_add(broadcast.INDEX_GROUP, self.channel_name)
         self.ready = True
 
     async def disconnect(self, code: int) -> None:
@@ -438,7 +445,7 @@ class DagIndexConsumer(AsyncWebsocketConsumer):
             if self.flush_task is not None:
                 self.flush_task.cancel()
             try:
-                await self.channel_layer.group_discard(services.INDEX_GROUP, self.channel_name)
+                await self.channel_layer.group_discard(broadcast.INDEX_GROUP, self.channel_name)
             except Exception:  # the layer may be down; the entry expires
                 log.warning("dagstream: group_discard failed", exc_info=True)
 
@@ -452,7 +459,7 @@ class DagIndexConsumer(AsyncWebsocketConsumer):
         if dag_id in self.ids:
             self.pending[dag_id] = max(message["seq"], self.pending.get(dag_id, 0))
         elif message["seq"] <= 1:
-            self.new_runs += 1
+            self.new_runs.add(dag_id)
         else:
             return
         if self.flush_task is None:
@@ -462,6 +469,10 @@ class DagIndexConsumer(AsyncWebsocketConsumer):
         await asyncio.sleep(self.THROTTLE)  # the throttle window, not synchronisation
         self.flush_task = None
         pending, self.pending = self.pending, {}
-        html = await database_sync_to_async(render.index_message)(pending, self.new_runs)
+        new, self.new_runs = self.new_runs, set()
+        seen = await database_sync_to_async(visible_ids)(self.user, {*pending, *new})
+        self.new_count += len(new & seen)
+        rows = {dag_id: seq for dag_id, seq in pending.items() if dag_id in seen}
+        html = await database_sync_to_async(render.index_message)(rows, self.new_count)
         if html and self.ready:
             await self.send(text_data=html)

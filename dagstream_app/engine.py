@@ -22,7 +22,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from dagstream_app import services, state
+from dagstream_app import broadcast, services, state
 from dagstream_app.conf import get_config
 from dagstream_app.models import Gate
 from dagstream_app.protocol import TERMINAL_STATUSES
@@ -280,7 +280,7 @@ class DagStream:
         self._listener = asyncio.ensure_future(self._listen_loop(layer))
 
     async def _listen_loop(self, layer: Any) -> None:
-        group = services.control_group_name(self.dag_id)
+        group = broadcast.control_group_name(self.dag_id)
         assert self._channel is not None
         joined = False
         while True:
@@ -308,7 +308,7 @@ class DagStream:
         if self._channel is not None:
             layer = get_channel_layer()
             try:
-                await layer.group_discard(services.control_group_name(self.dag_id), self._channel)
+                await layer.group_discard(broadcast.control_group_name(self.dag_id), self._channel)
             except Exception:
                 log.warning("dagstream engine: group_discard failed", exc_info=True)
             self._channel = None

@@ -5,8 +5,6 @@ Nothing outside :mod:`dagstream_app.services` writes these models.
 
 from __future__ import annotations
 
-import hashlib
-
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -179,10 +177,6 @@ class CommandReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dag_id}: {self.type} #{self.command_id}"
-
-
-def hash_token(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class ApiToken(models.Model):

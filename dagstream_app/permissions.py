@@ -1,14 +1,18 @@
-"""Who may view, decide and control a DAG.
+"""Who may view, decide, control and delete a DAG: the one place the rule is written.
 
-Django permissions first (``view_dag``, ``decide_gate``, ``control_dag``), then
-the optional ``DAGSTREAM["PERMISSION_HOOK"]`` for per-DAG rules.
+Django's permission comes first (``view_dag``, ``decide_gate``, ``control_dag``,
+``delete_dag``); then the optional ``DAGSTREAM["PERMISSION_HOOK"]`` narrows it per
+DAG. The hook is asked only about a real DAG: where no DAG is in question (a
+list page, an unknown id) Django's permission alone answers, so a hook can never
+make a page render while its live socket refuses, and an unknown id tells
+nothing to someone who may not view runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from django.utils.module_loading import import_string
 
@@ -17,15 +21,20 @@ from dagstream_app.conf import get_config
 if TYPE_CHECKING:
     from dagstream_app.models import Dag
 
-Action = Literal["view", "decide", "control"]
+__all__ = ["PERMISSIONS", "Action", "Refused", "allowed", "authorize", "visible", "visible_ids"]
+
+Action = Literal["view", "decide", "control", "delete"]
 
 PERMISSIONS: dict[Action, str] = {
     "view": "dagstream_app.view_dag",
     "decide": "dagstream_app.decide_gate",
     "control": "dagstream_app.control_dag",
+    "delete": "dagstream_app.delete_dag",
 }
 
-Hook = Callable[[Any, Action, "Dag | None"], bool]
+Refusal = Literal["unauthenticated", "forbidden", "not_found"]
+Hook = Callable[[Any, Action, "Dag"], bool]
+D = TypeVar("D", bound="Dag")
 
 
 @lru_cache(maxsize=1)
@@ -37,16 +46,67 @@ def get_hook() -> Hook | None:
     return hook
 
 
-def has_permission(user: Any, action: Action) -> bool:
-    """True if ``user`` is active and holds Django's permission for ``action`` (no hook)."""
+def allowed(user: Any, action: Action, dag: Dag | None = None) -> bool:
+    """True if ``user`` may perform ``action``: on ``dag``, or (None) on DAGs in general.
+
+    Anonymous and inactive users never may; then Django's permission; then,
+    for a real DAG only, the permission hook.
+    """
     if user is None or not getattr(user, "is_authenticated", False):
         return False
-    return bool(getattr(user, "is_active", False) and user.has_perm(PERMISSIONS[action]))
-
-
-def allowed(user: Any, action: Action, dag: Dag | None = None) -> bool:
-    """True if ``user`` may perform ``action`` (on ``dag`` when given)."""
-    if not has_permission(user, action):
+    if not (getattr(user, "is_active", False) and user.has_perm(PERMISSIONS[action])):
         return False
+    if dag is None:
+        return True
     hook = get_hook()
     return hook is None or bool(hook(user, action, dag))
+
+
+def visible(user: Any, dags: Iterable[D]) -> list[D]:
+    """The DAGs of ``dags`` that ``user`` may view, in their order."""
+    if not allowed(user, "view"):
+        return []
+    hook = get_hook()
+    if hook is None:
+        return list(dags)
+    return [dag for dag in dags if hook(user, "view", dag)]
+
+
+def visible_ids(user: Any, dag_ids: Iterable[str]) -> set[str]:
+    """The ids among ``dag_ids`` of existing DAGs that ``user`` may view."""
+    from dagstream_app.models import Dag
+
+    ids = set(dag_ids)
+    if not ids or not allowed(user, "view"):
+        return set()
+    return {dag.dag_id for dag in visible(user, Dag.objects.filter(pk__in=ids))}
+
+
+class Refused(Exception):
+    """``authorize`` said no; ``reason`` tells which check failed first."""
+
+    def __init__(self, reason: Refusal, message: str) -> None:
+        super().__init__(message)
+        self.reason: Refusal = reason
+        self.message = message
+
+
+def authorize(user: Any, action: Action, dag_id: str) -> Dag:
+    """The DAG ``dag_id``, if ``user`` may perform ``action`` on it; else raise :class:`Refused`.
+
+    The checks run in this order, so an unknown id tells nothing to someone who
+    may not act on DAGs at all: signed in, Django's permission, the DAG exists,
+    the hook.
+    """
+    from dagstream_app.models import Dag
+
+    if user is None or not getattr(user, "is_authenticated", False):
+        raise Refused("unauthenticated", "Sign in first.")
+    if not allowed(user, action):
+        raise Refused("forbidden", f"You may not {action} DAGs.")
+    dag = Dag.objects.filter(pk=dag_id).first()
+    if dag is None:
+        raise Refused("not_found", f"Unknown DAG {dag_id!r}.")
+    if not allowed(user, action, dag):
+        raise Refused("forbidden", f"You may not {action} DAG {dag_id!r}.")
+    return dag

@@ -331,3 +331,12 @@ def json_schema() -> dict[str, Any]:
 def format_ts(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds, as events carry it."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def is_non_negative(value: object) -> bool:
+    """True for a finite number ≥ 0 (not a bool, not NaN): a cost, a budget."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value < float("inf")  # also refuses NaN
+    )

@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from dagstream_app import services
+from dagstream_app import graph, services
 from dagstream_app.engine import Command, DagStream, GateDecision
 
 __all__ = ["Context", "DefinitionError", "Gate", "Node", "Pipeline", "RunResult", "Runner", "Step"]
@@ -246,7 +246,7 @@ def _check_definition(steps: Sequence[Step]) -> None:
         for dep in step.after:
             if dep not in known:
                 raise DefinitionError(f"Node {step.id!r} depends on unknown node {dep!r}.")
-    cycle = services.find_cycle((dep, s.id) for s in steps for dep in s.after)
+    cycle = graph.find_cycle((dep, s.id) for s in steps for dep in s.after)
     if cycle:
         raise DefinitionError(f"The dependencies form a cycle: {' -> '.join(cycle)}.")
 
@@ -774,7 +774,7 @@ class _Run:
                     f"Node {dst!r} is {self.status[dst]}; it can no longer wait for {src!r}."
                 )
         current = [(dep, node) for node, deps in self.deps.items() for dep in deps]
-        cycle = services.find_cycle([*current, *edges])
+        cycle = graph.find_cycle([*current, *edges])
         if cycle:
             raise DefinitionError(f"That change would make a cycle: {' -> '.join(cycle)}.")
 

@@ -1,4 +1,7 @@
-"""The one place that changes dagstream state.
+"""The one place that changes dagstream state (DAGs, nodes, edges, gates, events).
+
+Its helpers live beside it and only it calls them: :mod:`~dagstream_app.graph`
+(structure checks) and :mod:`~dagstream_app.broadcast` (group names, publishing).
 
 Every change runs in one transaction that first locks the DAG row (a no-op
 ``UPDATE``: a row lock on PostgreSQL, the write lock on SQLite), applies the
@@ -13,10 +16,8 @@ These functions are synchronous; async callers wrap them with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,90 +25,46 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from dagstream_app import protocol
+from dagstream_app import broadcast, graph, protocol
 from dagstream_app.conf import get_config
-from dagstream_app.models import (
-    ApiToken,
-    CommandReceipt,
-    Dag,
-    Edge,
-    Event,
-    Gate,
-    Node,
-    hash_token,
-)
-from dagstream_app.permissions import Action, allowed, has_permission
+from dagstream_app.errors import Conflict, DagstreamError, Forbidden, InvalidDelta, NotFound
+from dagstream_app.models import CommandReceipt, Dag, Edge, Event, Gate, Node
+from dagstream_app.permissions import Action, Refused, authorize
 from dagstream_app.protocol import format_ts
 from dagstream_app.state import gate_dict
 
+__all__ = [
+    "CONTROL_TRANSITIONS",
+    "Conflict",
+    "DagstreamError",
+    "Forbidden",
+    "InvalidDelta",
+    "NotFound",
+    "apply_batch",
+    "complete",
+    "control",
+    "cost",
+    "create_dag",
+    "decide_gate",
+    "delete_dag",
+    "edge_active",
+    "fail",
+    "mutate",
+    "node_state",
+    "open_gate",
+    "report_error",
+    "set_state",
+]
+
 log = logging.getLogger(__name__)
 
-INDEX_GROUP = "dagstream.index"
 # Set while apply_batch runs (per thread): changes publish once, together.
 _batching = threading.local()
-
-
-# ------------------------------------------------------------------ errors
-
-
-class DagstreamError(Exception):
-    """A refused change. ``code`` is the protocol error code; nothing was changed."""
-
-    code: protocol.ErrorCode = "invalid_message"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidDelta(DagstreamError, ValueError):
-    code = "invalid_message"
-
-
-class NotFound(DagstreamError, LookupError):
-    code = "not_found"
-
-
-class Forbidden(DagstreamError, PermissionError):
-    code = "forbidden"
-
-
-class Conflict(DagstreamError):
-    """The change does not fit the current state. ``decision`` names a gate's winner."""
-
-    code = "conflict"
-
-    def __init__(self, message: str, decision: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.decision = decision
-
-
-# ------------------------------------------------------------- group names
-
-
-def _group(dag_id: str, suffix: str = "") -> str:
-    # Channels group names must stay under 100 characters; long ids are hashed.
-    name = f"dagstream.{dag_id}{suffix}"
-    if len(name) < 100:
-        return name
-    return f"dagstream.h{hashlib.sha256(dag_id.encode()).hexdigest()[:40]}{suffix}"
-
-
-def group_name(dag_id: str) -> str:
-    """Channel-layer group that receives every event of ``dag_id``."""
-    return _group(dag_id)
-
-
-def control_group_name(dag_id: str) -> str:
-    """Channel-layer group the engine of ``dag_id`` listens on for decisions and commands."""
-    return _group(dag_id, ".control")
 
 
 # ----------------------------------------------------------------- writing
@@ -170,7 +127,7 @@ class _Change:
         if batch is not None:
             batch.append((dag_id, events, wake))  # apply_batch publishes them together
         else:
-            transaction.on_commit(lambda: publish(dag_id, events, wake_engine=wake))
+            transaction.on_commit(lambda: broadcast.publish(dag_id, events, wake_engine=wake))
 
 
 def _lock(dag_id: str) -> Dag:
@@ -199,36 +156,6 @@ def _change(dag_id: str, *, allow_terminal: bool = False) -> Iterator[_Change]:
         change.save()
 
 
-def publish(dag_id: str, events: Sequence[dict[str, Any]], *, wake_engine: bool) -> None:
-    """Send committed events, consecutive by seq, to the DAG's group in one message.
-
-    Also wakes the DAG's engine when asked, and tells list pages the DAG changed.
-    Delivery is best effort: the events are already in the database, and every
-    reader fills gaps from there. A layer failure is logged, never raised.
-    """
-    layer = get_channel_layer()
-    if layer is None or not events:
-        return
-    try:
-        async_to_sync(_publish)(layer, dag_id, events, wake_engine)
-    except Exception:
-        log.warning("dagstream: publishing events of %s failed", dag_id, exc_info=True)
-
-
-async def _publish(
-    layer: Any, dag_id: str, events: Sequence[dict[str, Any]], wake_engine: bool
-) -> None:
-    # One layer message per transaction, not per event: each group_send costs
-    # round trips to Redis, and consumers then send the run as one batch.
-    await layer.group_send(group_name(dag_id), {"type": "dagstream.events", "events": events})
-    last = events[-1]["seq"]
-    if wake_engine:
-        await layer.group_send(control_group_name(dag_id), {"type": "dagstream.wake", "seq": last})
-    await layer.group_send(
-        INDEX_GROUP, {"type": "dagstream.dag_changed", "dag_id": dag_id, "seq": last}
-    )
-
-
 def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
     try:
         # As JSON builtins first: a value JSON cannot hold (an object, NaN) is
@@ -239,74 +166,6 @@ def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
         return protocol.validate_payload(data)
     except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
         raise InvalidDelta(str(exc)) from None
-
-
-def _node_specs(nodes: Iterable[Any]) -> list[protocol.NodeSpec]:
-    specs: list[protocol.NodeSpec] = []
-    for node in nodes:
-        raw = {"id": node} if isinstance(node, str) else node
-        try:
-            specs.append(msgspec.convert(raw, protocol.NodeSpec))
-        except msgspec.ValidationError as exc:
-            raise InvalidDelta(f"Bad node {node!r}: {exc}") from None
-    return specs
-
-
-def _edge_pairs(edges: Iterable[Any]) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    for edge in edges:
-        if isinstance(edge, Mapping) and set(edge) == {"from", "to"}:
-            pair = (edge["from"], edge["to"])
-        elif isinstance(edge, (tuple, list)) and len(edge) == 2:
-            pair = (edge[0], edge[1])
-        else:
-            raise InvalidDelta(f"Bad edge {edge!r}: use (src, dst) or {{'from': .., 'to': ..}}.")
-        if not all(isinstance(end, str) and end for end in pair):
-            raise InvalidDelta(f"Bad edge {edge!r}: both ends must be node ids.")
-        pairs.append(pair)
-    return pairs
-
-
-def find_cycle(edges: Iterable[tuple[str, str]]) -> list[str] | None:
-    """A cycle in the directed graph, as a node path, or None if it is acyclic."""
-    children: dict[str, list[str]] = {}
-    for src, dst in edges:
-        children.setdefault(src, []).append(dst)
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    for root in list(children):
-        if state.get(root):
-            continue
-        path: list[str] = [root]
-        stack: list[Iterator[str]] = [iter(children.get(root, ()))]
-        state[root] = 1
-        while stack:
-            nxt = next(stack[-1], None)
-            if nxt is None:
-                state[path.pop()] = 2
-                stack.pop()
-            elif state.get(nxt) == 1:
-                return [*path[path.index(nxt) :], nxt]
-            elif not state.get(nxt):
-                state[nxt] = 1
-                path.append(nxt)
-                stack.append(iter(children.get(nxt, ())))
-    return None
-
-
-def _check_structure(node_ids: Sequence[str], edges: Sequence[tuple[str, str]]) -> None:
-    known = set(node_ids)
-    if len(known) != len(node_ids):
-        dupes = sorted({n for n in node_ids if node_ids.count(n) > 1})
-        raise InvalidDelta(f"Duplicate node id(s): {', '.join(dupes)}.")
-    for src, dst in edges:
-        for end in (src, dst):
-            if end not in known:
-                raise InvalidDelta(f"Edge {src!r} -> {dst!r} names unknown node {end!r}.")
-    if len(set(edges)) != len(edges):
-        raise InvalidDelta("Duplicate edge.")
-    cycle = find_cycle(edges)
-    if cycle:
-        raise InvalidDelta(f"The edges form a cycle: {' -> '.join(cycle)}.")
 
 
 # ------------------------------------------------------------ engine deltas
@@ -323,17 +182,13 @@ def create_dag(
     """Create a running DAG with its nodes and edges; emits ``execution_state``."""
     if not isinstance(dag_id, str) or not protocol.DAG_ID_RE.match(dag_id):
         raise InvalidDelta(f"Bad DAG id {dag_id!r}: use 1-100 letters, digits, '_', '.' or '-'.")
-    if budget is not None and (
-        isinstance(budget, bool)
-        or not isinstance(budget, (int, float))
-        or not 0 <= budget < float("inf")  # also refuses NaN
-    ):
+    if budget is not None and not protocol.is_non_negative(budget):
         raise InvalidDelta(f"Budget must be a non-negative number, not {budget!r}.")
     if len(name) > 200:
         raise InvalidDelta("A DAG name is at most 200 characters.")
-    specs = _node_specs(nodes)
-    pairs = _edge_pairs(edges)
-    _check_structure([s.id for s in specs], pairs)
+    specs = graph.node_specs(nodes)
+    pairs = graph.edge_pairs(edges)
+    graph.check_structure([s.id for s in specs], pairs)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -419,7 +274,7 @@ def mutate(dag_id: str, mutation: Mapping[str, Any]) -> Event:
                 existing = list(Edge.objects.filter(dag=dag).values_list("src", "dst"))
                 if (src, dst) in existing:
                     raise InvalidDelta(f"Edge {src!r} -> {dst!r} already exists.")
-                cycle = find_cycle([*existing, (src, dst)])
+                cycle = graph.find_cycle([*existing, (src, dst)])
                 if cycle:
                     raise InvalidDelta(
                         f"Edge {src!r} -> {dst!r} would create a cycle: {' -> '.join(cycle)}."
@@ -434,11 +289,7 @@ def mutate(dag_id: str, mutation: Mapping[str, Any]) -> Event:
 def cost(dag_id: str, *, spent: float | None = None, budget: float | None = None) -> Event:
     """Set the running cost (absolute) and/or the budget; emits ``cost_update``."""
     for label, value in (("spent", spent), ("budget", budget)):
-        if value is not None and (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not 0 <= value < float("inf")  # also refuses NaN
-        ):
+        if value is not None and not protocol.is_non_negative(value):
             raise InvalidDelta(f"{label} must be a non-negative number, not {value!r}.")
     if spent is None and budget is None:
         raise InvalidDelta("cost() needs spent, budget or both.")
@@ -517,7 +368,7 @@ def _publish_changes(changes: Sequence[tuple[str, list[dict[str, Any]], bool]]) 
         collected.extend(events)
         by_dag[dag_id] = (collected, woken or wake)
     for dag_id, (events, wake) in by_dag.items():
-        publish(dag_id, events, wake_engine=wake)
+        broadcast.publish(dag_id, events, wake_engine=wake)
 
 
 # Engine-initiated transitions (no command is sent back to the engine).
@@ -555,13 +406,13 @@ def set_state(dag_id: str, state: str) -> Event:
 # ------------------------------------------------------ people's decisions
 
 
-def _authorize(actor: Any, action: Action, dag_id: str) -> Dag | None:
-    dag = Dag.objects.filter(pk=dag_id).first()
-    # The hook is only asked about a real DAG; an unknown one is not_found later.
-    ok = has_permission(actor, action) if dag is None else allowed(actor, action, dag)
-    if not ok:
-        raise Forbidden(f"You may not {action} on DAG {dag_id!r}.")
-    return dag
+def _authorize(actor: Any, action: Action, dag_id: str) -> Dag:
+    try:
+        return authorize(actor, action, dag_id)
+    except Refused as exc:
+        if exc.reason == "not_found":
+            raise NotFound(exc.message) from None
+        raise Forbidden(exc.message) from None
 
 
 def _is_repeat(change: _Change, actor: Any, command_id: Any, kind: str) -> bool:
@@ -687,35 +538,20 @@ def decide_gate(
         return gate
 
 
-# ------------------------------------------------------------- API tokens
-
-TOKEN_PREFIX = "dgs_"
+# ------------------------------------------------------------------ deleting
 
 
-def create_api_token(user: Any, name: str = "") -> tuple[ApiToken, str]:
-    """Create a bearer token for ``user``; returns it with the key (shown once, never stored)."""
-    key = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
-        user=user, name=name, key_hash=hash_token(key), prefix=key[: len(TOKEN_PREFIX) + 6]
-    )
-    return token, key
+def delete_dag(dag_id: str, *, actor: Any = None) -> None:
+    """Delete a finished run with everything it holds; its live viewers are told.
 
-
-def revoke_api_token(token: ApiToken) -> None:
-    """Delete ``token``: its key is refused from the next handshake on."""
-    ApiToken.objects.filter(pk=token.pk).delete()
-
-
-def user_for_token(key: str) -> Any:
-    """The active user a bearer key belongs to, or None. Notes the token's last use."""
-    token = (
-        ApiToken.objects.select_related("user").filter(key_hash=hash_token(key)).first()
-        if key.startswith(TOKEN_PREFIX)
-        else None
-    )
-    if token is None or not token.user.is_active:
-        return None
-    now = timezone.now()
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    ``actor`` None is the system (``manage.py dagstream_prune``): no permission
+    check. A run that has not finished is refused: cancel it first.
+    """
+    if actor is not None:
+        _authorize(actor, "delete", dag_id)
+    with transaction.atomic():
+        dag = _lock(dag_id)
+        if not dag.is_terminal:
+            raise Conflict(f"DAG {dag_id!r} is {dag.status}; only finished runs can be deleted.")
+        dag.delete()
+        transaction.on_commit(lambda: broadcast.publish_deleted(dag_id))

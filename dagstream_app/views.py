@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dagstream_app import render, replay, services, state
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag, Node
-from dagstream_app.permissions import allowed, has_permission
+from dagstream_app.permissions import Refused, allowed, authorize
 from dagstream_app.protocol import format_ts
 
 PAGE_SIZE = 25
@@ -48,14 +48,15 @@ def viewer_required(view: View) -> View:
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, dag_id: str | None = None, **kwargs: Any) -> HttpResponse:
-        if not has_permission(request.user, "view"):
-            return _refuse(request, 403, "No access", "You don't have permission to view runs.")
         if dag_id is None:
+            if not allowed(request.user, "view"):
+                return _refuse(request, 403, "No access", "You don't have permission to view runs.")
             return view(request, **kwargs)
-        dag = Dag.objects.filter(pk=dag_id).first()
-        if dag is None:
-            raise Http404(f"Unknown DAG {dag_id!r}.")
-        if not allowed(request.user, "view", dag):
+        try:
+            dag = authorize(request.user, "view", dag_id)
+        except Refused as exc:
+            if exc.reason == "not_found":
+                raise Http404(exc.message) from None
             return _refuse(request, 403, "No access", "You don't have permission to view this run.")
         return view(request, dag, **kwargs)
 

@@ -205,9 +205,9 @@ def make_user(db: Any) -> Callable[..., User]:
 
 @pytest.fixture
 def make_token(db: Any) -> Callable[[User], str]:
-    from dagstream_app import services
+    from dagstream_app import tokens
 
     def make(user: User) -> str:
-        return services.create_api_token(user, "tests")[1]
+        return tokens.create_api_token(user, "tests")[1]
 
     return make

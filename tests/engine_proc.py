@@ -22,7 +22,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django.setup()
 
-from dagstream_app import services  # noqa: E402
+from dagstream_app import broadcast, services  # noqa: E402
 from dagstream_app.engine import DagStream  # noqa: E402
 
 STATUSES = ("running", "completed")
@@ -48,7 +48,7 @@ async def stream(dag_id: str, count: int) -> None:
 
 
 async def chaos(dag_id: str, count: int) -> None:
-    real_publish = services.publish
+    real_publish = broadcast.publish
     held: list[Any] = []
 
     def unreliable(dag: str, messages: Any, *, wake_engine: bool) -> None:
@@ -64,7 +64,7 @@ async def chaos(dag_id: str, count: int) -> None:
         if seq % 5 == 0:
             real_publish(dag, messages, wake_engine=wake_engine)  # duplicated
 
-    services.publish = unreliable  # type: ignore[assignment]
+    broadcast.publish = unreliable  # type: ignore[assignment]
     engine = await DagStream.open(dag_id)
     for i in range(count):
         await engine.node_state(node_for(i), STATUSES[i % 2])

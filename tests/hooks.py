@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+# (username, action, dag_id) of every call to ``public_only``.
+calls: list[tuple[str, str, str]] = []
+
 
 def hide_secret_dags(user: Any, action: str, dag: Any) -> bool:
-    """Nobody sees DAGs named "secret"; a hook that also refuses when asked about no DAG."""
-    return dag is not None and dag.name != "secret"
+    """Nobody sees DAGs named "secret"."""
+    return dag.name != "secret"
+
+
+def public_only(user: Any, action: str, dag: Any) -> bool:
+    """Only DAGs named "public"; records each call."""
+    calls.append((user.get_username(), action, dag.dag_id))
+    return bool(dag.name == "public")
+
+
+def always(user: Any, action: str, dag: Any) -> bool:
+    return True

@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from dagstream_app import services
+from dagstream_app import broadcast, services, tokens
 from dagstream_app.engine import DagStream
 from dagstream_app.models import ApiToken, Dag, Event, Gate
 
@@ -501,7 +501,7 @@ def test_tokens_show_no_key_cannot_be_added_and_delete_revokes(
     admin_client: Client, make_user: Callable[..., User]
 ) -> None:
     owner = make_user("view_dag")
-    token, key = services.create_api_token(owner, "ci")
+    token, key = tokens.create_api_token(owner, "ci")
     page = admin_client.get(reverse(TOKENS)).content.decode()
     assert f"{token.prefix}…" in page and key not in page and token.key_hash not in page
     assert "manage.py dagstream_token" in page
@@ -509,13 +509,13 @@ def test_tokens_show_no_key_cannot_be_added_and_delete_revokes(
     assert key not in detail and token.key_hash not in detail
     assert admin_client.get(reverse("admin:dagstream_app_apitoken_add")).status_code == 403
     assert admin_client.post(_change_url("apitoken", token.pk), {"name": "x"}).status_code == 403
-    assert services.user_for_token(key) == owner
+    assert tokens.user_for_token(key) == owner
     admin_client.post(
         reverse(TOKENS),
         {"action": "delete_selected", "_selected_action": [token.pk], "post": "yes"},
     )
     assert not ApiToken.objects.exists()
-    assert services.user_for_token(key) is None
+    assert tokens.user_for_token(key) is None
 
 
 # ---------------------------------------------------- taking effect live
@@ -531,7 +531,7 @@ async def test_admin_decision_reaches_the_engine_and_viewers_live(
         stream = await DagStream.create("live-1", nodes=["review"])
         layer = get_channel_layer()
         viewer = await layer.new_channel()
-        await layer.group_add(services.group_name("live-1"), viewer)
+        await layer.group_add(broadcast.group_name("live-1"), viewer)
         waiting = asyncio.ensure_future(stream.gate("review", {"title": "Ship it?"}))
         opened = await asyncio.wait_for(layer.receive(viewer), 10)
         assert [e["event"] for e in opened["events"]] == ["human_gate_waiting"]

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission, User
 from playwright.async_api import async_playwright, expect
 
-from dagstream_app import services
+from dagstream_app import tokens
 from dagstream_app.engine import DagStream
 from tests.conftest import Server
 from tests.wsclient import open_ws, recv
@@ -29,7 +29,7 @@ def _reviewer() -> tuple[User, str]:
             codename__in=["view_dag", "decide_gate"],
         )
     )
-    return user, services.create_api_token(user, "browser test")[1]
+    return user, tokens.create_api_token(user, "browser test")[1]
 
 
 async def test_approving_in_admin_reaches_the_engine(server: Server, tmp_path: Path) -> None:

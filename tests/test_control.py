@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission, User
 from websockets.asyncio.client import ClientConnection
 
-from dagstream_app import services
+from dagstream_app import services, tokens
 from dagstream_app.engine import DagStream
 from dagstream_app.models import Dag, Event
 from tests.conftest import Server
@@ -42,7 +42,7 @@ def _token(*perms: str) -> tuple[User, str]:
         Permission.objects.filter(content_type__app_label="dagstream_app", codename__in=perms)
     )
     user = User.objects.get(pk=user.pk)
-    return user, services.create_api_token(user, "tests")[1]
+    return user, tokens.create_api_token(user, "tests")[1]
 
 
 def _dag_in(dag_id: str, status: str) -> None:

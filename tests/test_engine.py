@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from dagstream_app import services
+from dagstream_app import broadcast, services
 from dagstream_app.engine import DagStream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -74,7 +74,7 @@ async def _subscribe(dag_id: str) -> tuple[Any, str, str]:
 
     layer = get_channel_layer()
     channel = await layer.new_channel()
-    await layer.group_add(services.group_name(dag_id), channel)
+    await layer.group_add(broadcast.group_name(dag_id), channel)
     return layer, channel, dag_id
 
 
@@ -87,4 +87,4 @@ async def _next_event(subscription: tuple[Any, str, str], kind: str) -> None:
             if any(e["frame"].startswith(f'{{"type":"{kind}"') for e in message["events"]):
                 return
     finally:
-        await layer.group_discard(services.group_name(dag_id), channel)
+        await layer.group_discard(broadcast.group_name(dag_id), channel)

@@ -22,7 +22,7 @@ from django.test import override_settings
 from django.utils import timezone
 from websockets.asyncio.client import ClientConnection
 
-from dagstream_app import services
+from dagstream_app import services, tokens
 from dagstream_app.engine import DagStream
 from dagstream_app.models import Dag, Event, Gate
 from tests.conftest import Server, configured_server
@@ -48,7 +48,7 @@ def _user(*perms: str, groups: tuple[str, ...] = ()) -> User:
 
 def _token(*perms: str, groups: tuple[str, ...] = ()) -> tuple[User, str]:
     user = _user(*perms, groups=groups)
-    return user, services.create_api_token(user, "tests")[1]
+    return user, tokens.create_api_token(user, "tests")[1]
 
 
 async def _operator(*perms: str) -> tuple[User, str]:

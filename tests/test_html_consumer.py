@@ -145,3 +145,24 @@ async def test_list_socket_refuses_without_view(dag: Dag, make_user, make_token)
     await comm.connect()
     assert (await comm.receive_output(timeout=TIMEOUT))["code"] == 4003
     await comm.disconnect()
+
+
+async def test_list_socket_shows_only_what_the_hook_lets_the_user_see(
+    dag: Dag, viewer: str, settings: Any
+) -> None:
+    settings.DAGSTREAM = {"PERMISSION_HOOK": "tests.hooks.hide_secret_dags"}
+    await sync_to_async(services.create_dag)("covert", name="secret", nodes=["n"])
+    # A hook that refuses to answer about "no DAG" no longer closes the list socket.
+    comm = communicator(f"/ws/dags/?ids={dag.dag_id},covert", viewer)
+    connected, _ = await comm.connect()
+    assert connected
+    await sync_to_async(services.node_state)("covert", "n", "running")
+    await sync_to_async(services.create_dag)("covert-2", name="secret")
+    await sync_to_async(services.node_state)(dag.dag_id, "extract", "running")
+    html = await comm.receive_from(timeout=TIMEOUT)
+    assert html.count("<tr ") == 1 and "etl-1" in html
+    assert "covert" not in html and "ds-list-notice" not in html
+    await sync_to_async(services.create_dag)("public-run", name="public")
+    html = await comm.receive_from(timeout=TIMEOUT)
+    assert "1 new run started" in html
+    await comm.disconnect()

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.test import override_settings
 
 from dagstream_app import services
 from dagstream_app.models import Dag
-from dagstream_app.permissions import PERMISSIONS, allowed, get_hook
+from dagstream_app.permissions import PERMISSIONS, Refused, allowed, authorize, get_hook, visible
+from tests import hooks
 
 pytestmark = pytest.mark.django_db
 
-HOOK = "tests.test_permissions.public_only"
-hook_calls: list[tuple[str, str, str | None]] = []
-
-
-def public_only(user: Any, action: str, dag: Dag | None) -> bool:
-    """Per-DAG rule: only DAGs named "public" (None: the check before a DAG is known)."""
-    hook_calls.append((user.get_username(), action, None if dag is None else dag.dag_id))
-    return dag is None or dag.name == "public"
-
-
-def always(user: Any, action: str, dag: Dag | None) -> bool:
-    return True
+HOOK = "tests.hooks.public_only"
 
 
 @pytest.fixture(autouse=True)
 def _reset_calls():
-    hook_calls.clear()
+    hooks.calls.clear()
 
 
 @pytest.fixture
@@ -46,6 +34,7 @@ def test_permission_names() -> None:
         "view": "dagstream_app.view_dag",
         "decide": "dagstream_app.decide_gate",
         "control": "dagstream_app.control_dag",
+        "delete": "dagstream_app.delete_dag",
     }
 
 
@@ -54,8 +43,10 @@ def test_each_action_needs_its_django_permission(make_user, dags) -> None:
     viewer = make_user("view_dag")
     decider = make_user("decide_gate")
     controller = make_user("control_dag")
-    for action, user in (("view", viewer), ("decide", decider), ("control", controller)):
-        for other in ("view", "decide", "control"):
+    deleter = make_user("delete_dag")
+    pairs = (("view", viewer), ("decide", decider), ("control", controller), ("delete", deleter))
+    for action, user in pairs:
+        for other in ("view", "decide", "control", "delete"):
             assert allowed(user, other, pub) is (other == action)  # type: ignore[arg-type]
             assert allowed(user, other) is (other == action)  # type: ignore[arg-type]
 
@@ -95,16 +86,15 @@ def test_hook_narrows_per_dag(make_user, dags) -> None:
     assert allowed(user, "view", pub)
     assert not allowed(user, "view", priv)
     assert not allowed(user, "control", priv)
-    assert allowed(user, "decide")  # no DAG yet: the hook gets None
-    assert hook_calls == [
+    assert allowed(user, "decide")  # no DAG: Django's permission alone, the hook is not asked
+    assert hooks.calls == [
         (user.username, "view", "pub"),
         (user.username, "view", "priv"),
         (user.username, "control", "priv"),
-        (user.username, "decide", None),
     ]
 
 
-@override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.test_permissions.always"})
+@override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.hooks.always"})
 def test_hook_cannot_widen(make_user, dags) -> None:
     assert not allowed(make_user(), "view", dags[0])
     assert not allowed(AnonymousUser(), "view", dags[0])
@@ -112,7 +102,7 @@ def test_hook_cannot_widen(make_user, dags) -> None:
 
 def test_hook_may_be_a_callable(make_user, dags) -> None:
     user = make_user("view_dag")
-    with override_settings(DAGSTREAM={"PERMISSION_HOOK": public_only}):
+    with override_settings(DAGSTREAM={"PERMISSION_HOOK": hooks.public_only}):
         assert not allowed(user, "view", dags[1])
         assert allowed(user, "view", dags[0])
 
@@ -121,7 +111,7 @@ def test_hook_cache_follows_the_setting(make_user, dags) -> None:
     user = make_user("view_dag")
     assert get_hook() is None
     with override_settings(DAGSTREAM={"PERMISSION_HOOK": HOOK}):
-        assert get_hook() is public_only
+        assert get_hook() is hooks.public_only
         assert not allowed(user, "view", dags[1])
     assert get_hook() is None
     assert allowed(user, "view", dags[1])
@@ -129,7 +119,7 @@ def test_hook_cache_follows_the_setting(make_user, dags) -> None:
 
 def test_bad_hook_path_fails_loudly(make_user, dags) -> None:
     with (
-        override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.test_permissions.nope"}),
+        override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.hooks.nope"}),
         pytest.raises(ImportError),
     ):
         allowed(make_user("view_dag"), "view", dags[0])
@@ -146,3 +136,27 @@ def test_services_apply_the_hook(make_user, dags) -> None:
     assert Dag.objects.get(pk="priv").status == "running"
     services.control("pub", "pause", actor=user)
     assert Dag.objects.get(pk="pub").status == "paused"
+
+
+@override_settings(DAGSTREAM={"PERMISSION_HOOK": HOOK})
+def test_authorize_checks_in_order(make_user, dags) -> None:
+    viewer = make_user("view_dag")
+    assert authorize(viewer, "view", "pub").dag_id == "pub"
+    cases = [
+        (AnonymousUser(), "pub", "unauthenticated"),
+        (make_user(), "pub", "forbidden"),
+        (make_user(), "ghost", "forbidden"),  # no permission: an unknown id tells nothing
+        (viewer, "ghost", "not_found"),
+        (viewer, "priv", "forbidden"),  # the hook, about a real DAG
+    ]
+    for user, dag_id, reason in cases:
+        with pytest.raises(Refused) as refused:
+            authorize(user, "view", dag_id)
+        assert refused.value.reason == reason
+    assert all(dag_id != "ghost" for _, _, dag_id in hooks.calls)
+
+
+@override_settings(DAGSTREAM={"PERMISSION_HOOK": HOOK})
+def test_visible_filters_by_the_hook(make_user, dags) -> None:
+    assert visible(make_user("view_dag"), Dag.objects.order_by("pk")) == [dags[0]]
+    assert visible(make_user(), Dag.objects.all()) == []

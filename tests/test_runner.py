@@ -17,7 +17,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from dagstream_app import services
+from dagstream_app import broadcast, services
 from dagstream_app.models import Dag, Edge, Event
 from dagstream_app.models import Node as NodeRow
 from dagstream_app.runner import (
@@ -56,7 +56,7 @@ class Watch:
 
     async def join(self) -> None:
         self.channel = await self.layer.new_channel()
-        await self.layer.group_add(services.group_name(self.dag_id), self.channel)
+        await self.layer.group_add(broadcast.group_name(self.dag_id), self.channel)
 
     async def until(self, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
         async with asyncio.timeout(TIMEOUT):

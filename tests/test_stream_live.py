@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from dagstream_app import services
+from dagstream_app import broadcast, services
 from dagstream_app.models import Event
 from tests.conftest import REDIS_URL, ROOT, Server, child_env
 from tests.wsclient import open_ws, recv_messages
@@ -168,7 +168,7 @@ async def test_events_the_log_cannot_account_for_are_not_forwarded(
     layer = RedisChannelLayer(hosts=[REDIS_URL], prefix=child_env()["DAGSTREAM_REDIS_PREFIX"])
     frame = '{"type":"node_state","dag_id":"phantom","seq":50,"node_id":"n1","status":"failed"}'
     await layer.group_send(
-        services.group_name("phantom"),
+        broadcast.group_name("phantom"),
         {"type": "dagstream.events", "events": [{"seq": 50, "frame": frame, "terminal": False}]},
     )
     await sync_to_async(services.node_state)("phantom", "n1", "running")  # the real seq 2

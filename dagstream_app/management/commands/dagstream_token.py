@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dagstream_app import services
+from dagstream_app import tokens
 
 
 class Command(BaseCommand):
@@ -25,6 +25,6 @@ class Command(BaseCommand):
             raise CommandError(f"No user named {username!r}.") from None
         if not user.is_active:
             raise CommandError(f"User {username!r} is inactive.")
-        token, key = services.create_api_token(user, name)
+        token, key = tokens.create_api_token(user, name)
         self.stdout.write(f"Created token {token.prefix}… for {username}; it is shown only once.")
         self.stdout.write(f"Authorization: Bearer {key}")

@@ -1,0 +1,87 @@
+"""Structure checks of a DAG: node and edge forms, duplicates, unknown ends, cycles.
+
+Pure functions on ids; :mod:`dagstream_app.services` calls them before it writes
+anything, and the reference runner checks its definitions with the same ones.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from dagstream_app import protocol
+from dagstream_app.errors import InvalidDelta
+
+
+def find_cycle(edges: Iterable[tuple[str, str]]) -> list[str] | None:
+    """A cycle in the directed graph, as a node path, or None if it is acyclic."""
+    children: dict[str, list[str]] = {}
+    for src, dst in edges:
+        children.setdefault(src, []).append(dst)
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for root in list(children):
+        if state.get(root):
+            continue
+        path: list[str] = [root]
+        stack: list[Iterator[str]] = [iter(children.get(root, ()))]
+        state[root] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(children.get(nxt, ())))
+    return None
+
+
+def node_specs(nodes: Iterable[Any]) -> list[protocol.NodeSpec]:
+    """Nodes given as ids or ``{"id", "label"}`` mappings, validated."""
+    specs: list[protocol.NodeSpec] = []
+    for node in nodes:
+        raw = {"id": node} if isinstance(node, str) else node
+        try:
+            specs.append(msgspec.convert(raw, protocol.NodeSpec))
+        except msgspec.ValidationError as exc:
+            raise InvalidDelta(f"Bad node {node!r}: {exc}") from None
+    return specs
+
+
+def edge_pairs(edges: Iterable[Any]) -> list[tuple[str, str]]:
+    """Edges given as ``(src, dst)`` or ``{"from", "to"}``, validated."""
+    pairs: list[tuple[str, str]] = []
+    for edge in edges:
+        if isinstance(edge, Mapping) and set(edge) == {"from", "to"}:
+            pair = (edge["from"], edge["to"])
+        elif isinstance(edge, (tuple, list)) and len(edge) == 2:
+            pair = (edge[0], edge[1])
+        else:
+            raise InvalidDelta(f"Bad edge {edge!r}: use (src, dst) or {{'from': .., 'to': ..}}.")
+        if not all(isinstance(end, str) and end for end in pair):
+            raise InvalidDelta(f"Bad edge {edge!r}: both ends must be node ids.")
+        pairs.append(pair)
+    return pairs
+
+
+def check_structure(node_ids: Sequence[str], edges: Sequence[tuple[str, str]]) -> None:
+    """Refuse duplicate nodes or edges, edges to unknown nodes, and cycles."""
+    known = set(node_ids)
+    if len(known) != len(node_ids):
+        dupes = sorted(n for n, count in Counter(node_ids).items() if count > 1)
+        raise InvalidDelta(f"Duplicate node id(s): {', '.join(dupes)}.")
+    for src, dst in edges:
+        for end in (src, dst):
+            if end not in known:
+                raise InvalidDelta(f"Edge {src!r} -> {dst!r} names unknown node {end!r}.")
+    if len(set(edges)) != len(edges):
+        raise InvalidDelta("Duplicate edge.")
+    cycle = find_cycle(edges)
+    if cycle:
+        raise InvalidDelta(f"The edges form a cycle: {' -> '.join(cycle)}.")

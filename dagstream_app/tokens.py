@@ -1,0 +1,48 @@
+"""API tokens for clients without a session: shown once, kept as a SHA-256, revoked by delete."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from django.utils import timezone
+
+from dagstream_app.models import ApiToken
+
+__all__ = ["TOKEN_PREFIX", "create_api_token", "revoke_api_token", "user_for_token"]
+
+TOKEN_PREFIX = "dgs_"
+
+
+def hash_token(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_token(user: Any, name: str = "") -> tuple[ApiToken, str]:
+    """Create a bearer token for ``user``; returns it with the key (shown once, never stored)."""
+    key = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name, key_hash=hash_token(key), prefix=key[: len(TOKEN_PREFIX) + 6]
+    )
+    return token, key
+
+
+def revoke_api_token(token: ApiToken) -> None:
+    """Delete ``token``: its key is refused from the next handshake on."""
+    ApiToken.objects.filter(pk=token.pk).delete()
+
+
+def user_for_token(key: str) -> Any:
+    """The active user a bearer key belongs to, or None. Notes the token's last use."""
+    token = (
+        ApiToken.objects.select_related("user").filter(key_hash=hash_token(key)).first()
+        if key.startswith(TOKEN_PREFIX)
+        else None
+    )
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
