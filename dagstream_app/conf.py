@@ -33,9 +33,12 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "BATCH_MAX_EVENTS": 500,
     # Longest gate feedback accepted, in characters.
     "FEEDBACK_MAX_LENGTH": 4_000,
+    # ``manage.py dagstream_prune`` deletes runs finished more than this many
+    # days ago when no ``--older-than`` is given; None keeps every run.
+    "RETENTION_DAYS": None,
     # Dotted path to ``callable(user, action, dag) -> bool`` for per-DAG rules;
-    # ``action`` is "view", "decide" or "control". Runs after Django's own
-    # permission check, which it can only narrow.
+    # ``action`` is "view", "decide", "control" or "delete". Runs after Django's
+    # own permission check, which it can only narrow; only ever asked about a real DAG.
     "PERMISSION_HOOK": None,
     # Template the dashboard pages extend; point it at the host's own base
     # (it must define the blocks ``title``, ``dagstream_head``, ``content``

@@ -41,6 +41,8 @@ CLOSE_NOT_FOUND = 4004
 # daphne (autobahn) refuses to send any server close code but 1000 and
 # 3000-4999, so 4013 stands in for it: clients reconnect and resume on it.
 CLOSE_TRY_AGAIN_LATER = 4013
+# Viewers of a finished run re-check it every this many idle intervals (deletion).
+TERMINAL_CHECK_EVERY = 10
 _CLOSE_FOR = {
     "unauthenticated": CLOSE_UNAUTHENTICATED,
     "forbidden": CLOSE_FORBIDDEN,
@@ -86,6 +88,7 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
     ready = False
     last_sent = 0
     terminal = False
+    idle_ticks = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -220,7 +223,9 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_NOT_FOUND)
 
     async def dagstream_idle(self, message: dict[str, Any]) -> None:
-        if self.ready and not self.terminal:
+        self.idle_ticks += 1
+        # A finished run changes no more, but may be deleted: look less often.
+        if self.ready and (not self.terminal or self.idle_ticks % TERMINAL_CHECK_EVERY == 0):
             await self._catch_up()
 
     async def dagstream_layer_error(self, message: dict[str, Any]) -> None:

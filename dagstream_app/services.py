@@ -540,6 +540,10 @@ def decide_gate(
 
 # ------------------------------------------------------------------ deleting
 
+# Events are deleted this many per transaction first, so deleting a run with a
+# long log never holds locks for long on a live database.
+DELETE_CHUNK = 10_000
+
 
 def delete_dag(dag_id: str, *, actor: Any = None) -> None:
     """Delete a finished run with everything it holds; its live viewers are told.
@@ -549,9 +553,20 @@ def delete_dag(dag_id: str, *, actor: Any = None) -> None:
     """
     if actor is not None:
         _authorize(actor, "delete", dag_id)
-    with transaction.atomic():
-        dag = _lock(dag_id)
-        if not dag.is_terminal:
-            raise Conflict(f"DAG {dag_id!r} is {dag.status}; only finished runs can be deleted.")
-        dag.delete()
-        transaction.on_commit(lambda: broadcast.publish_deleted(dag_id))
+    while True:
+        with transaction.atomic():
+            dag = _lock(dag_id)
+            if not dag.is_terminal:
+                raise Conflict(
+                    f"DAG {dag_id!r} is {dag.status}; only finished runs can be deleted."
+                )
+            chunk = list(
+                Event.objects.filter(dag=dag)
+                .order_by("seq")
+                .values_list("pk", flat=True)[:DELETE_CHUNK]
+            )
+            if len(chunk) < DELETE_CHUNK:
+                dag.delete()  # the rest goes with it (fast cascading deletes)
+                transaction.on_commit(lambda: broadcast.publish_deleted(dag_id))
+                return
+            Event.objects.filter(pk__in=chunk).delete()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -125,3 +126,12 @@ def commands_after(dag_id: str, cursor: int) -> tuple[list[tuple[int, str]], str
         .values_list("seq", "command")
     )
     return rows, status
+
+
+def finished_before(moment: datetime, limit: int | None = None) -> list[str]:
+    """Ids of runs that finished before ``moment``, oldest first (at most ``limit``)."""
+    rows = Dag.objects.filter(
+        status__in=protocol.TERMINAL_STATUSES, finished_at__lt=moment
+    ).order_by("finished_at", "pk")
+    ids = rows.values_list("pk", flat=True)
+    return list(ids if limit is None else ids[:limit])

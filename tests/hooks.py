@@ -21,3 +21,8 @@ def public_only(user: Any, action: str, dag: Any) -> bool:
 
 def always(user: Any, action: str, dag: Any) -> bool:
     return True
+
+
+def only_prod_hook(user: Any, action: str, dag: Any) -> bool:
+    """Deciding, controlling and deleting DAGs named "prod" is refused; viewing is not."""
+    return action == "view" or dag.name != "prod"

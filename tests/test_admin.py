@@ -26,12 +26,7 @@ TOKENS = "admin:dagstream_app_apitoken_changelist"
 NODES = [{"id": "extract", "label": "Extract"}, {"id": "review"}, {"id": "ship"}]
 
 
-def only_prod_hook(user: Any, action: str, dag: Dag | None) -> bool:
-    """Per-DAG rule for the tests: deciding and controlling DAGs named "prod" is refused."""
-    return action == "view" or dag is None or dag.name != "prod"
-
-
-HOOK = {"PERMISSION_HOOK": "tests.test_admin.only_prod_hook"}
+HOOK = {"PERMISSION_HOOK": "tests.hooks.only_prod_hook"}
 
 
 @pytest.fixture
@@ -587,3 +582,51 @@ def test_per_dag_view_rules_hide_dags_and_their_gates(staff: Callable[..., Clien
     assert client.post(_change_url("gate", secret.pk), {"_decision": "approve"}).status_code == 404
     secret.refresh_from_db()
     assert secret.status == "pending"
+
+
+# ----------------------------------------------------------------- deleting
+
+
+def _finished(dag_id: str) -> Dag:
+    dag = _dag(dag_id)
+    services.complete(dag_id, {"ok": True})
+    return dag
+
+
+def test_finished_runs_are_deleted_through_services(staff: Callable[..., Client]) -> None:
+    _finished("old-1")
+    _gate(_dag("live-1").dag_id)
+    client = staff("view_dag", "delete_dag")
+    delete_url = reverse("admin:dagstream_app_dag_delete", args=["old-1"])
+    page = client.get(delete_url)
+    assert page.status_code == 200 and "Are you sure" in page.content.decode()
+    assert client.post(delete_url, {"post": "yes"}).status_code == 302
+    assert not Dag.objects.filter(pk="old-1").exists()
+    assert not Event.objects.filter(dag_id="old-1").exists()
+    # A run that has not finished cannot be deleted, one by one or in bulk.
+    assert client.get(reverse("admin:dagstream_app_dag_delete", args=["live-1"])).status_code == 403
+    bulk = client.post(reverse(DAGS), {"action": "delete_selected", "_selected_action": ["live-1"]})
+    assert "live-1 (running: cancel it first)" in bulk.content.decode()
+    assert 'name="post" value="yes"' not in bulk.content.decode()  # no confirm button
+    client.post(
+        reverse(DAGS), {"action": "delete_selected", "_selected_action": ["live-1"], "post": "yes"}
+    )
+    assert Dag.objects.filter(pk="live-1").exists()
+
+
+def test_deleting_needs_delete_dag_and_the_hook(staff: Callable[..., Client]) -> None:
+    _finished("old-1")
+    prod = _finished("prod-1")
+    Dag.objects.filter(pk=prod.pk).update(name="prod")
+    viewer = staff("view_dag")
+    assert viewer.get(reverse("admin:dagstream_app_dag_delete", args=["old-1"])).status_code == 403
+    assert "delete_selected" not in viewer.get(reverse(DAGS)).content.decode()
+    with override_settings(DAGSTREAM=HOOK):
+        client = staff("view_dag", "delete_dag")
+        url = reverse("admin:dagstream_app_dag_delete", args=["prod-1"])
+        assert client.get(url).status_code == 403
+        client.post(
+            reverse(DAGS),
+            {"action": "delete_selected", "_selected_action": ["old-1", "prod-1"], "post": "yes"},
+        )
+    assert list(Dag.objects.values_list("pk", flat=True)) == ["prod-1"]

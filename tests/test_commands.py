@@ -1,16 +1,18 @@
-"""Management commands: dagstream_token and dagstream_schema."""
+"""Management commands: dagstream_token, dagstream_schema and dagstream_prune."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from dagstream_app import protocol, tokens
-from dagstream_app.models import ApiToken
+from dagstream_app import protocol, services, tokens
+from dagstream_app.models import ApiToken, Dag, Event
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +80,50 @@ def test_schema_prints_valid_json_with_every_event_type() -> None:
         assert f'"enum": ["{kind}"]' in text, kind
     assert set(schema["properties"]) == {"server_event", "client_command", "server_reply"}
     assert len(schema["properties"]["server_event"]["oneOf"]) == len(protocol.EVENT_TYPES)
+
+
+# ----------------------------------------------------------------- prune
+
+
+def _finished_run(dag_id: str, days_ago: float) -> None:
+    services.create_dag(dag_id, nodes=["n"])
+    services.complete(dag_id)
+    Dag.objects.filter(pk=dag_id).update(finished_at=timezone.now() - timedelta(days=days_ago))
+
+
+def test_prune_deletes_only_runs_finished_before_the_age() -> None:
+    for i in range(5):
+        _finished_run(f"old-{i}", days_ago=40 + i)
+    _finished_run("recent", days_ago=2)
+    services.create_dag("running", nodes=["n"])
+    out = run("dagstream_prune", "--older-than", "30d", "--dry-run")
+    assert "Would delete 5 run(s)" in out
+    assert Dag.objects.count() == 7
+    out = run("dagstream_prune", "--older-than", "30d", "--batch-size", "2")
+    assert out.count("so far") == 3  # batches of 2, 2 and 1
+    assert "Deleted 5 run(s)" in out.splitlines()[-1]
+    assert sorted(Dag.objects.values_list("pk", flat=True)) == ["recent", "running"]
+    assert not Event.objects.filter(dag__dag_id__startswith="old-").exists()
+    assert "Deleted 1 run(s)" in run("dagstream_prune", "--older-than", "12h").splitlines()[-1]
+    assert list(Dag.objects.values_list("pk", flat=True)) == ["running"]
+
+
+def test_prune_uses_the_retention_setting(settings) -> None:
+    _finished_run("old", days_ago=10)
+    _finished_run("new", days_ago=1)
+    with pytest.raises(CommandError, match="RETENTION_DAYS"):
+        run("dagstream_prune")
+    settings.DAGSTREAM = {"RETENTION_DAYS": 7}
+    run("dagstream_prune")
+    assert list(Dag.objects.values_list("pk", flat=True)) == ["new"]
+
+
+@pytest.mark.parametrize("age", ["30", "d", "-1d", "3w", ""])
+def test_prune_refuses_a_bad_age(age: str) -> None:
+    with pytest.raises(CommandError, match="Bad age"):
+        run("dagstream_prune", f"--older-than={age}")
+
+
+def test_prune_refuses_a_bad_batch_size() -> None:
+    with pytest.raises(CommandError, match="batch-size"):
+        run("dagstream_prune", "--older-than", "1d", "--batch-size", "0")

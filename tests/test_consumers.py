@@ -62,6 +62,36 @@ async def test_unknown_dag_is_closed_4004(server: Server, dag: Dag, viewer: str)
     assert await close_code(ws) == 4004
 
 
+async def test_viewers_of_a_deleted_run_are_closed_4004(
+    server: Server, dag: Dag, viewer: str
+) -> None:
+    await sync_to_async(services.complete)(dag.dag_id)
+    ws = await open_ws(server, dag.dag_id, token=viewer)
+    assert (await recv(ws))["type"] == "snapshot"
+    # Deleted by another process: the server's idle check finds the run gone.
+    await sync_to_async(services.delete_dag)(dag.dag_id)
+    assert await close_code(ws) == 4004
+
+
+async def test_viewers_hear_of_a_deletion_through_the_layer(dag: Dag, viewer: str) -> None:
+    from channels.testing import WebsocketCommunicator
+
+    from project.asgi import application
+
+    await sync_to_async(services.complete)(dag.dag_id)
+    comm = WebsocketCommunicator(
+        application,
+        f"/ws/dags/{dag.dag_id}/",
+        headers=[(b"origin", b"http://127.0.0.1"), (b"authorization", f"Bearer {viewer}".encode())],
+    )
+    connected, _ = await comm.connect()
+    assert connected
+    assert json.loads(await comm.receive_from())["type"] == "snapshot"
+    await sync_to_async(services.delete_dag)(dag.dag_id)
+    assert (await comm.receive_output(timeout=5))["code"] == 4004
+    await comm.disconnect()
+
+
 async def test_foreign_origin_is_refused_at_handshake(
     server: Server, dag: Dag, viewer: str
 ) -> None:

@@ -631,3 +631,56 @@ def test_format_ts_is_utc_with_milliseconds() -> None:
 
     moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
     assert format_ts(moment) == "2026-01-02T01:04:05.678Z"
+
+
+# ------------------------------------------------------------------ deleting
+
+
+def test_delete_dag_refuses_unfinished_runs_and_changes_nothing(dag: Dag, make_user) -> None:
+    before = fingerprint()
+    with pytest.raises(Conflict, match="only finished runs can be deleted"):
+        services.delete_dag("etl-1")
+    assert fingerprint() == before
+    with pytest.raises(NotFound):
+        services.delete_dag("ghost")
+
+
+def test_delete_dag_removes_the_run_and_everything_it_holds(
+    dag: Dag, make_user, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    services.open_gate("etl-1", "load", {"title": "Load?"})
+    services.decide_gate(
+        "etl-1", "load", "approve", actor=make_user("decide_gate", "view_dag"), command_id=1
+    )
+    for _ in range(7):
+        services.node_state("etl-1", "extract", "running")
+    services.complete("etl-1")
+    monkeypatch.setattr(services, "DELETE_CHUNK", 3)  # the log goes in several transactions
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.delete_dag("etl-1")
+    assert len(callbacks) == 1
+    for model in (Dag, Node, Edge, Gate, Event, CommandReceipt):
+        assert not model.objects.exists(), model
+
+
+def test_delete_dag_needs_the_delete_permission(dag: Dag, make_user) -> None:
+    services.complete("etl-1")
+    with pytest.raises(Forbidden):
+        services.delete_dag("etl-1", actor=make_user("view_dag", "control_dag"))
+    with pytest.raises(NotFound):
+        services.delete_dag("ghost", actor=make_user("delete_dag"))
+    services.delete_dag("etl-1", actor=make_user("delete_dag"))
+    assert not Dag.objects.exists()
+
+
+def test_a_deleted_run_is_announced_to_its_viewers(
+    dag: Dag, django_capture_on_commit_callbacks
+) -> None:
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(broadcast.group_name("etl-1"), channel)
+    services.complete("etl-1")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_dag("etl-1")
+    assert _receive(layer, channel) == {"type": "dagstream.deleted"}
+    async_to_sync(layer.group_discard)(broadcast.group_name("etl-1"), channel)
