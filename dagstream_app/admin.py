@@ -29,7 +29,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from dagstream_app import services, tokens
+from dagstream_app import protocol, services, tokens
 from dagstream_app.conf import get_config
 from dagstream_app.models import ApiToken, Dag, Edge, Event, Gate, Node
 from dagstream_app.permissions import Action, allowed, visible
@@ -460,17 +460,19 @@ class GateAdmin(_DagstreamAdmin):
             self.log_change(request, gate, _log_message(decision, feedback))
             self.message_user(
                 request,
-                f"{_DECIDED[decision]} gate {gate.node_id} of {gate.dag_id}.",
+                f"{_decided(decision)} gate {gate.node_id} of {gate.dag_id}.",
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(request.get_full_path())
 
 
-_DECIDED = {"approve": "Approved", "reject": "Rejected", "modify": "Modified"}
+def _decided(decision: str) -> str:
+    """ "Approved", "Rejected" or "Modified"."""
+    return protocol.DECISION_TO_GATE_STATUS.get(decision, decision).capitalize()
 
 
 def _log_message(decision: str, feedback: str) -> str:
-    text = f"{_DECIDED.get(decision, decision)} the gate."
+    text = f"{_decided(decision)} the gate."
     return f"{text} Feedback: {feedback[:200]}" if feedback else text
 
 

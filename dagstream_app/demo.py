@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dagstream_app.runner import Context, Gate, Node, Pipeline, Runner
+from dagstream_app.runner import Context, HumanGate, Pipeline, Runner, Task
 
 __all__ = ["DEMO_NAME", "DemoSettings", "build_pipeline", "build_runner", "run_demo"]
 
@@ -371,7 +371,7 @@ def build_pipeline(run_seed: str, settings: DemoSettings) -> Pipeline:
         rng = await work(ctx)
         _llm_cost(rng, ctx, 2_000, 4_000, 300)
         for source in topic.sources:
-            step = Node(f"read-{source.key}", read, after=[ctx.node_id], label=source.publisher)
+            step = Task(f"read-{source.key}", read, after=[ctx.node_id], label=source.publisher)
             await ctx.add_node(step, before=["merge"])
         return {"deep_reads": [s.publisher for s in topic.sources]}
 
@@ -405,15 +405,15 @@ def build_pipeline(run_seed: str, settings: DemoSettings) -> Pipeline:
             "revision": f"Edited to the reviewer's notes: {notes}" if notes else "As drafted",
         }
 
-    steps: list[Node | Gate] = [Node("gather", gather, label="Gather sources")]
+    steps: list[Task | HumanGate] = [Task("gather", gather, label="Gather sources")]
     steps += [
-        Node(node_id, summariser(aspect), after=["gather"], label=label)
+        Task(node_id, summariser(aspect), after=["gather"], label=label)
         for node_id, label, aspect in SUMMARISERS
     ]
     steps += [
-        Node("plan-reads", plan, after=[s[0] for s in SUMMARISERS], label="Plan deep reads"),
-        Node("merge", merge, after=["plan-reads"], label="Draft the report"),
-        Gate(
+        Task("plan-reads", plan, after=[s[0] for s in SUMMARISERS], label="Plan deep reads"),
+        Task("merge", merge, after=["plan-reads"], label="Draft the report"),
+        HumanGate(
             "review",
             review,
             after=["merge"],
@@ -421,7 +421,7 @@ def build_pipeline(run_seed: str, settings: DemoSettings) -> Pipeline:
             timeout=settings.review_timeout,
             default="approve" if settings.review_timeout is not None else None,
         ),
-        Node("publish", publish, after=["review"], label="Publish"),
+        Task("publish", publish, after=["review"], label="Publish"),
     ]
     return Pipeline(DEMO_NAME, steps)
 

@@ -24,6 +24,8 @@ NODE_STATUSES: tuple[str, ...] = NodeStatus.__args__  # type: ignore[attr-define
 ExecutionStatus = Literal["running", "paused", "cancelling", "cancelled", "completed", "failed"]
 EXECUTION_STATUSES: tuple[str, ...] = ExecutionStatus.__args__  # type: ignore[attr-defined]
 TERMINAL_STATUSES = frozenset({"cancelled", "completed", "failed"})
+# Node statuses after which a node runs no more (its finished_at is set).
+FINISHED_NODE_STATUSES = frozenset({"completed", "failed", "skipped", "cancelled"})
 Decision = Literal["approve", "reject", "modify"]
 GateStatus = Literal["pending", "approved", "rejected", "modified"]
 DECISION_TO_GATE_STATUS: dict[str, str] = {

@@ -233,7 +233,7 @@ def node_state(
             updates["metrics"] = {**(current or {}), **payload.metrics}
         if payload.status == "running":
             updates["started_at"] = Coalesce(F("started_at"), change.now)
-        if payload.status in ("completed", "failed", "skipped", "cancelled"):
+        if payload.status in protocol.FINISHED_NODE_STATUSES:
             updates["finished_at"] = change.now
         if not rows.update(**updates):
             raise InvalidDelta(f"Unknown node {node_id!r} in DAG {dag_id!r}.")

@@ -18,16 +18,15 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from dagstream_app import broadcast, services
-from dagstream_app.models import Dag, Edge, Event
-from dagstream_app.models import Node as NodeRow
+from dagstream_app.models import Dag, Edge, Event, Node
 from dagstream_app.runner import (
     Context,
     DefinitionError,
-    Gate,
-    Node,
+    HumanGate,
     Pipeline,
     Runner,
     RunResult,
+    Task,
 )
 
 pytestmark = [
@@ -112,7 +111,7 @@ class Gates:
                 raise
             return output if output is not None else name
 
-        return Node(name, fn, **kwargs)
+        return Task(name, fn, **kwargs)
 
     async def wait_started(self, name: str) -> None:
         await asyncio.wait_for(self.started[name].wait(), TIMEOUT)
@@ -182,10 +181,10 @@ async def test_dependencies_run_in_order_and_outputs_flow() -> None:
     pipeline = Pipeline(
         "diamond",
         [
-            Node("a", a, label="Extract"),
-            Node("b", b, after=["a"]),
-            Node("c", c, after="a"),
-            Node("d", d, after=["b", "c"]),
+            Task("a", a, label="Extract"),
+            Task("b", b, after=["a"]),
+            Task("c", c, after="a"),
+            Task("d", d, after=["b", "c"]),
         ],
     )
     result = await Runner(pipeline, clock=lambda: now[0]).run("diamond-1")
@@ -256,7 +255,7 @@ async def test_pause_starts_no_new_node_until_resume(
     await watch.node("a", "completed")
     gates.release["c"].set()  # ... and so does c; its completion comes after a's boundary
     await watch.node("c", "completed")
-    node_b = await database_sync_to_async(NodeRow.objects.get)(dag_id="pause-1", node_id="b")
+    node_b = await database_sync_to_async(Node.objects.get)(dag_id="pause-1", node_id="b")
     dag = await database_sync_to_async(Dag.objects.get)(pk="pause-1")
     assert (node_b.status, dag.status) == ("pending", "paused")
     assert not gates.started["b"].is_set()
@@ -337,14 +336,14 @@ def review_pipeline(seen: dict[str, Any]) -> Pipeline:
     return Pipeline(
         "review",
         [
-            Node("draft", draft),
-            Gate(
+            Task("draft", draft),
+            HumanGate(
                 "review",
                 lambda ctx: {"title": "Publish?", "body": ctx.inputs["draft"]},
                 after=["draft"],
                 label="Human review",
             ),
-            Node("publish", publish, after=["review"]),
+            Task("publish", publish, after=["review"]),
         ],
     )
 
@@ -401,7 +400,7 @@ async def test_budget_pauses_the_run_and_a_gate_extends_it(
             ctx.add_cost(amount)
             return name
 
-        return Node(name, fn, after=after)
+        return Task(name, fn, after=after)
 
     pipeline = Pipeline(
         "costly",
@@ -477,12 +476,12 @@ async def test_a_failing_node_skips_its_descendants_and_fails_the_run() -> None:
     pipeline = Pipeline(
         "failing",
         [
-            Node("a", ok),
-            Node("b", boom, after=["a"]),
-            Node("c", ok, after=["b"]),
-            Node("c2", ok, after=["c"]),
-            Node("d", ok, after=["a"]),
-            Node("x", unjsonable, after=["d"]),
+            Task("a", ok),
+            Task("b", boom, after=["a"]),
+            Task("c", ok, after=["b"]),
+            Task("c2", ok, after=["c"]),
+            Task("d", ok, after=["a"]),
+            Task("x", unjsonable, after=["d"]),
         ],
     )
     result = await Runner(pipeline).run("fail-1")
@@ -523,11 +522,11 @@ async def test_nodes_added_at_run_time_are_streamed_and_scheduled() -> None:
     async def plan(ctx: Context) -> int:
         for i in (1, 2):
             await ctx.add_node(
-                Node(f"read-{i}", read, after=["plan"], label=f"Read {i}"), before=["merge"]
+                Task(f"read-{i}", read, after=["plan"], label=f"Read {i}"), before=["merge"]
             )
         for bad in (
             lambda: ctx.add_edge("merge", "read-1"),  # a cycle
-            lambda: ctx.add_node(Node("read-1", read)),  # a duplicate
+            lambda: ctx.add_node(Task("read-1", read)),  # a duplicate
             lambda: ctx.add_edge("plan", "start"),  # start has already run
             lambda: ctx.add_edge("ghost", "merge"),  # unknown
         ):
@@ -537,7 +536,7 @@ async def test_nodes_added_at_run_time_are_streamed_and_scheduled() -> None:
         return 3
 
     def plan_more(ctx: Context) -> None:  # sync, in a thread
-        ctx.add_node_sync(Node("read-3", read, label="Read 3"), before="merge")
+        ctx.add_node_sync(Task("read-3", read, label="Read 3"), before="merge")
         ctx.add_edge_sync("start", "read-3")
 
     async def merge(ctx: Context) -> list[str]:
@@ -549,10 +548,10 @@ async def test_nodes_added_at_run_time_are_streamed_and_scheduled() -> None:
     pipeline = Pipeline(
         "fanout",
         [
-            Node("start", start_),
-            Node("plan", plan, after=["start"]),
-            Node("plan-more", plan_more, after=["start"]),
-            Node("merge", merge, after=["plan", "plan-more"]),
+            Task("start", start_),
+            Task("plan", plan, after=["start"]),
+            Task("plan-more", plan_more, after=["start"]),
+            Task("merge", merge, after=["plan", "plan-more"]),
         ],
     )
     result = await Runner(pipeline, concurrency=1).run("fan-1")
@@ -601,21 +600,21 @@ async def _noop(ctx: Context) -> None:
     [
         (
             [
-                Node("a", _noop, after=["c"]),
-                Node("b", _noop, after=["a"]),
-                Node("c", _noop, after=["b"]),
+                Task("a", _noop, after=["c"]),
+                Task("b", _noop, after=["a"]),
+                Task("c", _noop, after=["b"]),
             ],
             "The dependencies form a cycle: c -> a -> b -> c.",
         ),
-        ([Node("a", _noop, after=["a"])], "The dependencies form a cycle: a -> a."),
+        ([Task("a", _noop, after=["a"])], "The dependencies form a cycle: a -> a."),
         (
-            [Node("a", _noop), Node("b", _noop, after=["nope"])],
+            [Task("a", _noop), Task("b", _noop, after=["nope"])],
             "Node 'b' depends on unknown node 'nope'.",
         ),
-        ([Node("a", _noop), Node("a", _noop)], "Duplicate node id 'a'."),
-        ([Node("", _noop)], "Bad node id '': use 1-200 characters."),
+        ([Task("a", _noop), Task("a", _noop)], "Duplicate node id 'a'."),
+        ([Task("", _noop)], "Bad node id '': use 1-200 characters."),
         (
-            [Node("a", _noop), Node("b", _noop, after=["a", "a"])],
+            [Task("a", _noop), Task("b", _noop, after=["a", "a"])],
             "Node 'b' lists a dependency twice: ['a', 'a'].",
         ),
     ],
@@ -630,12 +629,12 @@ async def test_bad_definitions_are_refused_before_anything_runs(
 
 
 def test_bad_runner_settings_are_refused() -> None:
-    pipeline = Pipeline("ok", [Node("a", _noop)])
+    pipeline = Pipeline("ok", [Task("a", _noop)])
     with pytest.raises(DefinitionError, match="concurrency must be at least 1"):
         Runner(pipeline, concurrency=0)
     with pytest.raises(DefinitionError, match="budget must be a positive number"):
         Runner(pipeline, budget=-1)
     with pytest.raises(DefinitionError, match="timeout and default go together"):
-        Gate("g", {}, timeout=5)
+        HumanGate("g", {}, timeout=5)
     with pytest.raises(DefinitionError, match="fn must be callable"):
-        Node("a", "not a function")  # type: ignore[arg-type]
+        Task("a", "not a function")  # type: ignore[arg-type]

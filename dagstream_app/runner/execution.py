@@ -1,106 +1,50 @@
-"""A reference DAG runner: run a pipeline defined in Python and stream it live.
+"""Running a pipeline: the coordinator loop, its scheduling state, and the runner's front door.
 
-A :class:`Pipeline` is a list of :class:`Node` (an async or sync callable; sync
-ones run in a thread) and :class:`Gate` (a human decision) steps with their
-dependencies. :meth:`Runner.run` creates the DAG through the engine API, starts
-ready nodes up to a concurrency limit and reports every change. Pause, resume,
-cancel, gate decisions and the budget are honoured at node boundaries. See
-``docs/runner.md``.
+One coordinator does every write to the stream, so the event log's order is its
+order. Scheduling is incremental — each node knows how many dependencies it
+still waits for, ready nodes sit in heaps by definition order, a node's end
+touches only its children — so a 5,000-node run costs no more per step than a
+five-node one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import inspect
 import logging
-import math
-import re
 import time
-import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import msgspec
 
 from dagstream_app import graph, services
 from dagstream_app.engine import Command, DagStream, GateDecision
-
-__all__ = ["Context", "DefinitionError", "Gate", "Node", "Pipeline", "RunResult", "Runner", "Step"]
+from dagstream_app.runner.budget import BudgetPolicy
+from dagstream_app.runner.context import Context
+from dagstream_app.runner.definitions import (
+    DefinitionError,
+    HumanGate,
+    Pipeline,
+    Step,
+    Task,
+    check_step,
+    default_dag_id,
+    is_positive,
+)
+from dagstream_app.runner.messages import Change, Commanded, Cost, Decided, Done, Message
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-NodeFn = Callable[["Context"], Any]
-PresentationFn = Callable[["Context"], Any]
-Decision = Literal["approve", "reject", "modify"]
 RunStatus = Literal["completed", "failed", "cancelled"]
 
-_OPEN = frozenset({"pending", "running", "waiting"})
+_OPEN = ("pending", "running", "waiting")
 _DEAD_END = frozenset({"failed", "skipped", "cancelled"})
-_MAX_ID = 200
-
-
-class DefinitionError(ValueError):
-    """A pipeline, or a change to it at run time, that cannot run; the message names why."""
-
-
-def _ids(value: Sequence[str] | str) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
-@dataclass(frozen=True)
-class Node:
-    """A unit of work: ``fn(ctx)`` returns the node's (JSON-serialisable) output."""
-
-    id: str
-    fn: NodeFn
-    after: Sequence[str] = ()
-    label: str = ""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "after", _ids(self.after))
-        if not callable(self.fn):
-            raise DefinitionError(f"Node {self.id!r}: fn must be callable, not {self.fn!r}.")
-
-
-@dataclass(frozen=True)
-class Gate:
-    """A human gate: shows ``presentation`` (a dict, or ``fn(ctx)`` making one) and waits.
-
-    Approve continues; modify continues and hands the feedback to the dependants
-    (``ctx.feedback``); reject fails the gate and skips everything after it. With
-    ``timeout`` seconds, ``default`` is decided if nobody decides in time.
-    """
-
-    id: str
-    presentation: Mapping[str, Any] | PresentationFn
-    after: Sequence[str] = ()
-    label: str = ""
-    timeout: float | None = None
-    default: Decision | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "after", _ids(self.after))
-        if (self.timeout is None) != (self.default is None):
-            raise DefinitionError(f"Gate {self.id!r}: timeout and default go together.")
-
-
-Step = Node | Gate
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """A named DAG definition, checked when built: ids unique, dependencies known, no cycle."""
-
-    name: str
-    steps: Sequence[Step]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", tuple(self.steps))
-        _check_definition(self.steps)
 
 
 @dataclass(frozen=True)
@@ -138,7 +82,7 @@ class Runner:
             raise DefinitionError(f"concurrency must be at least 1, not {self.concurrency}.")
         for name in ("budget", "budget_step"):
             value = getattr(self, name)
-            if value is not None and not _positive(value):
+            if value is not None and not is_positive(value):
                 raise DefinitionError(f"{name} must be a positive number, not {value!r}.")
 
     async def run(self, dag_id: str | None = None) -> RunResult:
@@ -146,7 +90,7 @@ class Runner:
         steps = self.pipeline.steps
         creating = asyncio.ensure_future(
             DagStream.create(
-                dag_id or _default_dag_id(self.pipeline.name),
+                dag_id or default_dag_id(self.pipeline.name),
                 name=self.pipeline.name,
                 nodes=[{"id": s.id, "label": s.label} for s in steps],
                 edges=[(dep, s.id) for s in steps for dep in s.after],
@@ -165,97 +109,6 @@ class Runner:
         return await _Run(self, stream).execute()
 
 
-class Context:
-    """What a node's callable gets: inputs, feedback, and ways to report cost and grow the DAG.
-
-    ``inputs``: outputs of the node's dependencies; ``results``: outputs of every
-    node completed so far; ``feedback``: the feedback of upstream gates decided
-    "modify"; ``metrics``: a dict the node may fill (reported on completion).
-    """
-
-    def __init__(
-        self, run: _Run, node_id: str, inputs: dict[str, Any], feedback: dict[str, str]
-    ) -> None:
-        self._run = run
-        self.dag_id = run.stream.dag_id
-        self.node_id = node_id
-        self.inputs: Mapping[str, Any] = MappingProxyType(inputs)
-        self.results: Mapping[str, Any] = MappingProxyType(run.outputs)
-        self.feedback: Mapping[str, str] = MappingProxyType(feedback)
-        self.metrics: dict[str, Any] = {}
-
-    def add_cost(self, amount: float) -> None:
-        """Report ``amount`` more spent (say, one LLM call's price). Safe from any thread."""
-        if not _number(amount) or amount < 0:
-            raise ValueError(f"A cost is a non-negative number, not {amount!r}.")
-        self._run.post(_Cost(self.node_id, float(amount)))
-
-    async def add_node(self, step: Step, *, before: Sequence[str] | str = ()) -> None:
-        """Add ``step`` (after ``step.after``); each node in ``before`` will wait for it.
-
-        Raises :class:`DefinitionError` if the change cannot run (unknown or
-        duplicate id, a node that has already started, a cycle).
-        """
-        edges = [(dep, step.id) for dep in _ids(step.after)]
-        edges += [(step.id, dst) for dst in _ids(before)]
-        await self._run.request(step, edges)
-
-    async def add_edge(self, src: str, dst: str) -> None:
-        """Make ``dst`` (not started yet) wait for ``src``."""
-        await self._run.request(None, [(src, dst)])
-
-    def add_node_sync(self, step: Step, *, before: Sequence[str] | str = ()) -> None:
-        """:meth:`add_node` for sync callables (which run in a thread)."""
-        self._run.call_from_thread(self.add_node(step, before=before))
-
-    def add_edge_sync(self, src: str, dst: str) -> None:
-        """:meth:`add_edge` for sync callables (which run in a thread)."""
-        self._run.call_from_thread(self.add_edge(src, dst))
-
-
-# ------------------------------------------------------------ definitions
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _positive(value: object) -> bool:
-    return _number(value) and value > 0  # type: ignore[operator]
-
-
-def _check_step(step: object) -> None:
-    if not isinstance(step, (Node, Gate)):
-        raise DefinitionError(f"{step!r} is not a Node or a Gate.")
-    if not isinstance(step.id, str) or not 1 <= len(step.id) <= _MAX_ID:
-        raise DefinitionError(f"Bad node id {step.id!r}: use 1-{_MAX_ID} characters.")
-    if len(step.label) > _MAX_ID:
-        raise DefinitionError(f"The label of {step.id!r} is over {_MAX_ID} characters.")
-    if len(set(step.after)) != len(step.after):
-        raise DefinitionError(f"Node {step.id!r} lists a dependency twice: {list(step.after)}.")
-
-
-def _check_definition(steps: Sequence[Step]) -> None:
-    known: set[str] = set()
-    for step in steps:
-        _check_step(step)
-        if step.id in known:
-            raise DefinitionError(f"Duplicate node id {step.id!r}.")
-        known.add(step.id)
-    for step in steps:
-        for dep in step.after:
-            if dep not in known:
-                raise DefinitionError(f"Node {step.id!r} depends on unknown node {dep!r}.")
-    cycle = graph.find_cycle((dep, s.id) for s in steps for dep in s.after)
-    if cycle:
-        raise DefinitionError(f"The dependencies form a cycle: {' -> '.join(cycle)}.")
-
-
-def _default_dag_id(name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:80] or "run"
-    return f"{slug}-{uuid.uuid4().hex[:8]}"
-
-
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -267,79 +120,72 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     )
 
 
-# --------------------------------------------------------------- messages
-# Node tasks and the command reader talk to the coordinator through one queue;
-# the coordinator alone writes to the stream, so the event order is its order.
-
-
-@dataclass(frozen=True)
-class _Done:
-    node_id: str
-    output: Any
-    error: Exception | None
-    duration: float
-
-
-@dataclass(frozen=True)
-class _Decided:
-    node_id: str
-    decision: GateDecision
-    duration: float
-
-
-@dataclass(frozen=True)
-class _Cost:
-    node_id: str
-    amount: float
-
-
-@dataclass(frozen=True)
-class _Commanded:
-    command: Command
-
-
-@dataclass(frozen=True)
-class _Change:
-    step: Step | None
-    edges: tuple[tuple[str, str], ...]
-    reply: asyncio.Future[None] = field(compare=False)
-
-
-_Message = _Done | _Decided | _Cost | _Commanded | _Change
-
-
-# -------------------------------------------------------------------- run
-
-
 class _Run:
     """One execution: the coordinator loop and the state it alone changes."""
 
     def __init__(self, runner: Runner, stream: DagStream) -> None:
         self.runner = runner
         self.stream = stream
+        self.dag_id = stream.dag_id
         self.loop = asyncio.get_running_loop()
-        self.inbox: asyncio.Queue[_Message] = asyncio.Queue()
-        self.steps: dict[str, Step] = {s.id: s for s in runner.pipeline.steps}
-        self.deps: dict[str, list[str]] = {s.id: list(s.after) for s in runner.pipeline.steps}
-        self.status: dict[str, str] = dict.fromkeys(self.steps, "pending")
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.steps: dict[str, Step] = {}
+        self.order: dict[str, int] = {}
+        self.deps: dict[str, list[str]] = {}
+        self.children: dict[str, list[str]] = {}
+        self.status: dict[str, str] = {}
+        self.counts: Counter[str] = Counter()
+        self.unmet: dict[str, int] = {}  # dependencies not completed yet
+        self.ready_tasks: list[tuple[int, str]] = []  # heaps by definition order
+        self.ready_gates: list[tuple[int, str]] = []
+        self.to_skip: deque[str] = deque()  # pending nodes below a dead end
+        self.running_tasks = 0
+        for step in runner.pipeline.steps:
+            self._register(step)
+        for step in runner.pipeline.steps:
+            for dep in step.after:
+                self._link(dep, step.id)
+        for step in runner.pipeline.steps:
+            self._mark_if_ready(step.id)
         self.outputs: dict[str, Any] = {}
         self.feedback: dict[str, str] = {}
         self.contexts: dict[str, Context] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.failures: list[tuple[str, str]] = []
-        self.spent = 0.0
-        self.budget = runner.budget
-        self.budget_gate: str | None = None
-        self.budget_gates: set[str] = set()
+        self.budget = BudgetPolicy(runner.budget, runner.budget_step or runner.budget or 0.0)
         self.engine_paused = False  # the runner paused the DAG (budget)
         self.paused = False  # a person paused it
         self.cancelled = False
         self.command_seq = 0
         self.results: dict[str, Any] = {}
 
+    # ---------------------------------------------------------- structure
+
+    def _register(self, step: Step) -> None:
+        self.steps[step.id] = step
+        self.order[step.id] = len(self.order)
+        self.deps[step.id] = []
+        self.children[step.id] = []
+        self.status[step.id] = "pending"
+        self.counts["pending"] += 1
+        self.unmet[step.id] = 0
+
+    def _link(self, src: str, dst: str) -> None:
+        self.deps[dst].append(src)
+        self.children[src].append(dst)
+        if self.status[src] != "completed":
+            self.unmet[dst] += 1
+        if self.status[src] in _DEAD_END:
+            self.to_skip.append(dst)
+
+    def _mark_if_ready(self, node_id: str) -> None:
+        if self.status[node_id] == "pending" and not self.unmet[node_id]:
+            heap = self.ready_tasks if isinstance(self.steps[node_id], Task) else self.ready_gates
+            heapq.heappush(heap, (self.order[node_id], node_id))
+
     # ------------------------------------------------ called by node tasks
 
-    def post(self, message: _Message) -> None:
+    def post(self, message: Message) -> None:
         try:
             on_loop = asyncio.get_running_loop() is self.loop
         except RuntimeError:
@@ -351,7 +197,7 @@ class _Run:
 
     async def request(self, step: Step | None, edges: list[tuple[str, str]]) -> None:
         reply: asyncio.Future[None] = self.loop.create_future()
-        self.post(_Change(step, tuple(edges), reply))
+        self.post(Change(step, tuple(edges), reply))
         await reply
 
     def call_from_thread(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -371,7 +217,7 @@ class _Run:
         listener: DagStream | None = None
         reader: asyncio.Task[None] | None = None
         try:
-            listener = await DagStream.open(self.stream.dag_id)
+            listener = await DagStream.open(self.dag_id)
             reader = asyncio.create_task(self._read_commands(listener))
             status = await self._coordinate()
         except (Exception, asyncio.CancelledError) as exc:
@@ -386,11 +232,11 @@ class _Run:
                 await listener.close()
             await self.stream.close()
         return RunResult(
-            dag_id=self.stream.dag_id,
+            dag_id=self.dag_id,
             status=status,
             results=self.results,
             outputs=dict(self.outputs),
-            spent=self.spent,
+            spent=self.budget.spent,
             failed=tuple(node_id for node_id, _ in self.failures),
         )
 
@@ -408,7 +254,7 @@ class _Run:
         while True:
             try:
                 async for command in listener.commands():
-                    self.post(_Commanded(command))
+                    self.post(Commanded(command))
                 return  # the run is over
             except Exception:  # node boundaries still read commands
                 log.warning("dagstream runner: reading commands failed", exc_info=True)
@@ -426,7 +272,7 @@ class _Run:
         except services.Conflict:
             pass  # already over
         except Exception:  # the original error matters more
-            log.warning("dagstream runner: could not fail %s", self.stream.dag_id, exc_info=True)
+            log.warning("dagstream runner: could not fail %s", self.dag_id, exc_info=True)
 
     async def _stop_tasks(self) -> None:
         tasks = list(self.tasks.values())
@@ -436,16 +282,21 @@ class _Run:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _open(self) -> bool:
-        return self.budget_gate is not None or any(s in _OPEN for s in self.status.values())
-
-    def _pending(self) -> bool:
-        return any(s == "pending" for s in self.status.values())
-
-    def _children(self, node_id: str) -> list[str]:
-        return [child for child, deps in self.deps.items() if node_id in deps]
+        return self.budget.open_gate is not None or any(self.counts[s] for s in _OPEN)
 
     async def _set(self, node_id: str, status: str, **details: Any) -> None:
+        before = self.status[node_id]
         self.status[node_id] = status
+        self.counts[before] -= 1
+        self.counts[status] += 1
+        if isinstance(self.steps[node_id], Task):
+            self.running_tasks += (status == "running") - (before == "running")
+        if status == "completed":
+            for child in self.children[node_id]:
+                self.unmet[child] -= 1
+                self._mark_if_ready(child)
+        elif status in _DEAD_END:
+            self.to_skip.extend(self.children[node_id])
         await self.stream.node_state(node_id, status, **details)
 
     # ------------------------------------------------- node boundaries
@@ -457,36 +308,27 @@ class _Run:
             if self.cancelled:
                 return
         await self._skip_dead_ends()
-        if self.budget_gate is None and self._exhausted() and self._pending():
+        pending = self.counts["pending"] > 0
+        if self.budget.open_gate is None and self.budget.exhausted() and pending:
             await self._open_budget_gate()
-        elif self.budget_gate is not None and not self._pending():
+        elif self.budget.open_gate is not None and not pending:
             await self._close_budget_gate()
-        if self.paused or self.budget_gate is not None:
+        if self.paused or self.budget.open_gate is not None:
             return
-        running = sum(
-            1 for n, s in self.status.items() if s == "running" and isinstance(self.steps[n], Node)
-        )
-        for node_id, step in self.steps.items():
-            if self.status[node_id] != "pending":
-                continue
-            if any(self.status[dep] != "completed" for dep in self.deps[node_id]):
-                continue
-            if isinstance(step, Node):
-                if running >= self.runner.concurrency:
-                    continue
-                running += 1
-            await self._start(step)
+        while self.ready_gates:
+            _, node_id = heapq.heappop(self.ready_gates)
+            if self.status[node_id] == "pending" and not self.unmet[node_id]:
+                await self._start(self.steps[node_id])
+        while self.ready_tasks and self.running_tasks < self.runner.concurrency:
+            _, node_id = heapq.heappop(self.ready_tasks)
+            if self.status[node_id] == "pending" and not self.unmet[node_id]:
+                await self._start(self.steps[node_id])
 
     async def _skip_dead_ends(self) -> None:
-        changed = True
-        while changed:
-            changed = False
-            for node_id, deps in self.deps.items():
-                if self.status[node_id] == "pending" and any(
-                    self.status[dep] in _DEAD_END for dep in deps
-                ):
-                    await self._set(node_id, "skipped")
-                    changed = True
+        while self.to_skip:
+            node_id = self.to_skip.popleft()
+            if self.status[node_id] == "pending":
+                await self._set(node_id, "skipped")
 
     async def _start(self, step: Step) -> None:
         deps = self.deps[step.id]
@@ -497,7 +339,7 @@ class _Run:
             {dep: self.feedback[dep] for dep in deps if dep in self.feedback},
         )
         self.contexts[step.id] = ctx
-        if isinstance(step, Node):
+        if isinstance(step, Task):
             await self._set(step.id, "running")
             work = self._work(step, ctx)
         else:
@@ -505,24 +347,24 @@ class _Run:
             work = self._wait_gate(step, ctx)
         self.tasks[step.id] = asyncio.create_task(work, name=f"dagstream node {step.id}")
 
-    async def _work(self, node: Node, ctx: Context) -> None:
+    async def _work(self, task: Task, ctx: Context) -> None:
         began = self.runner.clock()
         try:
-            if _is_async(node.fn):
-                output = await node.fn(ctx)
+            if _is_async(task.fn):
+                output = await task.fn(ctx)
             else:
-                output = await asyncio.to_thread(node.fn, ctx)
+                output = await asyncio.to_thread(task.fn, ctx)
             if inspect.isawaitable(output):
                 output = await output
             # Fail here, as this node, rather than in the stream.
             output = msgspec.to_builtins(output)
             msgspec.to_builtins(ctx.metrics)
         except Exception as exc:  # noqa: BLE001 - a node's failure is reported, not raised
-            self.post(_Done(node.id, None, exc, self.runner.clock() - began))
+            self.post(Done(task.id, None, exc, self.runner.clock() - began))
         else:
-            self.post(_Done(node.id, output, None, self.runner.clock() - began))
+            self.post(Done(task.id, output, None, self.runner.clock() - began))
 
-    async def _wait_gate(self, gate: Gate, ctx: Context) -> None:
+    async def _wait_gate(self, gate: HumanGate, ctx: Context) -> None:
         began = self.runner.clock()
         try:
             shown = gate.presentation(ctx) if callable(gate.presentation) else gate.presentation
@@ -532,25 +374,25 @@ class _Run:
                 gate.id, dict(shown), timeout=gate.timeout, default=gate.default
             )
         except Exception as exc:  # noqa: BLE001 - reported as the gate's failure
-            self.post(_Done(gate.id, None, exc, self.runner.clock() - began))
+            self.post(Done(gate.id, None, exc, self.runner.clock() - began))
         else:
-            self.post(_Decided(gate.id, decision, self.runner.clock() - began))
+            self.post(Decided(gate.id, decision, self.runner.clock() - began))
 
     # ---------------------------------------------------------- messages
 
-    async def _handle(self, message: _Message) -> None:
+    async def _handle(self, message: Message) -> None:
         match message:
-            case _Done(error=None):
+            case Done(error=None):
                 await self._completed(message.node_id, message.output, message.duration)
-            case _Done(error=Exception() as error):
+            case Done(error=Exception() as error):
                 await self._failed(message.node_id, error, message.duration)
-            case _Decided():
+            case Decided():
                 await self._decided(message)
-            case _Cost():
+            case Cost():
                 await self._cost(message)
-            case _Commanded():
+            case Commanded():
                 await self._command(message.command)
-            case _Change():
+            case Change():
                 await self._change(message)
 
     async def _completed(self, node_id: str, output: Any, duration: float) -> None:
@@ -562,14 +404,14 @@ class _Run:
         await self._flow(node_id)
 
     async def _flow(self, node_id: str) -> None:
-        for child in self._children(node_id):
+        for child in self.children[node_id]:
             if self.status[child] == "pending":
                 await self.stream.edge_active(node_id, child)
 
     async def _failed(self, node_id: str, error: Exception, duration: float) -> None:
         self.tasks.pop(node_id, None)
         self.contexts.pop(node_id, None)
-        if node_id == self.budget_gate:
+        if node_id == self.budget.open_gate:
             raise error  # the budget gate itself broke: the run cannot go on safely
         reason = f"raised {_describe(error)}"
         self.failures.append((node_id, reason))
@@ -581,7 +423,7 @@ class _Run:
         )
         await self.stream.error(f"Node {node_id!r} {reason}", node_id=node_id)
 
-    async def _decided(self, message: _Decided) -> None:
+    async def _decided(self, message: Decided) -> None:
         node_id, decision = message.node_id, message.decision
         self.tasks.pop(node_id, None)
         self.contexts.pop(node_id, None)
@@ -591,7 +433,7 @@ class _Run:
             "decided_by": decision.decided_by,
         }
         metrics = {"duration_s": round(message.duration, 3)}
-        if node_id == self.budget_gate:
+        if node_id == self.budget.open_gate:
             await self._budget_decided(decision, output, metrics)
             return
         if decision.decision == "reject":
@@ -608,12 +450,11 @@ class _Run:
         await self._set(node_id, "completed", output=output, metrics=metrics)
         await self._flow(node_id)
 
-    async def _cost(self, message: _Cost) -> None:
+    async def _cost(self, message: Cost) -> None:
         ctx = self.contexts.get(message.node_id)
         if ctx is not None:
             ctx.metrics["cost"] = round(ctx.metrics.get("cost", 0.0) + message.amount, 6)
-        self.spent = round(self.spent + message.amount, 6)
-        await self.stream.cost(spent=self.spent)
+        await self.stream.cost(spent=self.budget.add(message.amount))
 
     async def _command(self, command: Command) -> None:
         # Commands come both from the reader and from each boundary's look: apply once.
@@ -635,84 +476,48 @@ class _Run:
         for node_id, status in list(self.status.items()):
             if status in _OPEN:
                 await self._set(node_id, "cancelled")
-        if self.budget_gate is not None:
-            await self.stream.node_state(self.budget_gate, "cancelled")
-            self.budget_gate = None
+        if self.budget.open_gate is not None:
+            await self.stream.node_state(self.budget.open_gate, "cancelled")
+            self.budget.open_gate = None
         await self.stream.set_state("cancelled")
 
     # ------------------------------------------------------------- budget
 
-    def _exhausted(self) -> bool:
-        return self.budget is not None and self.spent >= self.budget
-
     async def _open_budget_gate(self) -> None:
-        number = len(self.budget_gates) + 1
-        while f"budget-{number}" in self.steps or f"budget-{number}" in self.budget_gates:
-            number += 1
-        gate_id = f"budget-{number}"
-        self.budget_gates.add(gate_id)
-        self.budget_gate = gate_id
+        gate = self.budget.next_gate(self.steps)
         if not self.paused:
             try:
                 await self.stream.set_state("paused")
                 self.engine_paused = True
             except services.Conflict:
                 pass  # a person paused or cancelled first; their command follows
-        step = self._budget_step()
-        assert self.budget is not None
-        gate = Gate(
-            gate_id,
-            {
-                "title": "Budget reached: continue?",
-                "body": (
-                    f"Spent {self.spent:.2f} of a budget of {self.budget:.2f}. Approve to raise "
-                    f"the budget by {step:.2f} and continue (modify with a number to raise it "
-                    "by that instead); reject to cancel the run."
-                ),
-                # Rounded for people; the exact figures are in the cost events.
-                "spent": round(self.spent, 4),
-                "budget": round(self.budget, 4),
-                "step": round(step, 4),
-            },
-            label="Budget reached",
-        )
-        await self.stream.mutate({"op": "add_node", "node": {"id": gate_id, "label": gate.label}})
-        await self.stream.node_state(gate_id, "waiting")
-        ctx = Context(self, gate_id, {}, {})
-        self.tasks[gate_id] = asyncio.create_task(self._wait_gate(gate, ctx))
-
-    def _budget_step(self, decision: GateDecision | None = None) -> float:
-        if decision is not None and decision.decision == "modify":
-            try:
-                asked = float(decision.feedback.strip().lstrip("+"))
-            except ValueError:
-                asked = 0.0
-            if _positive(asked):
-                return asked
-        return self.runner.budget_step or self.runner.budget or 0.0
+        await self.stream.mutate({"op": "add_node", "node": {"id": gate.id, "label": gate.label}})
+        await self.stream.node_state(gate.id, "waiting")
+        ctx = Context(self, gate.id, {}, {})
+        self.tasks[gate.id] = asyncio.create_task(self._wait_gate(gate, ctx))
 
     async def _budget_decided(
         self, decision: GateDecision, output: dict[str, Any], metrics: dict[str, Any]
     ) -> None:
-        gate_id = self.budget_gate
-        assert gate_id is not None and self.budget is not None
-        self.budget_gate = None
+        gate_id = self.budget.open_gate
+        assert gate_id is not None
         if decision.decision == "reject":
+            self.budget.open_gate = None
             await self.stream.node_state(gate_id, "failed", output=output, metrics=metrics)
             await self._cancel()
             return
-        self.budget = round(self.budget + self._budget_step(decision), 6)
+        budget = self.budget.raise_for(decision)
         await self.stream.node_state(
-            gate_id, "completed", output={**output, "budget": self.budget}, metrics=metrics
+            gate_id, "completed", output={**output, "budget": budget}, metrics=metrics
         )
-        await self.stream.cost(budget=self.budget)
+        await self.stream.cost(budget=budget)
         await self._resume_after_budget()
 
     async def _close_budget_gate(self) -> None:
         """Nothing is left to spend on: the question is moot."""
-        gate_id = self.budget_gate
+        gate_id = self.budget.open_gate
         assert gate_id is not None
-        self.budget_gate = None
+        self.budget.open_gate = None
         task = self.tasks.pop(gate_id, None)
         if task is not None:
             task.cancel()
@@ -730,7 +535,7 @@ class _Run:
 
     # ------------------------------------------------------------ changes
 
-    async def _change(self, message: _Change) -> None:
+    async def _change(self, message: Change) -> None:
         step, edges = message.step, message.edges
         try:
             self._check_change(step, edges)
@@ -740,12 +545,11 @@ class _Run:
             return
         # Register first (nothing awaits in between), then tell the stream.
         if step is not None:
-            self.steps[step.id] = step
-            self.deps[step.id] = []
-            self.status[step.id] = "pending"
+            self._register(step)
         for src, dst in edges:
-            self.deps[dst].append(src)
+            self._link(src, dst)
         if step is not None:
+            self._mark_if_ready(step.id)
             await self.stream.mutate(
                 {"op": "add_node", "node": {"id": step.id, "label": step.label}}
             )
@@ -759,8 +563,8 @@ class _Run:
     def _check_change(self, step: Step | None, edges: tuple[tuple[str, str], ...]) -> None:
         known = set(self.steps)
         if step is not None:
-            _check_step(step)
-            if step.id in known or step.id in self.budget_gates:
+            check_step(step)
+            if step.id in known or step.id in self.budget.gate_ids:
                 raise DefinitionError(f"Duplicate node id {step.id!r}.")
             known.add(step.id)
         for src, dst in edges:
@@ -792,7 +596,7 @@ class _Run:
         self.results = {
             node_id: self.outputs[node_id]
             for node_id, status in self.status.items()
-            if status == "completed" and not self._children(node_id)
+            if status == "completed" and not self.children[node_id]
         }
         await self.stream.complete(self.results)
         return "completed"
