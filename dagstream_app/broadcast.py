@@ -41,6 +41,14 @@ def control_group_name(dag_id: str) -> str:
 
 
 def publish(dag_id: str, events: Sequence[dict[str, Any]], *, wake_engine: bool) -> None:
+    """:func:`publish_async` for synchronous callers (it runs on a fresh event loop)."""
+    if events and get_channel_layer() is not None:
+        async_to_sync(publish_async)(dag_id, events, wake_engine=wake_engine)
+
+
+async def publish_async(
+    dag_id: str, events: Sequence[dict[str, Any]], *, wake_engine: bool
+) -> None:
     """Send committed events, consecutive by seq, to the DAG's group in one message.
 
     Also wakes the DAG's engine when asked, and tells list pages the DAG changed.
@@ -49,7 +57,7 @@ def publish(dag_id: str, events: Sequence[dict[str, Any]], *, wake_engine: bool)
     if layer is None or not events:
         return
     try:
-        async_to_sync(_publish)(layer, dag_id, events, wake_engine)
+        await _publish(layer, dag_id, events, wake_engine)
     except Exception:
         log.warning("dagstream: publishing events of %s failed", dag_id, exc_info=True)
 
@@ -57,8 +65,8 @@ def publish(dag_id: str, events: Sequence[dict[str, Any]], *, wake_engine: bool)
 async def _publish(
     layer: Any, dag_id: str, events: Sequence[dict[str, Any]], wake_engine: bool
 ) -> None:
-    # One layer message per transaction, not per event: each group_send costs
-    # round trips to Redis, and consumers then send the run as one batch.
+    # One layer message per flush, not per event: each group_send costs round
+    # trips to Redis, and consumers then send the run as one batch.
     await layer.group_send(group_name(dag_id), {"type": "dagstream.events", "events": events})
     last = events[-1]["seq"]
     if wake_engine:

@@ -31,6 +31,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "BATCH_WINDOW_SECONDS": 0.005,
     # ... and at most this many go into one frame.
     "BATCH_MAX_EVENTS": 500,
+    # Reports an engine may queue (``stream.nowait``) before the database has
+    # written them; past it nowait raises BufferFull (async) or blocks (sync).
+    "ENGINE_BUFFER": 10_000,
     # Longest gate feedback accepted, in characters.
     "FEEDBACK_MAX_LENGTH": 4_000,
     # ``manage.py dagstream_prune`` deletes runs finished more than this many

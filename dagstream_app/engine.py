@@ -1,6 +1,13 @@
 """The engine API: how a pipeline, agent or ETL job reports a DAG and hears back.
 
-Every call goes through :mod:`dagstream_app.services` (persist, then publish).
+Reports queue up in the stream and are written by one flusher task: every report
+made while a flush is in the database goes into the next one, so any number of
+concurrent calls share a transaction (:func:`services.apply`), and the events
+are published from the event loop, not from the database thread. Awaited calls
+return once their event is durable; ``stream.nowait`` reports without waiting,
+with bounded buffering (``ENGINE_BUFFER``) and its errors raised by the next
+call, by :meth:`DagStream.flush` or by :meth:`DagStream.close`.
+
 Decisions and commands come back over the DAG's control group; the engine
 treats each layer message only as "look now" and reads the database, so a lost
 message delays nothing more than one poll (``IDLE_CHECK_SECONDS``) and nothing
@@ -13,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,19 +34,27 @@ from dagstream_app import broadcast, services, state
 from dagstream_app.conf import get_config
 from dagstream_app.models import Gate
 from dagstream_app.protocol import TERMINAL_STATUSES
+from dagstream_app.services import Delta, DeltaKind
 
-__all__ = ["Command", "DagStream", "GateDecision", "SyncDagStream"]
+__all__ = ["BufferFull", "Command", "DagStream", "GateDecision", "SyncDagStream"]
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
 # Deltas coalesced into one transaction at most.
-_BATCH_LIMIT = 200
+_BATCH_LIMIT = 1000
 
 
 def _db(func: Callable[P, T]) -> Callable[P, Awaitable[T]]:
     return database_sync_to_async(func)  # type: ignore[no-any-return]
+
+
+class BufferFull(RuntimeError):
+    """``stream.nowait`` refused a report: ``ENGINE_BUFFER`` reports wait for the database.
+
+    Await a report or :meth:`DagStream.flush` to let it catch up.
+    """
 
 
 @dataclass(frozen=True)
@@ -80,36 +96,92 @@ class DagStream:
         self._wake = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._channel: str | None = None
-        self._queue: list[
-            tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]
-        ] = []
+        self._queue: deque[tuple[Delta, asyncio.Future[Any] | None]] = deque()
         self._flusher: asyncio.Task[None] | None = None
+        self._flushed = asyncio.Event()  # set whenever a flush ends
+        self._deferred: BaseException | None = None  # a nowait report's refusal
+        self.nowait = Reporter(self._submit_nowait)
 
-    async def _apply(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run a services call; calls made concurrently share one transaction."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((func, (self.dag_id, *args), kwargs, future))
+    # ---------------------------------------------------------- the queue
+
+    def _raise_deferred(self) -> None:
+        error, self._deferred = self._deferred, None
+        if error is not None:
+            raise error
+
+    def _enqueue(self, delta: Delta, future: asyncio.Future[Any] | None) -> None:
+        self._queue.append((delta, future))
         if self._flusher is None:
-            self._flusher = asyncio.ensure_future(self._flush())
+            self._flusher = asyncio.ensure_future(self._flush_loop())
+
+    async def _submit(self, kind: DeltaKind, **args: Any) -> Any:
+        """Queue one report and wait until it is durable; its result (a seq, a gate)."""
+        self._raise_deferred()
+        limit = get_config()["ENGINE_BUFFER"]
+        while len(self._queue) >= limit:  # back-pressure: wait for the database
+            self._flushed.clear()
+            await self._flushed.wait()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._enqueue(Delta(kind, args), future)
         return await future
 
-    async def _flush(self) -> None:
+    def _submit_nowait(self, kind: DeltaKind, **args: Any) -> None:
+        self._raise_deferred()
+        limit = get_config()["ENGINE_BUFFER"]
+        if len(self._queue) >= limit:
+            raise BufferFull(
+                f"{limit} reports of DAG {self.dag_id!r} are waiting for the database; "
+                "await a report or stream.flush() to let it catch up."
+            )
+        self._enqueue(Delta(kind, args), None)
+
+    def _enqueue_tracked(self, delta: Delta, done: Callable[[], None]) -> None:
+        """Queue a report from another thread's ``nowait``; ``done`` runs once it is written."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def finished(result: asyncio.Future[Any]) -> None:
+            error = result.exception()
+            if error is not None and self._deferred is None:
+                self._deferred = error
+            done()
+
+        future.add_done_callback(finished)
+        self._enqueue(delta, future)
+
+    async def _flush_loop(self) -> None:
         try:
             while self._queue:
-                batch, self._queue = self._queue[:_BATCH_LIMIT], self._queue[_BATCH_LIMIT:]
+                count = min(len(self._queue), _BATCH_LIMIT)
+                batch = [self._queue.popleft() for _ in range(count)]
+                deltas = [delta for delta, _ in batch]
+                events: list[dict[str, Any]] = []
+                wake = False
                 try:
-                    results = await _db(services.apply_batch)([c[:3] for c in batch])
+                    flushed = await _db(services.apply)(self.dag_id, deltas, publish=False)
+                    results: list[Any] = flushed.results
+                    events, wake = flushed.events, flushed.wake_engine
                 except Exception as exc:  # noqa: BLE001 - the whole transaction failed
                     results = [exc] * len(batch)
-                for (*_, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future is None:
+                        if isinstance(result, BaseException) and self._deferred is None:
+                            self._deferred = result
+                    elif not future.done():
+                        if isinstance(result, BaseException):
+                            future.set_exception(result)
+                        else:
+                            future.set_result(result)
+                await broadcast.publish_async(self.dag_id, events, wake_engine=wake)
+                self._flushed.set()
         finally:
             self._flusher = None
+            self._flushed.set()
+
+    async def flush(self) -> None:
+        """Wait until every report made so far is durable; raise a ``nowait`` refusal."""
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        self._raise_deferred()
 
     @classmethod
     async def create(
@@ -153,35 +225,45 @@ class DagStream:
         metrics: dict[str, Any] | None = None,
     ) -> int:
         """Report a node's status; returns the event's seq."""
-        event = await self._apply(
-            services.node_state, node_id, status, output=output, metrics=metrics
+        seq: int = await self._submit(
+            "node_state", node_id=node_id, status=status, output=output, metrics=metrics
         )
-        return int(event.seq)
+        return seq
 
     async def edge_active(self, src: str, dst: str) -> int:
-        return int((await self._apply(services.edge_active, src, dst)).seq)
+        """Report data flowing along an edge; returns the event's seq."""
+        seq: int = await self._submit("edge_active", src=src, dst=dst)
+        return seq
 
     async def mutate(self, mutation: dict[str, Any]) -> int:
         """Apply ``add_node`` / ``remove_node`` / ``add_edge`` / ``remove_edge``."""
-        return int((await self._apply(services.mutate, mutation)).seq)
+        seq: int = await self._submit("mutate", mutation=mutation)
+        return seq
 
     async def cost(self, *, spent: float | None = None, budget: float | None = None) -> int:
         """Report the total spent so far (absolute) and/or a new budget."""
-        return int((await self._apply(services.cost, spent=spent, budget=budget)).seq)
+        seq: int = await self._submit("cost", spent=spent, budget=budget)
+        return seq
 
     async def error(self, message: str, *, node_id: str | None = None) -> int:
         """Report an error without ending the run."""
-        return int((await self._apply(services.report_error, message, node_id=node_id)).seq)
+        seq: int = await self._submit("error", message=message, node_id=node_id)
+        return seq
 
     async def complete(self, results: Any = None) -> int:
-        return int((await self._apply(services.complete, results)).seq)
+        """End the run as completed with its results."""
+        seq: int = await self._submit("complete", results=results)
+        return seq
 
     async def fail(self, message: str, *, node_id: str | None = None) -> int:
-        return int((await self._apply(services.fail, message, node_id=node_id)).seq)
+        """End the run as failed, saying why."""
+        seq: int = await self._submit("fail", message=message, node_id=node_id)
+        return seq
 
     async def set_state(self, state_: Literal["paused", "running", "cancelled"]) -> int:
         """Engine-side transition: pause or resume on its own, or confirm a cancel."""
-        return int((await self._apply(services.set_state, state_)).seq)
+        seq: int = await self._submit("set_state", state=state_)
+        return seq
 
     async def status(self) -> str:
         """The DAG's current execution status."""
@@ -213,8 +295,12 @@ class DagStream:
         await self._listen()
         timeout_at = timezone.now() + timedelta(seconds=timeout) if timeout is not None else None
         wake = self._wake
-        gate = await _db(services.open_gate)(
-            self.dag_id, node_id, presentation, timeout_at=timeout_at, default=default
+        gate: Gate = await self._submit(
+            "open_gate",
+            node_id=node_id,
+            presentation=presentation,
+            timeout_at=timeout_at,
+            default=default,
         )
         poll = get_config()["IDLE_CHECK_SECONDS"]
         while True:
@@ -301,7 +387,13 @@ class DagStream:
             self._wake = asyncio.Event()
 
     async def close(self) -> None:
-        """Stop listening for decisions and commands."""
+        """Write what is queued, stop listening; raise a ``nowait`` refusal not yet raised."""
+        try:
+            await self.flush()
+        finally:
+            await self._stop_listening()
+
+    async def _stop_listening(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
             self._listener = None
@@ -317,6 +409,41 @@ class DagStream:
 async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
+
+
+class Reporter:
+    """``stream.nowait``: the reports of :class:`DagStream` that return at once.
+
+    Each queues its report for the next flush (within milliseconds) and returns
+    None; a refusal is raised by the stream's next call, ``flush()`` or
+    ``close()``. With ``ENGINE_BUFFER`` reports waiting, it raises
+    :class:`BufferFull` instead.
+    """
+
+    def __init__(self, submit: Callable[..., None]) -> None:
+        self._submit = submit
+
+    def node_state(
+        self,
+        node_id: str,
+        status: str,
+        *,
+        output: Any = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
+        self._submit("node_state", node_id=node_id, status=status, output=output, metrics=metrics)
+
+    def edge_active(self, src: str, dst: str) -> None:
+        self._submit("edge_active", src=src, dst=dst)
+
+    def mutate(self, mutation: dict[str, Any]) -> None:
+        self._submit("mutate", mutation=mutation)
+
+    def cost(self, *, spent: float | None = None, budget: float | None = None) -> None:
+        self._submit("cost", spent=spent, budget=budget)
+
+    def error(self, message: str, *, node_id: str | None = None) -> None:
+        self._submit("error", message=message, node_id=node_id)
 
 
 class _LoopThread:
@@ -342,6 +469,22 @@ class SyncDagStream:
         self._stream = stream
         self._loop = loop
         self.dag_id = stream.dag_id
+        # nowait blocks this thread while ENGINE_BUFFER reports wait: back-pressure.
+        self._room = threading.BoundedSemaphore(get_config()["ENGINE_BUFFER"])
+        self.nowait = Reporter(self._submit_nowait)
+
+    def _submit_nowait(self, kind: DeltaKind, **args: Any) -> None:
+        error, self._stream._deferred = self._stream._deferred, None
+        if error is not None:
+            raise error
+        self._room.acquire()
+        self._loop.loop.call_soon_threadsafe(
+            self._stream._enqueue_tracked, Delta(kind, args), self._room.release
+        )
+
+    def flush(self) -> None:
+        """Wait until every report made so far is durable; raise a ``nowait`` refusal."""
+        self._loop.run(self._stream.flush())
 
     @classmethod
     def create(cls, dag_id: str, **kwargs: Any) -> SyncDagStream:

@@ -85,3 +85,82 @@ def check_structure(node_ids: Sequence[str], edges: Sequence[tuple[str, str]]) -
     cycle = find_cycle(edges)
     if cycle:
         raise InvalidDelta(f"The edges form a cycle: {' -> '.join(cycle)}.")
+
+
+class Structure:
+    """A DAG's node ids and edges, changed one checked mutation at a time.
+
+    Each refusal raises :class:`InvalidDelta` and leaves the structure as it was.
+    """
+
+    def __init__(self, nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> None:
+        self.nodes: set[str] = set(nodes)
+        self.edges: set[tuple[str, str]] = set(edges)
+        self._children: dict[str, set[str]] | None = None
+
+    def copy(self) -> Structure:
+        return Structure(self.nodes, self.edges)
+
+    def _child_map(self) -> dict[str, set[str]]:
+        if self._children is None:
+            self._children = {}
+            for src, dst in self.edges:
+                self._children.setdefault(src, set()).add(dst)
+        return self._children
+
+    def add_node(self, node_id: str) -> None:
+        if node_id in self.nodes:
+            raise InvalidDelta(f"Node {node_id!r} already exists.")
+        self.nodes.add(node_id)
+
+    def remove_node(self, node_id: str) -> list[tuple[str, str]]:
+        """Remove ``node_id``; the edges that went with it, sorted."""
+        if node_id not in self.nodes:
+            raise InvalidDelta(f"Unknown node {node_id!r}.")
+        self.nodes.discard(node_id)
+        gone = sorted(edge for edge in self.edges if node_id in edge)
+        self.edges.difference_update(gone)
+        self._children = None
+        return gone
+
+    def add_edge(self, src: str, dst: str) -> None:
+        for end in (src, dst):
+            if end not in self.nodes:
+                raise InvalidDelta(f"Edge {src!r} -> {dst!r} names unknown node {end!r}.")
+        if (src, dst) in self.edges:
+            raise InvalidDelta(f"Edge {src!r} -> {dst!r} already exists.")
+        path = self._path(dst, src)
+        if path is not None:
+            cycle = " -> ".join([*path, dst])
+            raise InvalidDelta(f"Edge {src!r} -> {dst!r} would create a cycle: {cycle}.")
+        self.edges.add((src, dst))
+        if self._children is not None:
+            self._children.setdefault(src, set()).add(dst)
+
+    def remove_edge(self, src: str, dst: str) -> None:
+        if (src, dst) not in self.edges:
+            raise InvalidDelta(f"Unknown edge {src!r} -> {dst!r}.")
+        self.edges.discard((src, dst))
+        if self._children is not None:
+            self._children[src].discard(dst)
+
+    def _path(self, start: str, goal: str) -> list[str] | None:
+        """A path of edges from ``start`` to ``goal``, or None."""
+        if start == goal:
+            return [start]
+        children = self._child_map()
+        came_from: dict[str, str] = {start: start}
+        frontier = [start]
+        while frontier:
+            node = frontier.pop()
+            for child in sorted(children.get(node, ())):
+                if child in came_from:
+                    continue
+                came_from[child] = node
+                if child == goal:
+                    path = [goal]
+                    while path[-1] != start:
+                        path.append(came_from[path[-1]])
+                    return path[::-1]
+                frontier.append(child)
+        return None

@@ -34,6 +34,9 @@ class Dag(models.Model):
     spent = models.FloatField(default=0.0)
     results = models.JSONField(null=True, blank=True)
     last_seq = models.BigIntegerField(default=0)
+    # Changes (to a new random value) whenever nodes or edges are added or
+    # removed, so a process may keep the structure it read until then.
+    structure_version = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)

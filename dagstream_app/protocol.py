@@ -301,6 +301,15 @@ def event_frame(event_type: str, dag_id: str, seq: int, ts: str, payload: dict[s
     return encode({"type": event_type, "dag_id": dag_id, "seq": seq, "ts": ts, **payload})
 
 
+def frame_from_payload(event_type: str, dag_id: str, seq: int, ts: str, payload: str) -> str:
+    """:func:`event_frame` from a payload already encoded (a JSON object's text).
+
+    DAG ids and timestamps need no JSON escaping: their alphabets are safe.
+    """
+    head = f'{{"type":"{event_type}","dag_id":"{dag_id}","seq":{seq},"ts":"{ts}"'
+    return head + "}" if payload == "{}" else head + "," + payload[1:]
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema (2020-12) of every protocol message, grouped by direction."""
     events = list(EventPayload.__args__)

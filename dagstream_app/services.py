@@ -1,14 +1,21 @@
 """The one place that changes dagstream state (DAGs, nodes, edges, gates, events).
 
 Its helpers live beside it and only it calls them: :mod:`~dagstream_app.graph`
-(structure checks) and :mod:`~dagstream_app.broadcast` (group names, publishing).
+(structure checks), :mod:`~dagstream_app.bulk` (the SQL of a flush) and
+:mod:`~dagstream_app.broadcast` (group names, publishing).
 
-Every change runs in one transaction that first locks the DAG row (a no-op
-``UPDATE``: a row lock on PostgreSQL, the write lock on SQLite), applies the
-delta to the state rows, appends its events with the DAG's next seqs, and, after
-commit, publishes them to the DAG's channel-layer group. Holding the row lock
-for the whole transaction is what keeps seqs gap-free and unique across
-processes, and what makes "the first decision wins" race-proof.
+Every change runs in one transaction that first locks the DAG row (``SELECT …
+FOR UPDATE`` on PostgreSQL; on SQLite a first write takes the database's write
+lock), applies its deltas, appends their events with the DAG's next seqs and,
+after commit, publishes them to the DAG's channel-layer group in one message.
+Holding the row lock for the whole transaction keeps seqs gap-free and unique
+across processes, and makes "the first decision wins" race-proof.
+
+Engine deltas go through :func:`apply`, any number per transaction: each is
+checked in Python against the DAG's structure before anything is written (a
+refused one needs no savepoint and changes nothing), then the flush writes one
+multi-row INSERT of events, one UPDATE of the nodes it touched and one UPDATE of
+the DAG. The single-delta functions (:func:`node_state`, ...) are that with one.
 
 These functions are synchronous; async callers wrap them with
 ``database_sync_to_async`` (the engine API and consumers do).
@@ -18,19 +25,21 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from dagstream_app import broadcast, graph, protocol
+from dagstream_app import broadcast, bulk, graph, protocol
 from dagstream_app.conf import get_config
 from dagstream_app.errors import Conflict, DagstreamError, Forbidden, InvalidDelta, NotFound
 from dagstream_app.models import CommandReceipt, Dag, Edge, Event, Gate, Node
@@ -42,10 +51,12 @@ __all__ = [
     "CONTROL_TRANSITIONS",
     "Conflict",
     "DagstreamError",
+    "Delta",
+    "Flushed",
     "Forbidden",
     "InvalidDelta",
     "NotFound",
-    "apply_batch",
+    "apply",
     "complete",
     "control",
     "cost",
@@ -63,71 +74,386 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Set while apply_batch runs (per thread): changes publish once, together.
-_batching = threading.local()
+DeltaKind = Literal[
+    "node_state",
+    "edge_active",
+    "mutate",
+    "cost",
+    "error",
+    "complete",
+    "fail",
+    "set_state",
+    "open_gate",
+]
+
+# Engine-initiated transitions (no command is sent back to the engine).
+_ENGINE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "paused": frozenset({"running"}),
+    "running": frozenset({"paused"}),
+    "cancelled": frozenset({"running", "paused", "cancelling"}),
+}
+# Person-initiated transitions, delivered to the engine through commands().
+CONTROL_TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "pause": (frozenset({"running"}), "paused"),
+    "resume": (frozenset({"paused"}), "running"),
+    "cancel": (frozenset({"running", "paused"}), "cancelling"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """One engine report, as :func:`apply` takes it: a kind and its arguments."""
+
+    kind: DeltaKind
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Flushed:
+    """What :func:`apply` did: per delta its seq (a :class:`Gate` for ``open_gate``) or
+    the :class:`DagstreamError` that refused it; the events to publish, in seq order."""
+
+    results: list[Any]
+    events: list[dict[str, Any]]
+    wake_engine: bool = False
+
+
+# ---------------------------------------------------------------- checking
+
+
+def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
+    try:
+        # As JSON builtins first: a value JSON cannot hold (an object, NaN) is
+        # refused here, not later as a database error that would also roll back
+        # the other deltas of its flush.
+        data = msgspec.to_builtins(dict(payload))
+        json.dumps(data, allow_nan=False)
+        return protocol.validate_payload(data)
+    except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
+        raise InvalidDelta(str(exc)) from None
+
+
+def _check_cost(spent: Any, budget: Any) -> None:
+    for label, value in (("spent", spent), ("budget", budget)):
+        if value is not None and not protocol.is_non_negative(value):
+            raise InvalidDelta(f"{label} must be a non-negative number, not {value!r}.")
+    if spent is None and budget is None:
+        raise InvalidDelta("cost() needs spent, budget or both.")
+
+
+def _prepare(delta: Delta) -> Any:
+    """The delta's shape checked, before the database is touched: its payload struct."""
+    a = delta.args
+    match delta.kind:
+        case "node_state":
+            metrics = a.get("metrics")
+            return _validate(
+                {
+                    "type": "node_state",
+                    "node_id": a["node_id"],
+                    "status": a["status"],
+                    "output": a.get("output"),
+                    "metrics": None if metrics is None else dict(metrics),
+                }
+            )
+        case "edge_active":
+            return _validate({"type": "edge_active", "from": a["src"], "to": a["dst"]})
+        case "mutate":
+            return _validate({"type": "dag_mutated", "mutation": dict(a["mutation"])})
+        case "cost":
+            _check_cost(a.get("spent"), a.get("budget"))
+            return None
+        case "error" | "fail":
+            return _validate(
+                {"type": "error", "message": a["message"], "node_id": a.get("node_id")}
+            )
+        case "complete":
+            return _validate({"type": "execution_complete", "results": a.get("results")})
+        case "set_state":
+            if a["state"] not in _ENGINE_TRANSITIONS:
+                raise InvalidDelta(
+                    f"An engine sets state to one of {sorted(_ENGINE_TRANSITIONS)}, "
+                    f"not {a['state']!r}; use complete() or fail() to finish."
+                )
+            return None
+        case "open_gate":
+            default = a.get("default")
+            if default is not None and default not in protocol.DECISION_TO_GATE_STATUS:
+                raise InvalidDelta(f"default must be approve, reject or modify, not {default!r}.")
+            return _validate(
+                {
+                    "type": "human_gate_waiting",
+                    "node_id": a["node_id"],
+                    "presentation": dict(a["presentation"]),
+                }
+            )
+    raise InvalidDelta(f"Unknown delta {delta.kind!r}.")  # pragma: no cover - typed
+
+
+# --------------------------------------------------- structure, per process
+
+# The structure each DAG had at its last structure_version: a flush checks its
+# deltas against it without reading every node and edge again.
+_structures: OrderedDict[tuple[str, int], graph.Structure] = OrderedDict()
+_structures_lock = threading.Lock()
+_STRUCTURES_KEPT = 256
+
+
+def _structure(dag: Dag) -> graph.Structure:
+    key = (dag.dag_id, dag.structure_version)
+    with _structures_lock:
+        known = _structures.get(key)
+        if known is not None:
+            _structures.move_to_end(key)
+            return known
+    nodes = Node.objects.filter(dag=dag).values_list("node_id", flat=True)
+    edges = Edge.objects.filter(dag=dag).values_list("src", "dst")
+    return graph.Structure(nodes, edges)
+
+
+def _remember(dag: Dag, structure: graph.Structure) -> None:
+    with _structures_lock:
+        _structures[(dag.dag_id, dag.structure_version)] = structure
+        while len(_structures) > _STRUCTURES_KEPT:
+            _structures.popitem(last=False)
 
 
 # ----------------------------------------------------------------- writing
 
 
-class _Change:
-    """The events one transaction appends; flushed and published together."""
+class _Flush:
+    """The changes of one transaction: applied in memory, then written and published."""
 
-    def __init__(self, dag: Dag) -> None:
+    def __init__(self, dag: Dag, structure: graph.Structure | None = None) -> None:
         self.dag = dag
         self.now = timezone.now()
-        self.events: list[Event] = []
+        self.ts = format_ts(self.now)
+        self.structure = structure
+        self._own_structure = False
+        self.rows: list[bulk.EventRow] = []
+        self.published: list[dict[str, Any]] = []
+        self.nodes: dict[str, bulk.NodeUpdate] = {}
+        self.metrics: dict[str, dict[str, Any]] = {}  # merged so far, per node
+        self.mutations: list[tuple[str, Any]] = []
+        self.gates: dict[str, Gate] = {}  # existing and new, by node
+        self.new_gates: list[Gate] = []
         self.wake_engine = False
 
-    def emit(self, payload: protocol.EventPayload, command: str = "") -> Event:
-        self.dag.last_seq += 1
-        event = Event(
-            dag=self.dag,
-            seq=self.dag.last_seq,
-            type=str(payload.__struct_config__.tag),
-            payload=protocol.payload_to_builtins(payload),
-            created_at=self.now,
-            command=command,
-        )
-        self.events.append(event)
-        return event
+    # -- events
 
-    def save(self) -> None:
-        if not self.events:
-            return
-        Event.objects.bulk_create(self.events)
-        self.dag.save(
-            update_fields=[
-                "last_seq",
-                "status",
-                "budget",
-                "spent",
-                "results",
-                "finished_at",
-                "updated_at",
-            ]
-        )
-        dag_id = self.dag.dag_id
-        events = [
+    def emit(self, payload: protocol.EventPayload, command: str = "") -> int:
+        data = protocol.payload_to_builtins(payload)
+        return self.emit_data(str(payload.__struct_config__.tag), data, command)
+
+    def emit_data(self, kind: str, data: dict[str, Any], command: str = "") -> int:
+        self.dag.last_seq += 1
+        seq = self.dag.last_seq
+        text = protocol.encode(data)
+        self.rows.append(bulk.EventRow(seq, kind, text, command))
+        self.published.append(
             {
-                "seq": e.seq,
-                "event": e.type,
-                "frame": protocol.event_frame(
-                    e.type, dag_id, e.seq, format_ts(e.created_at), e.payload
-                ),
-                "terminal": e.type == "execution_state"
-                and e.payload["state"] in protocol.TERMINAL_STATUSES,
+                "seq": seq,
+                "event": kind,
+                "frame": protocol.frame_from_payload(kind, self.dag.dag_id, seq, self.ts, text),
+                "terminal": kind == "execution_state"
+                and data["state"] in protocol.TERMINAL_STATUSES,
             }
-            for e in self.events
-        ]
-        wake = self.wake_engine
-        batch: list[tuple[str, list[dict[str, Any]], bool]] | None = getattr(
-            _batching, "changes", None
         )
-        if batch is not None:
-            batch.append((dag_id, events, wake))  # apply_batch publishes them together
-        else:
+        return seq
+
+    def finish(self, status: str) -> None:
+        self.dag.status = status
+        self.dag.finished_at = self.now
+        self.emit(protocol.ExecutionState(state=status))  # type: ignore[arg-type]
+
+    def refuse_if_ended(self) -> None:
+        if self.dag.is_terminal:
+            raise Conflict(
+                f"DAG {self.dag.dag_id!r} is {self.dag.status}; it takes no more changes."
+            )
+
+    # -- engine deltas
+
+    def load(self, prepared: Sequence[tuple[int, Delta, Any]]) -> None:
+        """Read, in two queries at most, what the deltas merge into or look up."""
+        with_metrics = {p.node_id for _, d, p in prepared if d.kind == "node_state" and p.metrics}
+        if with_metrics:
+            self.metrics = dict(
+                Node.objects.filter(dag=self.dag, node_id__in=with_metrics).values_list(
+                    "node_id", "metrics"
+                )
+            )
+        gated = {p.node_id for _, d, p in prepared if d.kind == "open_gate"}
+        if gated:
+            self.gates = {
+                g.node_id: g for g in Gate.objects.filter(dag=self.dag, node_id__in=gated)
+            }
+
+    def apply(self, delta: Delta, payload: Any) -> Any:
+        a = delta.args
+        match delta.kind:
+            case "open_gate":
+                return self._open_gate(payload, a.get("timeout_at"), a.get("default"))
+            case "set_state":
+                return self._set_state(a["state"])
+        self.refuse_if_ended()
+        match delta.kind:
+            case "node_state":
+                return self._node_state(payload)
+            case "edge_active":
+                if (payload.src, payload.dst) not in self._graph().edges:
+                    raise InvalidDelta(
+                        f"Unknown edge {payload.src!r} -> {payload.dst!r} "
+                        f"in DAG {self.dag.dag_id!r}."
+                    )
+                return self.emit(payload)
+            case "mutate":
+                return self._mutate(payload)
+            case "cost":
+                if a.get("spent") is not None:
+                    self.dag.spent = float(a["spent"])
+                if a.get("budget") is not None:
+                    self.dag.budget = float(a["budget"])
+                return self.emit(
+                    protocol.CostUpdate(
+                        spent=self.dag.spent, budget=self.dag.budget, remaining=self.dag.remaining
+                    )
+                )
+            case "error":
+                return self.emit(payload)
+            case "fail":
+                seq = self.emit(payload)
+                self.finish("failed")
+                return seq
+            case "complete":
+                self.dag.results = msgspec.to_builtins(a.get("results"))
+                seq = self.emit(payload)
+                self.finish("completed")
+                return seq
+        raise InvalidDelta(f"Unknown delta {delta.kind!r}.")  # pragma: no cover - typed
+
+    def _graph(self) -> graph.Structure:
+        assert self.structure is not None
+        return self.structure
+
+    def _node_state(self, payload: protocol.NodeState) -> int:
+        node_id = payload.node_id
+        if node_id not in self._graph().nodes:
+            raise InvalidDelta(f"Unknown node {node_id!r} in DAG {self.dag.dag_id!r}.")
+        data = protocol.payload_to_builtins(payload)
+        update = self.nodes.get(node_id)
+        if update is None:
+            update = self.nodes[node_id] = bulk.NodeUpdate(node_id, payload.status)
+        update.status = payload.status
+        if payload.output is not None:
+            update.output = protocol.encode(data["output"])
+        if payload.metrics:
+            merged = {**(self.metrics.get(node_id) or {}), **data["metrics"]}
+            self.metrics[node_id] = merged
+            update.metrics = protocol.encode(merged)
+        update.started = update.started or payload.status == "running"
+        update.finished = update.finished or payload.status in protocol.FINISHED_NODE_STATUSES
+        return self.emit_data("node_state", data)
+
+    def _mutate(self, payload: protocol.DagMutated) -> int:
+        if not self._own_structure:
+            self.structure = self._graph().copy()
+            self._own_structure = True
+        structure = self._graph()
+        data = protocol.payload_to_builtins(payload)
+        match payload.mutation:
+            case protocol.AddNode(node=spec):
+                structure.add_node(spec.id)
+                self.mutations.append(("add_node", spec))
+            case protocol.RemoveNode(node_id=node_id):
+                gone = structure.remove_node(node_id)
+                # The edges that went with the node are in its event: history needs them.
+                data["mutation"]["edges"] = [{"from": a, "to": b} for a, b in gone]
+                self.nodes.pop(node_id, None)
+                self.metrics.pop(node_id, None)
+                self.mutations.append(("remove_node", node_id))
+            case protocol.AddEdge(src=src, dst=dst):
+                structure.add_edge(src, dst)
+                self.mutations.append(("add_edge", (src, dst)))
+            case protocol.RemoveEdge(src=src, dst=dst):
+                structure.remove_edge(src, dst)
+                self.mutations.append(("remove_edge", (src, dst)))
+        return self.emit_data("dag_mutated", data)
+
+    def _set_state(self, state: str) -> int:
+        self.refuse_if_ended()
+        if self.dag.status not in _ENGINE_TRANSITIONS[state]:
+            raise Conflict(f"Cannot go from {self.dag.status} to {state}.")
+        if state == "cancelled":
+            self.finish(state)
+            return self.dag.last_seq
+        self.dag.status = state
+        return self.emit(protocol.ExecutionState(state=state))  # type: ignore[arg-type]
+
+    def _open_gate(
+        self, payload: protocol.HumanGateWaiting, timeout_at: datetime | None, default: str | None
+    ) -> Gate:
+        existing = self.gates.get(payload.node_id)
+        if existing is not None:
+            return existing
+        if self.dag.is_terminal:
+            raise Conflict(f"DAG {self.dag.dag_id!r} is {self.dag.status}; it opens no gates.")
+        gate = Gate(
+            dag=self.dag,
+            node_id=payload.node_id,
+            presentation=protocol.payload_to_builtins(payload)["presentation"],
+            timeout_at=timeout_at,
+            default_decision=default or "",
+        )
+        self.gates[gate.node_id] = gate
+        self.new_gates.append(gate)
+        self.emit(payload)
+        return gate
+
+    # -- writing it all
+
+    def save(self, *, publish: bool) -> None:
+        if not self.rows:
+            return
+        dag = self.dag
+        self._write_mutations()
+        if self.new_gates:
+            Gate.objects.bulk_create(self.new_gates)
+        bulk.update_nodes(dag.pk, self.now, list(self.nodes.values()))
+        bulk.insert_events(dag.pk, self.now, self.rows)
+        fields = {
+            "last_seq": dag.last_seq,
+            "status": dag.status,
+            "budget": dag.budget,
+            "spent": dag.spent,
+            "results": dag.results,
+            "finished_at": dag.finished_at,
+            "updated_at": self.now,
+        }
+        if self.mutations:
+            dag.structure_version = secrets.randbits(62) or 1
+            fields["structure_version"] = dag.structure_version
+        Dag.objects.filter(pk=dag.pk).update(**fields)
+        if self.structure is not None:
+            _remember(dag, self.structure)
+        if publish:
+            dag_id, events, wake = dag.dag_id, self.published, self.wake_engine
             transaction.on_commit(lambda: broadcast.publish(dag_id, events, wake_engine=wake))
+
+    def _write_mutations(self) -> None:
+        dag = self.dag
+        for op, arg in self.mutations:
+            match op:
+                case "add_node":
+                    Node.objects.create(dag=dag, node_id=arg.id, label=arg.label)
+                case "remove_node":
+                    Node.objects.filter(dag=dag, node_id=arg).delete()
+                    Edge.objects.filter(dag=dag, src=arg).delete()
+                    Edge.objects.filter(dag=dag, dst=arg).delete()
+                case "add_edge":
+                    Edge.objects.create(dag=dag, src=arg[0], dst=arg[1])
+                case "remove_edge":
+                    Edge.objects.filter(dag=dag, src=arg[0], dst=arg[1]).delete()
 
 
 def _lock(dag_id: str) -> Dag:
@@ -146,29 +472,55 @@ def _lock(dag_id: str) -> Dag:
 
 
 @contextmanager
-def _change(dag_id: str, *, allow_terminal: bool = False) -> Iterator[_Change]:
+def _change(dag_id: str) -> Iterator[_Flush]:
+    """One transaction of a person's action on the DAG, published after commit."""
     with transaction.atomic():
-        dag = _lock(dag_id)
-        if dag.is_terminal and not allow_terminal:
-            raise Conflict(f"DAG {dag_id!r} is {dag.status}; it takes no more changes.")
-        change = _Change(dag)
-        yield change
-        change.save()
-
-
-def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
-    try:
-        # As JSON builtins first: a value JSON cannot hold (an object, NaN) is
-        # refused here, not later as a database error that would also roll back
-        # the other calls of an apply_batch().
-        data = msgspec.to_builtins(dict(payload))
-        json.dumps(data, allow_nan=False)
-        return protocol.validate_payload(data)
-    except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
-        raise InvalidDelta(str(exc)) from None
+        flush = _Flush(_lock(dag_id))
+        yield flush
+        flush.save(publish=True)
 
 
 # ------------------------------------------------------------ engine deltas
+
+
+def apply(dag_id: str, deltas: Sequence[Delta], *, publish: bool = True) -> Flushed:
+    """Apply ``deltas`` in order, in one transaction; a refused one changes nothing.
+
+    With ``publish`` the events go to the channel layer after commit (from this
+    thread); the engine API passes False and publishes from its event loop.
+    """
+    results: list[Any] = [None] * len(deltas)
+    prepared: list[tuple[int, Delta, Any]] = []
+    for index, delta in enumerate(deltas):
+        try:
+            prepared.append((index, delta, _prepare(delta)))
+        except DagstreamError as exc:
+            results[index] = exc
+    if not prepared:
+        return Flushed(results, [])
+    try:
+        with transaction.atomic():
+            dag = _lock(dag_id)
+            flush = _Flush(dag, _structure(dag))
+            flush.load(prepared)
+            for index, delta, payload in prepared:
+                try:
+                    results[index] = flush.apply(delta, payload)
+                except DagstreamError as exc:
+                    results[index] = exc
+            flush.save(publish=publish)
+    except NotFound as exc:
+        for index, _, _ in prepared:
+            results[index] = exc
+        return Flushed(results, [])
+    return Flushed(results, flush.published, flush.wake_engine)
+
+
+def _one(dag_id: str, kind: DeltaKind, **args: Any) -> Any:
+    result = apply(dag_id, [Delta(kind, args)]).results[0]
+    if isinstance(result, DagstreamError):
+        raise result
+    return result
 
 
 def create_dag(
@@ -192,14 +544,16 @@ def create_dag(
     with transaction.atomic():
         try:
             with transaction.atomic():
-                dag = Dag.objects.create(dag_id=dag_id, name=name, budget=budget)
+                dag = Dag.objects.create(
+                    dag_id=dag_id, name=name, budget=budget, structure_version=secrets.randbits(62)
+                )
         except IntegrityError:
             raise Conflict(f"DAG {dag_id!r} already exists.") from None
         Node.objects.bulk_create(Node(dag=dag, node_id=s.id, label=s.label) for s in specs)
         Edge.objects.bulk_create(Edge(dag=dag, src=a, dst=b) for a, b in pairs)
-        change = _Change(dag)
-        change.emit(protocol.ExecutionState(state="running"))
-        change.save()
+        flush = _Flush(dag, graph.Structure((s.id for s in specs), pairs))
+        flush.emit(protocol.ExecutionState(state="running"))
+        flush.save(publish=True)
     return dag
 
 
@@ -210,197 +564,74 @@ def node_state(
     *,
     output: Any = None,
     metrics: Mapping[str, Any] | None = None,
-) -> Event:
-    """Record a node's new status (and output / metrics); emits ``node_state``."""
-    payload = _validate(
-        {
-            "type": "node_state",
-            "node_id": node_id,
-            "status": status,
-            "output": output,
-            "metrics": None if metrics is None else dict(metrics),
-        }
+) -> int:
+    """Record a node's new status (and output / metrics); emits ``node_state``; its seq."""
+    seq: int = _one(
+        dag_id, "node_state", node_id=node_id, status=status, output=output, metrics=metrics
     )
-    assert isinstance(payload, protocol.NodeState)
-    with _change(dag_id) as change:
-        rows = Node.objects.filter(dag=change.dag, node_id=node_id)
-        updates: dict[str, Any] = {"status": payload.status}
-        if payload.output is not None:
-            updates["output"] = payload.output
-        if payload.metrics:
-            # Metrics merge into what the node reported before: read, then write.
-            current = rows.values_list("metrics", flat=True).first()
-            updates["metrics"] = {**(current or {}), **payload.metrics}
-        if payload.status == "running":
-            updates["started_at"] = Coalesce(F("started_at"), change.now)
-        if payload.status in protocol.FINISHED_NODE_STATUSES:
-            updates["finished_at"] = change.now
-        if not rows.update(**updates):
-            raise InvalidDelta(f"Unknown node {node_id!r} in DAG {dag_id!r}.")
-        return change.emit(payload)
+    return seq
 
 
-def edge_active(dag_id: str, src: str, dst: str) -> Event:
-    """Mark data flowing along an existing edge; emits ``edge_active``."""
-    payload = _validate({"type": "edge_active", "from": src, "to": dst})
-    with _change(dag_id) as change:
-        if not Edge.objects.filter(dag=change.dag, src=src, dst=dst).exists():
-            raise InvalidDelta(f"Unknown edge {src!r} -> {dst!r} in DAG {dag_id!r}.")
-        return change.emit(payload)
+def edge_active(dag_id: str, src: str, dst: str) -> int:
+    """Mark data flowing along an existing edge; emits ``edge_active``; its seq."""
+    seq: int = _one(dag_id, "edge_active", src=src, dst=dst)
+    return seq
 
 
-def mutate(dag_id: str, mutation: Mapping[str, Any]) -> Event:
-    """Change the DAG's structure; emits ``dag_mutated``. Cycles are refused."""
-    payload = _validate({"type": "dag_mutated", "mutation": dict(mutation)})
-    assert isinstance(payload, protocol.DagMutated)
-    op = payload.mutation
-    with _change(dag_id) as change:
-        dag = change.dag
-        nodes = Node.objects.filter(dag=dag)
-        match op:
-            case protocol.AddNode(node=spec):
-                if nodes.filter(node_id=spec.id).exists():
-                    raise InvalidDelta(f"Node {spec.id!r} already exists.")
-                Node.objects.create(dag=dag, node_id=spec.id, label=spec.label)
-            case protocol.RemoveNode(node_id=node_id):
-                if not nodes.filter(node_id=node_id).delete()[0]:
-                    raise InvalidDelta(f"Unknown node {node_id!r}.")
-                Edge.objects.filter(dag=dag, src=node_id).delete()
-                Edge.objects.filter(dag=dag, dst=node_id).delete()
-            case protocol.AddEdge(src=src, dst=dst):
-                for end in (src, dst):
-                    if not nodes.filter(node_id=end).exists():
-                        raise InvalidDelta(f"Edge {src!r} -> {dst!r} names unknown node {end!r}.")
-                existing = list(Edge.objects.filter(dag=dag).values_list("src", "dst"))
-                if (src, dst) in existing:
-                    raise InvalidDelta(f"Edge {src!r} -> {dst!r} already exists.")
-                cycle = graph.find_cycle([*existing, (src, dst)])
-                if cycle:
-                    raise InvalidDelta(
-                        f"Edge {src!r} -> {dst!r} would create a cycle: {' -> '.join(cycle)}."
-                    )
-                Edge.objects.create(dag=dag, src=src, dst=dst)
-            case protocol.RemoveEdge(src=src, dst=dst):
-                if not Edge.objects.filter(dag=dag, src=src, dst=dst).delete()[0]:
-                    raise InvalidDelta(f"Unknown edge {src!r} -> {dst!r}.")
-        return change.emit(payload)
+def mutate(dag_id: str, mutation: Mapping[str, Any]) -> int:
+    """Change the DAG's structure; emits ``dag_mutated``; its seq. Cycles are refused."""
+    seq: int = _one(dag_id, "mutate", mutation=mutation)
+    return seq
 
 
-def cost(dag_id: str, *, spent: float | None = None, budget: float | None = None) -> Event:
-    """Set the running cost (absolute) and/or the budget; emits ``cost_update``."""
-    for label, value in (("spent", spent), ("budget", budget)):
-        if value is not None and not protocol.is_non_negative(value):
-            raise InvalidDelta(f"{label} must be a non-negative number, not {value!r}.")
-    if spent is None and budget is None:
-        raise InvalidDelta("cost() needs spent, budget or both.")
-    with _change(dag_id) as change:
-        dag = change.dag
-        if spent is not None:
-            dag.spent = float(spent)
-        if budget is not None:
-            dag.budget = float(budget)
-        return change.emit(
-            protocol.CostUpdate(spent=dag.spent, budget=dag.budget, remaining=dag.remaining)
-        )
+def cost(dag_id: str, *, spent: float | None = None, budget: float | None = None) -> int:
+    """Set the running cost (absolute) and/or the budget; emits ``cost_update``; its seq."""
+    seq: int = _one(dag_id, "cost", spent=spent, budget=budget)
+    return seq
 
 
-def _finish(change: _Change, status: str) -> None:
-    change.dag.status = status
-    change.dag.finished_at = change.now
-    change.emit(protocol.ExecutionState(state=status))  # type: ignore[arg-type]
-
-
-def complete(dag_id: str, results: Any = None) -> Event:
+def complete(dag_id: str, results: Any = None) -> int:
     """Finish the run with its results; emits ``execution_complete`` then the state."""
-    payload = _validate({"type": "execution_complete", "results": results})
-    with _change(dag_id) as change:
-        change.dag.results = msgspec.to_builtins(results)
-        event = change.emit(payload)
-        _finish(change, "completed")
-        return event
+    seq: int = _one(dag_id, "complete", results=results)
+    return seq
 
 
-def fail(dag_id: str, message: str, *, node_id: str | None = None) -> Event:
+def fail(dag_id: str, message: str, *, node_id: str | None = None) -> int:
     """End the run as failed; emits ``error`` then ``execution_state`` failed."""
-    payload = _validate({"type": "error", "message": message, "node_id": node_id})
-    with _change(dag_id) as change:
-        event = change.emit(payload)
-        _finish(change, "failed")
-        return event
+    seq: int = _one(dag_id, "fail", message=message, node_id=node_id)
+    return seq
 
 
-def report_error(dag_id: str, message: str, *, node_id: str | None = None) -> Event:
+def report_error(dag_id: str, message: str, *, node_id: str | None = None) -> int:
     """Emit an ``error`` event without ending the run."""
-    payload = _validate({"type": "error", "message": message, "node_id": node_id})
-    with _change(dag_id) as change:
-        return change.emit(payload)
+    seq: int = _one(dag_id, "error", message=message, node_id=node_id)
+    return seq
 
 
-def apply_batch(
-    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]],
-) -> list[Any]:
-    """Run several of the functions above in one transaction: one commit for all.
-
-    Each call keeps its own savepoint, so a refused one changes nothing and the
-    others still apply; its slot in the result holds the :class:`DagstreamError`.
-    This is how the engine API coalesces concurrent deltas (group commit).
-    """
-    results: list[Any] = []
-    changes: list[tuple[str, list[dict[str, Any]], bool]] = []
-    _batching.changes = changes
-    try:
-        with transaction.atomic():
-            for func, args, kwargs in calls:
-                try:
-                    results.append(func(*args, **kwargs))
-                except DagstreamError as exc:
-                    results.append(exc)
-            transaction.on_commit(lambda: _publish_changes(changes))
-    finally:
-        _batching.changes = None
-    return results
-
-
-def _publish_changes(changes: Sequence[tuple[str, list[dict[str, Any]], bool]]) -> None:
-    by_dag: dict[str, tuple[list[dict[str, Any]], bool]] = {}
-    for dag_id, events, wake in changes:
-        collected, woken = by_dag.setdefault(dag_id, ([], False))
-        collected.extend(events)
-        by_dag[dag_id] = (collected, woken or wake)
-    for dag_id, (events, wake) in by_dag.items():
-        broadcast.publish(dag_id, events, wake_engine=wake)
-
-
-# Engine-initiated transitions (no command is sent back to the engine).
-_ENGINE_TRANSITIONS: dict[str, frozenset[str]] = {
-    "paused": frozenset({"running"}),
-    "running": frozenset({"paused"}),
-    "cancelled": frozenset({"running", "paused", "cancelling"}),
-}
-# Person-initiated transitions, delivered to the engine through commands().
-CONTROL_TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
-    "pause": (frozenset({"running"}), "paused"),
-    "resume": (frozenset({"paused"}), "running"),
-    "cancel": (frozenset({"running", "paused"}), "cancelling"),
-}
-
-
-def set_state(dag_id: str, state: str) -> Event:
+def set_state(dag_id: str, state: str) -> int:
     """Engine-side transition: ``paused``, ``running`` (resume) or ``cancelled``."""
-    allowed_from = _ENGINE_TRANSITIONS.get(state)
-    if allowed_from is None:
-        raise InvalidDelta(
-            f"An engine sets state to one of {sorted(_ENGINE_TRANSITIONS)}, not {state!r}; "
-            "use complete() or fail() to finish."
-        )
-    with _change(dag_id) as change:
-        if change.dag.status not in allowed_from:
-            raise Conflict(f"Cannot go from {change.dag.status} to {state}.")
-        if state == "cancelled":
-            _finish(change, state)
-            return change.events[-1]
-        change.dag.status = state
-        return change.emit(protocol.ExecutionState(state=state))  # type: ignore[arg-type]
+    seq: int = _one(dag_id, "set_state", state=state)
+    return seq
+
+
+def open_gate(
+    dag_id: str,
+    node_id: str,
+    presentation: Mapping[str, Any],
+    *,
+    timeout_at: datetime | None = None,
+    default: str | None = None,
+) -> Gate:
+    """Open the gate at ``node_id`` (emits ``human_gate_waiting``), or return the existing one."""
+    gate: Gate = _one(
+        dag_id,
+        "open_gate",
+        node_id=node_id,
+        presentation=presentation,
+        timeout_at=timeout_at,
+        default=default,
+    )
+    return gate
 
 
 # ------------------------------------------------------ people's decisions
@@ -415,12 +646,12 @@ def _authorize(actor: Any, action: Action, dag_id: str) -> Dag:
         raise Forbidden(exc.message) from None
 
 
-def _is_repeat(change: _Change, actor: Any, command_id: Any, kind: str) -> bool:
+def _is_repeat(flush: _Flush, actor: Any, command_id: Any, kind: str) -> bool:
     """Record ``command_id``; True if this user already had it applied on this DAG."""
     if command_id is None or actor is None:
         return False
     receipt, created = CommandReceipt.objects.get_or_create(
-        dag=change.dag, user=actor, command_id=str(command_id), defaults={"type": kind}
+        dag=flush.dag, user=actor, command_id=str(command_id), defaults={"type": kind}
     )
     if not created and receipt.type != kind:
         # Not a repeat but a different command: acking it would hide that it never ran.
@@ -434,46 +665,15 @@ def control(dag_id: str, action: str, *, actor: Any, command_id: Any = None) -> 
         raise InvalidDelta(f"Unknown control action {action!r}; use pause, resume or cancel.")
     _authorize(actor, "control", dag_id)
     allowed_from, target = CONTROL_TRANSITIONS[action]
-    with _change(dag_id, allow_terminal=True) as change:
-        if _is_repeat(change, actor, command_id, action):
-            return change.dag
-        if change.dag.status not in allowed_from:
-            raise Conflict(f"Cannot {action} a DAG that is {change.dag.status}.")
-        change.dag.status = target
-        change.emit(protocol.ExecutionState(state=target), command=action)  # type: ignore[arg-type]
-        change.wake_engine = True
-        return change.dag
-
-
-def open_gate(
-    dag_id: str,
-    node_id: str,
-    presentation: Mapping[str, Any],
-    *,
-    timeout_at: datetime | None = None,
-    default: str | None = None,
-) -> Gate:
-    """Open the gate at ``node_id`` (emits ``human_gate_waiting``), or return the existing one."""
-    payload = _validate(
-        {"type": "human_gate_waiting", "node_id": node_id, "presentation": dict(presentation)}
-    )
-    if default is not None and default not in protocol.DECISION_TO_GATE_STATUS:
-        raise InvalidDelta(f"default must be approve, reject or modify, not {default!r}.")
-    with _change(dag_id, allow_terminal=True) as change:
-        existing = Gate.objects.filter(dag=change.dag, node_id=node_id).first()
-        if existing is not None:
-            return existing
-        if change.dag.is_terminal:
-            raise Conflict(f"DAG {dag_id!r} is {change.dag.status}; it opens no gates.")
-        gate = Gate.objects.create(
-            dag=change.dag,
-            node_id=node_id,
-            presentation=protocol.payload_to_builtins(payload)["presentation"],
-            timeout_at=timeout_at,
-            default_decision=default or "",
-        )
-        change.emit(payload)
-        return gate
+    with _change(dag_id) as flush:
+        if _is_repeat(flush, actor, command_id, action):
+            return flush.dag
+        if flush.dag.status not in allowed_from:
+            raise Conflict(f"Cannot {action} a DAG that is {flush.dag.status}.")
+        flush.dag.status = target
+        flush.emit(protocol.ExecutionState(state=target), command=action)  # type: ignore[arg-type]
+        flush.wake_engine = True
+        return flush.dag
 
 
 def decide_gate(
@@ -500,9 +700,9 @@ def decide_gate(
         raise InvalidDelta(f"Feedback is {len(feedback)} characters; the limit is {limit}.")
     if actor is not None:
         _authorize(actor, "decide", dag_id)
-    with _change(dag_id, allow_terminal=True) as change:
-        repeat = _is_repeat(change, actor, command_id, "human_decision")
-        gate = Gate.objects.filter(dag=change.dag, node_id=node_id).first()
+    with _change(dag_id) as flush:
+        repeat = _is_repeat(flush, actor, command_id, "human_decision")
+        gate = Gate.objects.filter(dag=flush.dag, node_id=node_id).first()
         if gate is None:
             raise NotFound(f"No gate at node {node_id!r} of DAG {dag_id!r}.")
         if repeat:
@@ -511,22 +711,22 @@ def decide_gate(
             raise Conflict(
                 f"Gate {node_id!r} was already decided: {gate.decision}.", gate_dict(gate)
             )
-        if change.dag.is_terminal:
-            raise Conflict(f"DAG {dag_id!r} is {change.dag.status}; its gates are closed.")
+        if flush.dag.is_terminal:
+            raise Conflict(f"DAG {dag_id!r} is {flush.dag.status}; its gates are closed.")
         decided_by = "" if actor is None else actor.get_username()
         # Conditional update: first wins even if a caller bypassed the row lock.
         won = Gate.objects.filter(pk=gate.pk, status=Gate.Status.PENDING).update(
             status=protocol.DECISION_TO_GATE_STATUS[decision],
             feedback=feedback,
             decided_by=decided_by,
-            decided_at=change.now,
+            decided_at=flush.now,
         )
         gate.refresh_from_db()
         if not won:
             raise Conflict(
                 f"Gate {node_id!r} was already decided: {gate.decision}.", gate_dict(gate)
             )
-        change.emit(
+        flush.emit(
             protocol.GateDecided(
                 node_id=node_id,
                 decision=decision,  # type: ignore[arg-type]
@@ -534,7 +734,7 @@ def decide_gate(
                 decided_by=decided_by,
             )
         )
-        change.wake_engine = True
+        flush.wake_engine = True
         return gate
 
 

@@ -15,12 +15,13 @@ from channels.layers import get_channel_layer
 from dagstream_app import broadcast, protocol, services, state
 from dagstream_app.models import CommandReceipt, Dag, Edge, Event, Gate, Node
 from dagstream_app.protocol import format_ts
-from dagstream_app.services import Conflict, Forbidden, InvalidDelta, NotFound
+from dagstream_app.services import Conflict, Delta, Forbidden, InvalidDelta, NotFound
 
 pytestmark = pytest.mark.django_db
 
 NODES = [{"id": "extract", "label": "Extract"}, "transform", {"id": "load"}]
 EDGES = [("extract", "transform"), {"from": "transform", "to": "load"}]
+NODE_IDS = ["extract", "transform", "load"]
 
 
 @pytest.fixture
@@ -236,7 +237,12 @@ def test_remove_node_removes_its_edges(dag: Dag) -> None:
         "load",
     ]
     assert not Edge.objects.filter(dag=dag).exists()
-    assert events()[-1]["mutation"] == {"op": "remove_node", "node_id": "transform"}
+    # The edges that went with the node are recorded, so history can show them.
+    assert events()[-1]["mutation"] == {
+        "op": "remove_node",
+        "node_id": "transform",
+        "edges": [{"from": "extract", "to": "transform"}, {"from": "transform", "to": "load"}],
+    }
 
 
 def test_add_and_remove_edge(dag: Dag) -> None:
@@ -452,18 +458,86 @@ def test_json_compatible_values_are_stored_as_json(dag: Dag) -> None:
     assert events()[-1]["output"] == {"day": "2026-01-02"}
 
 
-def test_a_refused_call_in_a_batch_leaves_the_others(dag: Dag) -> None:
-    results = services.apply_batch(
+def test_a_refused_delta_in_a_flush_leaves_the_others(dag: Dag) -> None:
+    flushed = services.apply(
+        "etl-1",
         [
-            (services.node_state, ("etl-1", "extract", "running"), {}),
-            (services.node_state, ("etl-1", "extract", "failed"), {"output": object()}),
-            (services.node_state, ("etl-1", "ghost", "running"), {}),
-            (services.node_state, ("etl-1", "load", "running"), {}),
-        ]
+            Delta("node_state", {"node_id": "extract", "status": "running"}),
+            Delta("node_state", {"node_id": "extract", "status": "failed", "output": object()}),
+            Delta("node_state", {"node_id": "ghost", "status": "running"}),
+            Delta("node_state", {"node_id": "load", "status": "running"}),
+        ],
     )
-    assert [type(r).__name__ for r in results] == ["Event", "InvalidDelta", "InvalidDelta", "Event"]
+    assert [type(r).__name__ for r in flushed.results] == [
+        "int",
+        "InvalidDelta",
+        "InvalidDelta",
+        "int",
+    ]
+    assert flushed.results[0] == 2 and flushed.results[3] == 3
     assert [(e["seq"], e["node_id"]) for e in events()[1:]] == [(2, "extract"), (3, "load")]
     assert Node.objects.get(dag=dag, node_id="extract").status == "running"
+    assert [e["seq"] for e in flushed.events] == [2, 3]
+
+
+def test_one_flush_is_a_fixed_handful_of_statements(dag: Dag) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def flush(count: int) -> int:
+        deltas = [
+            Delta(
+                "node_state",
+                {"node_id": NODE_IDS[i % 3], "status": "running", "metrics": {"i": i}},
+            )
+            for i in range(count)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            flushed = services.apply("etl-1", deltas)
+        assert all(isinstance(r, int) for r in flushed.results)
+        control = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")
+        return sum(not q["sql"].startswith(control) for q in queries.captured_queries)
+
+    flush(1)  # reads the structure once; later flushes reuse it
+    few, many = flush(10), flush(600)
+    # Lock, read the merged metrics, one INSERT of events, one UPDATE of nodes,
+    # one UPDATE of the DAG (SQLite takes its lock with a write, then reads).
+    assert few == many <= 6
+    assert Event.objects.filter(dag=dag).count() == 1 + 1 + 10 + 600
+    metrics = Node.objects.get(dag=dag, node_id="extract").metrics
+    assert metrics == {"i": 597}  # the last of the 600 that went to "extract"
+
+
+def test_deltas_in_one_flush_see_each_other(dag: Dag) -> None:
+    flushed = services.apply(
+        "etl-1",
+        [
+            Delta("mutate", {"mutation": {"op": "add_node", "node": {"id": "extra"}}}),
+            Delta("node_state", {"node_id": "extra", "status": "running", "metrics": {"a": 1}}),
+            Delta("node_state", {"node_id": "extra", "status": "completed", "metrics": {"b": 2}}),
+            Delta("node_state", {"node_id": "transform", "status": "running"}),
+            Delta("mutate", {"mutation": {"op": "remove_node", "node_id": "transform"}}),
+            Delta("edge_active", {"src": "extract", "dst": "transform"}),  # went with it
+            Delta("complete", {"results": {"ok": True}}),
+            Delta("node_state", {"node_id": "extract", "status": "running"}),  # too late
+        ],
+    )
+    kinds = [type(r).__name__ for r in flushed.results]
+    assert kinds == ["int", "int", "int", "int", "int", "InvalidDelta", "int", "Conflict"]
+    extra = Node.objects.get(dag=dag, node_id="extra")
+    assert (extra.status, extra.metrics) == ("completed", {"a": 1, "b": 2})
+    assert extra.started_at is not None and extra.finished_at is not None
+    assert not Node.objects.filter(dag=dag, node_id="transform").exists()
+    assert Dag.objects.get(pk="etl-1").status == "completed"
+    assert [e["seq"] for e in events()] == list(range(1, 9))
+
+
+def test_another_process_changing_the_structure_is_noticed(dag: Dag) -> None:
+    services.node_state("etl-1", "extract", "running")  # this process now knows the structure
+    # Another process adds a node: the DAG's structure_version moves on.
+    Node.objects.create(dag=dag, node_id="theirs")
+    Dag.objects.filter(pk="etl-1").update(structure_version=12345)
+    assert services.node_state("etl-1", "theirs", "running") == 3
 
 
 # ------------------------------------------------------------------ publishing
