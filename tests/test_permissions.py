@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.test import override_settings
@@ -11,26 +9,16 @@ from django.test import override_settings
 from dagstream_app import services
 from dagstream_app.models import Dag
 from dagstream_app.permissions import PERMISSIONS, allowed, get_hook
+from tests.hooks import public_only, public_only_calls
 
 pytestmark = pytest.mark.django_db
 
-HOOK = "tests.test_permissions.public_only"
-hook_calls: list[tuple[str, str, str | None]] = []
-
-
-def public_only(user: Any, action: str, dag: Dag | None) -> bool:
-    """Per-DAG rule: only DAGs named "public" (None: the check before a DAG is known)."""
-    hook_calls.append((user.get_username(), action, None if dag is None else dag.dag_id))
-    return dag is None or dag.name == "public"
-
-
-def always(user: Any, action: str, dag: Dag | None) -> bool:
-    return True
+HOOK = "tests.hooks.public_only"
 
 
 @pytest.fixture(autouse=True)
 def _reset_calls():
-    hook_calls.clear()
+    public_only_calls.clear()
 
 
 @pytest.fixture
@@ -96,7 +84,7 @@ def test_hook_narrows_per_dag(make_user, dags) -> None:
     assert not allowed(user, "view", priv)
     assert not allowed(user, "control", priv)
     assert allowed(user, "decide")  # no DAG yet: the hook gets None
-    assert hook_calls == [
+    assert public_only_calls == [
         (user.username, "view", "pub"),
         (user.username, "view", "priv"),
         (user.username, "control", "priv"),
@@ -104,7 +92,7 @@ def test_hook_narrows_per_dag(make_user, dags) -> None:
     ]
 
 
-@override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.test_permissions.always"})
+@override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.hooks.always"})
 def test_hook_cannot_widen(make_user, dags) -> None:
     assert not allowed(make_user(), "view", dags[0])
     assert not allowed(AnonymousUser(), "view", dags[0])
@@ -129,7 +117,7 @@ def test_hook_cache_follows_the_setting(make_user, dags) -> None:
 
 def test_bad_hook_path_fails_loudly(make_user, dags) -> None:
     with (
-        override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.test_permissions.nope"}),
+        override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.hooks.nope"}),
         pytest.raises(ImportError),
     ):
         allowed(make_user("view_dag"), "view", dags[0])
