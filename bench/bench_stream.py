@@ -41,7 +41,7 @@ from websockets.asyncio.client import connect  # noqa: E402
 
 from dagstream_app import tokens  # noqa: E402
 from dagstream_app.engine import DagStream  # noqa: E402
-from tests.conftest import start_server  # noqa: E402
+from tests.servers import start_server  # noqa: E402
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "3000"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "20"))

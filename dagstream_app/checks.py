@@ -15,18 +15,20 @@ IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 
 @register(Tags.compatibility)
 def check_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """dagstream's configuration mistakes (ids ``dagstream_app.E001`` to ``W002``)."""
     messages: list[CheckMessage] = []
-    for app, hint, check_id in (
-        ("channels", "Add 'channels' to INSTALLED_APPS.", "dagstream_app.E001"),
-        (
-            "daphne",
-            "Add 'daphne' to INSTALLED_APPS, before django.contrib.staticfiles.",
-            "dagstream_app.E002",
-        ),
-    ):
-        # By app name, so "channels.apps.ChannelsConfig" counts as installed too.
-        if not apps.is_installed(app):
-            messages.append(Error(f"'{app}' is not in INSTALLED_APPS.", hint=hint, id=check_id))
+    # By app name, so "channels.apps.ChannelsConfig" counts as installed too. There is
+    # no check for "daphne": it only turns runserver into an ASGI server, and a host
+    # served by daphne, uvicorn or hypercorn from the command line does not need it
+    # (E002 used to ask for it; the id stays retired).
+    if not apps.is_installed("channels"):
+        messages.append(
+            Error(
+                "'channels' is not in INSTALLED_APPS.",
+                hint="Add 'channels' to INSTALLED_APPS.",
+                id="dagstream_app.E001",
+            )
+        )
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
     default = layers.get("default")
     if default is None:

@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "dagstream_app",
+    # The example project's own demo: its pipeline and the dagstream_demo commands.
+    "project.demo",
 ]
 
 MIDDLEWARE = [

@@ -1,4 +1,7 @@
-"""Permission hooks the tests point DAGSTREAM["PERMISSION_HOOK"] at."""
+"""Permission hooks the tests point DAGSTREAM["PERMISSION_HOOK"] at.
+
+A hook is only ever asked about a real DAG (never None).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ calls: list[tuple[str, str, str]] = []
 
 def hide_secret_dags(user: Any, action: str, dag: Any) -> bool:
     """Nobody sees DAGs named "secret"."""
-    return dag.name != "secret"
+    return bool(dag.name != "secret")
 
 
 def public_only(user: Any, action: str, dag: Any) -> bool:
@@ -20,9 +23,22 @@ def public_only(user: Any, action: str, dag: Any) -> bool:
 
 
 def always(user: Any, action: str, dag: Any) -> bool:
+    """Allows everything: a hook that could only widen access, which it must not."""
     return True
 
 
-def only_prod_hook(user: Any, action: str, dag: Any) -> bool:
+def only_prod_refused(user: Any, action: str, dag: Any) -> bool:
     """Deciding, controlling and deleting DAGs named "prod" is refused; viewing is not."""
     return action == "view" or dag.name != "prod"
+
+
+def owners_only(user: Any, action: str, dag: Any) -> bool:
+    """Deciding and controlling a DAG needs the user's group "<dag name>-owners"."""
+    if action == "view":
+        return True
+    return bool(user.groups.filter(name=f"{dag.name}-owners").exists())
+
+
+def deny_etl(user: Any, action: str, dag: Any) -> bool:
+    """DAGs named "etl" are refused for every action."""
+    return bool(dag.name != "etl")

@@ -26,7 +26,7 @@ TOKENS = "admin:dagstream_app_apitoken_changelist"
 NODES = [{"id": "extract", "label": "Extract"}, {"id": "review"}, {"id": "ship"}]
 
 
-HOOK = {"PERMISSION_HOOK": "tests.hooks.only_prod_hook"}
+HOOK = {"PERMISSION_HOOK": "tests.hooks.only_prod_refused"}
 
 
 @pytest.fixture
@@ -561,12 +561,8 @@ async def test_admin_control_reaches_the_engine_live(staff: Callable[..., Client
         await stream.close()
 
 
-def hide_secret_hook(user: Any, action: str, dag: Dag | None) -> bool:
-    """DAGs named "secret" are invisible; refusing "no DAG" proves admin never asks that."""
-    return dag is not None and dag.name != "secret"
-
-
-@override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.test_admin.hide_secret_hook"})
+# The hook refuses "no DAG" too, which proves admin never asks that.
+@override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.hooks.hide_secret_dags"})
 def test_per_dag_view_rules_hide_dags_and_their_gates(staff: Callable[..., Client]) -> None:
     _gate(_dag("open-1", name="etl").dag_id)
     secret = _gate(_dag("hidden-1", name="secret").dag_id)

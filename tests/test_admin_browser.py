@@ -12,12 +12,12 @@ from playwright.async_api import async_playwright, expect
 
 from dagstream_app import tokens
 from dagstream_app.engine import DagStream
-from tests.conftest import Server
+from tests.browser import chromium_options
+from tests.servers import Server
 from tests.wsclient import open_ws, recv
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "a-long-test-password"
 
 
@@ -50,10 +50,7 @@ async def test_approving_in_admin_reaches_the_engine(server: Server, tmp_path: P
         pass
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = await p.chromium.launch(**chromium_options())
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
         await page.goto(f"{server.http}/admin/login/?next=/admin/dagstream_app/gate/")
         await page.fill("#id_username", user.username)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
@@ -12,6 +14,7 @@ from django.core.management import call_command
 from django.test import modify_settings, override_settings
 
 from dagstream_app.checks import check_setup
+from tests.servers import ROOT, child_env
 
 PROJECT_LAYERS = copy.deepcopy(settings.CHANNEL_LAYERS)
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -48,12 +51,29 @@ def test_e001_channels_missing() -> None:
     assert message.hint == "Add 'channels' to INSTALLED_APPS."
 
 
-def test_e002_daphne_missing() -> None:
-    with modify_settings(INSTALLED_APPS={"remove": ["daphne"]}):
-        [message] = check_setup()
-        assert ids() == ["dagstream_app.E002"]
-    assert isinstance(message, Error)
-    assert "staticfiles" in (message.hint or "")
+def test_host_served_by_uvicorn_needs_no_daphne_app() -> None:
+    # daphne in INSTALLED_APPS only turns runserver into an ASGI server; a host run by
+    # uvicorn (or hypercorn, or the daphne command) leaves it out.
+    uvicorn_host = [app for app in settings.INSTALLED_APPS if app != "daphne"]
+    assert len(uvicorn_host) == len(settings.INSTALLED_APPS) - 1
+    with override_settings(INSTALLED_APPS=uvicorn_host):
+        assert ids() == []
+        assert check_setup() == []
+
+
+def test_uvicorn_host_passes_manage_py_check() -> None:
+    # In its own process: this one imported daphne, whose own check would still run.
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=child_env(DJANGO_SETTINGS_MODULE="tests.uvicorn_host_settings"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "System check identified no issues" in done.stdout
+    assert "daphne" not in done.stdout + done.stderr
 
 
 def test_apps_listed_by_app_config_count_as_installed() -> None:

@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from dagstream_app import services
 from dagstream_app.models import Dag, Gate
-from tests.conftest import Server, configured_server
+from tests.servers import Server, configured_server
 from tests.wsclient import close_code, open_ws, recv, send
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection
 from dagstream_app import services, tokens
 from dagstream_app.engine import DagStream
 from dagstream_app.models import Dag, Event
-from tests.conftest import Server
+from tests.servers import Server
 from tests.wsclient import open_ws, recv, recv_messages, reply_to, send
 
 pytestmark = pytest.mark.django_db(transaction=True)

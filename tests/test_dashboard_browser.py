@@ -21,8 +21,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from dagstream_app import services
 from dagstream_app.models import Dag, Gate
-from tests.conftest import REDIS_URL, ROOT, Server, start_server
-from tests.test_stream_live import EngineProcess
+from tests.browser import chromium_options
+from tests.servers import REDIS_URL, ROOT, EngineProcess, Server, start_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -33,7 +33,6 @@ IMG = ROOT / os.environ.get(
 )
 WAIT = 15_000  # ms, for anything that arrives through the idle re-check
 PASSWORD = "pw-for-tests"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Expected while a server is down on purpose: Chromium's failed-connection lines, and
 # htmx logging each failed attempt's error event (console.error of an Event).
 OUTAGE_NOISE = re.compile(
@@ -52,7 +51,7 @@ def browser() -> Iterator[Browser]:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as pw:
-            chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            chromium = pw.chromium.launch(**chromium_options())
             yield chromium
             chromium.close()
     finally:

@@ -21,9 +21,9 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from dagstream_app import services
-from dagstream_app.demo import DEMO_NAME, DemoSettings, build_runner, pick_topic
 from dagstream_app.models import Dag, Event
-from tests.conftest import ROOT, Server, child_env
+from project.demo.pipeline import DEMO_NAME, DemoSettings, build_runner, pick_topic
+from tests.servers import ROOT, Server, child_env
 from tests.wsclient import open_ws, recv_messages, send
 
 pytestmark = [

@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection
 from dagstream_app import services, tokens
 from dagstream_app.engine import DagStream
 from dagstream_app.models import Dag, Event, Gate
-from tests.conftest import Server, configured_server
+from tests.servers import Server, configured_server
 from tests.wsclient import open_ws, recv, recv_messages, reply_to, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -408,18 +408,9 @@ async def test_decision_without_decide_gate_is_forbidden_and_changes_nothing(
 # ------------------------------------------------- per-DAG permission hook
 
 
-def owners_only(user: Any, action: str, dag: Dag | None) -> bool:
-    """The hook the ``hook_server`` uses: deciding and controlling a DAG needs its owner group."""
-    if action == "view" or dag is None:
-        return True
-    return bool(user.groups.filter(name=f"{dag.name}-owners").exists())
-
-
 @pytest.fixture(scope="session")
 def hook_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
-    with configured_server(
-        django_db_blocker, PERMISSION_HOOK="tests.test_gates.owners_only"
-    ) as srv:
+    with configured_server(django_db_blocker, PERMISSION_HOOK="tests.hooks.owners_only") as srv:
         yield srv
 
 

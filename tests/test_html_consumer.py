@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 
 from dagstream_app import render, services
 from dagstream_app.models import Dag
-from tests.conftest import Server
+from tests.servers import Server
 from tests.wsclient import TIMEOUT, close_code, open_ws
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,7 +13,7 @@ import redis
 from asgiref.sync import sync_to_async
 
 from dagstream_app import services
-from tests.conftest import IN_CI, Server, release_database, start_server
+from tests.servers import IN_CI, Server, release_database, start_server
 from tests.wsclient import open_ws, recv
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -4,8 +4,6 @@ on Redis, real `websockets` clients. Every client gets every event once, in orde
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,39 +12,12 @@ from asgiref.sync import sync_to_async
 
 from dagstream_app import broadcast, services
 from dagstream_app.models import Event
-from tests.conftest import REDIS_URL, ROOT, Server, child_env
+from tests.servers import REDIS_URL, EngineProcess, Server, child_env
 from tests.wsclient import open_ws, recv_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NODES = [f"n{i}" for i in range(10)]
-
-
-class EngineProcess:
-    """tests/engine_proc.py in a subprocess, started on ``go()``."""
-
-    def __init__(self, mode: str, dag_id: str, count: int, **env: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.engine_proc", mode, dag_id, str(count)],
-            cwd=ROOT,
-            env=child_env(**env),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        assert self.process.stdout.readline().strip() == "ready"
-
-    def go(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write("go\n")
-        self.process.stdin.flush()
-
-    def finish(self, timeout: float = 120) -> None:
-        assert self.process.stdout is not None
-        out, _ = self.process.communicate(timeout=timeout)
-        assert self.process.returncode == 0
-        assert out.strip().endswith("done")
 
 
 @pytest.fixture
@@ -157,8 +128,6 @@ async def test_events_the_log_cannot_account_for_are_not_forwarded(
     redis_servers: list[Server], make_user: Any, make_token: Any
 ) -> None:
     from channels_redis.core import RedisChannelLayer
-
-    from tests.conftest import child_env
 
     await sync_to_async(services.create_dag)("phantom", nodes=NODES)
     token = await sync_to_async(make_token)(await sync_to_async(make_user)("view_dag"))

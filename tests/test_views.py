@@ -77,12 +77,8 @@ def test_unknown_dag_or_node_is_404(dag: Dag, viewer: Client, url: str) -> None:
 
 
 def test_per_dag_hook_narrows_view(dag: Dag, viewer: Client) -> None:
-    with override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.test_views.deny_etl"}):
+    with override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.hooks.deny_etl"}):
         assert viewer.get("/dags/etl-1/").status_code == 403
-
-
-def deny_etl(user: Any, action: str, dag: Dag | None) -> bool:
-    return dag is None or dag.name != "etl"
 
 
 def test_login_page_is_styled(db: Any) -> None:

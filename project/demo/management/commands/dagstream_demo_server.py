@@ -25,14 +25,10 @@ from twisted.internet import defer
 from twisted.internet import reactor as twisted_reactor
 
 from dagstream_app import services
-from dagstream_app.demo import DEMO_NAME, DemoSettings, run_demo
-from dagstream_app.management.commands.dagstream_demo import (
-    add_demo_arguments,
-    demo_settings,
-    reporter,
-)
 from dagstream_app.models import Dag
 from dagstream_app.protocol import TERMINAL_STATUSES
+from project.demo.options import add_demo_arguments, demo_settings, reporter
+from project.demo.pipeline import DEMO_NAME, DemoSettings, run_demo
 
 DEMO_USER = "demo"
 DEMO_PERMISSIONS = ("view_dag", "decide_gate", "control_dag")
