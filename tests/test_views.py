@@ -260,9 +260,10 @@ def test_actions_need_csrf(dag: Dag, make_user) -> None:
     assert Dag.objects.get().status == "running"
 
 
-# ---------------------------------------------------- base template and head
+# ---------------------------------------------- base template, head, middleware
 
 PAGES = ["/dags/", "/dags/etl-1/", "/dags/etl-1/history/"]
+HTMX_MIDDLEWARE = "django_htmx.middleware.HtmxMiddleware"
 CSS = "dagstream_app/dagstream.css"
 ROOT_WITH_CSRF = re.compile(r'<div class="dagstream" hx-headers=\'\{"X-CSRFToken": "\w+"\}\'>')
 
@@ -302,3 +303,20 @@ def test_pages_in_dagstreams_own_base_have_one_head(dag: Dag, viewer: Client, ur
     html = viewer.get(url).content.decode()
     assert html.count(CSS) == 1 and html.count('<meta name="htmx-config"') == 1
     assert '<body class="dagstream">' in html and ROOT_WITH_CSRF.search(html)
+
+
+@pytest.mark.parametrize("installed", [False, True], ids=["without", "with"])
+def test_htmx_requests_need_no_htmx_middleware(
+    dag: Dag, operator: Client, settings: Any, installed: bool
+) -> None:
+    others = [m for m in settings.MIDDLEWARE if m != HTMX_MIDDLEWARE]
+    settings.MIDDLEWARE = [*others, HTMX_MIDDLEWARE] if installed else others
+    services.open_gate("etl-1", "load", {"title": "Ship it?"})
+    hx = {"HX-Request": "true"}
+    assert operator.get("/dags/etl-1/nodes/extract/", headers=hx).status_code == 200
+    replay = operator.get("/dags/etl-1/history/", {"seq": 1}, headers=hx)
+    assert replay.status_code == 200 and 'id="replay-view"' in replay.content.decode()
+    assert operator.post("/dags/etl-1/control/", {"action": "pause"}, headers=hx).status_code == 200
+    decided = operator.post("/dags/etl-1/gates/load/decide/", {"decision": "approve"}, headers=hx)
+    assert decided.status_code == 200
+    assert Dag.objects.get().status == "paused" and Gate.objects.get().status == "approved"
