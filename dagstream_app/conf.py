@@ -43,9 +43,11 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # ``action`` is "view", "decide", "control" or "delete". Runs after Django's
     # own permission check, which it can only narrow; only ever asked about a real DAG.
     "PERMISSION_HOOK": None,
-    # Template the dashboard pages extend; point it at the host's own base
-    # (it must define the blocks ``title``, ``dagstream_head``, ``content``
-    # and ``dagstream_scripts``; see docs/dashboard.md).
+    # Template the dashboard pages extend; point it at the host's own base.
+    # It needs only the blocks ``title``, ``dagstream_head``, ``content`` and
+    # ``dagstream_scripts``: each page fills the head with its CSS and
+    # htmx-config and wraps its content in the ``.dagstream`` root
+    # (see docs/dashboard.md).
     "BASE_TEMPLATE": "dagstream_app/base.html",
 }
 

@@ -412,6 +412,7 @@ def test_reconnect_after_server_restart_catches_up_exactly_once(
         expect(connection(page)).to_have_attribute("data-connection", "reconnecting", timeout=WAIT)
         expect(page.locator("#ds-stale")).to_be_visible()
         expect(page.locator("body")).to_have_attribute("data-live", "stale")
+        expect(page.locator(".layout")).to_have_css("opacity", "0.55")  # the stale view is dimmed
 
         # Emitted while the page cannot hear.
         for i in range(3):
@@ -518,3 +519,74 @@ def test_history_replays_state_by_seq(
     expect(page.locator("#replay-view")).to_have_attribute("data-seq", "4")
     expect(node(page, "gather")).to_have_attribute("data-status", "completed")
     expect(page).to_have_url(re.compile(r"seq=4"))
+
+
+# Computed styles of the host page's own elements (outside dagstream's root), less
+# the sizes that follow from how tall the page's content is.
+HOST_STYLES = """() => {
+  const layout = ["height", "block-size", "width", "inline-size", "perspective-origin",
+                  "transform-origin"];
+  const out = {};
+  for (const sel of ["html", "body", "#host-title", "#host-btn", "#host-card", "#host-card code",
+                     "#host-select"]) {
+    const style = getComputedStyle(document.querySelector(sel));
+    const props = {};
+    for (let i = 0; i < style.length; i++) {
+      if (!layout.includes(style[i])) props[style[i]] = style.getPropertyValue(style[i]);
+    }
+    for (const name of ["--bg", "--surface", "--accent", "--text"]) {
+      props[name] = style.getPropertyValue(name);
+    }
+    out[sel] = props;
+  }
+  return out;
+}"""
+
+
+def test_in_a_host_base_template_host_and_dagstream_styles_keep_apart(
+    new_page: Callable[..., Page], operator: str, errors: Errors
+) -> None:
+    """A host project whose base has only dagstream's four blocks and a stylesheet of
+    its own (:root --bg, .btn, .card): the page brings its CSS and htmx-config, neither
+    stylesheet styles the other's elements, and htmx POSTs work (no HtmxMiddleware)."""
+    engine.create_dag("host-1", name="host", nodes=["a", "b"], edges=[("a", "b")])
+    srv = start_server(DJANGO_SETTINGS_MODULE="tests.host_settings")
+    try:
+        page = new_page()
+        login(page, srv, operator, then="/dags/host-1/")
+        expect(connection(page)).to_have_attribute("data-connection", "open")
+        expect(page.locator("#host-title")).to_have_text("Host intranet")
+        expect(page.locator('link[href$="dagstream_app/dagstream.css"]')).to_have_count(1)
+        expect(page.locator('meta[name="htmx-config"]')).to_have_count(1)
+
+        # dagstream's CSS changes nothing outside its root ...
+        with_dagstream = page.evaluate(HOST_STYLES)
+        stylesheet = "document.querySelector('link[href$=\"dagstream.css\"]').disabled = "
+        page.evaluate(stylesheet + "true")
+        without_dagstream = page.evaluate(HOST_STYLES)
+        pause = page.get_by_role("button", name="Pause")
+        assert pause.evaluate("b => getComputedStyle(b).borderRadius") != "8px"
+        page.evaluate(stylesheet + "false")
+        assert with_dagstream == without_dagstream
+        assert with_dagstream["#host-btn"]["border-top-left-radius"] == "0px"
+        assert with_dagstream["#host-card"]["border-top-width"] == "3px"
+
+        # ... and inside it, the host's .btn, .card and --bg do not reach dagstream's.
+        expect(pause).to_have_css("border-radius", "8px")
+        expect(pause).to_have_css("background-color", "rgb(255, 255, 255)")  # after its transition
+        root = page.locator("#host-main > .dagstream")
+        expect(root).to_have_css("background-color", "rgb(246, 246, 248)")
+        card = root.locator(".graph-card")
+        expect(card).to_have_css("border-top-width", "1px")
+        expect(card).to_have_css("border-top-color", "rgb(228, 228, 233)")
+        # A --ds-* override in the host's stylesheet does theme it (docs/dashboard.md).
+        expect(card).to_have_css("border-top-left-radius", "4px")
+
+        # The root carries the CSRF header: the htmx POST goes through.
+        pause.click()
+        expect(page.locator("#dag-status")).to_have_attribute("data-status", "paused")
+        assert Dag.objects.get(pk="host-1").status == "paused"
+        page.close()
+    finally:
+        errors.allow = OUTAGE_NOISE  # a page left open notices the server going away
+        srv.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -254,24 +256,63 @@ def test_actions_need_csrf(dag: Dag, make_user) -> None:
     assert Dag.objects.get().status == "running"
 
 
-def test_base_template_is_swappable(dag: Dag, viewer: Client, tmp_path) -> None:
-    (tmp_path / "host_base.html").write_text(
-        "<html><body>HOST FRAME {% block content %}{% endblock %}"
-        "{% block dagstream_scripts %}{% endblock %}</body></html>"
-    )
-    templates = [
-        {
-            "BACKEND": "django.template.backends.django.DjangoTemplates",
-            "DIRS": [tmp_path],
-            "APP_DIRS": True,
-            "OPTIONS": {
-                "context_processors": [
-                    "django.template.context_processors.request",
-                    "django.contrib.auth.context_processors.auth",
-                ]
-            },
-        }
+# ---------------------------------------------- base template, head, middleware
+
+PAGES = ["/dags/", "/dags/etl-1/", "/dags/etl-1/history/"]
+HTMX_MIDDLEWARE = "django_htmx.middleware.HtmxMiddleware"
+CSS = "dagstream_app/dagstream.css"
+ROOT_WITH_CSRF = re.compile(r'<div class="dagstream" hx-headers=\'\{"X-CSRFToken": "\w+"\}\'>')
+
+
+@pytest.fixture
+def host_base(settings: Any) -> None:
+    """``BASE_TEMPLATE`` set to tests/templates/host_base.html: the four blocks, nothing else."""
+    engine = settings.TEMPLATES[0]
+    settings.TEMPLATES = [
+        {**engine, "DIRS": [Path(__file__).parent / "templates", *engine["DIRS"]]}
     ]
-    with override_settings(TEMPLATES=templates, DAGSTREAM={"BASE_TEMPLATE": "host_base.html"}):
-        html = viewer.get("/dags/etl-1/").content.decode()
-    assert "HOST FRAME" in html and 'data-node-id="extract"' in html
+    settings.DAGSTREAM = {"BASE_TEMPLATE": "host_base.html"}
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_pages_bring_head_and_root_into_a_host_base(
+    dag: Dag, viewer: Client, host_base: None, url: str
+) -> None:
+    html = viewer.get(url).content.decode()
+    head, body = html.split("</head>")
+    assert html.count(CSS) == 1 and CSS in head
+    assert html.count('<meta name="htmx-config"') == 1 and "htmx-config" in head
+    # The content sits in one .dagstream root that carries the CSRF header for htmx.
+    assert ROOT_WITH_CSRF.search(body.split('<main id="host-main">')[1].lstrip()[:200])
+    assert "Host intranet" in body and 'class="dagstream"' not in body.split("<main")[0]
+
+
+def test_refusal_page_in_a_host_base(dag: Dag, make_user, host_base: None) -> None:
+    html = client_for(make_user()).get("/dags/etl-1/").content.decode()
+    assert "No access" in html and "Host intranet" in html
+    assert html.count(CSS) == 1 and html.count('<meta name="htmx-config"') == 1
+    assert ROOT_WITH_CSRF.search(html)
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_pages_in_dagstreams_own_base_have_one_head(dag: Dag, viewer: Client, url: str) -> None:
+    html = viewer.get(url).content.decode()
+    assert html.count(CSS) == 1 and html.count('<meta name="htmx-config"') == 1
+    assert '<body class="dagstream">' in html and ROOT_WITH_CSRF.search(html)
+
+
+@pytest.mark.parametrize("installed", [False, True], ids=["without", "with"])
+def test_htmx_requests_need_no_htmx_middleware(
+    dag: Dag, operator: Client, settings: Any, installed: bool
+) -> None:
+    others = [m for m in settings.MIDDLEWARE if m != HTMX_MIDDLEWARE]
+    settings.MIDDLEWARE = [*others, HTMX_MIDDLEWARE] if installed else others
+    services.open_gate("etl-1", "load", {"title": "Ship it?"})
+    hx = {"HX-Request": "true"}
+    assert operator.get("/dags/etl-1/nodes/extract/", headers=hx).status_code == 200
+    replay = operator.get("/dags/etl-1/history/", {"seq": 1}, headers=hx)
+    assert replay.status_code == 200 and 'id="replay-view"' in replay.content.decode()
+    assert operator.post("/dags/etl-1/control/", {"action": "pause"}, headers=hx).status_code == 200
+    decided = operator.post("/dags/etl-1/gates/load/decide/", {"decision": "approve"}, headers=hx)
+    assert decided.status_code == 200
+    assert Dag.objects.get().status == "paused" and Gate.objects.get().status == "approved"
