@@ -74,8 +74,15 @@ class AddNode(_Mutation, tag="add_node"):
     node: NodeSpec
 
 
+class EdgeRef(msgspec.Struct, forbid_unknown_fields=True):
+    src: NodeId = msgspec.field(name="from")
+    dst: NodeId = msgspec.field(name="to")
+
+
 class RemoveNode(_Mutation, tag="remove_node"):
     node_id: NodeId
+    # Filled in by the server: the edges that went with the node (engines omit it).
+    edges: list[EdgeRef] | None = None
 
 
 class AddEdge(_Mutation, tag="add_edge"):
