@@ -60,7 +60,12 @@ def test_wheel_has_no_demo_and_no_example_project(wheel: zipfile.ZipFile) -> Non
     commands = sorted(
         Path(n).name for n in names if n.startswith("dagstream_app/management/commands/")
     )
-    assert commands == ["__init__.py", "dagstream_schema.py", "dagstream_token.py"]
+    assert commands == [
+        "__init__.py",
+        "dagstream_prune.py",
+        "dagstream_schema.py",
+        "dagstream_token.py",
+    ]
 
 
 def test_wheel_has_every_file_of_the_app(wheel: zipfile.ZipFile) -> None:

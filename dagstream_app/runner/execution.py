@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from dagstream_app import graph, services
-from dagstream_app.engine import Command, DagStream, GateDecision
+from dagstream_app.engine import BufferFull, Command, DagStream, GateDecision
 from dagstream_app.runner.budget import BudgetPolicy
 from dagstream_app.runner.context import Context
 from dagstream_app.runner.definitions import (
@@ -248,7 +248,11 @@ class _Run:
                 return "cancelled"
             if not self._open():
                 return await self._finish()
+            # Everything that arrived meanwhile is handled before the next
+            # boundary: finished nodes free their slots together.
             await self._handle(await self.inbox.get())
+            while not self.inbox.empty() and not self.cancelled:
+                await self._handle(self.inbox.get_nowait())
 
     async def _read_commands(self, listener: DagStream) -> None:
         while True:
@@ -297,7 +301,16 @@ class _Run:
                 self._mark_if_ready(child)
         elif status in _DEAD_END:
             self.to_skip.extend(self.children[node_id])
-        await self.stream.node_state(node_id, status, **details)
+        await self._report("node_state", node_id, status, **details)
+
+    async def _report(self, kind: str, *args: Any, **kwargs: Any) -> None:
+        """Report without waiting for the database (the stream keeps the order)."""
+        report = getattr(self.stream.nowait, kind)
+        try:
+            report(*args, **kwargs)
+        except BufferFull:  # the database is behind: let it catch up, then go on
+            await self.stream.flush()
+            report(*args, **kwargs)
 
     # ------------------------------------------------- node boundaries
 
@@ -406,7 +419,7 @@ class _Run:
     async def _flow(self, node_id: str) -> None:
         for child in self.children[node_id]:
             if self.status[child] == "pending":
-                await self.stream.edge_active(node_id, child)
+                await self._report("edge_active", node_id, child)
 
     async def _failed(self, node_id: str, error: Exception, duration: float) -> None:
         self.tasks.pop(node_id, None)
@@ -421,7 +434,7 @@ class _Run:
             output={"error": _describe(error)},
             metrics={"duration_s": round(duration, 3)},
         )
-        await self.stream.error(f"Node {node_id!r} {reason}", node_id=node_id)
+        await self._report("error", f"Node {node_id!r} {reason}", node_id=node_id)
 
     async def _decided(self, message: Decided) -> None:
         node_id, decision = message.node_id, message.decision
@@ -454,7 +467,7 @@ class _Run:
         ctx = self.contexts.get(message.node_id)
         if ctx is not None:
             ctx.metrics["cost"] = round(ctx.metrics.get("cost", 0.0) + message.amount, 6)
-        await self.stream.cost(spent=self.budget.add(message.amount))
+        await self._report("cost", spent=self.budget.add(message.amount))
 
     async def _command(self, command: Command) -> None:
         # Commands come both from the reader and from each boundary's look: apply once.
