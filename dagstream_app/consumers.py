@@ -27,7 +27,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.core.exceptions import ImproperlyConfigured
 
-from dagstream_app import protocol, render, services, state
+from dagstream_app import live, protocol, render, services, state
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag
 from dagstream_app.permissions import allowed, has_permission
@@ -191,8 +191,8 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_NOT_FOUND)
             return
         await self._flush()
-        self.last_sent = snap["last_seq"]
-        self.terminal = snap["status"] in protocol.TERMINAL_STATUSES
+        self.last_sent = snap.last_seq
+        self.terminal = snap.status in protocol.TERMINAL_STATUSES
         await self.send_snapshot(snap)
 
     # ----------------------------------------------------------- delivery
@@ -255,7 +255,7 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
 
     # Overridden by consumers that render events differently.
 
-    async def send_snapshot(self, snap: dict[str, Any]) -> None:
+    async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
         raise NotImplementedError
 
     async def send_events(self, events: list[tuple[int, str]]) -> None:
@@ -292,10 +292,8 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
 class DagJsonConsumer(DagStreamConsumer):
     """Protocol v1 over JSON text frames (``/ws/dags/<dag_id>/``)."""
 
-    async def send_snapshot(self, snap: dict[str, Any]) -> None:
-        await self.send(
-            text_data=protocol.encode(protocol.Snapshot(dag=snap, seq=snap["last_seq"]))
-        )
+    async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
+        await self.send(text_data=protocol.encode(protocol.Snapshot(dag=snap, seq=snap.last_seq)))
 
     async def send_events(self, events: list[tuple[int, str]]) -> None:
         await self.send_frames([frame for _, frame in events])
@@ -370,7 +368,7 @@ class DagHtmlConsumer(DagStreamConsumer):
     """The dashboard's stream (``/ws/dags/<dag_id>/html/``): events as htmx OOB fragments.
 
     Each event is rendered once per process and permission variant (see
-    :mod:`dagstream_app.render`); every message ends with the ``#ds-seq`` marker
+    :mod:`dagstream_app.live`); every message ends with the ``#ds-seq`` marker
     the page resumes from. Client frames are ignored: actions go by htmx POST.
     """
 
@@ -382,21 +380,21 @@ class DagHtmlConsumer(DagStreamConsumer):
         return self.perms
 
     def _read_perms(self) -> render.Perms:
-        dag = Dag.objects.filter(pk=self.dag_id).first()
+        dag = state.dag(self.dag_id)
         return (allowed(self.user, "decide", dag), allowed(self.user, "control", dag))
 
-    async def send_snapshot(self, snap: dict[str, Any]) -> None:
+    async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
         perms = await self._ensure_perms()
-        html = await database_sync_to_async(render.snapshot_message)(snap, perms)
+        html = await database_sync_to_async(live.snapshot_message)(snap, perms)
         await self.send(text_data=html)
 
     async def send_events(self, events: list[tuple[int, str]]) -> None:
         if not events:
             return
         perms = await self._ensure_perms()
-        html = render.cached_events_html(self.dag_id, events, perms)
+        html = live.cached_events_html(self.dag_id, events, perms)
         if html is None:
-            html = await database_sync_to_async(render.events_html)(self.dag_id, events, perms)
+            html = await database_sync_to_async(live.events_html)(self.dag_id, events, perms)
         await self.send(text_data=html)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -462,6 +460,6 @@ class DagIndexConsumer(AsyncWebsocketConsumer):
         await asyncio.sleep(self.THROTTLE)  # the throttle window, not synchronisation
         self.flush_task = None
         pending, self.pending = self.pending, {}
-        html = await database_sync_to_async(render.index_message)(pending, self.new_runs)
+        html = await database_sync_to_async(live.index_message)(pending, self.new_runs)
         if html and self.ready:
             await self.send(text_data=html)
