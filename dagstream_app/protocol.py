@@ -66,7 +66,7 @@ class _Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, omi
 # ---------------------------------------------------------------- mutations
 
 
-class _Mutation(msgspec.Struct, tag_field="op", forbid_unknown_fields=True):
+class _Mutation(msgspec.Struct, tag_field="op", forbid_unknown_fields=True, omit_defaults=True):
     pass
 
 
@@ -88,6 +88,9 @@ class AddNode(_Mutation, tag="add_node"):
 
 class RemoveNode(_Mutation, tag="remove_node"):
     node_id: NodeId
+    # The edges that went with the node. Engines omit it; the server fills it
+    # in, so history can restore them. Events recorded before it did lack it.
+    edges: list[EdgeView] | None = None
 
 
 class AddEdge(_Mutation, tag="add_edge"):

@@ -6,9 +6,9 @@ dashboard applies one event's reducer to the few rows its fragment shows.
 Nothing here reads the database: :mod:`dagstream_app.state` does, and calls this.
 
 The log does not hold the structure a DAG was created with: :func:`initial_structure`
-recovers it by undoing every ``dag_mutated``, newest first, from today's.
-One limit: the edges that went away with a ``remove_node`` are not in the
-log, so they are missing before that removal.
+recovers it by undoing every ``dag_mutated``, newest first, from today's. A
+``remove_node`` records the edges that went with the node, so undoing it
+restores them (events recorded before the server filled that in cannot).
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def apply_mutation(work: Working, mutation: Mapping[str, Any]) -> None:
         case "remove_node":
             gone = mutation["node_id"]
             work.nodes.pop(gone, None)
-            # Its edges go with it.
+            # The edges it records, and any other: none can outlive the node.
             for edge in _touching(work.edges, gone):
                 del work.edges[edge]
         case "add_edge":
@@ -256,6 +256,8 @@ def initial_structure(
                     del pairs[edge]
             case "remove_node":
                 nodes[m["node_id"]] = removed_label[i]
+                for edge in m.get("edges") or ():
+                    pairs[(edge["from"], edge["to"])] = None
             case "add_edge":
                 pairs.pop((m["from"], m["to"]), None)
             case "remove_edge":

@@ -193,6 +193,25 @@ def test_payload_to_builtins_uses_wire_names_and_omits_unset_optionals() -> None
     assert protocol.payload_to_builtins(protocol.ErrorEvent(message="boom")) == {"message": "boom"}
 
 
+def test_remove_node_carries_the_edges_the_server_records() -> None:
+    # Engines omit ``edges``: the stored event then looks as it always did.
+    bare = protocol.validate_payload(
+        {"type": "dag_mutated", "mutation": {"op": "remove_node", "node_id": "b"}}
+    )
+    assert protocol.payload_to_builtins(bare) == {"mutation": {"op": "remove_node", "node_id": "b"}}
+    recorded = {
+        "op": "remove_node",
+        "node_id": "b",
+        "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}],
+    }
+    full = protocol.validate_payload({"type": "dag_mutated", "mutation": recorded})
+    assert protocol.payload_to_builtins(full) == {"mutation": recorded}
+    with pytest.raises(msgspec.ValidationError):
+        protocol.validate_payload(
+            {"type": "dag_mutated", "mutation": {**recorded, "edges": [{"from": "a"}]}}
+        )
+
+
 def test_event_frame_is_envelope_plus_payload() -> None:
     frame = protocol.event_frame(
         "edge_active", "d1", 3, "2026-01-01T00:00:00.000Z", {"from": "a", "to": "b"}

@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from dagstream_app import protocol, replay, services, state
+from dagstream_app.models import Event
 from dagstream_app.replay import Working
 
 TS = "2026-01-01T00:00:0{}.000Z"
@@ -78,6 +79,11 @@ def test_edge_active_and_error_change_only_the_seq() -> None:
     [
         ({"op": "add_node", "node": {"id": "c", "label": "C"}}, ["a", "b", "c"], [("a", "b")]),
         ({"op": "remove_node", "node_id": "b"}, ["a"], []),
+        (
+            {"op": "remove_node", "node_id": "b", "edges": [{"from": "a", "to": "b"}]},
+            ["a"],
+            [],
+        ),
         ({"op": "add_edge", "from": "b", "to": "a"}, ["a", "b"], [("a", "b"), ("b", "a")]),
         ({"op": "remove_edge", "from": "a", "to": "b"}, ["a", "b"], []),
     ],
@@ -163,17 +169,23 @@ def test_undoing_mutations_recovers_the_structure_at_creation() -> None:
     mutations = [
         {"op": "add_node", "node": {"id": "c", "label": "C"}},
         {"op": "add_edge", "from": "a", "to": "c"},
-        {"op": "remove_node", "node_id": "b"},
+        {"op": "remove_node", "node_id": "b", "edges": [{"from": "a", "to": "b"}]},
         {"op": "remove_edge", "from": "a", "to": "c"},
     ]
     labels, edges = replay.initial_structure({"a": "A", "c": "C"}, [], mutations)
-    assert (labels, list(edges)) == ({"a": "A", "b": ""}, [])  # b's edge is not in the log
+    assert (labels, list(edges)) == ({"a": "A", "b": ""}, [("a", "b")])
+
+
+def test_undoing_an_old_remove_node_cannot_restore_its_edges() -> None:
+    mutations = [{"op": "remove_node", "node_id": "b"}]  # recorded without edges
+    labels, edges = replay.initial_structure({"a": "A"}, [], mutations)
+    assert (set(labels), list(edges)) == ({"a", "b"}, [])
 
 
 def test_a_removed_node_gets_back_the_label_it_was_added_with() -> None:
     mutations = [
         {"op": "add_node", "node": {"id": "c", "label": "Retry"}},
-        {"op": "remove_node", "node_id": "c"},
+        {"op": "remove_node", "node_id": "c", "edges": []},
     ]
     rebuilt = replay.rebuild(
         working(()), {"a": "A"}, [], mutations, [event("dag_mutated", mutation=mutations[0])]
@@ -209,6 +221,40 @@ def test_history_at_the_last_event_is_the_live_snapshot(make_user: Any) -> None:
     live = state.snapshot("h1")
     assert live is not None
     assert protocol.encode(history("h1", live.last_seq)) == protocol.encode(live)
+
+
+@pytest.mark.django_db
+def test_history_before_a_removal_shows_the_node_and_its_recorded_edges() -> None:
+    services.create_dag("h2", nodes=["a", "b", "c"], edges=[("a", "b"), ("b", "c")])
+    services.node_state("h2", "b", "running")
+    removal = services.mutate("h2", {"op": "remove_node", "node_id": "b"})
+    # What the server records with a removal (built here, not by services).
+    mutation = {
+        "op": "remove_node",
+        "node_id": "b",
+        "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}],
+    }
+    Event.objects.filter(pk=removal.pk).update(payload={"mutation": mutation})
+    before = history("h2", removal.seq - 1)
+    assert {n.id: n.status for n in before.nodes} == {
+        "a": "pending",
+        "b": "running",
+        "c": "pending",
+    }
+    assert {(e.src, e.dst) for e in before.edges} == {("a", "b"), ("b", "c")}
+    after = history("h2", removal.seq)
+    assert ([n.id for n in after.nodes], after.edges) == (["a", "c"], [])
+
+
+@pytest.mark.django_db
+def test_history_of_an_old_removal_lacks_only_its_edges() -> None:
+    services.create_dag("h3", nodes=["a", "b"], edges=[("a", "b")])
+    removal = services.mutate("h3", {"op": "remove_node", "node_id": "b"})
+    Event.objects.filter(pk=removal.pk).update(
+        payload={"mutation": {"op": "remove_node", "node_id": "b"}}
+    )
+    before = history("h3", removal.seq - 1)
+    assert ([n.id for n in before.nodes], before.edges) == (["a", "b"], [])
 
 
 @pytest.mark.django_db
