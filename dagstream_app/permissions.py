@@ -15,6 +15,8 @@ from django.utils.module_loading import import_string
 from dagstream_app.conf import get_config
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
     from dagstream_app.models import Dag
 
 Action = Literal["view", "decide", "control"]
@@ -50,3 +52,14 @@ def allowed(user: Any, action: Action, dag: Dag | None = None) -> bool:
         return False
     hook = get_hook()
     return hook is None or bool(hook(user, action, dag))
+
+
+def visible(user: Any, dags: QuerySet[Dag]) -> QuerySet[Dag] | list[Dag]:
+    """The DAGs of ``dags`` that ``user`` may view, in order.
+
+    Without a hook that is Django's permission alone, and ``dags`` stays a
+    lazy queryset; with one, the hook is asked about every DAG.
+    """
+    if get_hook() is None:
+        return dags if has_permission(user, "view") else dags.none()
+    return [dag for dag in dags if allowed(user, "view", dag)]

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dagstream_app import render, services, state
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag
-from dagstream_app.permissions import allowed, has_permission
+from dagstream_app.permissions import allowed, has_permission, visible
 from dagstream_app.protocol import format_ts
 
 PAGE_SIZE = 25
@@ -74,9 +74,11 @@ def dag_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status not in Dag.Status.values:
         status = ""
-    page = Paginator(state.runs(q, status), PAGE_SIZE).get_page(request.GET.get("page"))
-    shown = [d.dag_id for d in page if allowed(request.user, "view", d)]
-    rows = state.run_rows(shown)
+    # Filtered before it is counted and paged: the count and the pages never
+    # include runs this user may not see.
+    dags = visible(request.user, state.runs(q, status))
+    page = Paginator(dags, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = state.run_rows([d.dag_id for d in page])
     params = {k: v for k, v in (("q", q), ("status", status)) if v}
     ids = ",".join(row.dag_id for row in rows)
     return _page(

@@ -124,6 +124,19 @@ def test_list_filters_and_paginates(db: Any, viewer: Client) -> None:
     assert second.count("data-dag-id=") == 5
 
 
+def test_list_counts_and_pages_only_the_runs_the_hook_shows(db: Any, viewer: Client) -> None:
+    for i in range(27):
+        services.create_dag(f"run-{i:02d}", name="nightly")
+    for i in range(5):  # the newest: on the first page if they counted
+        services.create_dag(f"hidden-{i}", name="secret")
+    with override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.hooks.hide_secret_dags"}):
+        first = viewer.get("/dags/").content.decode()
+        second = viewer.get("/dags/", {"page": 2}).content.decode()
+    assert "27 runs" in first and "Page 1 of 2" in first
+    assert first.count("data-dag-id=") == 25 and second.count("data-dag-id=") == 2
+    assert "hidden-" not in first + second
+
+
 # ------------------------------------------------------------ detail
 
 
