@@ -31,16 +31,14 @@ from dagstream_app import live, protocol, render, services, state
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag
 from dagstream_app.permissions import allowed, has_permission
+from dagstream_app.protocol import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHENTICATED,
+)
 
 log = logging.getLogger(__name__)
-
-CLOSE_UNAUTHENTICATED = 4001
-CLOSE_FORBIDDEN = 4003
-CLOSE_NOT_FOUND = 4004
-# "Try again later" for a client too far behind. DESIGN asks for 1013, but
-# daphne (autobahn) refuses to send any server close code but 1000 and
-# 3000-4999, so 4013 stands in for it: clients reconnect and resume on it.
-CLOSE_TRY_AGAIN_LATER = 4013
 
 
 class TokenBucket:

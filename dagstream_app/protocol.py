@@ -58,6 +58,21 @@ CommandId = (
 )
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
+# WebSocket close codes, sent after accept (a close before accept reaches a
+# browser only as 1006). The first three are refusals: clients do not retry.
+# 4013 stands in for 1013 "try again later" (a client too far behind), which
+# daphne (autobahn) cannot send: a server may send only 1000 and 3000-4999.
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_FORBIDDEN = 4003
+CLOSE_NOT_FOUND = 4004
+CLOSE_TRY_AGAIN_LATER = 4013
+CLOSE_CODES: dict[str, int] = {
+    "unauthenticated": CLOSE_UNAUTHENTICATED,
+    "forbidden": CLOSE_FORBIDDEN,
+    "not_found": CLOSE_NOT_FOUND,
+    "try_again_later": CLOSE_TRY_AGAIN_LATER,
+}
+
 
 class _Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, omit_defaults=True):
     pass

@@ -25,7 +25,9 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from dagstream_app import layout
+from dagstream_app.conf import get_config
 from dagstream_app.protocol import (
+    CLOSE_CODES,
     DECISION_TO_GATE_STATUS,
     FINISHED_NODE_STATUSES,
     TERMINAL_STATUSES,
@@ -39,7 +41,7 @@ from dagstream_app.replay import NodeCounts, Working, count_nodes
 if TYPE_CHECKING:
     from dagstream_app.state import RunRow
 
-# How many events the timeline shows.
+# How many events the timeline shows (the page trims to it as events arrive).
 TIMELINE_LENGTH = 100
 STATUS_ICONS = {
     "pending": "pending",
@@ -121,6 +123,11 @@ def pretty_json(value: Any) -> str:
 
 def _oob(oob: bool) -> str:
     return ' hx-swap-oob="true"' if oob else ""
+
+
+def page_config() -> dict[str, Any]:
+    """What ``dagstream.js`` takes from Python (the pages embed it with ``json_script``)."""
+    return {"closeCodes": CLOSE_CODES, "timelineLength": TIMELINE_LENGTH}
 
 
 # ------------------------------------------------------------------- graph
@@ -309,6 +316,7 @@ def gate_context(
         "feedback": gate.feedback,
         "url": decide_url(dag_id, node_id),
         "can_decide": can_decide,
+        "max_length": get_config()["FEEDBACK_MAX_LENGTH"],
         "message": message,
         "tone": tone,
         "draft": draft,
@@ -443,7 +451,7 @@ def timeline_entry_html(event: Mapping[str, Any]) -> SafeString:
 def timeline_html(events: Sequence[Mapping[str, Any]], *, oob: bool = False) -> SafeString:
     """``events`` newest first (at most ``TIMELINE_LENGTH``)."""
     entries = [timeline_entry_html(e) for e in events]
-    return _render("timeline.html", {"entries": entries, "oob": oob})
+    return _render("timeline.html", {"entries": entries, "limit": TIMELINE_LENGTH, "oob": oob})
 
 
 def seq_marker(seq: int) -> str:

@@ -30,6 +30,7 @@ def _page(
 ) -> HttpResponse:
     context = {
         "dagstream_base_template": get_config()["BASE_TEMPLATE"],
+        "dagstream_config": render.page_config(),
         "server_now": format_ts(timezone.now()),
         **context,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
@@ -157,6 +159,29 @@ def test_detail_renders_every_region(dag: Dag, operator: Client) -> None:
     assert '"allowScriptTags": false' in html
     assert "django_htmx/ext/hx-ws-2" in html and "dagstream_app/dagstream.js" in html
     assert "X-CSRFToken" in html
+
+
+def test_page_hands_the_script_its_numbers_from_python(dag: Dag, viewer: Client) -> None:
+    html = viewer.get("/dags/etl-1/").content.decode()
+    found = re.search(r'<script id="ds-config" type="application/json">(.*?)</script>', html)
+    assert found is not None
+    assert json.loads(found.group(1)) == {
+        "closeCodes": {
+            "unauthenticated": 4001,
+            "forbidden": 4003,
+            "not_found": 4004,
+            "try_again_later": 4013,
+        },
+        "timelineLength": 100,
+    }
+    assert "last 100 events" in html
+
+
+def test_feedback_box_takes_the_configured_limit(dag: Dag, operator: Client) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship it?"})
+    with override_settings(DAGSTREAM={"FEEDBACK_MAX_LENGTH": 50}):
+        html = operator.get("/dags/etl-1/").content.decode()
+    assert 'name="feedback" rows="2" maxlength="50"' in html
 
 
 def test_engine_text_is_escaped(dag: Dag, operator: Client) -> None:
