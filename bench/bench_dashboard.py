@@ -36,7 +36,7 @@ from django.contrib.auth.models import Permission, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from dagstream_app import layout, render, services, state  # noqa: E402
+from dagstream_app import layout, live, render, services, state  # noqa: E402
 
 NODES = int(os.environ.get("BENCH_NODES", "5000"))
 WIDTH = 100  # nodes per layer
@@ -80,20 +80,20 @@ def main() -> bool:
     page_s, response = timed(lambda: client.get("/dags/big/"))
     page = response.content  # type: ignore[attr-defined]
     snap_s, snap = timed(lambda: state.snapshot("big"))
-    ids = [n["id"] for n in snap["nodes"]]  # type: ignore[index]
-    pairs = [(e["from"], e["to"]) for e in snap["edges"]]  # type: ignore[index]
+    ids = [n.id for n in snap.nodes]  # type: ignore[attr-defined]
+    pairs = [(e.src, e.dst) for e in snap.edges]  # type: ignore[attr-defined]
     layout_s, _ = timed(lambda: layout.compute(ids, pairs))
-    graph_s, _ = timed(lambda: render.graph_html("big", snap["nodes"], snap["edges"]))  # type: ignore[index]
+    graph_s, _ = timed(lambda: render.graph_html("big", snap.nodes, snap.edges))  # type: ignore[attr-defined]
 
     services.node_state("big", next_node, "running")
     seq, frame = state.event_frames("big", 0)[-1]
 
     def render_update() -> str:
-        render.cache.clear()
-        return render.events_html("big", [(seq, frame)], (True, True))
+        live.cache.clear()
+        return live.events_html("big", [(seq, frame)], (True, True))
 
     update_s, update = timed(render_update, runs=20)
-    cached_s, _ = timed(lambda: render.cached_events_html("big", [(seq, frame)], (True, True)), 20)
+    cached_s, _ = timed(lambda: live.cached_events_html("big", [(seq, frame)], (True, True)), 20)
     message = str(update)
     graph_swaps = re.findall(r'hx-swap-oob="innerHTML:#ns-[^"]+"', message)
     page_nodes = page.count(b'class="node ')

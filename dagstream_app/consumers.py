@@ -27,20 +27,18 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.core.exceptions import ImproperlyConfigured
 
-from dagstream_app import broadcast, protocol, render, services, state
+from dagstream_app import broadcast, live, protocol, render, services, state
 from dagstream_app.conf import get_config
-from dagstream_app.models import Dag
 from dagstream_app.permissions import Refused, allowed, authorize, visible_ids
+from dagstream_app.protocol import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHENTICATED,
+)
 
 log = logging.getLogger(__name__)
 
-CLOSE_UNAUTHENTICATED = 4001
-CLOSE_FORBIDDEN = 4003
-CLOSE_NOT_FOUND = 4004
-# "Try again later" for a client too far behind. DESIGN asks for 1013, but
-# daphne (autobahn) refuses to send any server close code but 1000 and
-# 3000-4999, so 4013 stands in for it: clients reconnect and resume on it.
-CLOSE_TRY_AGAIN_LATER = 4013
 # Viewers of a finished run re-check it every this many idle intervals (deletion).
 TERMINAL_CHECK_EVERY = 10
 _CLOSE_FOR = {
@@ -191,8 +189,8 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_NOT_FOUND)
             return
         await self._flush()
-        self.last_sent = snap["last_seq"]
-        self.terminal = snap["status"] in protocol.TERMINAL_STATUSES
+        self.last_sent = snap.last_seq
+        self.terminal = snap.status in protocol.TERMINAL_STATUSES
         await self.send_snapshot(snap)
 
     # ----------------------------------------------------------- delivery
@@ -265,7 +263,7 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
 
     # Overridden by consumers that render events differently.
 
-    async def send_snapshot(self, snap: dict[str, Any]) -> None:
+    async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
         raise NotImplementedError
 
     async def send_events(self, events: list[tuple[int, str]]) -> None:
@@ -302,10 +300,8 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
 class DagJsonConsumer(DagStreamConsumer):
     """Protocol v1 over JSON text frames (``/ws/dags/<dag_id>/``)."""
 
-    async def send_snapshot(self, snap: dict[str, Any]) -> None:
-        await self.send(
-            text_data=protocol.encode(protocol.Snapshot(dag=snap, seq=snap["last_seq"]))
-        )
+    async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
+        await self.send(text_data=protocol.encode(protocol.Snapshot(dag=snap, seq=snap.last_seq)))
 
     async def send_events(self, events: list[tuple[int, str]]) -> None:
         await self.send_frames([frame for _, frame in events])
@@ -380,7 +376,7 @@ class DagHtmlConsumer(DagStreamConsumer):
     """The dashboard's stream (``/ws/dags/<dag_id>/html/``): events as htmx OOB fragments.
 
     Each event is rendered once per process and permission variant (see
-    :mod:`dagstream_app.render`); every message ends with the ``#ds-seq`` marker
+    :mod:`dagstream_app.live`); every message ends with the ``#ds-seq`` marker
     the page resumes from. Client frames are ignored: actions go by htmx POST.
     """
 
@@ -392,21 +388,21 @@ class DagHtmlConsumer(DagStreamConsumer):
         return self.perms
 
     def _read_perms(self) -> render.Perms:
-        dag = Dag.objects.filter(pk=self.dag_id).first()
+        dag = state.dag(self.dag_id)
         return (allowed(self.user, "decide", dag), allowed(self.user, "control", dag))
 
-    async def send_snapshot(self, snap: dict[str, Any]) -> None:
+    async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
         perms = await self._ensure_perms()
-        html = await database_sync_to_async(render.snapshot_message)(snap, perms)
+        html = await database_sync_to_async(live.snapshot_message)(snap, perms)
         await self.send(text_data=html)
 
     async def send_events(self, events: list[tuple[int, str]]) -> None:
         if not events:
             return
         perms = await self._ensure_perms()
-        html = render.cached_events_html(self.dag_id, events, perms)
+        html = live.cached_events_html(self.dag_id, events, perms)
         if html is None:
-            html = await database_sync_to_async(render.events_html)(self.dag_id, events, perms)
+            html = await database_sync_to_async(live.events_html)(self.dag_id, events, perms)
         await self.send(text_data=html)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -478,6 +474,6 @@ class DagIndexConsumer(AsyncWebsocketConsumer):
         seen = await database_sync_to_async(visible_ids)(self.user, {*pending, *new})
         self.new_count += len(new & seen)
         rows = {dag_id: seq for dag_id, seq in pending.items() if dag_id in seen}
-        html = await database_sync_to_async(render.index_message)(rows, self.new_count)
+        html = await database_sync_to_async(live.index_message)(rows, self.new_count)
         if html and self.ready:
             await self.send(text_data=html)

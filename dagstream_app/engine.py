@@ -72,7 +72,7 @@ class GateDecision:
         assert gate.decision is not None
         return cls(
             node_id=gate.node_id,
-            decision=gate.decision,  # type: ignore[arg-type]
+            decision=gate.decision,
             feedback=gate.feedback,
             decided_by=gate.decided_by,
             decided_at=gate.decided_at,

@@ -9,7 +9,12 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from dagstream_app.protocol import DAG_ID_PATTERN, TERMINAL_STATUSES
+from dagstream_app.protocol import (
+    DAG_ID_PATTERN,
+    GATE_STATUS_TO_DECISION,
+    TERMINAL_STATUSES,
+    Decision,
+)
 
 dag_id_validator = RegexValidator(
     DAG_ID_PATTERN, "A DAG id is 1-100 characters of letters, digits, '_', '.' or '-'."
@@ -137,9 +142,9 @@ class Gate(models.Model):
         return f"{self.dag_id}/{self.node_id} ({self.status})"
 
     @property
-    def decision(self) -> str | None:
+    def decision(self) -> Decision | None:
         """The protocol decision (approve / reject / modify), or None while pending."""
-        return {"approved": "approve", "rejected": "reject", "modified": "modify"}.get(self.status)
+        return GATE_STATUS_TO_DECISION.get(self.status)
 
 
 class Event(models.Model):

@@ -19,6 +19,8 @@ from django.utils.module_loading import import_string
 from dagstream_app.conf import get_config
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
     from dagstream_app.models import Dag
 
 __all__ = ["PERMISSIONS", "Action", "Refused", "allowed", "authorize", "visible", "visible_ids"]
@@ -62,13 +64,17 @@ def allowed(user: Any, action: Action, dag: Dag | None = None) -> bool:
     return hook is None or bool(hook(user, action, dag))
 
 
-def visible(user: Any, dags: Iterable[D]) -> list[D]:
-    """The DAGs of ``dags`` that ``user`` may view, in their order."""
+def visible(user: Any, dags: QuerySet[Dag]) -> QuerySet[Dag] | list[Dag]:
+    """The DAGs of ``dags`` that ``user`` may view, in order.
+
+    Without a hook that is Django's permission alone, and ``dags`` stays a
+    lazy queryset; with one, the hook is asked about every DAG.
+    """
     if not allowed(user, "view"):
-        return []
+        return dags.none()
     hook = get_hook()
     if hook is None:
-        return list(dags)
+        return dags
     return [dag for dag in dags if hook(user, "view", dag)]
 
 

@@ -3,14 +3,16 @@
 Each message is a :mod:`msgspec` struct. The same declarations validate client
 frames and engine inputs and export the JSON Schema (``manage.py
 dagstream_schema``). Events are stored as (type, payload) and sent as one JSON
-object: ``{"type", "dag_id", "seq", "ts", **payload}``.
+object: ``{"type", "dag_id", "seq", "ts", **payload}``. The views of a DAG's
+state (:class:`DagSnapshot` and its nodes, edges and gates) are declared here
+too: the ``snapshot`` reply sends them, and the dashboard renders them.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 
@@ -24,14 +26,17 @@ NODE_STATUSES: tuple[str, ...] = NodeStatus.__args__  # type: ignore[attr-define
 ExecutionStatus = Literal["running", "paused", "cancelling", "cancelled", "completed", "failed"]
 EXECUTION_STATUSES: tuple[str, ...] = ExecutionStatus.__args__  # type: ignore[attr-defined]
 TERMINAL_STATUSES = frozenset({"cancelled", "completed", "failed"})
-# Node statuses after which a node runs no more (its finished_at is set).
+# A node in one of these has finished (its ``finished_at`` is set).
 FINISHED_NODE_STATUSES = frozenset({"completed", "failed", "skipped", "cancelled"})
 Decision = Literal["approve", "reject", "modify"]
 GateStatus = Literal["pending", "approved", "rejected", "modified"]
-DECISION_TO_GATE_STATUS: dict[str, str] = {
+DECISION_TO_GATE_STATUS: dict[str, GateStatus] = {
     "approve": "approved",
     "reject": "rejected",
     "modify": "modified",
+}
+GATE_STATUS_TO_DECISION: dict[str, Decision] = {
+    status: cast(Decision, decision) for decision, status in DECISION_TO_GATE_STATUS.items()
 }
 ErrorCode = Literal[
     "invalid_json",
@@ -53,6 +58,21 @@ CommandId = (
 )
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
+# WebSocket close codes, sent after accept (a close before accept reaches a
+# browser only as 1006). The first three are refusals: clients do not retry.
+# 4013 stands in for 1013 "try again later" (a client too far behind), which
+# daphne (autobahn) cannot send: a server may send only 1000 and 3000-4999.
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_FORBIDDEN = 4003
+CLOSE_NOT_FOUND = 4004
+CLOSE_TRY_AGAIN_LATER = 4013
+CLOSE_CODES: dict[str, int] = {
+    "unauthenticated": CLOSE_UNAUTHENTICATED,
+    "forbidden": CLOSE_FORBIDDEN,
+    "not_found": CLOSE_NOT_FOUND,
+    "try_again_later": CLOSE_TRY_AGAIN_LATER,
+}
+
 
 class _Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, omit_defaults=True):
     pass
@@ -61,8 +81,15 @@ class _Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, omi
 # ---------------------------------------------------------------- mutations
 
 
-class _Mutation(msgspec.Struct, tag_field="op", forbid_unknown_fields=True):
+class _Mutation(msgspec.Struct, tag_field="op", forbid_unknown_fields=True, omit_defaults=True):
     pass
+
+
+class EdgeView(msgspec.Struct, frozen=True):
+    """One edge, ``{"from": ..., "to": ...}`` on the wire."""
+
+    src: str = msgspec.field(name="from")
+    dst: str = msgspec.field(name="to")
 
 
 class NodeSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,15 +101,11 @@ class AddNode(_Mutation, tag="add_node"):
     node: NodeSpec
 
 
-class EdgeRef(msgspec.Struct, forbid_unknown_fields=True):
-    src: NodeId = msgspec.field(name="from")
-    dst: NodeId = msgspec.field(name="to")
-
-
 class RemoveNode(_Mutation, tag="remove_node"):
     node_id: NodeId
-    # Filled in by the server: the edges that went with the node (engines omit it).
-    edges: list[EdgeRef] | None = None
+    # The edges that went with the node. Engines omit it; the server fills it
+    # in, so history can restore them. Events recorded before it did lack it.
+    edges: list[EdgeView] | None = None
 
 
 class AddEdge(_Mutation, tag="add_edge"):
@@ -218,6 +241,50 @@ CONTROL_ACTIONS: dict[str, str] = {
     "cancel_execution": "cancel",
 }
 
+# ------------------------------------------------------------- state views
+# Declared once: state reads them, replay folds events into them, render
+# shows them, and the snapshot reply sends them as they are. Every field is
+# required and always sent (null when unknown).
+
+
+class NodeView(msgspec.Struct):
+    id: str
+    label: str
+    status: NodeStatus
+    output: Any
+    metrics: dict[str, Any]
+    started_at: str | None
+    finished_at: str | None
+
+
+class GateView(msgspec.Struct):
+    node_id: str
+    presentation: dict[str, Any]
+    status: GateStatus
+    decision: Decision | None  # None while pending
+    feedback: str
+    decided_by: str
+    decided_at: str | None
+
+
+class DagSnapshot(msgspec.Struct):
+    """The whole state of one DAG after event ``last_seq``."""
+
+    dag_id: str
+    name: str
+    status: ExecutionStatus
+    budget: float | None
+    spent: float
+    remaining: float | None
+    results: Any
+    last_seq: int
+    created_at: str
+    finished_at: str | None
+    nodes: list[NodeView]
+    edges: list[EdgeView]
+    gates: list[GateView]
+
+
 # ------------------------------------------------- replies (no seq, one client)
 
 
@@ -233,7 +300,7 @@ class ErrorReply(_Message, tag="error"):
 
 
 class Snapshot(_Message, tag="snapshot"):
-    dag: dict[str, Any]
+    dag: DagSnapshot
     seq: int
 
 

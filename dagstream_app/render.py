@@ -1,12 +1,11 @@
-"""HTML for the dashboard: page regions, and each event as out-of-band fragments.
+"""HTML for the dashboard, from typed views of a DAG's state: views in, HTML out.
 
-The same functions render a region into the page and into a live message (with
-``hx-swap-oob``), so the two never disagree. Regions use overridable templates
-under ``dagstream_app/fragments/``; the graph's nodes and edges are built here
-in Python because a 5,000-node DAG must render in well under a second.
-
-Live fragments are rendered once per (DAG, seq, permission variant) per process
-and cached, so a thousand viewers cost one render and no per-viewer queries.
+The same functions render a region into the page and into a live message
+(``oob=True`` adds ``hx-swap-oob``), so the two never disagree. Regions use
+overridable templates under ``dagstream_app/fragments/``, which get ``oob`` in
+their context; the graph's nodes and edges are built here in Python because a
+5,000-node DAG must render in well under a second. Nothing here queries the
+database: callers read with :mod:`dagstream_app.state` first.
 """
 
 from __future__ import annotations
@@ -14,28 +13,36 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from django.db.models import Count, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from dagstream_app import layout
-from dagstream_app.models import Dag, Edge, Event, Gate, Node
-from dagstream_app.protocol import TERMINAL_STATUSES, format_ts
+from dagstream_app.conf import get_config
+from dagstream_app.protocol import (
+    CLOSE_CODES,
+    DECISION_TO_GATE_STATUS,
+    FINISHED_NODE_STATUSES,
+    TERMINAL_STATUSES,
+    DagSnapshot,
+    EdgeView,
+    GateView,
+    NodeView,
+)
+from dagstream_app.replay import NodeCounts, Working, count_nodes
 
+if TYPE_CHECKING:
+    from dagstream_app.state import RunRow
+
+# How many events the timeline shows (the page trims to it as events arrive).
 TIMELINE_LENGTH = 100
-DONE_STATUSES = ("completed", "skipped")
-FINISHED_NODE_STATUSES = frozenset({"completed", "failed", "skipped", "cancelled"})
 STATUS_ICONS = {
     "pending": "pending",
     "running": "running",
@@ -50,9 +57,6 @@ STATUS_ICONS = {
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 Perms = tuple[bool, bool]  # (may decide gates, may control the run)
-# (dag_id, seq, frame, perms): the frame (with its timestamp) tells apart a DAG
-# deleted and created again under the same id, whose seqs start over.
-CacheKey = tuple[str, int, str, Perms]
 
 
 # ----------------------------------------------------------------- helpers
@@ -111,15 +115,19 @@ def span_seconds(start: str | None, end: str | None, now: str | None = None) -> 
 
 
 def pretty_json(value: Any) -> str:
+    """JSON for people: indented, keys sorted; a string stays as it is."""
     if isinstance(value, str):
         return value
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def icon(name: str, cls: str = "icon") -> str:
-    return (
-        f'<svg class="{cls}" aria-hidden="true" focusable="false"><use href="#ds-i-{name}"/></svg>'
-    )
+def _oob(oob: bool) -> str:
+    return ' hx-swap-oob="true"' if oob else ""
+
+
+def page_config() -> dict[str, Any]:
+    """What ``dagstream.js`` takes from Python (the pages embed it with ``json_script``)."""
+    return {"closeCodes": CLOSE_CODES, "timelineLength": TIMELINE_LENGTH}
 
 
 # ------------------------------------------------------------------- graph
@@ -127,17 +135,16 @@ def icon(name: str, cls: str = "icon") -> str:
 
 def node_svg(
     dag_id: str,
-    node: Mapping[str, Any],
+    node: NodeView,
     seq: int = 0,
     base: str | None = None,
     now: str | None = None,
 ) -> str:
     """The inner ``<g class="node">`` of one node's slot (status, label, duration)."""
-    node_id: str = node["id"]
-    status: str = node["status"]
-    label = node.get("label") or node_id
+    node_id, status = node.id, node.status
+    label = node.label or node_id
     short = label if len(label) <= 20 else label[:19] + "…"
-    started, finished = node.get("started_at"), node.get("finished_at")
+    started, finished = node.started_at, node.finished_at
     duration = ""
     timer = ""
     if status == "running" and started:
@@ -164,18 +171,27 @@ def node_svg(
     )
 
 
+def node_slot_html(dag_id: str, node: NodeView, seq: int) -> str:
+    """One node's ``<g>`` swapped into its stable slot (as ``<svg>``: a message is HTML)."""
+    return (
+        f'<svg hx-swap-oob="innerHTML:#{dom_id("ns", node.id)}">{node_svg(dag_id, node, seq)}</svg>'
+    )
+
+
 def graph_html(
     dag_id: str,
-    nodes: Sequence[Mapping[str, Any]],
-    edges: Sequence[Mapping[str, str]],
+    nodes: Sequence[NodeView],
+    edges: Sequence[EdgeView],
     now: str | None = None,
+    *,
+    oob: bool = False,
 ) -> SafeString:
     """The whole graph: ``<div id="graph">`` around one server-rendered ``<svg>``."""
-    ids = [n["id"] for n in nodes]
-    pairs = [(e["from"], e["to"]) for e in edges]
+    ids = [n.id for n in nodes]
+    pairs = [(e.src, e.dst) for e in edges]
     lay = layout.compute(ids, pairs)
     out = [
-        f'<div id="graph" class="graph" data-nodes="{len(ids)}">',
+        f'<div id="graph"{_oob(oob)} class="graph" data-nodes="{len(ids)}">',
         f'<svg class="graph-svg" viewBox="0 0 {lay.width} {lay.height}" width="{lay.width}"'
         f' height="{lay.height}" role="group" aria-label="Graph of {len(ids)} nodes">',
         '<g class="edges">',
@@ -188,9 +204,9 @@ def graph_html(
     out.append('</g><g class="nodes">')
     base = nodes_base(dag_id)  # reverse() once, not per node
     for node in nodes:
-        x, y = lay.positions[node["id"]]
+        x, y = lay.positions[node.id]
         out.append(
-            f'<g id="{dom_id("ns", node["id"])}" class="slot" transform="translate({x} {y})">'
+            f'<g id="{dom_id("ns", node.id)}" class="slot" transform="translate({x} {y})">'
             f"{node_svg(dag_id, node, base=base, now=now)}</g>"
         )
     out.append("</g></svg>")
@@ -229,22 +245,8 @@ def status_html(
     )
 
 
-def node_counts(dag_id: str) -> dict[str, int]:
-    return Node.objects.filter(dag_id=dag_id).aggregate(
-        total=Count("id"),
-        done=Count("id", filter=Q(status__in=DONE_STATUSES)),
-        failed=Count("id", filter=Q(status="failed")),
-        running=Count("id", filter=Q(status__in=("running", "waiting"))),
-    )
-
-
-def progress_context(counts: Mapping[str, int]) -> dict[str, Any]:
-    total = counts["total"]
-    return {**counts, "pct": round(100 * counts["done"] / total) if total else 0}
-
-
-def progress_html(counts: Mapping[str, int], *, oob: bool = False) -> SafeString:
-    return _render("progress.html", {"p": progress_context(counts), "oob": oob})
+def progress_html(counts: NodeCounts, *, oob: bool = False) -> SafeString:
+    return _render("progress.html", {"p": counts, "oob": oob})
 
 
 def cost_context(spent: float, budget: float | None) -> dict[str, Any]:
@@ -284,9 +286,16 @@ def controls_html(
 
 
 def gate_context(
-    dag_id: str, gate: Mapping[str, Any], can_decide: bool, **extra: Any
+    dag_id: str,
+    gate: GateView,
+    can_decide: bool,
+    *,
+    message: str = "",
+    tone: str = "error",
+    draft: str = "",
+    readonly: bool = False,
 ) -> dict[str, Any]:
-    presentation: dict[str, Any] = gate.get("presentation") or {}
+    presentation = gate.presentation
     title = presentation.get("title")
     body = presentation.get("body")
     fields = [
@@ -294,34 +303,48 @@ def gate_context(
         for key, value in presentation.items()
         if key not in ("title", "body")
     ]
-    node_id: str = gate["node_id"]
+    node_id = gate.node_id
     return {
         "dom_id": dom_id("gate", node_id),
         "node_id": node_id,
         "title": title if isinstance(title, str) and title else f"Decision needed at {node_id}",
         "body": body if isinstance(body, str) else (pretty_json(body) if body else ""),
         "fields": fields,
-        "status": gate.get("status", "pending"),
-        "decided_by": gate.get("decided_by") or "",
-        "decided_at": gate.get("decided_at") or "",
-        "feedback": gate.get("feedback") or "",
+        "status": gate.status,
+        "decided_by": gate.decided_by,
+        "decided_at": gate.decided_at or "",
+        "feedback": gate.feedback,
         "url": decide_url(dag_id, node_id),
         "can_decide": can_decide,
-        "message": "",
-        "tone": "error",
-        "draft": "",
-        "readonly": False,
-        **extra,
+        "max_length": get_config()["FEEDBACK_MAX_LENGTH"],
+        "message": message,
+        "tone": tone,
+        "draft": draft,
+        "readonly": readonly,
     }
 
 
-def gate_html(dag_id: str, gate: Mapping[str, Any], can_decide: bool, **extra: Any) -> SafeString:
-    return _render("gate.html", {"g": gate_context(dag_id, gate, can_decide, **extra)})
+def gate_html(
+    dag_id: str,
+    gate: GateView,
+    can_decide: bool,
+    *,
+    oob: bool = False,
+    message: str = "",
+    tone: str = "error",
+    draft: str = "",
+    readonly: bool = False,
+) -> SafeString:
+    """One gate card; ``oob`` makes it replace the card already on the page."""
+    context = gate_context(
+        dag_id, gate, can_decide, message=message, tone=tone, draft=draft, readonly=readonly
+    )
+    return _render("gate.html", {"g": context, "oob": oob})
 
 
 def gates_html(
     dag_id: str,
-    gates: Iterable[Mapping[str, Any]],
+    gates: Iterable[GateView],
     can_decide: bool,
     *,
     oob: bool = False,
@@ -386,12 +409,12 @@ def describe(event: Mapping[str, Any]) -> dict[str, Any]:
             }
         case "gate_decided":
             who = event.get("decided_by") or "the system"
-            past = {"approve": "approved", "reject": "rejected", "modify": "modified"}
+            past = DECISION_TO_GATE_STATUS.get(event["decision"], event["decision"])
             return {
                 "icon": "gate",
                 "tone": "info",
                 "subject": event["node_id"],
-                "text": f"{past.get(event['decision'], event['decision'])} by {who}",
+                "text": f"{past} by {who}",
             }
         case "execution_state":
             state = event["state"]
@@ -426,24 +449,9 @@ def timeline_entry_html(event: Mapping[str, Any]) -> SafeString:
 
 
 def timeline_html(events: Sequence[Mapping[str, Any]], *, oob: bool = False) -> SafeString:
-    """``events`` newest first."""
+    """``events`` newest first (at most ``TIMELINE_LENGTH``)."""
     entries = [timeline_entry_html(e) for e in events]
-    return _render("timeline.html", {"entries": entries, "oob": oob})
-
-
-def recent_events(
-    dag_id: str, upto: int | None = None, limit: int = TIMELINE_LENGTH
-) -> list[dict[str, Any]]:
-    """The last ``limit`` events (at or before ``upto``), newest first, as dicts."""
-    rows = Event.objects.filter(dag_id=dag_id)
-    if upto is not None:
-        rows = rows.filter(seq__lte=upto)
-    return [
-        {"type": kind, "seq": seq, "ts": format_ts(created), **payload}
-        for seq, kind, created, payload in rows.order_by("-seq").values_list(
-            "seq", "type", "created_at", "payload"
-        )[:limit]
-    ]
+    return _render("timeline.html", {"entries": entries, "limit": TIMELINE_LENGTH, "oob": oob})
 
 
 def seq_marker(seq: int) -> str:
@@ -451,263 +459,129 @@ def seq_marker(seq: int) -> str:
 
 
 def regions(
-    snap: Mapping[str, Any],
+    snap: DagSnapshot,
     perms: Perms,
     events: Sequence[Mapping[str, Any]],
     *,
     oob: bool = False,
     readonly: bool = False,
+    now: str | None = None,
 ) -> dict[str, SafeString]:
-    """Every live region of the detail page, rendered from one snapshot."""
-    dag_id = snap["dag_id"]
-    counts = {
-        "total": len(snap["nodes"]),
-        "done": sum(1 for n in snap["nodes"] if n["status"] in DONE_STATUSES),
-        "failed": sum(1 for n in snap["nodes"] if n["status"] == "failed"),
-        "running": sum(1 for n in snap["nodes"] if n["status"] in ("running", "waiting")),
-    }
-    now = snap.get("at")  # a replayed state is "as of" its last event
-    graph = graph_html(dag_id, snap["nodes"], snap["edges"], now)
-    if oob:
-        graph = mark_safe(graph.replace('<div id="graph"', '<div id="graph" hx-swap-oob="true"', 1))
+    """Every live region of the detail page, rendered from one snapshot.
+
+    ``now`` is the moment durations run to (a replayed state is "as of" its
+    last event); by default, the present.
+    """
+    dag_id = snap.dag_id
     return {
-        "graph": graph,
-        "status": status_html(
-            snap["status"], snap["created_at"], snap["finished_at"], oob=oob, now=now
-        ),
-        "progress": progress_html(counts, oob=oob),
-        "cost": cost_html(snap["spent"], snap["budget"], oob=oob),
-        "controls": controls_html(dag_id, snap["status"], perms[1], oob=oob),
-        "gates": gates_html(dag_id, snap["gates"], perms[0], oob=oob, readonly=readonly),
-        "results": results_html(snap["status"], snap["results"], oob=oob),
+        "graph": graph_html(dag_id, snap.nodes, snap.edges, now, oob=oob),
+        "status": status_html(snap.status, snap.created_at, snap.finished_at, oob=oob, now=now),
+        "progress": progress_html(count_nodes(snap.nodes), oob=oob),
+        "cost": cost_html(snap.spent, snap.budget, oob=oob),
+        "controls": controls_html(dag_id, snap.status, perms[1], oob=oob),
+        "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly),
+        "results": results_html(snap.status, snap.results, oob=oob),
         "timeline": timeline_html(events, oob=oob),
     }
+
+
+def snapshot_message(snap: DagSnapshot, perms: Perms, events: Sequence[Mapping[str, Any]]) -> str:
+    """Every region re-rendered out of band (a resume that could not replay)."""
+    parts = regions(snap, perms, events, oob=True)
+    return "".join(parts.values()) + seq_marker(snap.last_seq)
+
+
+def node_panel_html(dag_id: str, node: NodeView) -> SafeString:
+    """The side panel of one node: status, timing, output and metrics."""
+    started, finished = node.started_at, node.finished_at
+    duration = format_duration(
+        span_seconds(started, finished if node.status != "running" else None)
+    )
+    context = {
+        "node": node,
+        "slot": dom_id("ns", node.id),
+        "url": node_url(dag_id, node.id),
+        "started": started,
+        "duration": duration,
+        "output": "" if node.output is None else pretty_json(node.output),
+        "metrics": [(k, pretty_json(v)) for k, v in sorted(node.metrics.items())],
+    }
+    return mark_safe(render_to_string("dagstream_app/node_panel.html", context))
 
 
 # ----------------------------------------------------------- live fragments
 
 
-class FragmentCache:
-    """A small thread-safe LRU of rendered event fragments."""
+def event_html(dag_id: str, seq: int, event: Mapping[str, Any], work: Working, perms: Perms) -> str:
+    """One event as out-of-band fragments for only what it changed (without the seq marker).
 
-    def __init__(self, size: int = 20_000) -> None:
-        self.size = size
-        self._data: OrderedDict[CacheKey, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: CacheKey) -> str | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: CacheKey, value: str) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-cache = FragmentCache()
-
-
-def _node_view(dag_id: str, node_id: str, event: Mapping[str, Any]) -> dict[str, Any] | None:
-    row = Node.objects.filter(dag_id=dag_id, node_id=node_id).values("label", "started_at").first()
-    if row is None:
-        return None
-    status = event["status"]
-    started = format_ts(row["started_at"]) if row["started_at"] else None
-    if status == "running" and started is None:
-        started = event["ts"]
-    finished = event["ts"] if status in FINISHED_NODE_STATUSES else None
-    return {
-        "id": node_id,
-        "label": row["label"],
-        "status": status,
-        "started_at": started,
-        "finished_at": finished,
-    }
-
-
-def render_event(dag_id: str, seq: int, frame: str, perms: Perms) -> str:
-    """One event as out-of-band fragments for only what it changed (without the seq marker)."""
-    event: dict[str, Any] = json.loads(frame)
+    ``work`` is what the fragments show (:func:`dagstream_app.state.live_state`).
+    """
     parts: list[str] = []
     match event["type"]:
         case "node_state":
-            view = _node_view(dag_id, event["node_id"], event)
-            if view is not None:
-                parts.append(
-                    f'<svg hx-swap-oob="innerHTML:#{dom_id("ns", event["node_id"])}">'
-                    f"{node_svg(dag_id, view, seq)}</svg>"
-                )
-            parts.append(progress_html(node_counts(dag_id), oob=True))
+            node = work.nodes.get(event["node_id"])
+            if node is not None:
+                parts.append(node_slot_html(dag_id, node, seq))
+            parts.append(progress_html(work.node_counts(), oob=True))
         case "edge_active":
             parts.append(
                 f'<div id="ds-flash" hidden hx-swap-oob="true" data-seq="{seq}"'
                 f' data-edge="{edge_dom_id(event["from"], event["to"])}"></div>'
             )
         case "dag_mutated":
-            nodes = [
-                {
-                    "id": n["node_id"],
-                    "label": n["label"],
-                    "status": n["status"],
-                    "started_at": _iso(n["started_at"]),
-                    "finished_at": _iso(n["finished_at"]),
-                }
-                for n in Node.objects.filter(dag_id=dag_id).values(
-                    "node_id", "label", "status", "started_at", "finished_at"
-                )
-            ]
-            edges = _edges(dag_id)
-            graph = graph_html(dag_id, nodes, edges)
-            parts.append(graph.replace('<div id="graph"', '<div id="graph" hx-swap-oob="true"', 1))
-            parts.append(progress_html(node_counts(dag_id), oob=True))
+            snap = work.snapshot()
+            parts.append(graph_html(dag_id, snap.nodes, snap.edges, oob=True))
+            parts.append(progress_html(work.node_counts(), oob=True))
         case "cost_update":
-            parts.append(cost_html(event["spent"], event.get("budget"), oob=True))
+            parts.append(cost_html(work.spent, work.budget, oob=True))
         case "execution_complete":
-            parts.append(results_html("completed", event.get("results"), oob=True))
+            parts.append(results_html("completed", work.results, oob=True))
         case "human_gate_waiting":
-            gate = {
-                "node_id": event["node_id"],
-                "presentation": event["presentation"],
-                "status": "pending",
-            }
-            parts.append(
-                f'<div hx-swap-oob="beforeend:#gate-list">{gate_html(dag_id, gate, perms[0])}</div>'
-            )
+            card = gate_html(dag_id, work.gates[event["node_id"]], perms[0])
+            parts.append(f'<div hx-swap-oob="beforeend:#gate-list">{card}</div>')
         case "gate_decided":
-            presentation = (
-                Gate.objects.filter(dag_id=dag_id, node_id=event["node_id"])
-                .values_list("presentation", flat=True)
-                .first()
-            )
-            gate = {
-                "node_id": event["node_id"],
-                "presentation": presentation or {},
-                "status": {"approve": "approved", "reject": "rejected", "modify": "modified"}[
-                    event["decision"]
-                ],
-                "feedback": event.get("feedback", ""),
-                "decided_by": event.get("decided_by", ""),
-                "decided_at": event["ts"],
-            }
-            html = gate_html(dag_id, gate, perms[0])
-            parts.append(html.replace("<article ", '<article hx-swap-oob="true" ', 1))
+            parts.append(gate_html(dag_id, work.gates[event["node_id"]], perms[0], oob=True))
         case "execution_state":
-            state = event["state"]
-            created = Dag.objects.filter(pk=dag_id).values_list("created_at", flat=True).first()
-            started = format_ts(created) if created else event["ts"]
-            finished = event["ts"] if state in TERMINAL_STATUSES else None
-            parts.append(status_html(state, started, finished, oob=True))
-            parts.append(controls_html(dag_id, state, perms[1], oob=True))
+            parts.append(status_html(work.status, work.created_at, work.finished_at, oob=True))
+            parts.append(controls_html(dag_id, work.status, perms[1], oob=True))
         case "error":
             pass
     parts.append(f'<ol hx-swap-oob="afterbegin:#timeline">{timeline_entry_html(event)}</ol>')
     return "".join(parts)
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return format_ts(moment) if moment else None
-
-
-def _edges(dag_id: str) -> list[dict[str, str]]:
-    return [
-        {"from": a, "to": b}
-        for a, b in Edge.objects.filter(dag_id=dag_id).values_list("src", "dst")
-    ]
-
-
-def cached_events_html(dag_id: str, events: Sequence[tuple[int, str]], perms: Perms) -> str | None:
-    """The message for ``events`` if every fragment is cached (no database), else None."""
-    parts = []
-    for seq, frame in events:
-        html = cache.get((dag_id, seq, frame, perms))
-        if html is None:
-            return None
-        parts.append(html)
-    parts.append(seq_marker(events[-1][0]))
-    return "".join(parts)
-
-
-def events_html(dag_id: str, events: Sequence[tuple[int, str]], perms: Perms) -> str:
-    """One message for ``events``: their fragments, in order, then the seq marker."""
-    parts = []
-    for seq, frame in events:
-        key = (dag_id, seq, frame, perms)
-        html = cache.get(key)
-        if html is None:
-            html = render_event(dag_id, seq, frame, perms)
-            cache.put(key, html)
-        parts.append(html)
-    parts.append(seq_marker(events[-1][0]))
-    return "".join(parts)
-
-
-def snapshot_message(snap: Mapping[str, Any], perms: Perms) -> str:
-    """Every region re-rendered out of band (a resume that could not replay)."""
-    events = recent_events(snap["dag_id"], snap["last_seq"])
-    parts = regions(snap, perms, events, oob=True)
-    return "".join(parts.values()) + seq_marker(snap["last_seq"])
-
-
 # ------------------------------------------------------------- run list
 
 
-def row_context(dag: Dag, total: int, done: int) -> dict[str, Any]:
-    created = format_ts(dag.created_at)
-    finished = format_ts(dag.finished_at) if dag.finished_at else None
+def row_context(row: RunRow) -> dict[str, Any]:
+    created = parse_ts(row.created_at)
     return {
-        "dom_id": dom_id("run", dag.dag_id),
-        "dag_id": dag.dag_id,
-        "name": dag.name,
-        "status": dag.status,
-        "url": reverse("dagstream:detail", args=[dag.dag_id]),
-        "total": total,
-        "done": done,
-        "pct": round(100 * done / total) if total else 0,
-        "spent": dag.spent,
-        "budget": dag.budget,
-        "created_at": created,
-        "created_label": dag.created_at.strftime("%b %d, %H:%M"),
-        "finished_at": finished,
-        "duration": format_duration(span_seconds(created, finished)),
+        "dom_id": dom_id("run", row.dag_id),
+        "dag_id": row.dag_id,
+        "name": row.name,
+        "status": row.status,
+        "url": reverse("dagstream:detail", args=[row.dag_id]),
+        "total": row.total,
+        "done": row.done,
+        "pct": round(100 * row.done / row.total) if row.total else 0,
+        "waiting": row.waiting,
+        "spent": row.spent,
+        "budget": row.budget,
+        "created_at": row.created_at,
+        "created_label": created.strftime("%b %d, %H:%M") if created else "",
+        "finished_at": row.finished_at,
+        "duration": format_duration(span_seconds(row.created_at, row.finished_at)),
     }
 
 
-def annotated(queryset: Any) -> Any:
-    """DAGs with their node counts and waiting gates (a subquery: no join fan-out)."""
-    waiting = (
-        Gate.objects.filter(dag=OuterRef("pk"), status="pending")
-        .order_by()
-        .values("dag")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return queryset.annotate(
-        n_total=Count("nodes"),
-        n_done=Count("nodes", filter=Q(nodes__status__in=DONE_STATUSES)),
-        n_waiting=Coalesce(Subquery(waiting), 0),
-    )
+def row_html(row: RunRow, *, oob: bool = False) -> SafeString:
+    return _render("dag_row.html", {"r": row_context(row), "oob": oob})
 
 
-def row_html(dag: Any, *, oob: bool = False) -> SafeString:
-    row = {**row_context(dag, dag.n_total, dag.n_done), "waiting": dag.n_waiting}
-    return _render("dag_row.html", {"r": row, "oob": oob})
-
-
-def index_message(pending: Mapping[str, int], new_runs: int) -> str:
+def index_message(rows: Iterable[RunRow], new_runs: int) -> str:
     """Rows of the changed DAGs on a list page (out of band), and the new-runs notice."""
-    # One query per throttle window per list page; rows are not cached, since
-    # the list's messages carry no event to tell a re-created DAG apart.
-    parts = [row_html(dag, oob=True) for dag in annotated(Dag.objects.filter(pk__in=list(pending)))]
+    parts = [row_html(row, oob=True) for row in rows]
     if new_runs:
         parts.append(_render("list_notice.html", {"count": new_runs}))
     return "".join(parts)

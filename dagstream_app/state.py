@@ -1,72 +1,155 @@
-"""Read-only views of DAG state: snapshots, event frames, replay decisions."""
+"""Every read query: snapshots, event frames, history, and what the dashboard shows.
+
+Nothing here writes (that is :mod:`dagstream_app.services`). A DAG's state
+comes back as the :mod:`dagstream_app.protocol` views; history and live
+fragments fold events into it with :mod:`dagstream_app.replay`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+import msgspec
 from django.db import transaction
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
-from dagstream_app import protocol
+from dagstream_app import protocol, replay
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag, Edge, Event, Gate, Node
-from dagstream_app.protocol import format_ts
+from dagstream_app.protocol import DagSnapshot, EdgeView, GateView, NodeStatus, NodeView, format_ts
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return format_ts(moment) if moment else None
+
+
+# ---------------------------------------------------------------- one DAG
+
+
+def dag(dag_id: str) -> Dag | None:
+    return Dag.objects.filter(pk=dag_id).first()
+
+
+def progress(dag_id: str) -> tuple[int, str] | None:
+    """The DAG's (last seq, status), or None if it is unknown."""
+    return Dag.objects.filter(pk=dag_id).values_list("last_seq", "status").first()
+
+
+def _gate_view(gate: Gate) -> GateView:
+    return GateView(
+        node_id=gate.node_id,
+        presentation=gate.presentation,
+        status=cast(protocol.GateStatus, gate.status),
+        decision=gate.decision,
+        feedback=gate.feedback,
+        decided_by=gate.decided_by,
+        decided_at=_iso(gate.decided_at),
+    )
 
 
 def gate_dict(gate: Gate) -> dict[str, Any]:
-    return {
-        "node_id": gate.node_id,
-        "presentation": gate.presentation,
-        "status": gate.status,
-        "decision": gate.decision,
-        "feedback": gate.feedback,
-        "decided_by": gate.decided_by,
-        "decided_at": format_ts(gate.decided_at) if gate.decided_at else None,
-    }
+    """A gate as a snapshot's ``gates`` holds it, in JSON builtins."""
+    data: dict[str, Any] = msgspec.to_builtins(_gate_view(gate))
+    return data
 
 
-def snapshot(dag_id: str) -> dict[str, Any] | None:
+def gate(dag_id: str, node_id: str) -> Gate | None:
+    """The gate at ``node_id`` with its DAG, or None."""
+    return Gate.objects.select_related("dag").filter(dag_id=dag_id, node_id=node_id).first()
+
+
+def gate_view(dag_id: str, node_id: str) -> GateView | None:
+    found = Gate.objects.filter(dag_id=dag_id, node_id=node_id).first()
+    return None if found is None else _gate_view(found)
+
+
+_NODE_FIELDS = ("node_id", "label", "status", "output", "metrics", "started_at", "finished_at")
+
+
+def _node_view(
+    node_id: str,
+    label: str,
+    status: str,
+    output: Any,
+    metrics: dict[str, Any],
+    started: datetime | None,
+    finished: datetime | None,
+) -> NodeView:
+    return NodeView(
+        id=node_id,
+        label=label,
+        status=cast(NodeStatus, status),
+        output=output,
+        metrics=metrics,
+        started_at=_iso(started),
+        finished_at=_iso(finished),
+    )
+
+
+def node(dag_id: str, node_id: str) -> NodeView | None:
+    """One node with its output and metrics (the node panel), or None."""
+    row = Node.objects.filter(dag_id=dag_id, node_id=node_id).values_list(*_NODE_FIELDS).first()
+    return None if row is None else _node_view(*row)
+
+
+def _edges(dag_id: str) -> list[EdgeView]:
+    return [EdgeView(a, b) for a, b in Edge.objects.filter(dag_id=dag_id).values_list("src", "dst")]
+
+
+def snapshot(dag_id: str) -> DagSnapshot | None:
     """The whole current state of a DAG (``last_seq`` included), or None if unknown.
 
     Read under the DAG's row lock (PostgreSQL) or in one read transaction
     (SQLite), so the state and ``last_seq`` agree.
     """
     with transaction.atomic():
-        dag = Dag.objects.select_for_update(no_key=True).filter(pk=dag_id).first()
-        if dag is None:
+        found = Dag.objects.select_for_update(no_key=True).filter(pk=dag_id).first()
+        if found is None:
             return None
         nodes = [
-            {
-                "id": n.node_id,
-                "label": n.label,
-                "status": n.status,
-                "output": n.output,
-                "metrics": n.metrics,
-                "started_at": format_ts(n.started_at) if n.started_at else None,
-                "finished_at": format_ts(n.finished_at) if n.finished_at else None,
-            }
-            for n in Node.objects.filter(dag=dag)
+            _node_view(*row) for row in Node.objects.filter(dag=found).values_list(*_NODE_FIELDS)
         ]
-        edges = [
-            {"from": src, "to": dst}
-            for src, dst in Edge.objects.filter(dag=dag).values_list("src", "dst")
-        ]
-        gates = [gate_dict(g) for g in Gate.objects.filter(dag=dag).order_by("created_at")]
-    return {
-        "dag_id": dag.dag_id,
-        "name": dag.name,
-        "status": dag.status,
-        "budget": dag.budget,
-        "spent": dag.spent,
-        "remaining": dag.remaining,
-        "results": dag.results,
-        "last_seq": dag.last_seq,
-        "created_at": format_ts(dag.created_at),
-        "finished_at": format_ts(dag.finished_at) if dag.finished_at else None,
-        "nodes": nodes,
-        "edges": edges,
-        "gates": gates,
-    }
+        edges = _edges(dag_id)
+        gates = [_gate_view(g) for g in Gate.objects.filter(dag=found).order_by("created_at")]
+    return DagSnapshot(
+        dag_id=found.dag_id,
+        name=found.name,
+        status=cast(protocol.ExecutionStatus, found.status),
+        budget=found.budget,
+        spent=found.spent,
+        remaining=found.remaining,
+        results=found.results,
+        last_seq=found.last_seq,
+        created_at=format_ts(found.created_at),
+        finished_at=_iso(found.finished_at),
+        nodes=nodes,
+        edges=edges,
+        gates=gates,
+    )
+
+
+def node_counts(dag_id: str) -> replay.NodeCounts:
+    counts = Node.objects.filter(dag_id=dag_id).aggregate(
+        total=Count("id"),
+        done=Count("id", filter=Q(status__in=replay.DONE_STATUSES)),
+        failed=Count("id", filter=Q(status="failed")),
+        running=Count("id", filter=Q(status__in=replay.ACTIVE_STATUSES)),
+    )
+    return replay.NodeCounts(**counts)
+
+
+# ----------------------------------------------------------------- events
+
+
+def _event(seq: int, kind: str, created: datetime, payload: dict[str, Any]) -> dict[str, Any]:
+    """An event as clients receive it, without ``dag_id``."""
+    return {"type": kind, "seq": seq, "ts": format_ts(created), **payload}
+
+
+_EVENT_FIELDS = ("seq", "type", "created_at", "payload")
 
 
 def event_frames(dag_id: str, after: int, upto: int | None = None) -> list[tuple[int, str]]:
@@ -76,15 +159,16 @@ def event_frames(dag_id: str, after: int, upto: int | None = None) -> list[tuple
         rows = rows.filter(seq__lte=upto)
     return [
         (seq, protocol.event_frame(kind, dag_id, seq, format_ts(created), payload))
-        for seq, kind, created, payload in rows.order_by("seq").values_list(
-            "seq", "type", "created_at", "payload"
-        )
+        for seq, kind, created, payload in rows.order_by("seq").values_list(*_EVENT_FIELDS)
     ]
 
 
-def progress(dag_id: str) -> tuple[int, str] | None:
-    """The DAG's (last seq, status), or None if it is unknown."""
-    return Dag.objects.filter(pk=dag_id).values_list("last_seq", "status").first()
+def recent_events(dag_id: str, limit: int, upto: int | None = None) -> list[dict[str, Any]]:
+    """The last ``limit`` events (at or before ``upto``), newest first."""
+    rows = Event.objects.filter(dag_id=dag_id)
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    return [_event(*row) for row in rows.order_by("-seq").values_list(*_EVENT_FIELDS)[:limit]]
 
 
 def can_replay(dag_id: str, after: int, current: int) -> bool:
@@ -97,11 +181,6 @@ def can_replay(dag_id: str, after: int, current: int) -> bool:
     if after == current:
         return True
     return Event.objects.filter(dag_id=dag_id, seq=after + 1).exists()
-
-
-def gate(dag_id: str, node_id: str) -> Gate | None:
-    """The gate at ``node_id`` with its DAG, or None."""
-    return Gate.objects.select_related("dag").filter(dag_id=dag_id, node_id=node_id).first()
 
 
 def latest_command_seq(dag_id: str) -> int | None:
@@ -126,6 +205,164 @@ def commands_after(dag_id: str, cursor: int) -> tuple[list[tuple[int, str]], str
         .values_list("seq", "command")
     )
     return rows, status
+
+
+# ------------------------------------------------------- live and history
+
+
+def live_state(dag_id: str, event: Mapping[str, Any]) -> replay.Working:
+    """What one event's live fragment shows: the rows its frame lacks, with the event applied.
+
+    The rows are read now, so they may be ahead of the event; the fields the
+    event carries are its own.
+    """
+    work = replay.Working(dag_id=dag_id)
+    match event["type"]:
+        case "node_state":
+            node_id = event["node_id"]
+            row = Node.objects.filter(dag_id=dag_id, node_id=node_id).values_list(
+                "label", "started_at"
+            )
+            found = row.first()
+            if found is not None:
+                view = replay.new_node(node_id, found[0])
+                view.started_at = _iso(found[1])
+                work.nodes[node_id] = view
+            work.counts = node_counts(dag_id)
+        case "dag_mutated":
+            # The rows already hold the change (and any later one): no reducer.
+            rows = Node.objects.filter(dag_id=dag_id).values_list(
+                "node_id", "label", "status", "started_at", "finished_at"
+            )
+            for node_id, label, status, started, finished in rows:
+                work.nodes[node_id] = _node_view(
+                    node_id, label, status, None, {}, started, finished
+                )
+            work.edges = dict.fromkeys((e.src, e.dst) for e in _edges(dag_id))
+            return work
+        case "gate_decided":
+            found_gate = gate_view(dag_id, event["node_id"])
+            if found_gate is not None:
+                work.gates[found_gate.node_id] = found_gate
+        case "execution_state":
+            created = Dag.objects.filter(pk=dag_id).values_list("created_at", flat=True).first()
+            work.created_at = format_ts(created) if created else event["ts"]
+    replay.apply(work, event)
+    return work
+
+
+def history(dag_id: str, seq: int) -> replay.Working | None:
+    """The DAG after event ``seq``, rebuilt from its log, or None if it is unknown.
+
+    Reads the events up to ``seq`` and, of those after it, only the
+    ``dag_mutated`` ones (to undo today's structure back to ``seq``).
+    """
+    found = Dag.objects.filter(pk=dag_id).values_list("name", "created_at", "budget").first()
+    if found is None:
+        return None
+    name, created, budget = found
+    events = Event.objects.filter(dag_id=dag_id)
+    upto = [
+        _event(*row)
+        for row in events.filter(seq__lte=seq).order_by("seq").values_list(*_EVENT_FIELDS)
+    ]
+    later = (
+        events.filter(seq__gt=seq, type="dag_mutated")
+        .order_by("seq")
+        .values_list("payload", flat=True)
+    )
+    mutations = [e["mutation"] for e in upto if e["type"] == "dag_mutated"]
+    mutations += [payload["mutation"] for payload in later]
+    # A budget set at creation has no event: take the first update's (or today's).
+    first_cost = next((e for e in upto if e["type"] == "cost_update"), None)
+    if first_cost is None:
+        first_cost = (
+            events.filter(seq__gt=seq, type="cost_update")
+            .order_by("seq")
+            .values_list("payload", flat=True)
+            .first()
+        )
+    if first_cost is not None:
+        budget = first_cost.get("budget")
+    labels = dict(Node.objects.filter(dag_id=dag_id).values_list("node_id", "label"))
+    edges = Edge.objects.filter(dag_id=dag_id).values_list("src", "dst")
+    start = replay.Working(dag_id=dag_id, name=name, budget=budget, created_at=format_ts(created))
+    return replay.rebuild(start, labels, edges, mutations, upto)
+
+
+# --------------------------------------------------------------- run list
+
+
+class RunRow(msgspec.Struct):
+    """One run of the run list, with its node counts and waiting gates."""
+
+    dag_id: str
+    name: str
+    status: str
+    spent: float
+    budget: float | None
+    created_at: str
+    finished_at: str | None
+    total: int
+    done: int
+    waiting: int
+
+
+def runs(query: str = "", status: str = "") -> QuerySet[Dag]:
+    """DAGs whose name or id contains ``query`` (and in ``status``), newest first."""
+    dags = Dag.objects.order_by("-created_at")
+    if query:
+        dags = dags.filter(Q(name__icontains=query) | Q(dag_id__icontains=query))
+    if status:
+        dags = dags.filter(status=status)
+    return dags
+
+
+def run_rows(dag_ids: Sequence[str]) -> list[RunRow]:
+    """Rows of these DAGs, newest first (counts by subquery: no join fan-out)."""
+    waiting = (
+        Gate.objects.filter(dag=OuterRef("pk"), status="pending")
+        .order_by()
+        .values("dag")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rows = (
+        Dag.objects.filter(pk__in=list(dag_ids))
+        .annotate(
+            n_total=Count("nodes"),
+            n_done=Count("nodes", filter=Q(nodes__status__in=replay.DONE_STATUSES)),
+            n_waiting=Coalesce(Subquery(waiting), 0),
+        )
+        .order_by("-created_at")
+        .values_list(
+            "dag_id",
+            "name",
+            "status",
+            "spent",
+            "budget",
+            "created_at",
+            "finished_at",
+            "n_total",
+            "n_done",
+            "n_waiting",
+        )
+    )
+    return [
+        RunRow(
+            dag_id=row[0],
+            name=row[1],
+            status=row[2],
+            spent=row[3],
+            budget=row[4],
+            created_at=format_ts(row[5]),
+            finished_at=_iso(row[6]),
+            total=row[7],
+            done=row[8],
+            waiting=row[9],
+        )
+        for row in rows
+    ]
 
 
 def finished_before(moment: datetime, limit: int | None = None) -> list[str]:

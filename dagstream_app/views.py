@@ -9,18 +9,16 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render as render_page
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
 
-from dagstream_app import render, replay, services, state
+from dagstream_app import render, services, state
 from dagstream_app.conf import get_config
-from dagstream_app.models import Dag, Node
-from dagstream_app.permissions import Refused, allowed, authorize
+from dagstream_app.models import Dag
+from dagstream_app.permissions import Refused, allowed, authorize, visible
 from dagstream_app.protocol import format_ts
 
 PAGE_SIZE = 25
@@ -32,6 +30,7 @@ def _page(
 ) -> HttpResponse:
     context = {
         "dagstream_base_template": get_config()["BASE_TEMPLATE"],
+        "dagstream_config": render.page_config(),
         "server_now": format_ts(timezone.now()),
         **context,
     }
@@ -75,24 +74,20 @@ def _perms(request: HttpRequest, dag: Dag) -> render.Perms:
 def dag_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()[:200]
     status = request.GET.get("status", "")
-    dags = Dag.objects.order_by("-created_at")
-    if q:
-        dags = dags.filter(Q(name__icontains=q) | Q(dag_id__icontains=q))
-    if status in Dag.Status.values:
-        dags = dags.filter(status=status)
-    else:
+    if status not in Dag.Status.values:
         status = ""
+    # Filtered before it is counted and paged: the count and the pages never
+    # include runs this user may not see.
+    dags = visible(request.user, state.runs(q, status))
     page = Paginator(dags, PAGE_SIZE).get_page(request.GET.get("page"))
-    page_dags = [d for d in render.annotated(Dag.objects.filter(pk__in=[d.pk for d in page]))]
-    page_dags.sort(key=lambda d: d.created_at, reverse=True)
-    page_dags = [d for d in page_dags if allowed(request.user, "view", d)]
+    rows = state.run_rows([d.dag_id for d in page])
     params = {k: v for k, v in (("q", q), ("status", status)) if v}
-    ids = ",".join(d.dag_id for d in page_dags)
+    ids = ",".join(row.dag_id for row in rows)
     return _page(
         request,
         "dag_list.html",
         {
-            "rows": [render.row_html(d) for d in page_dags],
+            "rows": [render.row_html(row) for row in rows],
             "page_obj": page,
             "q": q,
             "status": status,
@@ -114,13 +109,13 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
     snap = state.snapshot(dag.dag_id)
     if snap is None:
         raise Http404
-    events = render.recent_events(dag.dag_id, snap["last_seq"])
+    events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, snap.last_seq)
     return _page(
         request,
         "dag_detail.html",
         {
             "dag": dag,
-            "last_seq": snap["last_seq"],
+            "last_seq": snap.last_seq,
             "regions": render.regions(snap, _perms(request, dag), events),
             "ws_url": f"/ws/dags/{dag.dag_id}/html/",
         },
@@ -130,27 +125,10 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
 @require_GET
 @viewer_required
 def node_panel(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
-    node = Node.objects.filter(dag=dag, node_id=node_id).first()
+    node = state.node(dag.dag_id, node_id)
     if node is None:
         raise Http404(f"Unknown node {node_id!r}.")
-    started = format_ts(node.started_at) if node.started_at else None
-    finished = format_ts(node.finished_at) if node.finished_at else None
-    duration = render.format_duration(
-        render.span_seconds(started, finished if node.status != "running" else None)
-    )
-    return render_page(
-        request,
-        "dagstream_app/node_panel.html",
-        {
-            "node": node,
-            "slot": render.dom_id("ns", node.node_id),
-            "url": render.node_url(dag.dag_id, node.node_id),
-            "started": started,
-            "duration": duration,
-            "output": "" if node.output is None else render.pretty_json(node.output),
-            "metrics": [(k, render.pretty_json(v)) for k, v in sorted(node.metrics.items())],
-        },
-    )
+    return HttpResponse(render.node_panel_html(dag.dag_id, node))
 
 
 @require_GET
@@ -162,15 +140,15 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
     except ValueError:
         seq = last
     seq = max(min(seq, last), 1 if last else 0)
-    snap = replay.state_at(dag.dag_id, seq)
-    if snap is None:
+    past = state.history(dag.dag_id, seq)
+    if past is None:
         raise Http404
-    events = render.recent_events(dag.dag_id, seq)
-    regions = render.regions(snap, (False, False), events, readonly=True)
+    events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, seq)
+    regions = render.regions(past.snapshot(), (False, False), events, readonly=True, now=past.at)
     return _page(
         request,
         "dag_replay.html",
-        {"dag": dag, "seq": seq, "last_seq": last, "at": snap["at"], "regions": regions},
+        {"dag": dag, "seq": seq, "last_seq": last, "at": past.at, "regions": regions},
     )
 
 
@@ -195,7 +173,7 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
             who = exc.decision.get("decided_by") or "the system"
             message = f"Someone else decided first: {exc.decision.get('decision')} by {who}."
             tone = "info"
-    gate = state.gate(dag.dag_id, node_id)
+    gate = state.gate_view(dag.dag_id, node_id)
     if gate is None:
         return HttpResponse(
             f'<p class="alert alert--error" role="alert">{escape(message)}</p>',
@@ -203,7 +181,7 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
         )
     html = render.gate_html(
         dag.dag_id,
-        state.gate_dict(gate),
+        gate,
         can_decide,
         message=message,
         tone=tone,
@@ -222,7 +200,7 @@ def dag_control(request: HttpRequest, dag: Dag) -> HttpResponse:
     except services.DagstreamError as exc:
         status = _STATUS.get(exc.code, 400)
         message = exc.message
-        dag.refresh_from_db()
+        dag = state.dag(dag.dag_id) or dag
     html = render.controls_html(
         dag.dag_id, dag.status, allowed(request.user, "control", dag), message=message
     )

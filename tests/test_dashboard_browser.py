@@ -130,6 +130,15 @@ def timeline_seqs(page: Page) -> list[int]:
     ]
 
 
+def kill_under(page: Page, srv: Server, errors: Errors) -> None:
+    """Kill the server under a live page, and wait until the page notices."""
+    expect(connection(page)).to_have_attribute("data-connection", "open")
+    errors.allow = OUTAGE_NOISE
+    srv.process.kill()
+    srv.process.wait(timeout=10)
+    expect(connection(page)).to_have_attribute("data-connection", "reconnecting", timeout=WAIT)
+
+
 def shoot(page: Page, name: str) -> None:
     IMG.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(IMG / name), full_page=False)
@@ -406,10 +415,7 @@ def test_reconnect_after_server_restart_catches_up_exactly_once(
             engine.node_state("resume-1", f"n{i}", "running")
         expect(node(page, "n2")).to_have_attribute("data-status", "running", timeout=WAIT)
 
-        errors.allow = OUTAGE_NOISE
-        srv.process.kill()
-        srv.process.wait(timeout=10)
-        expect(connection(page)).to_have_attribute("data-connection", "reconnecting", timeout=WAIT)
+        kill_under(page, srv, errors)
         expect(page.locator("#ds-stale")).to_be_visible()
         expect(page.locator("body")).to_have_attribute("data-live", "stale")
         expect(page.locator(".layout")).to_have_css("opacity", "0.55")  # the stale view is dimmed
@@ -589,4 +595,24 @@ def test_in_a_host_base_template_host_and_dagstream_styles_keep_apart(
         page.close()
     finally:
         errors.allow = OUTAGE_NOISE  # a page left open notices the server going away
+        srv.stop()
+
+
+def test_a_run_deleted_while_away_is_a_terminal_close(
+    new_page: Callable[..., Page], operator: str, errors: Errors
+) -> None:
+    engine.create_dag("gone-1", name="gone", nodes=["a"])
+    srv = start_server()
+    try:
+        page = new_page()
+        login(page, srv, operator, then="/dags/gone-1/")
+        kill_under(page, srv, errors)
+        Dag.objects.filter(pk="gone-1").delete()
+        srv.stop()
+        srv = start_server(port=srv.port)
+        # The reconnect is refused with 4004 (a code the page takes from Python):
+        # the page says why and stops retrying.
+        expect(connection(page)).to_have_attribute("data-connection", "closed", timeout=30_000)
+        expect(page.locator("#ds-stale")).to_contain_text("This run no longer exists.")
+    finally:
         srv.stop()

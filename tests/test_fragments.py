@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import override_settings
 
-from dagstream_app import render, services, state
+from dagstream_app import live, render, services, state
 from dagstream_app.models import Dag
 
 pytestmark = pytest.mark.django_db
@@ -62,8 +64,8 @@ def dag(db: Any) -> Dag:
 
 def last_fragment(perms: render.Perms = ALL) -> str:
     seq, frame = state.event_frames("etl-1", 0)[-1]
-    render.cache.clear()
-    return render.events_html("etl-1", [(seq, frame)], perms)
+    live.cache.clear()
+    return live.events_html("etl-1", [(seq, frame)], perms)
 
 
 def targets(html: str) -> list[str]:
@@ -161,8 +163,8 @@ def test_execution_state_updates_badge_and_controls(dag: Dag, make_user) -> None
 def test_execution_complete_shows_results(dag: Dag) -> None:
     services.complete("etl-1", {"rows": EVIL})
     seq = Dag.objects.get().last_seq
-    render.cache.clear()
-    html = render.events_html("etl-1", state.event_frames("etl-1", seq - 2), ALL)
+    live.cache.clear()
+    html = live.events_html("etl-1", state.event_frames("etl-1", seq - 2), ALL)
     assert "#results" in targets(html)
     assert EVIL not in html and "data-finished=" in html
 
@@ -177,10 +179,10 @@ def test_error_is_escaped_in_the_timeline(dag: Dag) -> None:
 def test_fragments_render_once_per_process(dag: Dag, django_assert_num_queries) -> None:
     services.node_state("etl-1", "extract", "running")
     events = state.event_frames("etl-1", 1)
-    render.cache.clear()
-    first = render.events_html("etl-1", events, ALL)
+    live.cache.clear()
+    first = live.events_html("etl-1", events, ALL)
     with django_assert_num_queries(0):
-        again = render.cached_events_html("etl-1", events, ALL)
+        again = live.cached_events_html("etl-1", events, ALL)
     assert again == first
 
 
@@ -188,7 +190,7 @@ def test_snapshot_message_rerenders_every_region(dag: Dag) -> None:
     services.node_state("etl-1", "extract", "running")
     snap = state.snapshot("etl-1")
     assert snap is not None
-    html = render.snapshot_message(snap, ALL)
+    html = live.snapshot_message(snap, ALL)
     assert set(targets(html)) >= {
         "#graph",
         "#dag-status",
@@ -207,5 +209,39 @@ def test_frame_json_is_what_services_publish(dag: Dag) -> None:
     services.node_state("etl-1", "extract", "failed", output=EVIL)
     seq, frame = state.event_frames("etl-1", 0)[-1]
     assert json.loads(frame)["seq"] == seq
-    html = render.render_event("etl-1", seq, frame, ALL)
+    event = json.loads(frame)
+    html = render.event_html("etl-1", seq, event, state.live_state("etl-1", event), ALL)
     assert EVIL not in html and "s-failed" in html
+
+
+HOST_GATE = (
+    '<div class="host-gate" id="{{ g.dom_id }}"{% if oob %} hx-swap-oob="true"{% endif %}>'
+    "HOST {{ g.title }}: {{ g.status }}</div>"
+)
+
+
+def test_a_host_override_of_the_gate_card_still_updates_live(
+    dag: Dag, make_user, tmp_path: Path
+) -> None:
+    # The docs invite overriding fragments/gate.html; keeping the card's id and
+    # `{% if oob %} hx-swap-oob="true"{% endif %}` on its root is all it takes.
+    (tmp_path / "dagstream_app" / "fragments").mkdir(parents=True)
+    (tmp_path / "dagstream_app" / "fragments" / "gate.html").write_text(HOST_GATE)
+    templates = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "DIRS": [tmp_path],
+            "APP_DIRS": True,
+        }
+    ]
+    services.open_gate("etl-1", "load", {"title": "Ship?"})
+    with override_settings(TEMPLATES=templates):
+        waiting = last_fragment()
+        services.decide_gate("etl-1", "load", "approve", actor=make_user("view_dag", "decide_gate"))
+        decided = last_fragment()
+    assert targets(waiting)[0] == "beforeend:#gate-list"
+    assert "HOST Ship?: pending" in waiting
+    tag, attrs = top_level(decided)[0]
+    assert (tag, attrs["class"]) == ("div", "host-gate")
+    assert (attrs["id"], attrs["hx-swap-oob"]) == (render.dom_id("gate", "load"), "true")
+    assert "HOST Ship?: approved" in decided

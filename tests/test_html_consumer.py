@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from dagstream_app import render, services
+from dagstream_app import live, services
 from dagstream_app.models import Dag
 from tests.servers import Server
 from tests.wsclient import TIMEOUT, close_code, open_ws
@@ -30,7 +30,7 @@ def _fast_passwords(settings: Any) -> None:
 
 @pytest.fixture
 def dag(db: Any) -> Dag:
-    render.cache.clear()
+    live.cache.clear()
     return services.create_dag("etl-1", name="etl", nodes=NODES, edges=[("extract", "load")])
 
 

@@ -193,6 +193,25 @@ def test_payload_to_builtins_uses_wire_names_and_omits_unset_optionals() -> None
     assert protocol.payload_to_builtins(protocol.ErrorEvent(message="boom")) == {"message": "boom"}
 
 
+def test_remove_node_carries_the_edges_the_server_records() -> None:
+    # Engines omit ``edges``: the stored event then looks as it always did.
+    bare = protocol.validate_payload(
+        {"type": "dag_mutated", "mutation": {"op": "remove_node", "node_id": "b"}}
+    )
+    assert protocol.payload_to_builtins(bare) == {"mutation": {"op": "remove_node", "node_id": "b"}}
+    recorded = {
+        "op": "remove_node",
+        "node_id": "b",
+        "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}],
+    }
+    full = protocol.validate_payload({"type": "dag_mutated", "mutation": recorded})
+    assert protocol.payload_to_builtins(full) == {"mutation": recorded}
+    with pytest.raises(msgspec.ValidationError):
+        protocol.validate_payload(
+            {"type": "dag_mutated", "mutation": {**recorded, "edges": [{"from": "a"}]}}
+        )
+
+
 def test_event_frame_is_envelope_plus_payload() -> None:
     frame = protocol.event_frame(
         "edge_active", "d1", 3, "2026-01-01T00:00:00.000Z", {"from": "a", "to": "b"}
@@ -398,6 +417,38 @@ def test_schema_validates_commands_and_replies() -> None:
     for reply in (
         json.loads(protocol.encode(protocol.Ack(id=4))),
         json.loads(protocol.encode(protocol.ErrorReply(code="too_large", message="m"))),
-        json.loads(protocol.encode(protocol.Snapshot(dag={"dag_id": "d"}, seq=0))),
     ):
         assert _check(reply, "server_reply") == [], reply
+
+
+@pytest.mark.django_db
+def test_schema_describes_real_snapshots(make_user: Any) -> None:
+    user = make_user("view_dag", "decide_gate")
+    services.create_dag("s-1", nodes=[{"id": "a", "label": "A"}, "b"], edges=[("a", "b")], budget=2)
+    services.node_state("s-1", "a", "completed", output={"rows": 3}, metrics={"ms": 12})
+    services.open_gate("s-1", "b", {"title": "Ship?"})
+    services.open_gate("s-1", "a", {"title": "Sure?"})
+    services.decide_gate("s-1", "a", "modify", feedback="smaller", actor=user)
+    snap = state.snapshot("s-1")
+    assert snap is not None
+    reply = json.loads(protocol.encode(protocol.Snapshot(dag=snap, seq=snap.last_seq)))
+    assert _check(reply, "server_reply") == []
+
+    def without(*path: Any) -> dict[str, Any]:
+        broken: dict[str, Any] = json.loads(json.dumps(reply))
+        holder: Any = broken
+        for key in path[:-1]:
+            holder = holder[key]
+        del holder[path[-1]]
+        return broken
+
+    # Every field is required: a client may rely on each being there.
+    for path in (
+        ("dag", "last_seq"),
+        ("dag", "nodes", 0, "finished_at"),
+        ("dag", "gates", 1, "decision"),
+    ):
+        assert _check(without(*path), "server_reply"), path
+    wrong = json.loads(json.dumps(reply))
+    wrong["dag"]["nodes"][1]["status"] = "done"
+    assert _check(wrong, "server_reply")

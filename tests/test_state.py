@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from dagstream_app import services, state
+from dagstream_app import protocol, services, state
 from dagstream_app.models import Dag, Event
 
 pytestmark = pytest.mark.django_db
@@ -28,10 +28,31 @@ def dag() -> Dag:
     return dag
 
 
+def wire(snap: protocol.DagSnapshot | None) -> dict[str, Any]:
+    """A snapshot as the ``snapshot`` reply sends it."""
+    assert snap is not None
+    data: dict[str, Any] = json.loads(protocol.encode(snap))
+    return data
+
+
 def test_snapshot_holds_the_whole_current_state(dag: Dag, make_user) -> None:
     services.open_gate("s1", "b", {"title": "ok?"})
-    snap = state.snapshot("s1")
-    assert snap is not None
+    snap = wire(state.snapshot("s1"))
+    assert list(snap) == [
+        "dag_id",
+        "name",
+        "status",
+        "budget",
+        "spent",
+        "remaining",
+        "results",
+        "last_seq",
+        "created_at",
+        "finished_at",
+        "nodes",
+        "edges",
+        "gates",
+    ]
     assert {k: snap[k] for k in ("dag_id", "name", "status", "budget", "spent", "remaining")} == {
         "dag_id": "s1",
         "name": "etl",
@@ -44,6 +65,7 @@ def test_snapshot_holds_the_whole_current_state(dag: Dag, make_user) -> None:
     assert (snap["results"], snap["finished_at"]) == (None, None)
     assert snap["created_at"].endswith("Z")
     a, b = snap["nodes"]
+    assert set(a) == {"id", "label", "status", "output", "metrics", "started_at", "finished_at"}
     assert {k: a[k] for k in ("id", "label", "status", "output", "metrics")} == {
         "id": "a",
         "label": "A",
@@ -55,19 +77,20 @@ def test_snapshot_holds_the_whole_current_state(dag: Dag, make_user) -> None:
     assert (b["id"], b["status"], b["started_at"], b["finished_at"]) == ("b", "pending", None, None)
     assert snap["edges"] == [{"from": "a", "to": "b"}]
     [gate] = snap["gates"]
-    assert {k: gate[k] for k in ("node_id", "presentation", "status", "decision")} == {
+    assert gate == {
         "node_id": "b",
         "presentation": {"title": "ok?"},
         "status": "pending",
         "decision": None,
+        "feedback": "",
+        "decided_by": "",
+        "decided_at": None,
     }
-    json.dumps(snap)  # JSON-ready as it is
 
 
 def test_snapshot_of_finished_dag(dag: Dag) -> None:
     services.complete("s1", {"rows": 9})
-    snap = state.snapshot("s1")
-    assert snap is not None
+    snap = wire(state.snapshot("s1"))
     assert (snap["status"], snap["results"], snap["last_seq"]) == ("completed", {"rows": 9}, 5)
     assert snap["finished_at"] is not None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,19 @@ def test_list_filters_and_paginates(db: Any, viewer: Client) -> None:
     assert second.count("data-dag-id=") == 5
 
 
+def test_list_counts_and_pages_only_the_runs_the_hook_shows(db: Any, viewer: Client) -> None:
+    for i in range(27):
+        services.create_dag(f"run-{i:02d}", name="nightly")
+    for i in range(5):  # the newest: on the first page if they counted
+        services.create_dag(f"hidden-{i}", name="secret")
+    with override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.hooks.hide_secret_dags"}):
+        first = viewer.get("/dags/").content.decode()
+        second = viewer.get("/dags/", {"page": 2}).content.decode()
+    assert "27 runs" in first and "Page 1 of 2" in first
+    assert first.count("data-dag-id=") == 25 and second.count("data-dag-id=") == 2
+    assert "hidden-" not in first + second
+
+
 # ------------------------------------------------------------ detail
 
 
@@ -142,6 +156,29 @@ def test_detail_renders_every_region(dag: Dag, operator: Client) -> None:
     assert '"allowScriptTags": false' in html
     assert "django_htmx/ext/hx-ws-2" in html and "dagstream_app/dagstream.js" in html
     assert "X-CSRFToken" in html
+
+
+def test_page_hands_the_script_its_numbers_from_python(dag: Dag, viewer: Client) -> None:
+    html = viewer.get("/dags/etl-1/").content.decode()
+    found = re.search(r'<script id="ds-config" type="application/json">(.*?)</script>', html)
+    assert found is not None
+    assert json.loads(found.group(1)) == {
+        "closeCodes": {
+            "unauthenticated": 4001,
+            "forbidden": 4003,
+            "not_found": 4004,
+            "try_again_later": 4013,
+        },
+        "timelineLength": 100,
+    }
+    assert "last 100 events" in html
+
+
+def test_feedback_box_takes_the_configured_limit(dag: Dag, operator: Client) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship it?"})
+    with override_settings(DAGSTREAM={"FEEDBACK_MAX_LENGTH": 50}):
+        html = operator.get("/dags/etl-1/").content.decode()
+    assert 'name="feedback" rows="2" maxlength="50"' in html
 
 
 def test_engine_text_is_escaped(dag: Dag, operator: Client) -> None:

@@ -6,7 +6,9 @@
   "use strict";
 
   var MAX_DELAY_MS = 8000;
-  var TIMELINE_MAX = 100;
+  // Close codes and the timeline's length come from Python (scripts.html).
+  var CONFIG = JSON.parse(document.getElementById("ds-config").textContent);
+  var CLOSE = CONFIG.closeCodes;
   var skew = 0; // server clock minus client clock, in ms
   var state = "connecting";
   var everOpen = false;
@@ -33,11 +35,10 @@
 
   // ---------------------------------------------------------------- connection
 
-  var CLOSED_TEXT = {
-    4001: "Signed out. Sign in again to follow this run.",
-    4003: "You no longer have access to this run.",
-    4004: "This run no longer exists."
-  };
+  var CLOSED_TEXT = {};
+  CLOSED_TEXT[CLOSE.unauthenticated] = "Signed out. Sign in again to follow this run.";
+  CLOSED_TEXT[CLOSE.forbidden] = "You no longer have access to this run.";
+  CLOSED_TEXT[CLOSE.not_found] = "This run no longer exists.";
 
   function setConnection(next, text, detail) {
     state = next;
@@ -71,7 +72,7 @@
   // client that fell too far behind with 4013 (browsers cannot receive 1013):
   // retry that here, with the same capped backoff; the resume asks for last_seq.
   var ownRetries = 0;
-  var TRY_AGAIN_LATER = 4013;
+  var TRY_AGAIN_LATER = CLOSE.try_again_later;
 
   document.addEventListener("htmx:wsClose", function (e) {
     var code = e.detail && e.detail.event ? e.detail.event.code : 0;
@@ -123,7 +124,7 @@
 
   function trimTimeline() {
     var list = document.getElementById("timeline");
-    while (list && list.children.length > TIMELINE_MAX) {
+    while (list && list.children.length > CONFIG.timelineLength) {
       list.removeChild(list.lastElementChild);
     }
   }

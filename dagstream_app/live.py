@@ -1,0 +1,92 @@
+"""The dashboard's live messages: read with :mod:`state`, render with :mod:`render`.
+
+Each event's fragments are rendered once per (DAG, seq, frame, permission
+variant) per process and cached, so a thousand viewers cost one render, and a
+message whose fragments are all cached costs no query at all.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+from dagstream_app import render, state
+from dagstream_app.protocol import DagSnapshot
+
+# (dag_id, seq, frame, perms): the frame (with its timestamp) tells apart a DAG
+# deleted and created again under the same id, whose seqs start over.
+CacheKey = tuple[str, int, str, render.Perms]
+
+
+class FragmentCache:
+    """A small thread-safe LRU of rendered event fragments."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._data: OrderedDict[CacheKey, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: CacheKey) -> str | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: CacheKey, value: str) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+cache = FragmentCache()
+
+
+def cached_events_html(
+    dag_id: str, events: Sequence[tuple[int, str]], perms: render.Perms
+) -> str | None:
+    """The message for ``events`` if every fragment is cached (no database), else None."""
+    parts = []
+    for seq, frame in events:
+        html = cache.get((dag_id, seq, frame, perms))
+        if html is None:
+            return None
+        parts.append(html)
+    parts.append(render.seq_marker(events[-1][0]))
+    return "".join(parts)
+
+
+def events_html(dag_id: str, events: Sequence[tuple[int, str]], perms: render.Perms) -> str:
+    """One message for ``events``: their fragments, in order, then the seq marker."""
+    parts = []
+    for seq, frame in events:
+        key = (dag_id, seq, frame, perms)
+        html = cache.get(key)
+        if html is None:
+            event = json.loads(frame)
+            html = render.event_html(dag_id, seq, event, state.live_state(dag_id, event), perms)
+            cache.put(key, html)
+        parts.append(html)
+    parts.append(render.seq_marker(events[-1][0]))
+    return "".join(parts)
+
+
+def snapshot_message(snap: DagSnapshot, perms: render.Perms) -> str:
+    """Every region re-rendered out of band (a resume that could not replay)."""
+    events = state.recent_events(snap.dag_id, render.TIMELINE_LENGTH, snap.last_seq)
+    return render.snapshot_message(snap, perms, events)
+
+
+def index_message(pending: Mapping[str, int], new_runs: int) -> str:
+    """Rows of the changed DAGs on a list page (out of band), and the new-runs notice."""
+    # One query per throttle window per list page; rows are not cached, since
+    # the list's messages carry no event to tell a re-created DAG apart.
+    return render.index_message(state.run_rows(list(pending)), new_runs)

@@ -1,0 +1,291 @@
+"""replay: one reducer per event type, the structure recovered from the log, bounded history."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from dagstream_app import protocol, replay, services, state
+from dagstream_app.models import Event
+from dagstream_app.replay import Working
+
+TS = "2026-01-01T00:00:0{}.000Z"
+_seq = itertools.count(1)
+
+
+def event(kind: str, **fields: Any) -> dict[str, Any]:
+    """An event as clients receive it, with the next seq and a time of its own."""
+    seq = next(_seq)
+    return {"type": kind, "seq": seq, "ts": TS.format(seq % 10), **fields}
+
+
+def working(
+    nodes: tuple[str, ...] = ("a", "b"), edges: tuple[tuple[str, str], ...] = ()
+) -> Working:
+    work = Working(dag_id="d", name="etl", created_at=TS.format(0))
+    work.nodes = {n: replay.new_node(n, n.upper()) for n in nodes}
+    work.edges = dict.fromkeys(edges)
+    return work
+
+
+def applied(work: Working, *events: dict[str, Any]) -> Working:
+    for e in events:
+        replay.apply(work, e)
+    return work
+
+
+def test_every_event_type_has_a_reducer() -> None:
+    assert set(replay.REDUCERS) == set(protocol.EVENT_TYPES)
+
+
+# ----------------------------------------------------------------- reducers
+
+
+def test_node_state_tracks_status_times_output_and_metrics() -> None:
+    start = event("node_state", node_id="a", status="running", metrics={"rows": 1})
+    again = event("node_state", node_id="a", status="running", output={"part": 1})
+    done = event("node_state", node_id="a", status="completed", metrics={"ms": 5})
+    work = applied(working(), start, again)
+    a = work.nodes["a"]
+    assert (a.status, a.started_at, a.finished_at) == ("running", start["ts"], None)
+    applied(work, done)
+    assert (a.status, a.started_at, a.finished_at) == ("completed", start["ts"], done["ts"])
+    assert (a.output, a.metrics) == ({"part": 1}, {"rows": 1, "ms": 5})
+    assert (work.last_seq, work.at) == (done["seq"], done["ts"])
+    assert work.nodes["b"].status == "pending"
+
+
+def test_node_state_of_a_node_not_in_the_dag_changes_nothing() -> None:
+    work = applied(working(), event("node_state", node_id="ghost", status="failed"))
+    assert set(work.nodes) == {"a", "b"}
+
+
+def test_edge_active_and_error_change_only_the_seq() -> None:
+    before = working(edges=(("a", "b"),)).snapshot()
+    flow, error = event("edge_active", **{"from": "a", "to": "b"}), event("error", message="x")
+    after = applied(working(edges=(("a", "b"),)), flow, error).snapshot()
+    assert after.last_seq == error["seq"]
+    assert protocol.encode(after.nodes) == protocol.encode(before.nodes)
+    assert (after.edges, after.gates, after.status) == (before.edges, before.gates, "running")
+
+
+@pytest.mark.parametrize(
+    ("mutation", "nodes", "edges"),
+    [
+        ({"op": "add_node", "node": {"id": "c", "label": "C"}}, ["a", "b", "c"], [("a", "b")]),
+        ({"op": "remove_node", "node_id": "b"}, ["a"], []),
+        (
+            {"op": "remove_node", "node_id": "b", "edges": [{"from": "a", "to": "b"}]},
+            ["a"],
+            [],
+        ),
+        ({"op": "add_edge", "from": "b", "to": "a"}, ["a", "b"], [("a", "b"), ("b", "a")]),
+        ({"op": "remove_edge", "from": "a", "to": "b"}, ["a", "b"], []),
+    ],
+)
+def test_dag_mutated_applies_each_operation(
+    mutation: dict[str, Any], nodes: list[str], edges: list[tuple[str, str]]
+) -> None:
+    work = applied(working(edges=(("a", "b"),)), event("dag_mutated", mutation=mutation))
+    snap = work.snapshot()
+    assert [n.id for n in snap.nodes] == nodes
+    assert [(e.src, e.dst) for e in snap.edges] == edges
+    if mutation["op"] == "add_node":
+        assert (snap.nodes[-1].label, snap.nodes[-1].status) == ("C", "pending")
+
+
+def test_cost_update_sets_spent_and_budget() -> None:
+    work = applied(working(), event("cost_update", spent=1.5, budget=4.0, remaining=2.5))
+    snap = work.snapshot()
+    assert (snap.spent, snap.budget, snap.remaining) == (1.5, 4.0, 2.5)
+    applied(work, event("cost_update", spent=2.0, budget=None, remaining=None))
+    assert (work.snapshot().budget, work.snapshot().remaining) == (None, None)
+
+
+def test_execution_complete_keeps_the_results() -> None:
+    work = applied(working(), event("execution_complete", results={"rows": 3}))
+    assert (work.results, work.status) == ({"rows": 3}, "running")
+
+
+def test_gates_wait_then_take_the_first_decision() -> None:
+    waiting = event("human_gate_waiting", node_id="b", presentation={"title": "Ship?"})
+    work = applied(working(), waiting)
+    [gate] = work.snapshot().gates
+    assert (gate.status, gate.decision, gate.presentation) == ("pending", None, {"title": "Ship?"})
+    decided = event(
+        "gate_decided", node_id="b", decision="modify", feedback="smaller", decided_by="alice"
+    )
+    [gate] = applied(work, decided).snapshot().gates
+    assert gate == protocol.GateView(
+        node_id="b",
+        presentation={"title": "Ship?"},
+        status="modified",
+        decision="modify",
+        feedback="smaller",
+        decided_by="alice",
+        decided_at=decided["ts"],
+    )
+
+
+def test_a_decision_without_its_waiting_event_still_shows() -> None:
+    decided = event("gate_decided", node_id="b", decision="approve", feedback="", decided_by="")
+    [gate] = applied(working(), decided).snapshot().gates
+    assert (gate.status, gate.presentation) == ("approved", {})
+
+
+def test_execution_state_finishes_only_on_a_terminal_state() -> None:
+    paused = event("execution_state", state="paused")
+    work = applied(working(), paused)
+    assert (work.status, work.finished_at) == ("paused", None)
+    failed = event("execution_state", state="failed")
+    applied(work, failed)
+    assert (work.status, work.finished_at) == ("failed", failed["ts"])
+
+
+def test_counts_follow_the_nodes() -> None:
+    work = working(("a", "b", "c", "d"))
+    for node_id, status in (("a", "completed"), ("b", "failed"), ("c", "waiting")):
+        applied(work, event("node_state", node_id=node_id, status=status))
+    counts = work.node_counts()
+    assert (counts.total, counts.done, counts.failed, counts.running, counts.pct) == (
+        4,
+        1,
+        1,
+        1,
+        25,
+    )
+
+
+# ---------------------------------------------------------------- structure
+
+
+def test_undoing_mutations_recovers_the_structure_at_creation() -> None:
+    # Created with a -> b; then c added (a -> c), b removed, and a -> c removed.
+    mutations = [
+        {"op": "add_node", "node": {"id": "c", "label": "C"}},
+        {"op": "add_edge", "from": "a", "to": "c"},
+        {"op": "remove_node", "node_id": "b", "edges": [{"from": "a", "to": "b"}]},
+        {"op": "remove_edge", "from": "a", "to": "c"},
+    ]
+    labels, edges = replay.initial_structure({"a": "A", "c": "C"}, [], mutations)
+    assert (labels, list(edges)) == ({"a": "A", "b": ""}, [("a", "b")])
+
+
+def test_undoing_an_old_remove_node_cannot_restore_its_edges() -> None:
+    mutations = [{"op": "remove_node", "node_id": "b"}]  # recorded without edges
+    labels, edges = replay.initial_structure({"a": "A"}, [], mutations)
+    assert (set(labels), list(edges)) == ({"a", "b"}, [])
+
+
+def test_a_removed_node_gets_back_the_label_it_was_added_with() -> None:
+    mutations = [
+        {"op": "add_node", "node": {"id": "c", "label": "Retry"}},
+        {"op": "remove_node", "node_id": "c", "edges": []},
+    ]
+    rebuilt = replay.rebuild(
+        working(()), {"a": "A"}, [], mutations, [event("dag_mutated", mutation=mutations[0])]
+    )
+    assert {n.id: n.label for n in rebuilt.snapshot().nodes} == {"a": "A", "c": "Retry"}
+
+
+# ----------------------------------------------------- history from the log
+
+
+def history(dag_id: str, seq: int) -> protocol.DagSnapshot:
+    past = state.history(dag_id, seq)
+    assert past is not None
+    return past.snapshot()
+
+
+@pytest.mark.django_db
+def test_history_at_the_last_event_is_the_live_snapshot(make_user: Any) -> None:
+    user = make_user("view_dag", "decide_gate", "control_dag")
+    services.create_dag(
+        "h1", name="etl", nodes=[{"id": "a", "label": "A"}, "b"], edges=[("a", "b")], budget=5
+    )
+    services.node_state("h1", "a", "running")
+    services.node_state("h1", "a", "completed", output={"rows": 2}, metrics={"ms": 3})
+    services.mutate("h1", {"op": "add_node", "node": {"id": "c", "label": "C"}})
+    services.mutate("h1", {"op": "add_edge", "from": "b", "to": "c"})
+    services.cost("h1", spent=1.25)
+    services.open_gate("h1", "b", {"title": "Ship?"})
+    services.decide_gate("h1", "b", "approve", feedback="ok", actor=user)
+    services.control("h1", "pause", actor=user)
+    services.control("h1", "resume", actor=user)
+    services.complete("h1", {"rows": 2})
+    live = state.snapshot("h1")
+    assert live is not None
+    assert protocol.encode(history("h1", live.last_seq)) == protocol.encode(live)
+
+
+@pytest.mark.django_db
+def test_history_before_a_removal_shows_the_node_and_its_recorded_edges() -> None:
+    services.create_dag("h2", nodes=["a", "b", "c"], edges=[("a", "b"), ("b", "c")])
+    services.node_state("h2", "b", "running")
+    removal = services.mutate("h2", {"op": "remove_node", "node_id": "b"})
+    # What the server records with a removal (built here, not by services).
+    mutation = {
+        "op": "remove_node",
+        "node_id": "b",
+        "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}],
+    }
+    Event.objects.filter(pk=removal.pk).update(payload={"mutation": mutation})
+    before = history("h2", removal.seq - 1)
+    assert {n.id: n.status for n in before.nodes} == {
+        "a": "pending",
+        "b": "running",
+        "c": "pending",
+    }
+    assert {(e.src, e.dst) for e in before.edges} == {("a", "b"), ("b", "c")}
+    after = history("h2", removal.seq)
+    assert ([n.id for n in after.nodes], after.edges) == (["a", "c"], [])
+
+
+@pytest.mark.django_db
+def test_history_of_an_old_removal_lacks_only_its_edges() -> None:
+    services.create_dag("h3", nodes=["a", "b"], edges=[("a", "b")])
+    removal = services.mutate("h3", {"op": "remove_node", "node_id": "b"})
+    Event.objects.filter(pk=removal.pk).update(
+        payload={"mutation": {"op": "remove_node", "node_id": "b"}}
+    )
+    before = history("h3", removal.seq - 1)
+    assert ([n.id for n in before.nodes], before.edges) == (["a", "b"], [])
+
+
+@pytest.mark.django_db
+def test_history_of_an_unknown_dag_is_none() -> None:
+    assert state.history("nope", 1) is None
+
+
+def reads(call: Callable[[], Any]) -> tuple[int, int]:
+    """(queries, rows fetched) of ``call``: each SELECT run again to count its rows."""
+    with CaptureQueriesContext(connection) as captured:
+        call()
+    rows = 0
+    with connection.cursor() as cursor:
+        for query in captured.captured_queries:
+            cursor.execute(query["sql"])
+            rows += len(cursor.fetchall())
+    return len(captured.captured_queries), rows
+
+
+@pytest.mark.django_db
+def test_history_reads_nothing_after_the_seq_but_mutations() -> None:
+    services.create_dag("h4", nodes=["a", "b"], edges=[("a", "b")])
+    services.node_state("h4", "a", "running")
+    seq = services.node_state("h4", "a", "completed").seq
+    before = reads(lambda: state.history("h4", seq))
+    for _ in range(60):
+        services.node_state("h4", "b", "running")
+        services.edge_active("h4", "a", "b")
+    assert reads(lambda: state.history("h4", seq)) == before
+    # Mutations after the seq are read: they are undone to get the structure back.
+    services.mutate("h4", {"op": "add_node", "node": {"id": "late", "label": "Late"}})
+    past = history("h4", seq)
+    assert {n.id: n.status for n in past.nodes} == {"a": "completed", "b": "pending"}
+    assert past.last_seq == seq
