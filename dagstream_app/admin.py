@@ -12,7 +12,6 @@ a finished run (then the ``PERMISSION_HOOK`` per DAG). Every other edit is refus
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +28,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from dagstream_app import protocol, services, tokens
+from dagstream_app import protocol, render, services, tokens
 from dagstream_app.conf import get_config
 from dagstream_app.models import ApiToken, Dag, Edge, Event, Gate, Node
 from dagstream_app.permissions import Action, allowed, visible
@@ -516,8 +515,7 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 def _pretty_json(value: Any) -> str:
     """Indented JSON in a ``<pre>``, escaped."""
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
-    return format_html('<pre class="dagstream-json">{}</pre>', text)
+    return format_html('<pre class="dagstream-json">{}</pre>', render.pretty_json(value))
 
 
 class _Outcomes:

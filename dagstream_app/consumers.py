@@ -466,6 +466,12 @@ class DagIndexConsumer(AsyncWebsocketConsumer):
         if self.flush_task is None:
             self.flush_task = asyncio.ensure_future(self._flush_rows())
 
+    async def dagstream_dag_deleted(self, message: dict[str, Any]) -> None:
+        dag_id: str = message["dag_id"]
+        if self.ready and dag_id in self.ids:
+            self.pending.pop(dag_id, None)
+            await self.send(text_data=render.row_deleted_html(dag_id))
+
     async def _flush_rows(self) -> None:
         await asyncio.sleep(self.THROTTLE)  # the throttle window, not synchronisation
         self.flush_task = None

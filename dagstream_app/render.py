@@ -579,6 +579,11 @@ def row_html(row: RunRow, *, oob: bool = False) -> SafeString:
     return _render("dag_row.html", {"r": row_context(row), "oob": oob})
 
 
+def row_deleted_html(dag_id: str) -> str:
+    """Takes a deleted run's row off a list page (out of band)."""
+    return f'<tr id="{dom_id("run", dag_id)}" hx-swap-oob="delete"></tr>'
+
+
 def index_message(rows: Iterable[RunRow], new_runs: int) -> str:
     """Rows of the changed DAGs on a list page (out of band), and the new-runs notice."""
     parts = [row_html(row, oob=True) for row in rows]

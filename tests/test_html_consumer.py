@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from dagstream_app import live, services
+from dagstream_app import live, render, services
 from dagstream_app.models import Dag
 from tests.servers import Server
 from tests.wsclient import TIMEOUT, close_code, open_ws
@@ -165,4 +165,16 @@ async def test_list_socket_shows_only_what_the_hook_lets_the_user_see(
     await sync_to_async(services.create_dag)("public-run", name="public")
     html = await comm.receive_from(timeout=TIMEOUT)
     assert "1 new run started" in html
+    await comm.disconnect()
+
+
+async def test_a_deleted_run_leaves_the_list(dag: Dag, viewer: str) -> None:
+    comm = communicator(f"/ws/dags/?ids={dag.dag_id}", viewer)
+    connected, _ = await comm.connect()
+    assert connected
+    await sync_to_async(services.complete)(dag.dag_id)
+    assert "Completed" in await comm.receive_from(timeout=TIMEOUT)
+    await sync_to_async(services.delete_dag)(dag.dag_id)
+    html = await comm.receive_from(timeout=TIMEOUT)
+    assert html == f'<tr id="{render.dom_id("run", dag.dag_id)}" hx-swap-oob="delete"></tr>'
     await comm.disconnect()

@@ -159,4 +159,4 @@ def test_authorize_checks_in_order(make_user, dags) -> None:
 @override_settings(DAGSTREAM={"PERMISSION_HOOK": HOOK})
 def test_visible_filters_by_the_hook(make_user, dags) -> None:
     assert visible(make_user("view_dag"), Dag.objects.order_by("pk")) == [dags[0]]
-    assert visible(make_user(), Dag.objects.all()) == []
+    assert list(visible(make_user(), Dag.objects.all())) == []

@@ -228,21 +228,17 @@ def test_history_before_a_removal_shows_the_node_and_its_recorded_edges() -> Non
     services.create_dag("h2", nodes=["a", "b", "c"], edges=[("a", "b"), ("b", "c")])
     services.node_state("h2", "b", "running")
     removal = services.mutate("h2", {"op": "remove_node", "node_id": "b"})
-    # What the server records with a removal (built here, not by services).
-    mutation = {
-        "op": "remove_node",
-        "node_id": "b",
-        "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}],
-    }
-    Event.objects.filter(pk=removal.pk).update(payload={"mutation": mutation})
-    before = history("h2", removal.seq - 1)
+    # services records the edges that went with the node.
+    stored = Event.objects.get(dag_id="h2", seq=removal).payload["mutation"]
+    assert stored["edges"] == [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}]
+    before = history("h2", removal - 1)
     assert {n.id: n.status for n in before.nodes} == {
         "a": "pending",
         "b": "running",
         "c": "pending",
     }
     assert {(e.src, e.dst) for e in before.edges} == {("a", "b"), ("b", "c")}
-    after = history("h2", removal.seq)
+    after = history("h2", removal)
     assert ([n.id for n in after.nodes], after.edges) == (["a", "c"], [])
 
 
@@ -250,10 +246,11 @@ def test_history_before_a_removal_shows_the_node_and_its_recorded_edges() -> Non
 def test_history_of_an_old_removal_lacks_only_its_edges() -> None:
     services.create_dag("h3", nodes=["a", "b"], edges=[("a", "b")])
     removal = services.mutate("h3", {"op": "remove_node", "node_id": "b"})
-    Event.objects.filter(pk=removal.pk).update(
+    # As recorded before services filled in the edges.
+    Event.objects.filter(dag_id="h3", seq=removal).update(
         payload={"mutation": {"op": "remove_node", "node_id": "b"}}
     )
-    before = history("h3", removal.seq - 1)
+    before = history("h3", removal - 1)
     assert ([n.id for n in before.nodes], before.edges) == (["a", "b"], [])
 
 
@@ -278,7 +275,7 @@ def reads(call: Callable[[], Any]) -> tuple[int, int]:
 def test_history_reads_nothing_after_the_seq_but_mutations() -> None:
     services.create_dag("h4", nodes=["a", "b"], edges=[("a", "b")])
     services.node_state("h4", "a", "running")
-    seq = services.node_state("h4", "a", "completed").seq
+    seq = services.node_state("h4", "a", "completed")
     before = reads(lambda: state.history("h4", seq))
     for _ in range(60):
         services.node_state("h4", "b", "running")
