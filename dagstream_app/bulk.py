@@ -1,8 +1,9 @@
 """The SQL of one flush: a multi-row INSERT of events and one UPDATE of the nodes it touched.
 
-Written for SQLite (3.33+) and PostgreSQL alike; only :mod:`dagstream_app.services`
-calls it, inside its transaction. The ORM would build a model instance per event
-and a CASE per row and column; at event-storm rates that is most of the cost.
+For SQLite (3.33+) a VALUES list, for PostgreSQL arrays (``unnest``); only
+:mod:`dagstream_app.services` calls it, inside its transaction. The ORM would
+build a model instance per event and a CASE per row and column; at event-storm
+rates that is most of the cost.
 """
 
 from __future__ import annotations
@@ -62,50 +63,80 @@ def _moment(value: datetime) -> Any:
 
 
 def insert_events(dag_pk: str, created_at: datetime, rows: Sequence[EventRow]) -> None:
-    """Append ``rows`` to the DAG's event log (multi-row INSERTs, as few as the driver allows)."""
+    """Append ``rows`` to the DAG's event log in one statement (per driver limit)."""
     if not rows:
         return
-    json = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
     table = _q(Event._meta.db_table)
-    columns = ", ".join(
-        _q(c) for c in ("dag_id", "seq", "type", "payload", "created_at", "command")
-    )
+    names = ("dag_id", "seq", "type", "payload", "created_at", "command")
+    columns = ", ".join(_q(c) for c in names)
     moment = _moment(created_at)
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Arrays keep the statement's text the same whatever the row count,
+            # so the driver parses it once, not a placeholder per value.
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT %s, s, t, p, %s, c FROM "
+                "unnest(%s::bigint[], %s::text[], %s::jsonb[], %s::text[]) AS r(s, t, p, c)",
+                [
+                    dag_pk,
+                    moment,
+                    [r.seq for r in rows],
+                    [r.type for r in rows],
+                    [r.payload for r in rows],
+                    [r.command for r in rows],
+                ],
+            )
+            return
         for chunk in _chunks(rows, 6):
-            values = ", ".join([f"(%s, %s, %s, {json}, %s, %s)"] * len(chunk))
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
             params: list[Any] = []
             for row in chunk:
                 params += [dag_pk, row.seq, row.type, row.payload, moment, row.command]
             cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)
 
 
+_SET_NODE = (
+    "status = v.status, "
+    "output = CASE WHEN v.output IS NULL THEN n.output ELSE v.output END, "
+    "metrics = CASE WHEN v.metrics IS NULL THEN n.metrics ELSE v.metrics END, "
+    "started_at = CASE WHEN v.started THEN COALESCE(n.started_at, %s) ELSE n.started_at END, "
+    "finished_at = CASE WHEN v.finished THEN %s ELSE n.finished_at END"
+)
+
+
 def update_nodes(dag_pk: str, now: datetime, updates: Sequence[NodeUpdate]) -> None:
-    """Apply each node's update in one statement per chunk (``UPDATE … FROM`` a VALUES list)."""
+    """Apply each node's update in one statement (``UPDATE … FROM`` its new values)."""
     if not updates:
         return
-    pg = connection.vendor == "postgresql"
-    text, json, flag = ("%s::text", "%s::jsonb", "%s::boolean") if pg else ("%s", "%s", "%s")
     table = _q(Node._meta.db_table)
-    row_sql = f"({text}, {text}, {json}, {json}, {flag}, {flag})"
-    sql_set = (
-        "status = v.status, "
-        "output = CASE WHEN v.output IS NULL THEN n.output ELSE v.output END, "
-        "metrics = CASE WHEN v.metrics IS NULL THEN n.metrics ELSE v.metrics END, "
-        "started_at = CASE WHEN v.started THEN COALESCE(n.started_at, %s) ELSE n.started_at END, "
-        "finished_at = CASE WHEN v.finished THEN %s ELSE n.finished_at END"
-    )
     moment = _moment(now)
+    where = "WHERE n.dag_id = %s AND n.node_id = v.node_id"
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS n SET {_SET_NODE} FROM unnest("
+                "%s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::boolean[], %s::boolean[]"
+                ") AS v(node_id, status, output, metrics, started, finished) " + where,
+                [
+                    moment,
+                    moment,
+                    [u.node_id for u in updates],
+                    [u.status for u in updates],
+                    [u.output for u in updates],
+                    [u.metrics for u in updates],
+                    [u.started for u in updates],
+                    [u.finished for u in updates],
+                    dag_pk,
+                ],
+            )
+            return
         for chunk in _chunks(updates, 6, fixed=3):
-            values = ", ".join([row_sql] * len(chunk))
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
             params: list[Any] = []
             for u in chunk:
                 params += [u.node_id, u.status, u.output, u.metrics, u.started, u.finished]
             cursor.execute(
                 f"WITH v(node_id, status, output, metrics, started, finished) AS "
-                f"(VALUES {values}) "
-                f"UPDATE {table} AS n SET {sql_set} FROM v "
-                f"WHERE n.dag_id = %s AND n.node_id = v.node_id",
+                f"(VALUES {values}) UPDATE {table} AS n SET {_SET_NODE} FROM v {where}",
                 [*params, moment, moment, dag_pk],
             )

@@ -90,9 +90,13 @@ class Command:
 class DagStream:
     """Async handle on one DAG execution. Build it with :meth:`create` or :meth:`open`."""
 
-    def __init__(self, dag_id: str, *, command_cursor: int) -> None:
+    def __init__(self, dag_id: str, *, command_cursor: int, last_seq: int = 0) -> None:
         self.dag_id = dag_id
         self._cursor = command_cursor
+        # The DAG's last seq as of this stream's last flush: a flush that finds
+        # it moved on (someone else wrote) brings back the commands too.
+        self._known_seq = last_seq
+        self._learned: list[tuple[int, str]] = []  # commands a flush brought back
         self._wake = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._channel: str | None = None
@@ -157,9 +161,18 @@ class DagStream:
                 events: list[dict[str, Any]] = []
                 wake = False
                 try:
-                    flushed = await _db(services.apply)(self.dag_id, deltas, publish=False)
+                    flushed = await _db(services.apply)(
+                        self.dag_id,
+                        deltas,
+                        publish=False,
+                        known_seq=self._known_seq,
+                        command_cursor=self._cursor,
+                    )
                     results: list[Any] = flushed.results
                     events, wake = flushed.events, flushed.wake_engine
+                    if flushed.last_seq:
+                        self._known_seq = flushed.last_seq
+                        self._learned.extend(flushed.commands)
                 except Exception as exc:  # noqa: BLE001 - the whole transaction failed
                     results = [exc] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
@@ -197,7 +210,7 @@ class DagStream:
         dag = await _db(services.create_dag)(
             dag_id, name=name, nodes=list(nodes), edges=list(edges), budget=budget
         )
-        return cls(dag_id, command_cursor=dag.last_seq)
+        return cls(dag_id, command_cursor=dag.last_seq, last_seq=dag.last_seq)
 
     @classmethod
     async def open(cls, dag_id: str) -> DagStream:
@@ -212,7 +225,7 @@ class DagStream:
             # command that put the run in this state is delivered first.
             latest = await _db(state.latest_command_seq)(dag_id)
             cursor = latest - 1 if latest is not None else last_seq
-        return cls(dag_id, command_cursor=cursor)
+        return cls(dag_id, command_cursor=cursor, last_seq=last_seq)
 
     # ---------------------------------------------------------- deltas
 
@@ -349,8 +362,19 @@ class DagStream:
                 await _wait(wake, poll)
 
     async def pending_commands(self) -> list[Command]:
-        """The commands that arrived since the last look, without waiting."""
-        rows, _ = await _db(state.commands_after)(self.dag_id, self._cursor)
+        """The people's commands this stream has not returned yet, without waiting.
+
+        While reports are queued or being written, that is what the last flush
+        brought back: each flush tells whether anyone else wrote to the DAG
+        since the previous one, and returns their commands (so the news is at
+        most one flush old, a few milliseconds). With nothing to write, it
+        reads the database.
+        """
+        if self._queue or self._flusher is not None:
+            rows = [row for row in self._learned if row[0] > self._cursor]
+        else:
+            rows, _ = await _db(state.commands_after)(self.dag_id, self._cursor)
+        self._learned.clear()
         if rows:
             self._cursor = rows[-1][0]
         return [Command(type=kind, seq=seq) for seq, kind in rows]  # type: ignore[arg-type]

@@ -23,8 +23,8 @@ These functions are synchronous; async callers wrap them with
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -116,6 +116,10 @@ class Flushed:
     results: list[Any]
     events: list[dict[str, Any]]
     wake_engine: bool = False
+    last_seq: int = 0  # the DAG's last seq after the flush
+    # People's commands (seq, pause|resume|cancel) written by others since the
+    # caller last looked: only read when the DAG's seq moved on without it.
+    commands: list[tuple[int, str]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- checking
@@ -127,10 +131,23 @@ def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
         # refused here, not later as a database error that would also roll back
         # the other deltas of its flush.
         data = msgspec.to_builtins(dict(payload))
-        json.dumps(data, allow_nan=False)
+        _refuse_non_finite(data)
         return protocol.validate_payload(data)
     except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
         raise InvalidDelta(str(exc)) from None
+
+
+def _refuse_non_finite(value: Any) -> None:
+    """JSON has no NaN or infinity (and msgspec would write them as null)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+    elif isinstance(value, dict):
+        for item in value.values():
+            _refuse_non_finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_non_finite(item)
 
 
 def _check_cost(spent: Any, budget: Any) -> None:
@@ -483,11 +500,20 @@ def _change(dag_id: str) -> Iterator[_Flush]:
 # ------------------------------------------------------------ engine deltas
 
 
-def apply(dag_id: str, deltas: Sequence[Delta], *, publish: bool = True) -> Flushed:
+def apply(
+    dag_id: str,
+    deltas: Sequence[Delta],
+    *,
+    publish: bool = True,
+    known_seq: int | None = None,
+    command_cursor: int = 0,
+) -> Flushed:
     """Apply ``deltas`` in order, in one transaction; a refused one changes nothing.
 
     With ``publish`` the events go to the channel layer after commit (from this
     thread); the engine API passes False and publishes from its event loop.
+    ``known_seq``: the DAG's last seq as the caller last saw it; if someone else
+    has written since, the commands after ``command_cursor`` come back too.
     """
     results: list[Any] = [None] * len(deltas)
     prepared: list[tuple[int, Delta, Any]] = []
@@ -501,6 +527,9 @@ def apply(dag_id: str, deltas: Sequence[Delta], *, publish: bool = True) -> Flus
     try:
         with transaction.atomic():
             dag = _lock(dag_id)
+            commands: list[tuple[int, str]] = []
+            if known_seq is not None and dag.last_seq != known_seq:
+                commands = _commands_after(dag, command_cursor)
             flush = _Flush(dag, _structure(dag))
             flush.load(prepared)
             for index, delta, payload in prepared:
@@ -513,7 +542,12 @@ def apply(dag_id: str, deltas: Sequence[Delta], *, publish: bool = True) -> Flus
         for index, _, _ in prepared:
             results[index] = exc
         return Flushed(results, [])
-    return Flushed(results, flush.published, flush.wake_engine)
+    return Flushed(results, flush.published, flush.wake_engine, dag.last_seq, commands)
+
+
+def _commands_after(dag: Dag, cursor: int) -> list[tuple[int, str]]:
+    rows = Event.objects.filter(dag=dag, seq__gt=cursor).exclude(command="")
+    return list(rows.order_by("seq").values_list("seq", "command"))
 
 
 def _one(dag_id: str, kind: DeltaKind, **args: Any) -> Any:

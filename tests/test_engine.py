@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from dagstream_app import broadcast, services
-from dagstream_app.engine import DagStream
+from dagstream_app import broadcast, services, state
+from dagstream_app.engine import BufferFull, DagStream
+from dagstream_app.models import Event, Node
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,3 +89,118 @@ async def _next_event(subscription: tuple[Any, str, str], kind: str) -> None:
                 return
     finally:
         await layer.group_discard(broadcast.group_name(dag_id), channel)
+
+
+# ------------------------------------------------------- batched reports
+
+
+async def test_concurrent_reports_share_flushes_and_keep_their_order() -> None:
+    stream = await DagStream.create("batch-1", nodes=[f"n{i}" for i in range(10)])
+    calls = 0
+    real_apply = services.apply
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real_apply(*args, **kwargs)
+
+    services.apply = counting  # type: ignore[assignment]
+    try:
+        seqs = await asyncio.gather(
+            *(stream.node_state(f"n{i % 10}", "running", metrics={"i": i}) for i in range(200))
+        )
+    finally:
+        services.apply = real_apply  # type: ignore[assignment]
+    assert seqs == list(range(2, 202))  # in call order, each with its own seq
+    assert calls < 20  # a handful of transactions, not 200
+    rows = await database_sync_to_async(
+        lambda: list(
+            Event.objects.filter(dag_id="batch-1", seq__gt=1).values_list("payload", flat=True)
+        )
+    )()
+    assert [row["metrics"]["i"] for row in rows] == list(range(200))
+    await stream.close()
+
+
+async def test_a_refused_report_raises_for_the_call_that_made_it_only() -> None:
+    stream = await DagStream.create("batch-2", nodes=["a"])
+    good = asyncio.ensure_future(stream.node_state("a", "running"))
+    bad = asyncio.ensure_future(stream.node_state("ghost", "running"))
+    also_good = asyncio.ensure_future(stream.node_state("a", "completed"))
+    assert await good == 2
+    with pytest.raises(services.InvalidDelta, match="Unknown node 'ghost'"):
+        await bad
+    assert await also_good == 3
+    await stream.close()
+
+
+async def test_nowait_reports_are_written_and_their_refusals_raised_later() -> None:
+    stream = await DagStream.create("nowait-1", nodes=["a", "b"])
+    assert stream.nowait.node_state("a", "running") is None
+    stream.nowait.node_state("ghost", "running")  # refused when written
+    stream.nowait.node_state("b", "running")  # the others still go in
+    with pytest.raises(services.InvalidDelta, match="Unknown node 'ghost'"):
+        await stream.flush()
+    statuses = await database_sync_to_async(
+        lambda: dict(Node.objects.filter(dag_id="nowait-1").values_list("node_id", "status"))
+    )()
+    assert statuses == {"a": "running", "b": "running"}
+    # A refusal not yet raised comes out of the next call, or of close().
+    stream.nowait.node_state("ghost", "completed")
+    with pytest.raises(services.InvalidDelta):
+        await stream.close()
+
+
+async def test_nowait_past_the_buffer_is_refused_until_the_database_catches_up(
+    settings: Any,
+) -> None:
+    settings.DAGSTREAM = {"ENGINE_BUFFER": 5}
+    stream = await DagStream.create("nowait-2", nodes=["a"])
+    for _ in range(5):
+        stream.nowait.node_state("a", "running")
+    with pytest.raises(BufferFull, match="5 reports"):
+        stream.nowait.node_state("a", "running")
+    await stream.flush()
+    stream.nowait.node_state("a", "completed")  # room again
+    await stream.close()
+
+
+async def test_a_flush_brings_back_the_commands_written_meanwhile(make_user: Any) -> None:
+    user = await database_sync_to_async(make_user)("view_dag", "control_dag")
+    stream = await DagStream.create("learn-1", nodes=["a"])
+    await stream.node_state("a", "running")
+    await database_sync_to_async(services.control)("learn-1", "pause", actor=user)
+    await stream.node_state("a", "completed")  # this flush sees the DAG moved on
+    stream.nowait.node_state("a", "completed")  # reports queued: no database read
+    reads = 0
+    real = state.commands_after
+
+    def counting(*args: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return real(*args)
+
+    state.commands_after = counting  # type: ignore[assignment]
+    try:
+        assert [c.type for c in await stream.pending_commands()] == ["pause"]
+    finally:
+        state.commands_after = real  # type: ignore[assignment]
+    assert reads == 0
+    assert await stream.pending_commands() == []
+    await stream.close()
+
+
+def test_sync_nowait_blocks_for_room_and_raises_refusals_later(settings: Any) -> None:
+    from dagstream_app.engine import SyncDagStream
+
+    settings.DAGSTREAM = {"ENGINE_BUFFER": 3}
+    stream = SyncDagStream.create("sync-nowait", nodes=["a"])
+    for _ in range(50):  # far past the buffer: each call waits for room instead
+        stream.nowait.node_state("a", "running", metrics={"n": 1})
+    stream.nowait.node_state("ghost", "running")
+    with pytest.raises(services.InvalidDelta, match="ghost"):
+        stream.flush()
+    stream.nowait.node_state("a", "completed")
+    stream.close()
+    rows = Event.objects.filter(dag_id="sync-nowait", type="node_state").count()
+    assert rows == 51

@@ -244,14 +244,25 @@ async def test_pause_starts_no_new_node_until_resume(
     operator: Any, cleanup: list[asyncio.Task[Any]]
 ) -> None:
     gates = Gates("a", "b", "c")
-    pipeline = Pipeline("pausing", [gates.node("a"), gates.node("c"), gates.node("b", after="a")])
+    reported = asyncio.Event()
+
+    async def a(ctx: Context) -> str:
+        gates.started["a"].set()
+        await gates.release["a"].wait()
+        ctx.add_cost(0.5)  # written after the pause: that flush tells the runner of it
+        await reported.wait()
+        return "a"
+
+    pipeline = Pipeline("pausing", [Task("a", a), gates.node("c"), gates.node("b", after="a")])
     task, watch = await start(Runner(pipeline), "pause-1")
     cleanup.append(task)
     await gates.wait_started("a")
     await gates.wait_started("c")
 
     await control("pause-1", "pause", operator)
-    gates.release["a"].set()  # a running node finishes while paused ...
+    gates.release["a"].set()
+    await watch.event("cost_update")  # the runner has heard of the pause by now
+    reported.set()  # a running node finishes while paused ...
     await watch.node("a", "completed")
     gates.release["c"].set()  # ... and so does c; its completion comes after a's boundary
     await watch.node("c", "completed")
