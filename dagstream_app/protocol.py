@@ -359,8 +359,7 @@ def parse_command(text: str) -> ClientCommand:
 
 
 _PAYLOAD_TYPES: dict[Any, type[Any]] = {
-    cls.__struct_config__.tag: cls
-    for cls in EventPayload.__args__
+    cls.__struct_config__.tag: cls for cls in EventPayload.__args__
 }
 
 
