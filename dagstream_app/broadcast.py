@@ -67,12 +67,15 @@ async def _publish(
 ) -> None:
     # One layer message per flush, not per event: each group_send costs round
     # trips to Redis, and consumers then send the run as one batch.
-    await layer.group_send(group_name(dag_id), {"type": "dagstream.events", "events": events})
+    # Each message names its group: a process's hub hears many on one channel.
+    group = group_name(dag_id)
+    await layer.group_send(group, {"type": "dagstream.events", "group": group, "events": events})
     last = events[-1]["seq"]
     if wake_engine:
         await layer.group_send(control_group_name(dag_id), {"type": "dagstream.wake", "seq": last})
     await layer.group_send(
-        INDEX_GROUP, {"type": "dagstream.dag_changed", "dag_id": dag_id, "seq": last}
+        INDEX_GROUP,
+        {"type": "dagstream.dag_changed", "group": INDEX_GROUP, "dag_id": dag_id, "seq": last},
     )
 
 
@@ -88,5 +91,8 @@ def publish_deleted(dag_id: str) -> None:
 
 
 async def _publish_deleted(layer: Any, dag_id: str) -> None:
-    await layer.group_send(group_name(dag_id), {"type": "dagstream.deleted"})
-    await layer.group_send(INDEX_GROUP, {"type": "dagstream.dag_deleted", "dag_id": dag_id})
+    group = group_name(dag_id)
+    await layer.group_send(group, {"type": "dagstream.deleted", "group": group})
+    await layer.group_send(
+        INDEX_GROUP, {"type": "dagstream.dag_deleted", "group": INDEX_GROUP, "dag_id": dag_id}
+    )

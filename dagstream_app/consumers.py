@@ -4,12 +4,17 @@
 JSON protocol consumer sends event frames as they are, and the dashboard's
 HTML consumer renders them into fragments.
 
-Delivery: the consumer joins the DAG's group *before* it reads the snapshot or
-replay from the database, then tracks ``last_sent``. A layer message with an
-old seq is dropped; one past a gap first fills the gap from the ``Event``
-table. When idle it re-checks the DAG's last seq now and then, so a lost last
-event is noticed too. Layer errors are caught: it rejoins and fills from the
-database. The database is the truth; the channel layer only says "look now".
+Delivery: the consumer subscribes to the DAG's group (through its process's
+:mod:`~dagstream_app.fanout` hub) *before* it reads the snapshot or replay from
+the database, then tracks ``last_sent``. A layer message with an old seq is
+dropped; one past a gap first fills the gap from the ``Event`` table. The hub's
+database tick says the DAG's last seq each ``IDLE_CHECK_SECONDS``, so a lost
+last event is noticed too; layer outages end no socket. The database is the
+truth; the channel layer only says "look now".
+
+A consumer that falls behind sends what queued up together: ``?batch=1`` JSON
+clients one array frame, dashboards one message whose node fragments are
+conflated (see :mod:`dagstream_app.live`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.core.exceptions import ImproperlyConfigured
 
-from dagstream_app import broadcast, live, protocol, render, services, state
+from dagstream_app import broadcast, fanout, live, protocol, render, services, state
 from dagstream_app.conf import get_config
 from dagstream_app.permissions import Refused, allowed, authorize, visible_ids
 from dagstream_app.protocol import (
@@ -39,8 +44,8 @@ from dagstream_app.protocol import (
 
 log = logging.getLogger(__name__)
 
-# Viewers of a finished run re-check it every this many idle intervals (deletion).
-TERMINAL_CHECK_EVERY = 10
+# Layer messages a consumer may have queued; past it, it catches up from the log.
+INBOX_LIMIT = 1_000
 _CLOSE_FOR = {
     "unauthenticated": CLOSE_UNAUTHENTICATED,
     "forbidden": CLOSE_FORBIDDEN,
@@ -78,7 +83,64 @@ def _query_int(query: dict[str, list[str]], key: str) -> int | None:
     return number if number >= 0 else None
 
 
-class DagStreamConsumer(AsyncWebsocketConsumer):
+class HubConsumer(AsyncWebsocketConsumer):
+    """A consumer fed by its process's hub: one inbox instead of a channel of its own.
+
+    Messages are dispatched without Channels' per-message
+    ``aclose_old_connections`` thread hop: handlers reach the database only
+    through ``database_sync_to_async``, which does that housekeeping itself.
+    """
+
+    group: str | None = None
+    last_send = 0.0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.scope = scope
+        layer = get_channel_layer(self.channel_layer_alias)
+        if layer is None:
+            raise ImproperlyConfigured("dagstream needs CHANNEL_LAYERS to be configured.")
+        self.channel_layer = layer
+        self.hub = fanout.hub_for(layer)
+        self.inbox = fanout.Inbox(INBOX_LIMIT)
+        self.base_send = send
+        self.last_send = time.monotonic()  # the keep-alive counts from the connect
+        try:
+            await await_many_dispatch([receive, self._next_message], self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            await self._leave()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def _next_message(self) -> dict[str, Any]:
+        message = await self.inbox.get()
+        return {"type": "dagstream.layer_error"} if message is None else message
+
+    async def subscribe(self, group: str, dag_id: str | None = None) -> None:
+        self.group = group
+        await self.hub.join(group, self.inbox, dag_id=dag_id)
+
+    async def _leave(self) -> None:
+        group, self.group = self.group, None
+        if group is not None:
+            await self.hub.leave(group, self.inbox)
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        self.last_send = time.monotonic()
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+
+class DagStreamConsumer(HubConsumer):
     """Authorizes a viewer and delivers every event of one DAG once, in order."""
 
     dag_id: str
@@ -86,51 +148,9 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
     ready = False
     last_sent = 0
     terminal = False
-    idle_ticks = 0
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._receive_task: asyncio.Future[Any] | None = None
-        self._flush_task: asyncio.Task[None] | None = None
-        self._pending: list[str] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        # Channels' own loop lets a layer error end the consumer; this one
-        # survives it (see _next_layer_message).
-        self.scope = scope
-        layer = get_channel_layer(self.channel_layer_alias)
-        if layer is None:
-            raise ImproperlyConfigured("dagstream needs CHANNEL_LAYERS to be configured.")
-        self.channel_layer = layer
-        self.channel_name = await layer.new_channel()
-        self.base_send = send
-        try:
-            await await_many_dispatch([receive, self._next_layer_message], self.dispatch)
-        except StopConsumer:
-            pass
-        finally:
-            if self._receive_task is not None:
-                self._receive_task.cancel()
-            if self._flush_task is not None:
-                self._flush_task.cancel()
-
-    async def _next_layer_message(self) -> dict[str, Any]:
-        if self._receive_task is None:
-            self._receive_task = asyncio.ensure_future(
-                self.channel_layer.receive(self.channel_name)
-            )
-        interval = get_config()["IDLE_CHECK_SECONDS"]
-        done, _ = await asyncio.wait({self._receive_task}, timeout=interval)
-        if not done:
-            return {"type": "dagstream.idle"}
-        task, self._receive_task = self._receive_task, None
-        try:
-            message: dict[str, Any] = task.result()
-        except Exception:  # a layer outage must not end the socket
-            log.warning("dagstream: channel layer receive failed", exc_info=True)
-            await asyncio.sleep(interval)  # pace retries while the layer is down
-            return {"type": "dagstream.layer_error"}
-        return message
+    batch = False
+    # Set by subclasses that send what queued up as one message.
+    coalesce = False
 
     # ------------------------------------------------------------ connect
 
@@ -148,7 +168,7 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
         if code is not None:
             await self.close(code)
             return
-        await self.channel_layer.group_add(broadcast.group_name(self.dag_id), self.channel_name)
+        await self.subscribe(broadcast.group_name(self.dag_id), self.dag_id)
         self.ready = True
         await self.start_stream(_query_int(query, "last_seq"))
 
@@ -161,20 +181,14 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
         return None
 
     async def disconnect(self, code: int) -> None:
-        if self.ready:
-            self.ready = False
-            try:
-                await self.channel_layer.group_discard(
-                    broadcast.group_name(self.dag_id), self.channel_name
-                )
-            except Exception:  # the layer may be down; the group entry expires
-                log.warning("dagstream: group_discard failed", exc_info=True)
+        self.ready = False
+        await self._leave()
 
     async def start_stream(self, last_seq: int | None) -> None:
         """Replay after ``last_seq`` when retained, else send a snapshot."""
         progress = await database_sync_to_async(state.progress)(self.dag_id)
         if progress is None:
-            await self.close(CLOSE_NOT_FOUND)
+            await self._gone()
             return
         current, status = progress
         if last_seq is not None and await database_sync_to_async(state.can_replay)(
@@ -186,9 +200,8 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
             return
         snap = await database_sync_to_async(state.snapshot)(self.dag_id)
         if snap is None:
-            await self.close(CLOSE_NOT_FOUND)
+            await self._gone()
             return
-        await self._flush()
         self.last_sent = snap.last_seq
         self.terminal = snap.status in protocol.TERMINAL_STATUSES
         await self.send_snapshot(snap)
@@ -199,7 +212,14 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
         """Committed events, consecutive by seq: drop what was sent, fill any gap first."""
         if not self.ready:
             return
-        fresh = [e for e in message["events"] if e["seq"] > self.last_sent]
+        messages = [message]
+        if self.coalesce:
+            if not len(self.inbox):
+                # A short window lets a storm's next flushes join this message.
+                await asyncio.sleep(get_config()["BATCH_WINDOW_SECONDS"])
+            messages += self.inbox.take_while(_is_events)
+        events = [e for m in messages for e in m["events"]]
+        fresh = [e for e in events if e["seq"] > self.last_sent]
         if not fresh:
             return
         if fresh[0]["seq"] > self.last_sent + 1:
@@ -207,45 +227,50 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
                 return
             if self.last_sent != fresh[0]["seq"] - 1:
                 # The log cannot fill the gap: not an event of this database (a
-                # Redis shared without distinct prefixes). The idle check resyncs.
+                # Redis shared without distinct prefixes). The next tick resyncs.
                 log.warning("dagstream: ignoring events of %s the log lacks", self.dag_id)
                 return
+            fresh = [e for e in fresh if e["seq"] > self.last_sent]
+        if [e["seq"] for e in fresh] != list(range(self.last_sent + 1, fresh[-1]["seq"] + 1)):
+            await self._fill(fresh[-1]["seq"])  # out of order or with holes: the log decides
+            return
         self.last_sent = fresh[-1]["seq"]
         self.terminal = fresh[-1]["terminal"]
-        await self.send_events([(e["seq"], e["frame"]) for e in fresh])
+        shared = message if len(messages) == 1 and len(fresh) == len(events) else None
+        await self.send_events([(e["seq"], e["frame"]) for e in fresh], shared)
+
+    async def dagstream_progress(self, message: dict[str, Any]) -> None:
+        """The hub's database tick: the DAG's last seq; also time for a keep-alive."""
+        if not self.ready:
+            return
+        if message["seq"] > self.last_sent:
+            if await self._fill(message["seq"]):
+                self.terminal = message["status"] in protocol.TERMINAL_STATUSES
+        elif message["seq"] == self.last_sent:
+            self.terminal = message["status"] in protocol.TERMINAL_STATUSES
+        if self.ready and time.monotonic() - self.last_send >= get_config()["KEEPALIVE_SECONDS"]:
+            await self.send_keepalive()
 
     async def dagstream_deleted(self, message: dict[str, Any]) -> None:
         """The run was deleted: say so with the terminal "unknown DAG" code."""
         if self.ready:
-            self.ready = False
-            await self.close(CLOSE_NOT_FOUND)
-
-    async def dagstream_idle(self, message: dict[str, Any]) -> None:
-        self.idle_ticks += 1
-        # A finished run changes no more, but may be deleted: look less often.
-        if self.ready and (not self.terminal or self.idle_ticks % TERMINAL_CHECK_EVERY == 0):
-            await self._catch_up()
+            await self._gone()
 
     async def dagstream_layer_error(self, message: dict[str, Any]) -> None:
         if self.ready:
             await self._catch_up()
 
+    async def _gone(self) -> None:
+        self.ready = False
+        await self.close(CLOSE_NOT_FOUND)
+
     async def _catch_up(self) -> None:
         progress = await database_sync_to_async(state.progress)(self.dag_id)
         if progress is None:  # deleted, and its message was lost
-            self.ready = False
-            await self.close(CLOSE_NOT_FOUND)
+            await self._gone()
             return
         current, status = progress
-        if current <= self.last_sent:
-            self.terminal = status in protocol.TERMINAL_STATUSES
-            return
-        # Messages were lost (or the layer restarted and forgot the group): rejoin.
-        try:
-            await self.channel_layer.group_add(broadcast.group_name(self.dag_id), self.channel_name)
-        except Exception:  # still down; the next tick retries
-            log.warning("dagstream: group_add failed", exc_info=True)
-        if await self._fill(current):
+        if current <= self.last_sent or await self._fill(current):
             self.terminal = status in protocol.TERMINAL_STATUSES
 
     async def _fill(self, upto: int) -> bool:
@@ -258,7 +283,7 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
         frames = await database_sync_to_async(state.event_frames)(self.dag_id, self.last_sent, upto)
         if frames:
             self.last_sent = frames[-1][0]
-            await self.send_events(frames)
+            await self.send_events(frames, None)
         return True
 
     # Overridden by consumers that render events differently.
@@ -266,45 +291,51 @@ class DagStreamConsumer(AsyncWebsocketConsumer):
     async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
         raise NotImplementedError
 
-    async def send_events(self, events: list[tuple[int, str]]) -> None:
+    async def send_events(
+        self, events: list[tuple[int, str]], shared: dict[str, Any] | None
+    ) -> None:
+        """Send ``events``; ``shared`` is the one layer message they came in whole, if so
+        (the same object every local consumer got: it may hold what they all send)."""
         raise NotImplementedError
 
-    async def send_frames(self, frames: list[str]) -> None:
-        """Send JSON texts, one per frame, or coalesced into arrays with ``?batch=1``."""
-        if not self.batch:
-            for frame in frames:
-                await self.send(text_data=frame)
-            return
-        self._pending.extend(frames)
-        config = get_config()
-        if len(self._pending) >= config["BATCH_MAX_EVENTS"]:
-            await self._flush()
-        elif self._flush_task is None:
-            self._flush_task = asyncio.ensure_future(
-                self._flush_later(config["BATCH_WINDOW_SECONDS"])
-            )
+    async def send_keepalive(self) -> None:
+        raise NotImplementedError
 
-    async def _flush_later(self, delay: float) -> None:
-        await asyncio.sleep(delay)  # the coalescing window, not synchronisation
-        self._flush_task = None
-        await self._flush()
 
-    async def _flush(self) -> None:
-        limit = get_config()["BATCH_MAX_EVENTS"]
-        while self._pending:
-            chunk, self._pending = self._pending[:limit], self._pending[limit:]
-            text = chunk[0] if len(chunk) == 1 else "[" + ",".join(chunk) + "]"
-            await self.send(text_data=text)
+def _is_events(message: dict[str, Any]) -> bool:
+    return bool(message["type"] == "dagstream.events")
 
 
 class DagJsonConsumer(DagStreamConsumer):
     """Protocol v1 over JSON text frames (``/ws/dags/<dag_id>/``)."""
 
+    async def connect(self) -> None:
+        await super().connect()
+        self.coalesce = self.batch
+
     async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
         await self.send(text_data=protocol.encode(protocol.Snapshot(dag=snap, seq=snap.last_seq)))
 
-    async def send_events(self, events: list[tuple[int, str]]) -> None:
-        await self.send_frames([frame for _, frame in events])
+    async def send_events(
+        self, events: list[tuple[int, str]], shared: dict[str, Any] | None
+    ) -> None:
+        if not self.batch:
+            for _, frame in events:
+                await self.send(text_data=frame)
+            return
+        limit = get_config()["BATCH_MAX_EVENTS"]
+        if shared is not None and len(events) <= limit:
+            # Every ?batch=1 consumer of this process sends the same array: join it once.
+            text = shared.get("_batch")
+            if text is None:
+                text = shared["_batch"] = _array([frame for _, frame in events])
+            await self.send(text_data=text)
+            return
+        for start in range(0, len(events), limit):
+            await self.send(text_data=_array([f for _, f in events[start : start + limit]]))
+
+    async def send_keepalive(self) -> None:
+        await self.send(text_data=_KEEPALIVE)
 
     async def reply(self, message: protocol.Ack | protocol.ErrorReply) -> None:
         await self.send(text_data=protocol.encode(message))
@@ -372,6 +403,13 @@ class DagJsonConsumer(DagStreamConsumer):
                 raise services.InvalidDelta(f"Unhandled message {command!r}.")
 
 
+_KEEPALIVE = protocol.encode(protocol.Keepalive())
+
+
+def _array(frames: list[str]) -> str:
+    return frames[0] if len(frames) == 1 else "[" + ",".join(frames) + "]"
+
+
 class DagHtmlConsumer(DagStreamConsumer):
     """The dashboard's stream (``/ws/dags/<dag_id>/html/``): events as htmx OOB fragments.
 
@@ -381,6 +419,7 @@ class DagHtmlConsumer(DagStreamConsumer):
     """
 
     perms: render.Perms | None = None
+    coalesce = True
 
     async def _ensure_perms(self) -> render.Perms:
         if self.perms is None:
@@ -396,7 +435,9 @@ class DagHtmlConsumer(DagStreamConsumer):
         html = await database_sync_to_async(live.snapshot_message)(snap, perms)
         await self.send(text_data=html)
 
-    async def send_events(self, events: list[tuple[int, str]]) -> None:
+    async def send_events(
+        self, events: list[tuple[int, str]], shared: dict[str, Any] | None
+    ) -> None:
         if not events:
             return
         perms = await self._ensure_perms()
@@ -405,22 +446,28 @@ class DagHtmlConsumer(DagStreamConsumer):
             html = await database_sync_to_async(live.events_html)(self.dag_id, events, perms)
         await self.send(text_data=html)
 
+    async def send_keepalive(self) -> None:
+        await self.send(text_data=render.KEEPALIVE_HTML)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         return
 
 
-class DagIndexConsumer(AsyncWebsocketConsumer):
+class DagIndexConsumer(HubConsumer):
     """Live rows of the run list (``/ws/dags/?ids=a,b``), throttled per connection.
 
     Rows of the DAGs named in ``ids`` (the ones on the page) are re-rendered at
     most every ``THROTTLE`` seconds; a new run elsewhere raises a notice instead.
     Only runs the user may view count: each flush asks the permission rule.
+    Changes come from the layer and, for engines it does not reach, from the
+    hub's database tick.
     """
 
     THROTTLE = 0.5
     ids: frozenset[str] = frozenset()
     ready = False
     new_count = 0
+    flush_task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         await self.accept()
@@ -436,19 +483,16 @@ class DagIndexConsumer(AsyncWebsocketConsumer):
         self.ids = frozenset(i for i in raw.split(",")[:200] if protocol.DAG_ID_RE.match(i))
         self.pending: dict[str, int] = {}
         self.new_runs: set[str] = set()
-        self.flush_task: asyncio.Task[None] | None = None
-        await self.channel_layer.group_add(broadcast.INDEX_GROUP, self.channel_name)
+        self.seen_new: set[str] = set()
+        self.rendered: dict[str, int] = {}  # the seq each row was last rendered at
+        await self.subscribe(broadcast.INDEX_GROUP)
         self.ready = True
 
     async def disconnect(self, code: int) -> None:
-        if self.ready:
-            self.ready = False
-            if self.flush_task is not None:
-                self.flush_task.cancel()
-            try:
-                await self.channel_layer.group_discard(broadcast.INDEX_GROUP, self.channel_name)
-            except Exception:  # the layer may be down; the entry expires
-                log.warning("dagstream: group_discard failed", exc_info=True)
+        self.ready = False
+        if self.flush_task is not None:
+            self.flush_task.cancel()
+        await self._leave()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         return
@@ -458,8 +502,10 @@ class DagIndexConsumer(AsyncWebsocketConsumer):
             return
         dag_id: str = message["dag_id"]
         if dag_id in self.ids:
+            if message["seq"] <= self.rendered.get(dag_id, 0):
+                return  # the tick's copy of a change already shown
             self.pending[dag_id] = max(message["seq"], self.pending.get(dag_id, 0))
-        elif message["seq"] <= 1:
+        elif message["seq"] <= 1 and dag_id not in self.seen_new:
             self.new_runs.add(dag_id)
         else:
             return
@@ -472,14 +518,24 @@ class DagIndexConsumer(AsyncWebsocketConsumer):
             self.pending.pop(dag_id, None)
             await self.send(text_data=render.row_deleted_html(dag_id))
 
+    async def dagstream_tick(self, message: dict[str, Any]) -> None:
+        if self.ready and time.monotonic() - self.last_send >= get_config()["KEEPALIVE_SECONDS"]:
+            await self.send(text_data=render.KEEPALIVE_HTML)
+
+    async def dagstream_layer_error(self, message: dict[str, Any]) -> None:
+        return  # the hub's tick brings what the layer lost
+
     async def _flush_rows(self) -> None:
         await asyncio.sleep(self.THROTTLE)  # the throttle window, not synchronisation
         self.flush_task = None
         pending, self.pending = self.pending, {}
         new, self.new_runs = self.new_runs, set()
         seen = await database_sync_to_async(visible_ids)(self.user, {*pending, *new})
-        self.new_count += len(new & seen)
+        counted = new & seen
+        self.seen_new |= counted  # the layer and the tick both report a new run
+        self.new_count += len(counted)
         rows = {dag_id: seq for dag_id, seq in pending.items() if dag_id in seen}
+        self.rendered.update(rows)
         html = await database_sync_to_async(live.index_message)(rows, self.new_count)
         if html and self.ready:
             await self.send(text_data=html)

@@ -2,7 +2,10 @@
 
 Each event's fragments are rendered once per (DAG, seq, frame, permission
 variant) per process and cached, so a thousand viewers cost one render, and a
-message whose fragments are all cached costs no query at all.
+message whose fragments are all cached costs no query at all. A message for
+several events (a viewer that fell behind) is conflated: each node's slot,
+the progress line and the cost card only as of the last event, gates, errors,
+the run's state and results all of them (:func:`render.conflate`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dagstream_app.protocol import DagSnapshot
 # (dag_id, seq, frame, perms): the frame (with its timestamp) tells apart a DAG
 # deleted and created again under the same id, whose seqs start over.
 CacheKey = tuple[str, int, str, render.Perms]
+Parts = tuple[render.Part, ...]
 
 
 class FragmentCache:
@@ -25,17 +29,17 @@ class FragmentCache:
 
     def __init__(self, size: int = 20_000) -> None:
         self.size = size
-        self._data: OrderedDict[CacheKey, str] = OrderedDict()
+        self._data: OrderedDict[CacheKey, Parts] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: CacheKey) -> str | None:
+    def get(self, key: CacheKey) -> Parts | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: CacheKey, value: str) -> None:
+    def put(self, key: CacheKey, value: Parts) -> None:
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
@@ -54,29 +58,28 @@ def cached_events_html(
     dag_id: str, events: Sequence[tuple[int, str]], perms: render.Perms
 ) -> str | None:
     """The message for ``events`` if every fragment is cached (no database), else None."""
-    parts = []
+    parts: list[render.Part] = []
     for seq, frame in events:
-        html = cache.get((dag_id, seq, frame, perms))
-        if html is None:
+        cached = cache.get((dag_id, seq, frame, perms))
+        if cached is None:
             return None
-        parts.append(html)
-    parts.append(render.seq_marker(events[-1][0]))
-    return "".join(parts)
+        parts.extend(cached)
+    return render.conflate(parts) + render.seq_marker(events[-1][0])
 
 
 def events_html(dag_id: str, events: Sequence[tuple[int, str]], perms: render.Perms) -> str:
-    """One message for ``events``: their fragments, in order, then the seq marker."""
-    parts = []
+    """One message for ``events``: their fragments in order (conflated), then the seq marker."""
+    parts: list[render.Part] = []
     for seq, frame in events:
         key = (dag_id, seq, frame, perms)
-        html = cache.get(key)
-        if html is None:
+        cached = cache.get(key)
+        if cached is None:
             event = json.loads(frame)
-            html = render.event_html(dag_id, seq, event, state.live_state(dag_id, event), perms)
-            cache.put(key, html)
-        parts.append(html)
-    parts.append(render.seq_marker(events[-1][0]))
-    return "".join(parts)
+            work = state.live_state(dag_id, event)
+            cached = tuple(render.event_parts(dag_id, seq, event, work, perms))
+            cache.put(key, cached)
+        parts.extend(cached)
+    return render.conflate(parts) + render.seq_marker(events[-1][0])
 
 
 def snapshot_message(snap: DagSnapshot, perms: render.Perms) -> str:

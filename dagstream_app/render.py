@@ -512,43 +512,81 @@ def node_panel_html(dag_id: str, node: NodeView) -> SafeString:
 # ----------------------------------------------------------- live fragments
 
 
-def event_html(dag_id: str, seq: int, event: Mapping[str, Any], work: Working, perms: Perms) -> str:
+# One fragment of a live message, with the slot it replaces: of several fragments
+# for one slot in a message only the last is sent. None: never dropped.
+Part = tuple[str | None, str]
+TIMELINE_SLOT = "timeline"
+
+
+def event_parts(
+    dag_id: str, seq: int, event: Mapping[str, Any], work: Working, perms: Perms
+) -> list[Part]:
     """One event as out-of-band fragments for only what it changed (without the seq marker).
 
     ``work`` is what the fragments show (:func:`dagstream_app.state.live_state`).
+    Node slots, the progress line, the cost card and the edge flash are
+    latest-wins; gates, errors, the run's state and its results never drop.
     """
-    parts: list[str] = []
+    parts: list[Part] = []
     match event["type"]:
         case "node_state":
             node = work.nodes.get(event["node_id"])
             if node is not None:
-                parts.append(node_slot_html(dag_id, node, seq))
-            parts.append(progress_html(work.node_counts(), oob=True))
+                parts.append((f"node:{node.id}", node_slot_html(dag_id, node, seq)))
+            parts.append(("progress", progress_html(work.node_counts(), oob=True)))
         case "edge_active":
             parts.append(
-                f'<div id="ds-flash" hidden hx-swap-oob="true" data-seq="{seq}"'
-                f' data-edge="{edge_dom_id(event["from"], event["to"])}"></div>'
+                (
+                    "flash",
+                    f'<div id="ds-flash" hidden hx-swap-oob="true" data-seq="{seq}"'
+                    f' data-edge="{edge_dom_id(event["from"], event["to"])}"></div>',
+                )
             )
         case "dag_mutated":
             snap = work.snapshot()
-            parts.append(graph_html(dag_id, snap.nodes, snap.edges, oob=True))
-            parts.append(progress_html(work.node_counts(), oob=True))
+            parts.append((None, graph_html(dag_id, snap.nodes, snap.edges, oob=True)))
+            parts.append(("progress", progress_html(work.node_counts(), oob=True)))
         case "cost_update":
-            parts.append(cost_html(work.spent, work.budget, oob=True))
+            parts.append(("cost", cost_html(work.spent, work.budget, oob=True)))
         case "execution_complete":
-            parts.append(results_html("completed", work.results, oob=True))
+            parts.append((None, results_html("completed", work.results, oob=True)))
         case "human_gate_waiting":
             card = gate_html(dag_id, work.gates[event["node_id"]], perms[0])
-            parts.append(f'<div hx-swap-oob="beforeend:#gate-list">{card}</div>')
+            parts.append((None, f'<div hx-swap-oob="beforeend:#gate-list">{card}</div>'))
         case "gate_decided":
-            parts.append(gate_html(dag_id, work.gates[event["node_id"]], perms[0], oob=True))
+            card = gate_html(dag_id, work.gates[event["node_id"]], perms[0], oob=True)
+            parts.append((None, card))
         case "execution_state":
-            parts.append(status_html(work.status, work.created_at, work.finished_at, oob=True))
-            parts.append(controls_html(dag_id, work.status, perms[1], oob=True))
+            status = status_html(work.status, work.created_at, work.finished_at, oob=True)
+            parts.append((None, status))
+            parts.append((None, controls_html(dag_id, work.status, perms[1], oob=True)))
         case "error":
             pass
-    parts.append(f'<ol hx-swap-oob="afterbegin:#timeline">{timeline_entry_html(event)}</ol>')
-    return "".join(parts)
+    entry = timeline_entry_html(event)
+    parts.append((TIMELINE_SLOT, f'<ol hx-swap-oob="afterbegin:#timeline">{entry}</ol>'))
+    return parts
+
+
+def event_html(dag_id: str, seq: int, event: Mapping[str, Any], work: Working, perms: Perms) -> str:
+    """:func:`event_parts` as one string."""
+    return "".join(html for _, html in event_parts(dag_id, seq, event, work, perms))
+
+
+def conflate(parts: Sequence[Part]) -> str:
+    """Fragments of several events in order, each slot's last only, the last timeline entries."""
+    last: dict[str, int] = {}
+    for index, (slot, _) in enumerate(parts):
+        if slot is not None and slot != TIMELINE_SLOT:
+            last[slot] = index
+    entries = [i for i, (slot, _) in enumerate(parts) if slot == TIMELINE_SLOT]
+    kept_entries = set(entries[-TIMELINE_LENGTH:])
+    return "".join(
+        html
+        for index, (slot, html) in enumerate(parts)
+        if slot is None
+        or (slot == TIMELINE_SLOT and index in kept_entries)
+        or last.get(slot) == index
+    )
 
 
 # ------------------------------------------------------------- run list
@@ -577,6 +615,10 @@ def row_context(row: RunRow) -> dict[str, Any]:
 
 def row_html(row: RunRow, *, oob: bool = False) -> SafeString:
     return _render("dag_row.html", {"r": row_context(row), "oob": oob})
+
+
+# What a silent dashboard stream sends now and then: htmx swaps it, nothing shows.
+KEEPALIVE_HTML = '<div id="ds-keepalive" hidden hx-swap-oob="true"></div>'
 
 
 def row_deleted_html(dag_id: str) -> str:

@@ -38,6 +38,22 @@ def progress(dag_id: str) -> tuple[int, str] | None:
     return Dag.objects.filter(pk=dag_id).values_list("last_seq", "status").first()
 
 
+def progress_many(dag_ids: set[str]) -> dict[str, tuple[int, str]]:
+    """(last seq, status) of each DAG of ``dag_ids`` that exists."""
+    rows = Dag.objects.filter(pk__in=dag_ids).values_list("pk", "last_seq", "status")
+    return {dag_id: (seq, status) for dag_id, seq, status in rows}
+
+
+def changed_since(moment: datetime, limit: int = 500) -> list[tuple[str, int, bool]]:
+    """(dag_id, last seq, created since) of the runs changed since ``moment``, newest first."""
+    rows = (
+        Dag.objects.filter(updated_at__gte=moment)
+        .order_by("-updated_at")
+        .values_list("pk", "last_seq", "created_at")[:limit]
+    )
+    return [(dag_id, seq, created >= moment) for dag_id, seq, created in rows]
+
+
 def _gate_view(gate: Gate) -> GateView:
     return GateView(
         node_id=gate.node_id,

@@ -343,7 +343,7 @@ def test_schema_command_prints_json_with_every_message() -> None:
 
     assert tags("server_event") == set(protocol.EVENT_TYPES)
     assert tags("client_command") == set(protocol.CLIENT_TYPES)
-    assert tags("server_reply") == {"ack", "error", "snapshot"}
+    assert tags("server_reply") == {"ack", "error", "snapshot", "keepalive"}
 
 
 def test_schema_requires_the_envelope_on_every_event() -> None:

@@ -756,5 +756,5 @@ def test_a_deleted_run_is_announced_to_its_viewers(
     services.complete("etl-1")
     with django_capture_on_commit_callbacks(execute=True):
         services.delete_dag("etl-1")
-    assert _receive(layer, channel) == {"type": "dagstream.deleted"}
+    assert _receive(layer, channel) == {"type": "dagstream.deleted", "group": "dagstream.etl-1"}
     async_to_sync(layer.group_discard)(broadcast.group_name("etl-1"), channel)

@@ -136,9 +136,14 @@ async def test_events_the_log_cannot_account_for_are_not_forwarded(
     # Another deployment sharing Redis and prefix publishes "its" seq 50 of this id.
     layer = RedisChannelLayer(hosts=[REDIS_URL], prefix=child_env()["DAGSTREAM_REDIS_PREFIX"])
     frame = '{"type":"node_state","dag_id":"phantom","seq":50,"node_id":"n1","status":"failed"}'
+    group = broadcast.group_name("phantom")
     await layer.group_send(
-        broadcast.group_name("phantom"),
-        {"type": "dagstream.events", "events": [{"seq": 50, "frame": frame, "terminal": False}]},
+        group,
+        {
+            "type": "dagstream.events",
+            "group": group,
+            "events": [{"seq": 50, "frame": frame, "terminal": False}],
+        },
     )
     await sync_to_async(services.node_state)("phantom", "n1", "running")  # the real seq 2
     (event,) = await recv_messages(ws)

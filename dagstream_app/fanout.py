@@ -1,0 +1,265 @@
+"""One subscription per process: each channel-layer group is joined once, its messages shared.
+
+Every consumer of a DAG in a process used to hold its own channel in the DAG's
+group, so a publish cost one copy per viewer in the layer (and in Redis), and a
+mass disconnect meant as many ``group_discard`` calls. Instead a :class:`Hub`
+(one per event loop and layer) joins each group once with one channel, and hands
+each message — the same object — to the :class:`Inbox` of every local consumer.
+
+The hub also watches the database for its consumers, once per
+``IDLE_CHECK_SECONDS`` for all of them (one query): each DAG consumer gets the
+DAG's last seq (so a lost *last* message is still noticed, and a deleted run is
+found), and run-list consumers get the runs that changed (so a list is live even
+when the engine writes from a process the layer does not reach). Its channel's
+group memberships are refreshed well within the layer's ``group_expiry``, so a
+crashed process's channel drops out of every group soon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from dagstream_app import broadcast, state
+from dagstream_app.conf import get_config
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Hub", "Inbox", "hub_for"]
+
+LOOK_BACK = timedelta(seconds=5)
+
+Message = dict[str, Any]
+
+
+class Inbox:
+    """A consumer's queue of layer messages, bounded: past the bound it drops and says so.
+
+    Dropping loses nothing: the consumer sees ``overflowed`` and fills what it
+    missed from the event log (or, too far behind, closes with 4013).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.overflowed = False
+        self._items: deque[Message] = deque()
+        self._ready = asyncio.Event()
+
+    def put(self, message: Message) -> None:
+        if len(self._items) >= self.limit:
+            self.overflowed = True
+        else:
+            self._items.append(message)
+        self._ready.set()
+
+    async def get(self) -> Message | None:
+        """The next message; None once after an overflow (catch up from the log)."""
+        while not self._items and not self.overflowed:
+            self._ready.clear()
+            await self._ready.wait()
+        if self.overflowed:
+            self.overflowed = False
+            self._items.clear()
+            return None
+        return self._items.popleft()
+
+    def take_while(self, keep: Callable[[Message], bool]) -> list[Message]:
+        """The messages at the head that ``keep`` accepts, taken without waiting."""
+        taken: list[Message] = []
+        while self._items and keep(self._items[0]):
+            taken.append(self._items.popleft())
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Hub:
+    """Joins each group once for this process and fans its messages out to local inboxes."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.channel: str | None = None
+        self.members: dict[str, set[Inbox]] = {}
+        self.dag_of: dict[str, str] = {}  # group -> the DAG it streams
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()
+        self._down = False  # the layer is failing; logged once per outage
+        self._refreshed = time.monotonic()
+        self._list_seen: datetime | None = None
+
+    # ------------------------------------------------------- membership
+
+    async def join(self, group: str, inbox: Inbox, *, dag_id: str | None = None) -> None:
+        """Deliver ``group``'s messages to ``inbox`` (and, for a DAG, its database ticks)."""
+        async with self._lock:
+            if self.channel is None:
+                self.channel = await self.layer.new_channel()
+            if not self._tasks:
+                self._tasks = [
+                    asyncio.ensure_future(self._receive_loop()),
+                    asyncio.ensure_future(self._watch_loop()),
+                ]
+            members = self.members.get(group)
+            if group == broadcast.INDEX_GROUP and self._list_seen is None:
+                self._list_seen = timezone.now()
+            if members is None:
+                members = self.members[group] = set()
+                if dag_id is not None:
+                    self.dag_of[group] = dag_id
+                await self._add(group)
+            members.add(inbox)
+
+    async def leave(self, group: str, inbox: Inbox) -> None:
+        async with self._lock:
+            members = self.members.get(group)
+            if members is None:
+                return
+            members.discard(inbox)
+            if members:
+                return
+            del self.members[group]
+            self.dag_of.pop(group, None)
+            if self.channel is not None:
+                try:
+                    await self.layer.group_discard(group, self.channel)
+                except Exception:  # noqa: BLE001 - logged once per outage; the entry expires
+                    self._failed("group_discard")
+            if not self.members:
+                for task in self._tasks:
+                    task.cancel()
+                self._tasks = []
+
+    async def _add(self, group: str) -> None:
+        assert self.channel is not None
+        try:
+            await self.layer.group_add(group, self.channel)
+        except Exception:  # noqa: BLE001 - logged once; the tick delivers from the log
+            self._failed("group_add")
+        else:
+            self._recovered()
+
+    # ---------------------------------------------------------- delivery
+
+    def _deliver(self, group: str, message: Message) -> None:
+        for inbox in self.members.get(group, ()):
+            inbox.put(message)
+
+    def _deliver_all(self, message: Message) -> None:
+        for group in self.members:
+            self._deliver(group, message)
+
+    async def _receive_loop(self) -> None:
+        assert self.channel is not None
+        pause = get_config()["IDLE_CHECK_SECONDS"]
+        while True:
+            try:
+                message: Message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - logged once; rejoin, fill from the log
+                self._failed("receive")
+                self._deliver_all({"type": "dagstream.layer_error"})
+                await asyncio.sleep(pause)  # pace retries while the layer is down
+                for joined in list(self.members):
+                    await self._add(joined)
+                continue
+            self._recovered()
+            target = message.get("group")
+            if isinstance(target, str):
+                self._deliver(target, message)
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(get_config()["IDLE_CHECK_SECONDS"])  # the tick itself
+            try:
+                await self._watch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be down: consumers wait, the next tick retries
+                log.warning("dagstream: watching the database failed", exc_info=True)
+
+    async def _watch(self) -> None:
+        dags = {group: dag_id for group, dag_id in self.dag_of.items() if group in self.members}
+        lists = broadcast.INDEX_GROUP in self.members
+        # A transaction stamps its rows before it commits: look back a little.
+        since = None if self._list_seen is None else self._list_seen - LOOK_BACK
+        now = timezone.now()
+        progress, changed = await database_sync_to_async(_read)(
+            set(dags.values()), since if lists else None
+        )
+        # The tick's own copies of "changed" are harmless: a list re-renders rows
+        # at most once per throttle window and counts a new run once.
+        for group, dag_id in dags.items():
+            found = progress.get(dag_id)
+            if found is None:
+                self._deliver(group, {"type": "dagstream.deleted"})
+            else:
+                seq, status = found
+                self._deliver(group, {"type": "dagstream.progress", "seq": seq, "status": status})
+        if lists:
+            self._list_seen = now
+            self._deliver(broadcast.INDEX_GROUP, {"type": "dagstream.tick"})
+            for dag_id, seq, new in changed:
+                self._deliver(
+                    broadcast.INDEX_GROUP,
+                    {"type": "dagstream.dag_changed", "dag_id": dag_id, "seq": 1 if new else seq},
+                )
+        await self._refresh()
+
+    async def _refresh(self) -> None:
+        # Memberships expire (channels-redis: group_expiry); live ones are renewed.
+        expiry = float(getattr(self.layer, "group_expiry", 86_400))
+        if time.monotonic() - self._refreshed < min(expiry / 3, 300.0):
+            return
+        self._refreshed = time.monotonic()
+        for group in list(self.members):
+            await self._add(group)
+
+    # ------------------------------------------------------------ outages
+
+    def _failed(self, what: str) -> None:
+        if not self._down:
+            self._down = True
+            log.warning(
+                "dagstream: the channel layer failed (%s); delivering from the database "
+                "until it is back",
+                what,
+                exc_info=True,
+            )
+
+    def _recovered(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning("dagstream: the channel layer is back")
+
+
+def _read(
+    dag_ids: set[str], since: datetime | None
+) -> tuple[dict[str, tuple[int, str]], list[tuple[str, int, bool]]]:
+    progress = state.progress_many(dag_ids) if dag_ids else {}
+    changed = state.changed_since(since) if since is not None else []
+    return progress, changed
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Hub]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def hub_for(layer: Any) -> Hub:
+    """The hub of this event loop for ``layer``."""
+    hubs = _hubs.setdefault(asyncio.get_running_loop(), {})
+    hub = hubs.get(id(layer))
+    if hub is None or hub.layer is not layer:
+        hub = hubs[id(layer)] = Hub(layer)
+    return hub

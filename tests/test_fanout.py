@@ -1,0 +1,122 @@
+"""fanout: one group membership per process, shared messages, the database tick."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from dagstream_app import broadcast, fanout, services
+from dagstream_app.models import Dag
+from tests.servers import Server
+from tests.wsclient import TIMEOUT, open_ws, recv
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def viewer(make_user, make_token) -> str:
+    return make_token(make_user("view_dag"))
+
+
+def communicator(path: str, token: str) -> WebsocketCommunicator:
+    from project.asgi import application
+
+    return WebsocketCommunicator(
+        application,
+        path,
+        headers=[(b"origin", b"http://127.0.0.1"), (b"authorization", f"Bearer {token}".encode())],
+    )
+
+
+async def test_many_viewers_hold_one_membership_and_share_each_message(viewer: str) -> None:
+    await sync_to_async(services.create_dag)("fan-1", nodes=["a"])
+    layer = get_channel_layer()
+    group = broadcast.group_name("fan-1")
+    viewers = [communicator("/ws/dags/fan-1/?batch=1", viewer) for _ in range(5)]
+    for comm in viewers:
+        assert (await comm.connect())[0]
+        assert json.loads(await comm.receive_from(TIMEOUT))["type"] == "snapshot"
+    assert len(layer.groups[group]) == 1  # one channel for the whole process
+    await sync_to_async(services.node_state)("fan-1", "a", "running")
+    frames = [await comm.receive_from(TIMEOUT) for comm in viewers]
+    assert len(set(frames)) == 1 and json.loads(frames[0])["seq"] == 2
+    for comm in viewers:
+        await comm.disconnect()
+    assert group not in layer.groups  # the last one out leaves the group
+
+
+async def test_a_full_inbox_drops_and_the_consumer_fills_from_the_log(viewer: str) -> None:
+    inbox = fanout.Inbox(limit=2)
+    for seq in (1, 2, 3):
+        inbox.put({"type": "dagstream.events", "events": [{"seq": seq}]})
+    assert await inbox.get() is None  # overflowed: catch up from the log
+    assert len(inbox) == 0
+
+    await sync_to_async(services.create_dag)("fan-2", nodes=["a"])
+    comm = communicator("/ws/dags/fan-2/", viewer)
+    assert (await comm.connect())[0]
+    assert json.loads(await comm.receive_from(TIMEOUT))["seq"] == 1
+    for _ in range(3):
+        await sync_to_async(services.node_state)("fan-2", "a", "running")
+    # Every layer message lost: the overflow signal alone brings all three back.
+    consumer_inboxes = next(iter(fanout.hub_for(get_channel_layer()).members.values()))
+    (target,) = consumer_inboxes
+    got = [json.loads(await comm.receive_from(TIMEOUT))["seq"] for _ in range(3)]
+    assert got == [2, 3, 4]
+    target.overflowed = True
+    target.put({"type": "dagstream.events", "events": []})
+    await sync_to_async(services.node_state)("fan-2", "a", "completed")
+    assert json.loads(await comm.receive_from(TIMEOUT))["seq"] == 5
+    await comm.disconnect()
+
+
+async def test_the_tick_brings_what_the_layer_never_carried(server: Server, viewer: str) -> None:
+    """An engine in another process, no shared layer: the run list and the stream stay live."""
+    dag = await sync_to_async(services.create_dag)("fan-3", nodes=["a"])
+    assert isinstance(dag, Dag)
+    listing = await open_ws(server, "", token=viewer, path="/ws/dags/", query="ids=fan-3")
+    stream = await open_ws(server, "fan-3", token=viewer)
+    assert (await recv(stream))["type"] == "snapshot"
+    await sync_to_async(services.node_state)("fan-3", "a", "running")  # this process only
+    assert (await recv(stream))["seq"] == 2
+    row = str(await asyncio.wait_for(listing.recv(), TIMEOUT))
+    assert 'hx-swap-oob="true"' in row and "fan-3" in row
+    await sync_to_async(services.create_dag)("fan-4", nodes=["a"])
+    notice = str(await asyncio.wait_for(listing.recv(), TIMEOUT))
+    assert "1 new run started" in notice
+    await listing.close()
+    await stream.close()
+
+
+async def test_a_layer_outage_is_one_warning_not_one_per_consumer(caplog: Any, viewer: str) -> None:
+    await sync_to_async(services.create_dag)("fan-5", nodes=["a"])
+    layer = get_channel_layer()
+    hub = fanout.hub_for(layer)
+    real = layer.group_add
+
+    async def failing(*args: Any) -> None:
+        raise ConnectionError("layer down")
+
+    layer.group_add = failing
+    try:
+        viewers = [communicator("/ws/dags/fan-5/", viewer) for _ in range(3)]
+        for comm in viewers:
+            assert (await comm.connect())[0]
+            await comm.receive_from(TIMEOUT)
+        await sync_to_async(services.node_state)("fan-5", "a", "running")
+        # Not in the group: the tick delivers from the log.
+        for comm in viewers:
+            assert json.loads(await comm.receive_from(TIMEOUT))["seq"] == 2
+    finally:
+        layer.group_add = real
+    failures = [r for r in caplog.records if "channel layer failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert hub._down
+    for comm in viewers:
+        await comm.disconnect()
