@@ -14,32 +14,34 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from typing import Generic, TypeVar
 
-from dagstream_app import render, state
+from dagstream_app import protocol, render, state
 from dagstream_app.protocol import DagSnapshot
 
 # (dag_id, seq, frame, perms): the frame (with its timestamp) tells apart a DAG
 # deleted and created again under the same id, whose seqs start over.
 CacheKey = tuple[str, int, str, render.Perms]
 Parts = tuple[render.Part, ...]
+V = TypeVar("V")
 
 
-class FragmentCache:
-    """A small thread-safe LRU of rendered event fragments."""
+class FragmentCache(Generic[V]):
+    """A small thread-safe LRU of rendered fragments."""
 
     def __init__(self, size: int = 20_000) -> None:
         self.size = size
-        self._data: OrderedDict[CacheKey, Parts] = OrderedDict()
+        self._data: OrderedDict[CacheKey, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: CacheKey) -> Parts | None:
+    def get(self, key: CacheKey) -> V | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: CacheKey, value: Parts) -> None:
+    def put(self, key: CacheKey, value: V) -> None:
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
@@ -51,7 +53,9 @@ class FragmentCache:
             self._data.clear()
 
 
-cache = FragmentCache()
+cache: FragmentCache[Parts] = FragmentCache()
+# The progress line as of a seq, one part each: every viewer's message ends with it.
+progress_cache: FragmentCache[render.Part] = FragmentCache(2_000)
 
 
 def cached_events_html(
@@ -64,6 +68,12 @@ def cached_events_html(
         if cached is None:
             return None
         parts.extend(cached)
+    progress = _progress_key(dag_id, events)
+    if progress is not None:
+        found = progress_cache.get(progress)
+        if found is None:
+            return None
+        parts.append(found)
     return render.conflate(parts) + render.seq_marker(events[-1][0])
 
 
@@ -79,7 +89,23 @@ def events_html(dag_id: str, events: Sequence[tuple[int, str]], perms: render.Pe
             cached = tuple(render.event_parts(dag_id, seq, event, work, perms))
             cache.put(key, cached)
         parts.extend(cached)
+    progress = _progress_key(dag_id, events)
+    if progress is not None:
+        found = progress_cache.get(progress)
+        if found is None:
+            found = ("progress", render.progress_html(state.node_counts(dag_id), oob=True))
+            progress_cache.put(progress, found)
+        parts.append(found)
     return render.conflate(parts) + render.seq_marker(events[-1][0])
+
+
+def _progress_key(dag_id: str, events: Sequence[tuple[int, str]]) -> CacheKey | None:
+    """The progress line's cache key as of the message's last event, if it needs one."""
+    for _, frame in events:
+        if protocol.frame_type(frame) in render.PROGRESS_EVENTS:
+            seq, last = events[-1]
+            return (dag_id, seq, last, (True, True))
+    return None
 
 
 def snapshot_message(snap: DagSnapshot, perms: render.Perms) -> str:

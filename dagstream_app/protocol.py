@@ -386,6 +386,15 @@ def event_frame(event_type: str, dag_id: str, seq: int, ts: str, payload: dict[s
     return encode({"type": event_type, "dag_id": dag_id, "seq": seq, "ts": ts, **payload})
 
 
+_FRAME_HEAD = '{"type":"'
+
+
+def frame_type(frame: str) -> str:
+    """The ``type`` of an event frame this module encoded (it always comes first)."""
+    assert frame.startswith(_FRAME_HEAD)
+    return frame[len(_FRAME_HEAD) : frame.index('"', len(_FRAME_HEAD))]
+
+
 def frame_from_payload(event_type: str, dag_id: str, seq: int, ts: str, payload: str) -> str:
     """:func:`event_frame` from a payload already encoded (a JSON object's text).
 

@@ -516,6 +516,8 @@ def node_panel_html(dag_id: str, node: NodeView) -> SafeString:
 # for one slot in a message only the last is sent. None: never dropped.
 Part = tuple[str | None, str]
 TIMELINE_SLOT = "timeline"
+# A message with one of these events also carries the progress line, once.
+PROGRESS_EVENTS = frozenset({"node_state", "dag_mutated"})
 
 
 def event_parts(
@@ -524,8 +526,9 @@ def event_parts(
     """One event as out-of-band fragments for only what it changed (without the seq marker).
 
     ``work`` is what the fragments show (:func:`dagstream_app.state.live_state`).
-    Node slots, the progress line, the cost card and the edge flash are
-    latest-wins; gates, errors, the run's state and its results never drop.
+    Node slots, the cost card and the edge flash are latest-wins; gates,
+    errors, the run's state and its results never drop. The progress line is
+    once per message (:data:`PROGRESS_EVENTS`).
     """
     parts: list[Part] = []
     match event["type"]:
@@ -533,7 +536,6 @@ def event_parts(
             node = work.nodes.get(event["node_id"])
             if node is not None:
                 parts.append((f"node:{node.id}", node_slot_html(dag_id, node, seq)))
-            parts.append(("progress", progress_html(work.node_counts(), oob=True)))
         case "edge_active":
             parts.append(
                 (
@@ -545,7 +547,6 @@ def event_parts(
         case "dag_mutated":
             snap = work.snapshot()
             parts.append((None, graph_html(dag_id, snap.nodes, snap.edges, oob=True)))
-            parts.append(("progress", progress_html(work.node_counts(), oob=True)))
         case "cost_update":
             parts.append(("cost", cost_html(work.spent, work.budget, oob=True)))
         case "execution_complete":

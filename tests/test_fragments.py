@@ -11,7 +11,7 @@ import pytest
 from django.test import override_settings
 
 from dagstream_app import live, render, services, state
-from dagstream_app.models import Dag
+from dagstream_app.models import Dag, Event
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +65,7 @@ def dag(db: Any) -> Dag:
 def last_fragment(perms: render.Perms = ALL) -> str:
     seq, frame = state.event_frames("etl-1", 0)[-1]
     live.cache.clear()
+    live.progress_cache.clear()
     return live.events_html("etl-1", [(seq, frame)], perms)
 
 
@@ -83,8 +84,8 @@ def test_node_state_swaps_the_node_progress_and_timeline(dag: Dag) -> None:
     slot = render.dom_id("ns", "extract")
     assert targets(html) == [
         f"innerHTML:#{slot}",
-        "#dag-progress",
         "afterbegin:#timeline",
+        "#dag-progress",
         "#ds-seq",
     ]
     assert 'data-node-id="extract" data-status="running"' in html
@@ -110,7 +111,7 @@ def test_edge_active_flashes_one_edge(dag: Dag) -> None:
 def test_dag_mutated_rerenders_the_graph(dag: Dag) -> None:
     services.mutate("etl-1", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
     html = last_fragment()
-    assert targets(html) == ["#graph", "#dag-progress", "afterbegin:#timeline", "#ds-seq"]
+    assert targets(html) == ["#graph", "afterbegin:#timeline", "#dag-progress", "#ds-seq"]
     assert 'data-node-id="retry"' in html and "/ 3 nodes" in html
 
 
@@ -245,3 +246,29 @@ def test_a_host_override_of_the_gate_card_still_updates_live(
     assert (tag, attrs["class"]) == ("div", "host-gate")
     assert (attrs["id"], attrs["hx-swap-oob"]) == (render.dom_id("gate", "load"), "true")
     assert "HOST Ship?: approved" in decided
+
+
+def test_a_backlog_is_one_message_with_each_node_once_and_nothing_else_dropped(dag: Dag) -> None:
+    first = Event.objects.filter(dag=dag).count()
+    for status in ("running", "completed"):
+        services.node_state("etl-1", "extract", status)
+        services.node_state("etl-1", "load", status)
+    services.cost("etl-1", spent=1.0)
+    services.open_gate("etl-1", "load", {"title": "Ship?"})
+    services.cost("etl-1", spent=2.0)
+    services.report_error("etl-1", "slow")
+    live.cache.clear()
+    html = live.events_html("etl-1", state.event_frames("etl-1", first), ALL)
+    found = targets(html)
+    # Each node's slot, the progress line and the cost card: only as of the last event.
+    assert found.count(f"innerHTML:#{render.dom_id('ns', 'extract')}") == 1
+    assert found.count(f"innerHTML:#{render.dom_id('ns', 'load')}") == 1
+    assert found.count("#dag-progress") == 1 and found.count("#cost") == 1
+    assert 'data-node-id="extract" data-status="completed"' in html
+    # Gates and the timeline lose nothing: one entry per event, in order.
+    assert found.count("beforeend:#gate-list") == 1
+    assert found.count("afterbegin:#timeline") == 8
+    assert html.index('id="ev-' + str(first + 1) + '"') < html.index(
+        'id="ev-' + str(first + 8) + '"'
+    )
+    assert found[-1] == "#ds-seq"
