@@ -29,7 +29,6 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.core.exceptions import ImproperlyConfigured
 
 from dagstream_app import broadcast, fanout, live, protocol, render, services, state
@@ -104,12 +103,30 @@ class HubConsumer(AsyncWebsocketConsumer):
         self.inbox = fanout.Inbox(INBOX_LIMIT)
         self.base_send = send
         self.last_send = time.monotonic()  # the keep-alive counts from the connect
+        turn = asyncio.Lock()  # one handler at a time, as Channels runs them
+        pumps = [
+            asyncio.ensure_future(self._pump(receive, turn)),
+            asyncio.ensure_future(self._pump(self._next_message, turn)),
+        ]
         try:
-            await await_many_dispatch([receive, self._next_message], self.dispatch)
-        except StopConsumer:
-            pass
+            done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
+            for pump in done:
+                error = pump.exception()
+                if error is not None and not isinstance(error, StopConsumer):
+                    raise error
         finally:
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
             await self._leave()
+
+    async def _pump(self, source: Any, turn: asyncio.Lock) -> None:
+        # A loop per source rather than Channels' await_many_dispatch, which
+        # makes a task and an asyncio.wait per message: per viewer, per event.
+        while True:
+            message = await source()
+            async with turn:
+                await self.dispatch(message)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, message["type"].replace(".", "_"), None)
@@ -134,6 +151,9 @@ class HubConsumer(AsyncWebsocketConsumer):
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
     ) -> None:
         self.last_send = time.monotonic()
+        if text_data is not None and not close:  # the hot path, past two layers of wrappers
+            await self.base_send({"type": "websocket.send", "text": text_data})
+            return
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     async def disconnect(self, code: int) -> None:
@@ -151,6 +171,7 @@ class DagStreamConsumer(HubConsumer):
     batch = False
     # Set by subclasses that send what queued up as one message.
     coalesce = False
+    behind = 0  # the seq the last tick said the DAG was at, when this was behind it
 
     # ------------------------------------------------------------ connect
 
@@ -243,9 +264,16 @@ class DagStreamConsumer(HubConsumer):
         """The hub's database tick: the DAG's last seq; also time for a keep-alive."""
         if not self.ready:
             return
+        behind, self.behind = self.behind, 0
         if message["seq"] > self.last_sent:
-            if await self._fill(message["seq"]):
-                self.terminal = message["status"] in protocol.TERMINAL_STATUSES
+            # The layer gets a tick to bring it (a busy layer lags), and while
+            # messages wait in the inbox it is still bringing them; after that
+            # the events were lost, and the log has them.
+            if behind > self.last_sent and not len(self.inbox):
+                if await self._fill(message["seq"]):
+                    self.terminal = message["status"] in protocol.TERMINAL_STATUSES
+            else:
+                self.behind = message["seq"]
         elif message["seq"] == self.last_sent:
             self.terminal = message["status"] in protocol.TERMINAL_STATUSES
         if self.ready and time.monotonic() - self.last_send >= get_config()["KEEPALIVE_SECONDS"]:
@@ -280,7 +308,7 @@ class DagStreamConsumer(HubConsumer):
             self.ready = False
             await self.close(CLOSE_TRY_AGAIN_LATER)
             return False
-        frames = await database_sync_to_async(state.event_frames)(self.dag_id, self.last_sent, upto)
+        frames = await self.hub.frames_between(self.dag_id, self.last_sent, upto)
         if frames:
             self.last_sent = frames[-1][0]
             await self.send_events(frames, None)

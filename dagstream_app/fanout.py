@@ -96,6 +96,10 @@ class Hub:
         self._down = False  # the layer is failing; logged once per outage
         self._refreshed = time.monotonic()
         self._list_seen: datetime | None = None
+        # Recent frames per DAG read from the log: consumers that fall behind
+        # together fill their gaps with one query, not one each.
+        self.frames: dict[str, dict[int, str]] = {}
+        self._filling: dict[str, asyncio.Lock] = {}
 
     # ------------------------------------------------------- membership
 
@@ -128,7 +132,10 @@ class Hub:
             if members:
                 return
             del self.members[group]
-            self.dag_of.pop(group, None)
+            dag_id = self.dag_of.pop(group, None)
+            if dag_id is not None:
+                self.frames.pop(dag_id, None)
+                self._filling.pop(dag_id, None)
             if self.channel is not None:
                 try:
                     await self.layer.group_discard(group, self.channel)
@@ -176,6 +183,9 @@ class Hub:
             self._recovered()
             target = message.get("group")
             if isinstance(target, str):
+                dag_id = self.dag_of.get(target)
+                if dag_id is not None:
+                    self._remember(dag_id, message)
                 self._deliver(target, message)
 
     async def _watch_loop(self) -> None:
@@ -201,6 +211,9 @@ class Hub:
         # at most once per throttle window and counts a new run once.
         for group, dag_id in dags.items():
             found = progress.get(dag_id)
+            known = self.frames.get(dag_id)
+            if found is None or (known and max(known) > found[0]):
+                self.frames.pop(dag_id, None)  # deleted (perhaps created again since)
             if found is None:
                 self._deliver(group, {"type": "dagstream.deleted"})
             else:
@@ -215,6 +228,33 @@ class Hub:
                     {"type": "dagstream.dag_changed", "dag_id": dag_id, "seq": 1 if new else seq},
                 )
         await self._refresh()
+
+    # ------------------------------------------------------------- frames
+
+    def _remember(self, dag_id: str, message: Message) -> None:
+        # Only frames read from the log are kept: a layer message may come from
+        # another deployment sharing the Redis (see consumers).
+        if message.get("type") == "dagstream.deleted":
+            self.frames.pop(dag_id, None)
+
+    @staticmethod
+    def _trim(known: dict[int, str]) -> None:
+        keep = get_config()["MAX_LAG"]
+        if len(known) > 2 * keep:
+            newest = max(known)
+            for seq in [s for s in known if s <= newest - keep]:
+                del known[seq]
+
+    async def frames_between(self, dag_id: str, after: int, upto: int) -> list[tuple[int, str]]:
+        """(seq, frame) of the events after ``after`` up to ``upto``: from memory, or the log."""
+        lock = self._filling.setdefault(dag_id, asyncio.Lock())
+        async with lock:  # the first filler reads; the others find its rows
+            known = self.frames.setdefault(dag_id, {})
+            if any(seq not in known for seq in range(after + 1, upto + 1)):
+                rows = await database_sync_to_async(state.event_frames)(dag_id, after, upto)
+                known.update(rows)
+                self._trim(known)
+            return [(seq, known[seq]) for seq in range(after + 1, upto + 1) if seq in known]
 
     async def _refresh(self) -> None:
         # Memberships expire (channels-redis: group_expiry); live ones are renewed.
