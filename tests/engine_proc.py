@@ -7,7 +7,8 @@ Modes:
   concurrency);
 - ``stream``: COUNT events through the async engine API;
 - ``chaos``: COUNT events whose channel-layer messages are dropped, duplicated
-  or swapped on purpose (consumers must still deliver each once, in order).
+  or swapped on purpose (consumers must still deliver each once, in order);
+- ``storm``: COUNT events flat out through ``stream.nowait`` (an event storm).
 """
 
 from __future__ import annotations
@@ -71,6 +72,21 @@ async def chaos(dag_id: str, count: int) -> None:
     await engine.close()
 
 
+async def storm(dag_id: str, count: int) -> None:
+    from dagstream_app.engine import BufferFull
+
+    engine = await DagStream.open(dag_id)
+    for i in range(count):
+        try:
+            engine.nowait.node_state(node_for(i), STATUSES[i % 2], metrics={"i": i})
+        except BufferFull:
+            await engine.flush()
+            engine.nowait.node_state(node_for(i), STATUSES[i % 2], metrics={"i": i})
+        if i % 100 == 99:
+            await asyncio.sleep(0)  # let the flusher run, as an engine doing work would
+    await engine.close()
+
+
 def main() -> None:
     mode, dag_id, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     print("ready", flush=True)
@@ -81,6 +97,8 @@ def main() -> None:
         asyncio.run(stream(dag_id, count))
     elif mode == "chaos":
         asyncio.run(chaos(dag_id, count))
+    elif mode == "storm":
+        asyncio.run(storm(dag_id, count))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     print("done", flush=True)
