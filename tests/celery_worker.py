@@ -9,6 +9,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+from project.demo.workers import worker_command
 from tests.celery_app import READY
 from tests.servers import REDIS_URL, ROOT, child_env
 
@@ -41,23 +42,7 @@ class Worker:
 def start_worker(*extra: str, **env: str) -> Worker:
     """Start ``celery -A tests.celery_app worker`` and return once it is ready."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.celery_app",
-            "worker",
-            "--pool=prefork",
-            "--concurrency=2",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"dagstream-test-{os.getpid()}@%h",
-            *extra,
-        ],
+        worker_command("tests.celery_app", f"dagstream-test-{os.getpid()}", *extra),
         cwd=ROOT,
         env=child_env(REDIS_URL=REDIS_URL, DAGSTREAM_TEST_CELERY_PREFIX=PREFIX, **env),
         stdout=subprocess.PIPE,

@@ -1,6 +1,6 @@
 """A Celery canvas as a DAG: one node per task, edges for what runs after what.
 
-Pure: it reads a frozen canvas (task ids assigned) and never imports Django.
+Pure: it reads a canvas (giving tasks without an id one) and never imports Django.
 Chains give edges from each step's last tasks to the next step's first ones,
 groups fan out, chords join their header into their body, and link callbacks
 hang off the task they follow. Each task's options are stamped with its DAG and
@@ -9,6 +9,7 @@ node (Celery's stamping headers), so every message says where it belongs.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,15 +40,20 @@ def task_label(task_name: str, kwargs: Mapping[str, Any] | None = None) -> str:
     return task_name.rsplit(".", 1)[-1][:_MAX_LABEL] or task_name[:_MAX_LABEL]
 
 
-def numbered(base: str, taken: Iterable[str]) -> str:
-    """``base``, or ``base #2``, ``base #3``, ... when a task name repeats."""
-    used = set(taken)
-    if base not in used:
+def numbered(base: str, taken: set[str], hints: dict[str, int]) -> str:
+    """``base``, or ``base #2``, ``base #3``, ... when a task name repeats.
+
+    ``hints`` remembers the next number to try per base, so numbering a thousand
+    tasks of one name stays linear.
+    """
+    if base not in taken:
         return base
-    number = 2
-    while f"{base} #{number}"[:_MAX_LABEL] in used:
+    stem = base[: _MAX_LABEL - 8]
+    number = hints.get(base, 2)
+    while f"{stem} #{number}" in taken:
         number += 1
-    return f"{base[: _MAX_LABEL - 8]} #{number}"
+    hints[base] = number + 1
+    return f"{stem} #{number}"
 
 
 def stamps_of(options: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -78,13 +84,14 @@ class CanvasGraph:
 
     stamps: dict[str, Any]
     node_for: Callable[[Signature], str]
-    taken_labels: list[str] = field(default_factory=list)
+    taken_labels: set[str] = field(default_factory=set)
     existing: set[str] = field(default_factory=set)  # nodes the DAG has already
     nodes: list[dict[str, str]] = field(default_factory=list)
     edges: list[tuple[str, str]] = field(default_factory=list)
     _ids: set[str] = field(default_factory=set)
     _edge_set: set[tuple[str, str]] = field(default_factory=set)
     _unstamped: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    _hints: dict[str, int] = field(default_factory=dict)
 
     def add_task(self, sig: Signature) -> str:
         dag_id, known = stamps_of(sig.options)
@@ -99,9 +106,9 @@ class CanvasGraph:
                 f"Task {sig.task!r} appears twice in the canvas as the same signature "
                 "object; put a copy (sig.clone()) in the second place."
             )
-        label = numbered(task_label(sig.task, sig.kwargs), self.taken_labels)
+        label = numbered(task_label(sig.task, sig.kwargs), self.taken_labels, self._hints)
         self._ids.add(node_id)
-        self.taken_labels.append(label)
+        self.taken_labels.add(label)
         self.nodes.append({"id": node_id, "label": label})
         return node_id
 
@@ -154,8 +161,6 @@ class CanvasGraph:
         links = [signature(x) for x in (links if isinstance(links, (list, tuple)) else [links])]
         sig.options["link"] = links
         for link in links:
-            if not link.id:
-                link.freeze()
             link_sources, link_sinks = self.walk(link)
             self.join(sinks, link_sources)
             sinks = sinks + link_sinks
@@ -163,13 +168,15 @@ class CanvasGraph:
 
 
 def launch_graph(canvas: Signature, stamps: dict[str, Any]) -> CanvasGraph:
-    """The DAG of a frozen canvas (node id: task id); stamp it once the DAG exists."""
+    """The DAG of a canvas (node id: task id, assigned where missing); stamp it once the
+    DAG exists."""
     graph = CanvasGraph(stamps, node_for=_task_id)
     graph.walk(canvas)
     return graph
 
 
 def _task_id(sig: Signature) -> str:
+    """A task's id, given to it now if it has none (Celery's freeze keeps it)."""
     if not sig.id:
-        raise ValueError(f"Task {sig.task!r} has no id: freeze the canvas first.")
+        sig.options["task_id"] = str(uuid.uuid4())
     return str(sig.id)

@@ -27,8 +27,8 @@ def launch(
     budget: float | None = None,
     budget_step: float | None = None,
 ) -> Launched:
-    """Freeze ``signature`` (a task, chain, group or chord, nested in any way), create its
-    DAG, stamp every task message with the DAG id and apply it.
+    """Turn ``signature`` (a task, chain, group or chord, nested in any way) into a DAG,
+    stamp every task message with the DAG id, and apply it.
 
     The DAG has one node per task (its id is the task id; its label the task name,
     ``name #2`` when a name repeats) and edges for chain order, group fan-out and
@@ -44,7 +44,6 @@ def launch(
         raise ValueError(
             "This canvas was launched already (its tasks carry a DAG id): build a new one."
         )
-    signature.freeze()
     if dag_id is None:
         dag_id = f"celery-{uuid.uuid4().hex[:16]}"
     step = budget_step if budget_step is not None else budget

@@ -36,7 +36,7 @@ from dagstream_app.celery.canvas import (
 )
 from dagstream_app.celery.options import options
 from dagstream_app.conf import get_config
-from dagstream_app.engine import DagStream, GateDecision, SyncDagStream, _LoopThread
+from dagstream_app.engine import BufferFull, DagStream, GateDecision, SyncDagStream, _LoopThread
 from dagstream_app.protocol import FINISHED_NODE_STATUSES, TERMINAL_STATUSES, DagSnapshot
 from dagstream_app.services import DagstreamError, Delta
 
@@ -84,6 +84,8 @@ class Run:
         self.running: set[str] = set()  # nodes whose tasks run in this process now
         self._settler: threading.Thread | None = None
         self._recheck = False
+        self._pending: list[Delta] = []  # reports waiting for the report window
+        self._pending_lock = threading.Lock()
         self._load(snapshot)
 
     # ------------------------------------------------------------ knowledge
@@ -137,22 +139,59 @@ class Run:
     # ------------------------------------------------------------- writing
 
     def send(self, deltas: Iterable[Delta]) -> None:
-        """Report without waiting (from a task's own process) or at once (elsewhere)."""
+        """Report without waiting (from a task's own process) or at once (elsewhere).
+
+        A task's reports wait ``report_window`` seconds for others to join them, then
+        go to the stream's ``nowait`` together: one transaction for all of them.
+        """
         deltas = list(deltas)
         for delta in deltas:
             if delta.kind == "node_state":
                 self.statuses[delta.args["node_id"]] = delta.args["status"]
-        if self.stream is None:
+        if self.stream is None or self.loop is None:
             self._apply(deltas)
             return
-        for delta in deltas:
-            report = getattr(self.stream.nowait, delta.kind)
-            for _ in range(2):  # a refusal raised here belongs to an earlier report
+        with self._pending_lock:
+            wake = not self._pending
+            self._pending.extend(deltas)
+            full = len(self._pending) >= get_config()["ENGINE_BUFFER"]
+        if full:
+            self.flush()  # back-pressure: the task waits for the database
+        elif wake:
+            self.loop.loop.call_soon_threadsafe(self._arm)
+
+    def _arm(self) -> None:
+        assert self.loop is not None
+        self.loop.loop.call_later(
+            options.report_window, lambda: asyncio.ensure_future(self._drain())
+        )
+
+    async def _drain(self) -> None:
+        """Hand the waiting reports to the stream (on its loop)."""
+        assert self.engine is not None
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        for delta in batch:
+            report = getattr(self.engine.nowait, delta.kind)
+            for _ in range(3):
                 try:
                     report(**delta.args)
                     break
-                except DagstreamError as exc:
+                except BufferFull:
+                    await self._flush_engine()
+                except DagstreamError as exc:  # an earlier report's refusal
                     _refused(exc)
+
+    async def _flush_engine(self) -> None:
+        assert self.engine is not None
+        try:
+            await self.engine.flush()
+        except DagstreamError as exc:
+            _refused(exc)
+
+    async def _drain_and_flush(self) -> None:
+        await self._drain()
+        await self._flush_engine()
 
     def write(self, deltas: Iterable[Delta]) -> None:
         """Report and wait until it is durable."""
@@ -160,12 +199,9 @@ class Run:
         self.flush()
 
     def flush(self) -> None:
-        if self.stream is None:
-            return
-        try:
-            self.stream.flush()
-        except DagstreamError as exc:
-            _refused(exc)
+        """Wait until every report made so far is durable."""
+        if self.loop is not None and self.engine is not None:
+            self.loop.run(self._drain_and_flush())
 
     def _apply(self, deltas: Sequence[Delta]) -> None:
         if not deltas:
@@ -226,7 +262,7 @@ class Run:
             graph = CanvasGraph(
                 {DAG_STAMP: self.dag_id, **stamps},
                 node_for=self.free_node_id,
-                taken_labels=list(self.labels.values()),
+                taken_labels=set(self.labels.values()),
                 existing=set(self.labels),
             )
             root_node = graph.add_task(root)

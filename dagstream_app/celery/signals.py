@@ -59,6 +59,7 @@ def install(
     app: Any,
     *,
     output_limit: int = 4096,
+    report_window: float = 0.2,
     gate_hold: float = 2.0,
     gate_poll: float = 2.0,
     cancel_grace: float = 10.0,
@@ -67,13 +68,16 @@ def install(
 
     Call it once where the Celery app is made (the module ``celery -A`` loads).
     ``output_limit``: bytes of JSON a result may show as its node's output (a
-    larger one shows a truncated preview); ``gate_hold`` / ``gate_poll``: a gate
+    larger one shows a truncated preview); ``report_window``: seconds a task's
+    reports wait for others, to share one transaction (a task that
+    ``acks_late`` waits for its reports at its end); ``gate_hold`` / ``gate_poll``: a gate
     task waits this long in its worker slot for a decision, then frees the slot
     and looks again this much later; ``cancel_grace``: how long a task of a
     cancelled run that was about to start waits to be terminated.
     """
     options.app = app
     options.output_limit = output_limit
+    options.report_window = report_window
     options.gate_hold = gate_hold
     options.gate_poll = gate_poll
     options.cancel_grace = cancel_grace
