@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,25 +15,13 @@ from celery import chain, chord, group
 from dagstream_app.celery import launch
 from dagstream_app.models import Dag, Edge, Node
 from tests import celery_app as tasks
-from tests.celery_worker import Worker, configure_tests, forget_keys, start_worker
-from tests.servers import Server, release_database, require_redis
+from tests.celery_worker import Worker
+from tests.servers import Server
 from tests.wsclient import TIMEOUT, open_ws, recv_messages
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 TERMINAL = {"completed", "failed", "cancelled"}
-
-
-@pytest.fixture(scope="module")
-def worker(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Worker]:
-    require_redis()
-    configure_tests()
-    with django_db_blocker.unblock():
-        started = start_worker()
-    yield started
-    started.stop()
-    forget_keys()
-    release_database(django_db_blocker)
 
 
 @pytest.fixture
@@ -79,7 +66,7 @@ def labels(dag_id: str) -> dict[str, str]:
 
 
 def test_a_nested_canvas_runs_to_completion_live(
-    worker: Worker, redis_servers: list[Server], watcher: str
+    celery_worker: Worker, redis_servers: list[Server], watcher: str
 ) -> None:
     canvas = chain(
         tasks.add.s(1, 2),
@@ -139,7 +126,7 @@ def _release(name: str) -> None:
 
 
 def test_a_failing_link_fails_the_run_and_skips_what_came_after(
-    worker: Worker, redis_servers: list[Server], watcher: str
+    celery_worker: Worker, redis_servers: list[Server], watcher: str
 ) -> None:
     canvas = group(
         chain(tasks.add.si(1, 1), tasks.fail.si("boom"), tasks.add.si(2, 2)),
@@ -164,7 +151,7 @@ def test_a_failing_link_fails_the_run_and_skips_what_came_after(
 
 
 def test_a_retrying_task_shows_each_retry_then_completes(
-    worker: Worker, redis_servers: list[Server], watcher: str
+    celery_worker: Worker, redis_servers: list[Server], watcher: str
 ) -> None:
     run = launch(tasks.flaky.s(3))
     assert run.result.get(timeout=TIMEOUT) == "ok after 2 retries"
@@ -187,7 +174,7 @@ def test_a_retrying_task_shows_each_retry_then_completes(
 
 
 def test_a_task_replacing_itself_adds_its_new_work_as_nodes(
-    worker: Worker, redis_servers: list[Server], watcher: str
+    celery_worker: Worker, redis_servers: list[Server], watcher: str
 ) -> None:
     run = launch(chain(tasks.fan_out.s(2), tasks.total.s()))
     assert run.result.get(timeout=TIMEOUT) == 2
@@ -238,7 +225,7 @@ def _wait_event(server: Server, token: str, dag_id: str, until: Any) -> list[dic
 
 
 def test_cancel_from_the_protocol_terminates_running_tasks_and_revokes_the_rest(
-    worker: Worker, redis_servers: list[Server], watcher: str
+    celery_worker: Worker, redis_servers: list[Server], watcher: str
 ) -> None:
     canvas = chord([tasks.wait_for.s("cancel-a"), tasks.wait_for.s("cancel-b")], tasks.total.s())
     run = launch(canvas)
@@ -263,7 +250,7 @@ def test_cancel_from_the_protocol_terminates_running_tasks_and_revokes_the_rest(
 
 @pytest.mark.parametrize(("decision", "feedback"), [("approve", ""), ("modify", "shorter, please")])
 def test_a_gate_stops_the_chain_until_approved_over_the_protocol(
-    worker: Worker, redis_servers: list[Server], watcher: str, decision: str, feedback: str
+    celery_worker: Worker, redis_servers: list[Server], watcher: str, decision: str, feedback: str
 ) -> None:
     canvas = chain(
         tasks.echo.si("draft"),
@@ -292,7 +279,7 @@ def test_a_gate_stops_the_chain_until_approved_over_the_protocol(
 
 
 def test_a_rejected_gate_fails_the_run_and_skips_the_rest(
-    worker: Worker, redis_servers: list[Server], watcher: str
+    celery_worker: Worker, redis_servers: list[Server], watcher: str
 ) -> None:
     canvas = chain(
         tasks.echo.si("draft"),
@@ -331,7 +318,7 @@ def tasks_gate() -> Any:
 
 
 def test_a_worker_killed_mid_task_shows_the_redelivered_task_once(
-    worker: Worker, redis_servers: list[Server], watcher: str
+    celery_worker: Worker, redis_servers: list[Server], watcher: str
 ) -> None:
     run = launch(chain(tasks.killed_once.si(), tasks.add.si(1, 2)))
     pid = int(_signal("killed_once:started"))
@@ -354,7 +341,7 @@ def test_a_worker_killed_mid_task_shows_the_redelivered_task_once(
 
 
 def test_a_task_delivered_again_after_it_finished_stays_finished(
-    worker: Worker, redis_servers: list[Server], watcher: str
+    celery_worker: Worker, redis_servers: list[Server], watcher: str
 ) -> None:
     run = launch(chain(tasks.dies_after_success.si(), tasks.add.si(1, 2)))
     assert _signal("dies:again") == "1"  # Celery ran it a second time ...
@@ -368,7 +355,7 @@ def test_a_task_delivered_again_after_it_finished_stays_finished(
 
 
 def test_pause_holds_tasks_not_started_and_resume_starts_them(
-    worker: Worker, redis_servers: list[Server], watcher: str
+    celery_worker: Worker, redis_servers: list[Server], watcher: str
 ) -> None:
     run = launch(chain(tasks.wait_for.si("pause-a"), tasks.add.si(1, 2)))
     _signal("pause-a:started")
@@ -406,3 +393,38 @@ def test_pause_holds_tasks_not_started_and_resume_starts_them(
     assert node_states(events, ids["add"]) == ["running", "completed"]
     assert events[-1]["state"] == "completed"
     assert run.result.get(timeout=TIMEOUT) == 3
+
+
+def test_report_cost_past_the_budget_pauses_at_a_budget_gate(
+    celery_worker: Worker, redis_servers: list[Server], watcher: str
+) -> None:
+    canvas = chain(tasks.spend.si(0.6), tasks.spend.si(0.6), tasks.add.si(1, 1))
+    run = launch(canvas, budget=1.0)
+    opened = _wait_event(
+        redis_servers[0], watcher, run.dag_id, lambda e: e["type"] == "human_gate_waiting"
+    )
+    assert [(e["spent"], e["budget"]) for e in opened if e["type"] == "cost_update"] == [
+        (0.6, 1.0),
+        (1.2, 1.0),
+    ]
+    assert [e["state"] for e in opened if e["type"] == "execution_state"] == ["running", "paused"]
+    ids = labels(run.dag_id)
+    added = [e["mutation"] for e in opened if e["type"] == "dag_mutated"]
+    assert added == [  # the gate, after the task whose cost reached the budget
+        {"op": "add_node", "node": {"id": "budget-1", "label": "Budget reached"}},
+        {"op": "add_edge", "from": ids["spend #2"], "to": "budget-1"},
+    ]
+    gate = opened[-1]
+    assert (gate["node_id"], gate["presentation"]["title"]) == (
+        "budget-1",
+        "Budget reached: continue?",
+    )
+    assert (gate["presentation"]["spent"], gate["presentation"]["step"]) == (1.2, 1.0)
+    assert node_states(opened, ids["add"]) in ([], ["pending"])  # not started: paused
+    message = {"type": "human_decision", "node_id": "budget-1", "decision": "approve"}
+    events = asyncio.run(_command(redis_servers[1], watcher, run.dag_id, message, _ended))
+    assert [e["budget"] for e in events if e["type"] == "cost_update"] == [2.0]
+    assert node_states(events, ids["add"])[-2:] == ["running", "completed"]
+    assert node_states(events, "budget-1")[-1] == "completed"
+    assert events[-1]["state"] == "completed"
+    assert run.result.get(timeout=TIMEOUT) == 2
