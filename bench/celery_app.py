@@ -12,6 +12,7 @@ from typing import Any
 from celery import Celery, signals
 
 from dagstream_app.celery import install
+from project.demo.workers import configure
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -20,14 +21,7 @@ REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PREFIX = os.environ.get("BENCH_BROKER_PREFIX", "dagstream-bench:")
 
 app = Celery("dagstream_bench")
-app.conf.update(
-    broker_url=REDIS,
-    result_backend=REDIS,
-    broker_transport_options={"global_keyprefix": PREFIX},
-    result_backend_transport_options={"global_keyprefix": PREFIX},
-    task_default_queue=f"{PREFIX}celery",
-    broker_connection_retry_on_startup=True,
-)
+configure(app, REDIS, PREFIX)
 if os.environ.get("BENCH_DAGSTREAM") == "1":
     install(app)
 

@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery, group, signals
 
 from dagstream_app.celery import install, report_cost
+from project.demo import workers
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -23,17 +24,7 @@ app = Celery("dagstream_tests")
 
 def configure(redis_url: str, prefix: str) -> None:
     """Point the app (in the tests and in the worker) at one test run's broker keys."""
-    keys = {"global_keyprefix": prefix}
-    app.conf.update(
-        broker_url=redis_url,
-        result_backend=redis_url,
-        broker_transport_options=keys,
-        result_backend_transport_options=keys,
-        broker_connection_retry_on_startup=True,
-        worker_prefetch_multiplier=1,
-        task_default_queue=f"{prefix}celery",
-        result_expires=600,
-    )
+    workers.configure(app, redis_url, prefix, worker_prefetch_multiplier=1, result_expires=600)
 
 
 configure(
