@@ -76,6 +76,7 @@ class Run:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.status: str = snapshot.status
+        self.budgeted = False
         self.labels: dict[str, str] = {}
         self.statuses: dict[str, str] = {}
         self.preds: dict[str, set[str]] = {}
@@ -93,6 +94,7 @@ class Run:
     def _load(self, snapshot: DagSnapshot) -> None:
         with self.lock:
             self.status = snapshot.status
+            self.budgeted = snapshot.budget is not None
             self.labels = {n.id: n.label for n in snapshot.nodes}
             for node in snapshot.nodes:  # what this process reported wins over an older read
                 self.statuses.setdefault(node.id, node.status)
@@ -320,7 +322,15 @@ class Run:
             )
 
     def hold(self) -> str:
-        """Wait while the run is paused; the status it has then."""
+        """Wait while the run is paused; the status it has then.
+
+        A run with a budget is read first: the task whose cost reached the budget
+        paused it a moment ago, perhaps in another process.
+        """
+        if self.budgeted:
+            progress = state.progress(self.dag_id)
+            if progress is not None and progress[1] != self.status:
+                self.set_status(progress[1])
         poll = get_config()["IDLE_CHECK_SECONDS"]
         with self.changed:
             while self.status in HELD:
@@ -431,22 +441,27 @@ class Registry:
         through a stream, follow its status). None if the DAG is gone."""
         with self.lock:
             run = self.runs.get(dag_id)
-            if run is not None and (run.stream is not None or not here):
+            if run is not None and (
+                run.stream is not None or not here or run.status in TERMINAL_STATUSES
+            ):
                 return run
             snapshot = state.snapshot(dag_id)
             if snapshot is None:
                 return None
             if run is None:
                 run = self.runs[dag_id] = Run(snapshot)
-            if here:
+            if here and snapshot.status not in TERMINAL_STATUSES:
                 if self.loop is None:
                     self.loop = _LoopThread()
                 run.loop = self.loop
                 run.engine = self.loop.run(DagStream.open(dag_id))
                 run.stream = SyncDagStream(run.engine, self.loop)
-                if snapshot.status not in TERMINAL_STATUSES:
-                    asyncio.run_coroutine_threadsafe(_watch(run, run.engine), self.loop.loop)
+                asyncio.run_coroutine_threadsafe(_watch(run, run.engine), self.loop.loop)
             return run
+
+    def forget(self, dag_id: str) -> None:
+        with self.lock:
+            self.runs.pop(dag_id, None)
 
     def flush_all(self) -> None:
         for run in list(self.runs.values()):
@@ -485,6 +500,10 @@ async def _watch(run: Run, stream: DagStream) -> None:
         log.warning("dagstream: watcher of run %s stopped", run.dag_id, exc_info=True)
     finally:
         listener.cancel()
+        await run._drain_and_flush()
+        with contextlib.suppress(DagstreamError):  # refusals were logged as they came
+            await stream.close()
+        registry.forget(run.dag_id)  # a late task of the run reads it again
 
 
 def _in_thread(func: Callable[..., T], *args: Any) -> T:

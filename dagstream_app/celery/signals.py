@@ -294,7 +294,7 @@ def _finish_elsewhere(stamps: Any, status: str, reason: str) -> None:
     if run is None:
         return
     run.refresh()  # what the task's own process reported
-    if (run.status != "running" and run.status != "paused") or run.finished(node):
+    if run.status not in ("running", "paused") or run.finished(node):
         return  # a cancel revokes its tasks itself; an ended run takes no reports
     if node not in run.labels:
         return

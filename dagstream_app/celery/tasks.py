@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import shared_task
 from celery._state import get_current_task
+from celery.exceptions import Ignore
 
 from dagstream_app.celery.canvas import BUDGET_GATE_TASK, GATE_TASK
 from dagstream_app.celery.options import options
@@ -43,6 +44,8 @@ def _wait_for_decision(task: Any, presentation: dict[str, Any], **kwargs: Any) -
 
     active = _active("A gate")
     run = active.run
+    if active.quiet or run.engine is None:
+        raise Ignore()  # the run has ended (or this node already finished): nothing to ask
     if state.gate(run.dag_id, active.node) is None:
         run.write([Delta("node_state", {"node_id": active.node, "status": "waiting"})])
     decision = run.gate(active.node, presentation, options.gate_hold, **kwargs)
@@ -155,6 +158,7 @@ def _open_budget_gate(active: Active, budget: float, spent: float) -> None:
         run.stream.set_state("paused")
     except Conflict:
         return  # already paused: by a person, or by the task that crossed the budget first
+    run.set_status("paused")
     task = get_current_task()
     request_stamps = (task.request.stamps if task is not None else None) or {}
     run.refresh()
