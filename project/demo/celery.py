@@ -2,7 +2,8 @@
 
 Start a worker with ``celery -A project.demo.celery worker``; the broker and the
 results are on ``CELERY_BROKER_URL`` (default: ``REDIS_URL``, else
-``redis://127.0.0.1:6379/0``) under the key prefix ``dagstream-demo:``.
+``redis://127.0.0.1:6379/0``) under the key prefix ``dagstream-demo:``
+(``DAGSTREAM_DEMO_CELERY_PREFIX`` changes it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 BROKER = (
     os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 )
-PREFIX = "dagstream-demo:"
+PREFIX = os.environ.get("DAGSTREAM_DEMO_CELERY_PREFIX", "dagstream-demo:")
 DEMO_NAME = "celery-report"
 SOURCES = ("IEA outlook", "NREL field trial", "Fraunhofer cost study", "Met Office data")
 
