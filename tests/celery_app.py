@@ -136,3 +136,14 @@ def _die_after_first_success(task: Any = None, **_: Any) -> None:
         _redis().rpush(signal_key("dies:continuation"), "sent" if sent else "none")
         return
     os.kill(os.getpid(), 9)
+
+
+@signals.worker_process_shutdown.connect
+def _save_coverage(**_: Any) -> None:
+    """Pool processes end with os._exit: save what coverage measured in them (make test)."""
+    import coverage
+
+    measuring = coverage.Coverage.current()
+    if measuring is not None:
+        measuring.stop()
+        measuring.save()

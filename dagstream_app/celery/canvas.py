@@ -154,16 +154,15 @@ class CanvasGraph:
         return [node_id], self._links(sig, [node_id])
 
     def _links(self, sig: Signature, sinks: list[str]) -> list[str]:
-        """Link callbacks run after ``sig``: nodes after its sinks, and sinks themselves."""
+        """Link callbacks run after ``sig``, beside what follows it: nodes after its sinks."""
         links = sig.options.get("link")
         if not links:
             return sinks
         links = [signature(x) for x in (links if isinstance(links, (list, tuple)) else [links])]
         sig.options["link"] = links
         for link in links:
-            link_sources, link_sinks = self.walk(link)
+            link_sources, _ = self.walk(link)
             self.join(sinks, link_sources)
-            sinks = sinks + link_sinks
         return sinks
 
 
