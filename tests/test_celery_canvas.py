@@ -56,7 +56,7 @@ def test_a_nested_canvas_has_a_node_per_task_and_edges_for_its_order() -> None:
 def test_link_callbacks_follow_their_task_and_a_reused_signature_is_refused() -> None:
     first = tasks.add.si(1, 1)
     first.link(tasks.echo.s())
-    labels, edges = _graph(chain(first, tasks.total.s()))
+    _, edges = _graph(chain(first, tasks.total.s()))
     assert edges == {("add", "echo"), ("add", "total")}
     same = tasks.add.si(1, 1)
     with pytest.raises(ValueError, match="appears twice"):
