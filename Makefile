@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 LOCK_VENV := .venv-lock
 
-.PHONY: demo test test-sqlite test-postgres lint bench screenshots lock clean
+.PHONY: demo demo-celery test test-sqlite test-postgres lint bench screenshots lock clean
 
 # constraints.txt pins every package, dependencies of dependencies and pip included, so
 # each machine resolves the same set (`make lock` refreshes it).
@@ -22,6 +22,12 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput -v 0
 	$(BIN)/python manage.py dagstream_demo_server --port $(PORT) $(DEMO_ARGS)
+
+# The Celery demo: the server, a Celery worker (prefork, 2 processes) and a canvas
+# every 20 s, all on Redis (REDIS_URL, default redis://127.0.0.1:6379/0). Ctrl-C stops.
+demo-celery: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput -v 0
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} $(BIN)/python manage.py dagstream_demo_celery --port $(PORT) $(DEMO_ARGS)
 
 # Lint and type-check, then the whole suite on SQLite and again on PostgreSQL.
 test: $(STAMP) lint test-sqlite test-postgres

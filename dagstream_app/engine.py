@@ -253,9 +253,11 @@ class DagStream:
         seq: int = await self._submit("mutate", mutation=mutation)
         return seq
 
-    async def cost(self, *, spent: float | None = None, budget: float | None = None) -> int:
-        """Report the total spent so far (absolute) and/or a new budget."""
-        seq: int = await self._submit("cost", spent=spent, budget=budget)
+    async def cost(
+        self, *, spent: float | None = None, budget: float | None = None, add: float | None = None
+    ) -> int:
+        """Report the total spent so far (absolute), or ``add`` to it, and/or a new budget."""
+        seq: int = await self._submit("cost", spent=spent, budget=budget, add=add)
         return seq
 
     async def error(self, message: str, *, node_id: str | None = None) -> int:
@@ -463,8 +465,10 @@ class Reporter:
     def mutate(self, mutation: dict[str, Any]) -> None:
         self._submit("mutate", mutation=mutation)
 
-    def cost(self, *, spent: float | None = None, budget: float | None = None) -> None:
-        self._submit("cost", spent=spent, budget=budget)
+    def cost(
+        self, *, spent: float | None = None, budget: float | None = None, add: float | None = None
+    ) -> None:
+        self._submit("cost", spent=spent, budget=budget, add=add)
 
     def error(self, message: str, *, node_id: str | None = None) -> None:
         self._submit("error", message=message, node_id=node_id)

@@ -150,12 +150,14 @@ def _refuse_non_finite(value: Any) -> None:
             _refuse_non_finite(item)
 
 
-def _check_cost(spent: Any, budget: Any) -> None:
-    for label, value in (("spent", spent), ("budget", budget)):
+def _check_cost(spent: Any, budget: Any, add: Any = None) -> None:
+    for label, value in (("spent", spent), ("budget", budget), ("add", add)):
         if value is not None and not protocol.is_non_negative(value):
             raise InvalidDelta(f"{label} must be a non-negative number, not {value!r}.")
-    if spent is None and budget is None:
-        raise InvalidDelta("cost() needs spent, budget or both.")
+    if spent is None and budget is None and add is None:
+        raise InvalidDelta("cost() needs spent, add or budget.")
+    if spent is not None and add is not None:
+        raise InvalidDelta("cost() takes spent (a total) or add (an increment), not both.")
 
 
 def _prepare(delta: Delta) -> Any:
@@ -178,7 +180,7 @@ def _prepare(delta: Delta) -> Any:
         case "mutate":
             return _validate({"type": "dag_mutated", "mutation": dict(a["mutation"])})
         case "cost":
-            _check_cost(a.get("spent"), a.get("budget"))
+            _check_cost(a.get("spent"), a.get("budget"), a.get("add"))
             return None
         case "error" | "fail":
             return _validate(
@@ -329,6 +331,8 @@ class _Flush:
             case "cost":
                 if a.get("spent") is not None:
                     self.dag.spent = float(a["spent"])
+                if a.get("add") is not None:  # under the row lock: increments never collide
+                    self.dag.spent = round(self.dag.spent + float(a["add"]), 6)
                 if a.get("budget") is not None:
                     self.dag.budget = float(a["budget"])
                 return self.emit(
@@ -618,9 +622,16 @@ def mutate(dag_id: str, mutation: Mapping[str, Any]) -> int:
     return seq
 
 
-def cost(dag_id: str, *, spent: float | None = None, budget: float | None = None) -> int:
-    """Set the running cost (absolute) and/or the budget; emits ``cost_update``; its seq."""
-    seq: int = _one(dag_id, "cost", spent=spent, budget=budget)
+def cost(
+    dag_id: str,
+    *,
+    spent: float | None = None,
+    budget: float | None = None,
+    add: float | None = None,
+) -> int:
+    """Set the running cost (absolute ``spent``, or ``add`` to it) and/or the budget;
+    emits ``cost_update``; its seq."""
+    seq: int = _one(dag_id, "cost", spent=spent, budget=budget, add=add)
     return seq
 
 

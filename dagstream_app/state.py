@@ -176,6 +176,15 @@ def node_counts(dag_id: str) -> replay.NodeCounts:
     )
 
 
+def unfinished_count(dag_id: str) -> int:
+    """How many of the DAG's nodes are still pending, running or waiting."""
+    return (
+        Node.objects.filter(dag_id=dag_id)
+        .exclude(status__in=protocol.FINISHED_NODE_STATUSES)
+        .count()
+    )
+
+
 # ----------------------------------------------------------------- events
 
 

@@ -41,6 +41,21 @@ def redis_servers(django_db_setup: Any, django_db_blocker: Any) -> Iterator[list
     release_database(django_db_blocker)
 
 
+@pytest.fixture(scope="module")
+def celery_worker(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Any]:
+    """A real ``celery worker`` (prefork, concurrency 2) of tests/celery_app.py on Redis."""
+    from tests.celery_worker import configure_tests, forget_keys, start_worker
+
+    require_redis()
+    configure_tests()
+    with django_db_blocker.unblock():
+        worker = start_worker()
+    yield worker
+    worker.stop()
+    forget_keys()
+    release_database(django_db_blocker)
+
+
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., User]:
     counter = iter(range(1, 1_000_000))

@@ -305,9 +305,21 @@ def test_cost_without_budget_has_null_remaining() -> None:
     assert (event["spent"], event["budget"], event["remaining"]) == (3, None, None)
 
 
+def test_cost_add_increments_spent_under_the_lock(dag: Dag) -> None:
+    services.cost("etl-1", spent=1)
+    services.cost("etl-1", add=0.1)
+    services.cost("etl-1", add=0.2, budget=12)
+    assert [(e["spent"], e["budget"]) for e in events()[-2:]] == [(1.1, 10), (1.3, 12)]
+    dag.refresh_from_db()
+    assert dag.spent == 1.3
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
+        {"add": -1},
+        {"add": float("nan")},
+        {"add": 1, "spent": 2},
         {"spent": -0.01},
         {"budget": -1},
         {"spent": float("nan")},

@@ -1,0 +1,387 @@
+"""Celery's task signals turned into DAG reports: :func:`install` connects them.
+
+Every handler runs in the process the signal fires in: ``task_prerun`` /
+``task_success`` / ``task_failure`` / ``task_retry`` / ``task_postrun`` in the
+process that runs the task (a pool child), ``task_revoked`` and the failure of a
+task whose worker process was lost in the pool's main process, and
+``before_task_publish`` wherever a message is sent. A task that runs here is
+remembered from its prerun to its postrun (:class:`Active`); only the first
+execution of a node is reported, so redelivered messages (``acks_late``, a
+killed worker) never show a task twice or move a finished node backwards.
+
+This module imports nothing of Django at import time: ``install()`` is called
+where the Celery app is made, before Django is set up.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from celery import signals, states
+from celery._state import get_current_task
+from celery.canvas import Signature
+
+from dagstream_app.celery.canvas import (
+    BUDGET_GATE_TASK,
+    GATE_TASKS,
+    PARENT_HEADER,
+    stamps_of,
+)
+from dagstream_app.celery.options import options
+from dagstream_app.celery.outputs import error_text, json_output
+
+if TYPE_CHECKING:
+    from dagstream_app.celery.runs import Run
+
+
+@dataclass
+class Active:
+    """A task running in this process, as its prerun found it."""
+
+    run: Run
+    node: str
+    started: float
+    quiet: bool = False  # a repeat of a finished node, or a run that ended: report nothing
+    added: list[str] = field(default_factory=list)  # nodes of the work it sent at run time
+
+
+HELD_NOTE = "The run is paused: this task starts when it resumes."
+
+# Tasks running in this process, by task id.
+_active: dict[str, Active] = {}
+
+
+def install(
+    app: Any,
+    *,
+    output_limit: int = 4096,
+    report_window: float = 0.2,
+    gate_hold: float = 2.0,
+    gate_poll: float = 2.0,
+    cancel_grace: float = 10.0,
+) -> None:
+    """Report the canvases :func:`launch` sends, from every worker of ``app``.
+
+    Call it once where the Celery app is made (the module ``celery -A`` loads).
+    ``output_limit``: bytes of JSON a result may show as its node's output (a
+    larger one shows a truncated preview); ``report_window``: seconds a task's
+    reports wait for others, to share one transaction (a task that
+    ``acks_late`` waits for its reports at its end); ``gate_hold`` / ``gate_poll``: a gate
+    task waits this long in its worker slot for a decision, then frees the slot
+    and looks again this much later; ``cancel_grace``: how long a task of a
+    cancelled run that was about to start waits to be terminated.
+    """
+    options.app = app
+    options.output_limit = output_limit
+    options.report_window = report_window
+    options.gate_hold = gate_hold
+    options.gate_poll = gate_poll
+    options.cancel_grace = cancel_grace
+    for signal, handler in _HANDLERS:
+        signal.connect(handler, weak=False, dispatch_uid=f"dagstream.{handler.__name__}")
+    from dagstream_app.celery import tasks  # noqa: F401 - registers the gate tasks
+
+
+def _registry() -> Any:
+    from dagstream_app.celery import runs  # Django is set up once tasks run
+
+    return runs.registry
+
+
+def current() -> Active | None:
+    """The running task of a launched canvas this code is called from, if any."""
+    task = get_current_task()
+    if task is None:
+        return None
+    return _active.get(task.request.id)
+
+
+# ------------------------------------------------------------------ publish
+
+
+def _before_publish(headers: dict[str, Any] | None = None, body: Any = None, **_: Any) -> None:
+    """Work a DAG's task sends at run time (``replace``, ``delay``) joins its DAG."""
+    task = get_current_task()
+    if task is None or not headers:
+        return
+    active = _active.get(task.request.id)
+    if active is None:
+        return
+    headers[PARENT_HEADER] = active.node
+    dag_id, node = stamps_of(headers.get("stamps") or {})
+    if dag_id is not None and dag_id != active.run.dag_id:
+        return  # a canvas of its own (say, launched from this task)
+    if node == active.node and headers.get("id") == task.request.id:
+        if (headers.get("retries") or 0) > (task.request.retries or 0):
+            _report_retry(active, headers["retries"])
+        return
+    if dag_id is not None and node is not None and active.run.knows(node):
+        return  # chain order, a chord body: known already
+    from dagstream_app.celery import runs
+
+    root, after = runs.message_tasks(headers, body)
+    added = active.run.add_runtime(
+        root, after, active.node, runs.inherited_stamps(task.request.stamps or {})
+    )
+    runs.stamp_headers(headers, root)
+    active.added.append(added)
+
+
+# ------------------------------------------------------------------ running
+
+
+def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
+    request = task.request
+    dag_id, node = stamps_of(request.stamps or {})
+    if dag_id is None:
+        return
+    run = _registry().run(dag_id, here=True)
+    if run is None:
+        return
+    from dagstream_app.celery import runs
+
+    parent = request.get(PARENT_HEADER)
+    if node is None or not run.knows(node):
+        if node is not None:
+            run.runtime_ids[task_id] = node
+        adopted = Signature(task.name, kwargs=request.kwargs or {}, options={"task_id": task_id})
+        node = run.add_runtime(adopted, [], parent if parent in run.labels else None, {})
+    elif parent in run.labels and parent != node and parent not in run.preds.get(node, ()):
+        run.add_edge(parent, node)  # after a replaced task's new work
+    if task.name != BUDGET_GATE_TASK and run.status in runs.HELD:
+        run.send(
+            [
+                runs.Delta(
+                    "node_state",
+                    {"node_id": node, "status": "pending", "metrics": {"held": HELD_NOTE}},
+                )
+            ]
+        )
+    status = run.status if task.name == BUDGET_GATE_TASK else run.hold()
+    active = _active[task_id] = Active(run, node, time.monotonic())
+    if status in runs.STOPPING:
+        active.quiet = True
+        runs.revoke_run(dag_id)  # terminates this task where the pool can
+        threading.Event().wait(options.cancel_grace)
+        return
+    redelivered = bool((request.delivery_info or {}).get("redelivered"))
+    if (
+        status in runs.TERMINAL_STATUSES  # every node has finished
+        or run.finished(node)
+        or (redelivered and run.finished_in_database(node))
+    ):
+        # Delivered again after it finished (acks_late, a worker lost before the ack):
+        # Celery runs it again, but what came after it was sent the first time.
+        active.quiet = True
+        request.callbacks = request.chain = request.chord = None
+        return
+    run.running.add(node)
+    if task.name in GATE_TASKS:
+        return  # a gate reports itself
+    metrics: dict[str, Any] = {"worker": request.hostname, "retries": request.retries or 0}
+    if redelivered:
+        metrics["redelivered"] = True
+    deltas = [runs.Delta("node_state", {"node_id": node, "status": "running", "metrics": metrics})]
+    if not request.retries and not redelivered:
+        deltas += [
+            runs.Delta("edge_active", {"src": p, "dst": node}) for p in sorted(run.preds[node])
+        ]
+    run.send(deltas)
+
+
+def _end_metrics(active: Active, request: Any) -> dict[str, Any]:
+    return {
+        "runtime_s": round(time.monotonic() - active.started, 4),
+        "retries": request.retries or 0,
+        "worker": request.hostname,
+    }
+
+
+def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
+    active = _active.get(sender.request.id)
+    if active is None or active.quiet:
+        return
+    from dagstream_app.celery import runs
+
+    active.quiet = True
+    run = active.run
+    run.send(
+        [
+            runs.Delta(
+                "node_state",
+                {
+                    "node_id": active.node,
+                    "status": "completed",
+                    "output": json_output(result, options.output_limit),
+                    "metrics": _end_metrics(active, sender.request),
+                },
+            )
+        ]
+    )
+    if not run.succs.get(active.node):
+        run.settle()
+
+
+def _report_retry(active: Active, retries: int) -> None:
+    """The task is about to be sent again: show it waiting, before another worker can
+    start the next attempt (so the states arrive in the order they happened)."""
+    from dagstream_app.celery import runs
+
+    active.quiet = True  # this attempt is over; the next one reports again
+    active.run.running.discard(active.node)
+    if active.run.labels.get(active.node) is None or _is_gate(active):
+        return  # a gate looking again for its decision stays waiting
+    metrics: dict[str, Any] = {"retries": retries}
+    reason = sys.exc_info()[1]  # the exception being handled by ``raise self.retry(...)``
+    if reason is not None:
+        metrics["retry_reason"] = error_text(reason)
+    active.run.write(
+        [
+            runs.Delta(
+                "node_state", {"node_id": active.node, "status": "waiting", "metrics": metrics}
+            )
+        ]
+    )
+
+
+def _is_gate(active: Active) -> bool:
+    task = get_current_task()
+    return task is not None and task.name in GATE_TASKS
+
+
+def _on_failure(
+    sender: Any = None, task_id: str = "", exception: BaseException | None = None, **_: Any
+) -> None:
+    active = _active.get(task_id)
+    if active is not None and active.quiet:
+        return
+    if active is None:  # the pool's main process: the worker running it was lost
+        request = getattr(sender, "request", None)
+        _finish_elsewhere(getattr(request, "stamps", None), "failed", error_text(exception))
+        return
+    active.quiet = True
+    _finish(
+        active.run,
+        active.node,
+        "failed",
+        error_text(exception),
+        _end_metrics(active, sender.request),
+    )
+
+
+def _on_revoked(
+    request: Any = None, terminated: bool = False, expired: bool = False, **_: Any
+) -> None:
+    why = "expired" if expired else ("terminated" if terminated else "revoked")
+    active = _active.get(getattr(request, "id", None) or "")
+    if active is not None:
+        if not active.quiet:
+            active.quiet = True
+            _finish(active.run, active.node, "cancelled", why, {})
+        return
+    _finish_elsewhere(getattr(request, "stamps", None), "cancelled", why)
+
+
+def _finish_elsewhere(stamps: Any, status: str, reason: str) -> None:
+    dag_id, node = stamps_of(stamps or {})
+    if dag_id is None or node is None:
+        return
+    run = _registry().run(dag_id, here=False)
+    if run is None:
+        return
+    run.refresh()  # what the task's own process reported
+    if run.status not in ("running", "paused") or run.finished(node):
+        return  # a cancel revokes its tasks itself; an ended run takes no reports
+    if node not in run.labels:
+        return
+    _finish(run, node, status, reason, {})
+
+
+def _finish(run: Run, node: str, status: str, reason: str, metrics: dict[str, Any]) -> None:
+    """A node that will not complete: report it, skip what depended on it, end the run."""
+    from dagstream_app.celery import runs
+
+    label = run.labels.get(node, node)
+    deltas = [
+        runs.Delta(
+            "node_state",
+            {"node_id": node, "status": status, "output": {"error": reason}, "metrics": metrics},
+        )
+    ]
+    if status == "failed":
+        deltas.append(
+            runs.Delta("error", {"message": f"Task {label!r} failed: {reason}", "node_id": node})
+        )
+    deltas += [
+        runs.Delta("node_state", {"node_id": n, "status": "skipped"})
+        for n in run.descendants(node)
+        if not run.finished(n)
+    ]
+    run.running.discard(node)
+    run.send(deltas)
+    run.settle()
+
+
+def _on_postrun(task_id: str = "", task: Any = None, state: str = "", **_: Any) -> None:
+    active = _active.pop(task_id, None)
+    if active is None:
+        return
+    from dagstream_app.celery import runs
+
+    run = active.run
+    run.running.discard(active.node)
+    if not active.quiet and state == states.IGNORED:
+        output: dict[str, Any]
+        if active.added:  # self.replace(): done here, its work goes on in new nodes
+            output, status = {"replaced_by": active.added}, "completed"
+        else:
+            output, status = {"ignored": True}, "skipped"
+        metrics = _end_metrics(active, task.request)
+        run.send(
+            [
+                runs.Delta(
+                    "node_state",
+                    {
+                        "node_id": active.node,
+                        "status": status,
+                        "output": output,
+                        "metrics": metrics,
+                    },
+                )
+            ]
+        )
+    if task.acks_late:
+        # The message is acknowledged once this returns: its reports go first,
+        # so a worker killed after the ack has lost nothing.
+        run.flush()
+
+
+# ------------------------------------------------------------------ processes
+
+
+def _on_process_init(**_: Any) -> None:
+    """A new pool child: nothing the parent had (runs, threads, locks) is ours."""
+    _active.clear()
+    from dagstream_app.celery import runs
+
+    runs.reset_after_fork()
+
+
+def _on_process_shutdown(**_: Any) -> None:
+    _registry().flush_all()
+
+
+_HANDLERS = (
+    (signals.before_task_publish, _before_publish),
+    (signals.task_prerun, _on_prerun),
+    (signals.task_success, _on_success),
+    (signals.task_failure, _on_failure),
+    (signals.task_revoked, _on_revoked),
+    (signals.task_postrun, _on_postrun),
+    (signals.worker_process_init, _on_process_init),
+    (signals.worker_process_shutdown, _on_process_shutdown),
+)
