@@ -392,6 +392,23 @@ class DagStream:
         self._listener = asyncio.ensure_future(self._listen_loop(layer))
 
     async def _listen_loop(self, layer: Any) -> None:
+        renew = asyncio.ensure_future(self._renew(layer))
+        try:
+            await self._receive_loop(layer)
+        finally:
+            renew.cancel()
+
+    async def _renew(self, layer: Any) -> None:
+        # Memberships expire (channels-redis: group_expiry); an engine waiting
+        # long at a gate renews its own well before that.
+        group = broadcast.control_group_name(self.dag_id)
+        period = min(float(getattr(layer, "group_expiry", 86_400)) / 3, 60.0)
+        while True:
+            await asyncio.sleep(period)  # the renewal period itself
+            with contextlib.suppress(Exception):  # the receive loop reports outages
+                await layer.group_add(group, self._channel)
+
+    async def _receive_loop(self, layer: Any) -> None:
         group = broadcast.control_group_name(self.dag_id)
         assert self._channel is not None
         joined = False

@@ -128,6 +128,9 @@ if REDIS_URL:
                 ],
                 "capacity": 1000,
                 "expiry": 60,
+                # Live processes renew their group memberships (dagstream_app.fanout):
+                # a crashed one drops out of every group within five minutes.
+                "group_expiry": 300,
                 "prefix": os.environ.get("DAGSTREAM_REDIS_PREFIX", "asgi"),
             },
         }
