@@ -88,7 +88,15 @@ class GateInline(_ReadOnlyInline):
     show_change_link = True
 
 
-class _DagstreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class _NulSafeSearch(admin.ModelAdmin):  # type: ignore[type-arg]
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        # PostgreSQL refuses a NUL in a query: a search never passes one on.
+        return super().get_search_results(request, queryset, search_term.replace("\x00", ""))
+
+
+class _DagstreamAdmin(_NulSafeSearch):
     """Read-only by default; seeing needs ``view_dag``; every write goes through services."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -116,6 +124,7 @@ class _DagstreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def _dag_of(self, obj: Any) -> Dag | None:
         return None
+
 
     def _may(self, request: HttpRequest, action: Action, obj: Any) -> bool:
         return allowed(request.user, action, self._dag_of(obj))
@@ -479,7 +488,7 @@ def _log_message(decision: str, feedback: str) -> str:
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ApiTokenAdmin(_NulSafeSearch):
     """Tokens are listed and revoked here; they are created with ``manage.py dagstream_token``.
 
     Only a prefix is stored beside the hash, so no key can be shown.

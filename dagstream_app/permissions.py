@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from django.utils.module_loading import import_string
 
 from dagstream_app.conf import get_config
+from dagstream_app.protocol import DAG_ID_RE
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -110,7 +111,7 @@ def authorize(user: Any, action: Action, dag_id: str) -> Dag:
         raise Refused("unauthenticated", "Sign in first.")
     if not allowed(user, action):
         raise Refused("forbidden", f"You may not {action} DAGs.")
-    dag = Dag.objects.filter(pk=dag_id).first()
+    dag = Dag.objects.filter(pk=dag_id).first() if DAG_ID_RE.match(dag_id) else None
     if dag is None:
         raise Refused("not_found", f"Unknown DAG {dag_id!r}.")
     if not allowed(user, action, dag):

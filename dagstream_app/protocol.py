@@ -10,6 +10,7 @@ too: the ``snapshot`` reply sends them, and the dashboard renders them.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
@@ -333,9 +334,33 @@ def _safe_id(raw: dict[str, Any]) -> CommandId | None:
     if isinstance(value, bool):
         return None
     if (isinstance(value, int) and -(2**63) <= value <= 2**63 - 1) or (
-        isinstance(value, str) and len(value) <= 100
+        isinstance(value, str) and len(value) <= 100 and "\x00" not in value
     ):
         return value
+    return None
+
+
+def json_problem(value: Any) -> str | None:
+    """What makes ``value`` (JSON builtins) unfit to store, or None.
+
+    JSON has no NaN or infinity (msgspec would write them as null), and
+    PostgreSQL's text and jsonb cannot hold a NUL character, so dagstream
+    refuses both on every database rather than store them on one.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "contains a NUL character (\\u0000), which dagstream does not store"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return f"holds {item!r}, which JSON cannot represent"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
     return None
 
 
@@ -345,9 +370,14 @@ def parse_command(text: str) -> ClientCommand:
         raw = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
         raise ProtocolError("invalid_json", f"Frame is not valid JSON: {exc}") from None
+    except RecursionError:  # msgspec's answer to deep nesting
+        raise ProtocolError("invalid_json", "Frame nests too deeply.") from None
     if not isinstance(raw, dict):
         raise ProtocolError("invalid_message", "A message must be a JSON object.")
     command_id = _safe_id(raw)
+    problem = json_problem(raw)
+    if problem is not None:
+        raise ProtocolError("invalid_message", f"The message {problem}.", command_id)
     kind = raw.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("invalid_message", "A message needs a string 'type'.", command_id)

@@ -24,7 +24,6 @@ These functions are synchronous; async callers wrap them with
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -127,27 +126,23 @@ class Flushed:
 
 def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
     try:
-        # As JSON builtins first: a value JSON cannot hold (an object, NaN) is
-        # refused here, not later as a database error that would also roll back
-        # the other deltas of its flush.
+        # As JSON builtins first: a value dagstream cannot store (an object, NaN,
+        # a NUL character) is refused here, not later as a database error that
+        # would also roll back the other deltas of its flush.
         data = msgspec.to_builtins(dict(payload))
-        _refuse_non_finite(data)
+        problem = protocol.json_problem(data)
+        if problem is not None:
+            raise InvalidDelta(f"The {payload.get('type', 'report')} {problem}.")
         return protocol.validate_payload(data)
     except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
         raise InvalidDelta(str(exc)) from None
+    except RecursionError:
+        raise InvalidDelta("The value nests too deeply to store.") from None
 
 
-def _refuse_non_finite(value: Any) -> None:
-    """JSON has no NaN or infinity (and msgspec would write them as null)."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
-    elif isinstance(value, dict):
-        for item in value.values():
-            _refuse_non_finite(item)
-    elif isinstance(value, list):
-        for item in value:
-            _refuse_non_finite(item)
+def _refuse_nul(label: str, value: str) -> None:
+    if "\x00" in value:
+        raise InvalidDelta(f"The {label} contains a NUL character (\\u0000); it is not stored.")
 
 
 def _check_cost(spent: Any, budget: Any, add: Any = None) -> None:
@@ -576,7 +571,10 @@ def create_dag(
         raise InvalidDelta(f"Budget must be a non-negative number, not {budget!r}.")
     if len(name) > 200:
         raise InvalidDelta("A DAG name is at most 200 characters.")
+    _refuse_nul("DAG name", name)
     specs = graph.node_specs(nodes)
+    for spec in specs:
+        _refuse_nul(f"node {spec.id!r}", spec.id + spec.label)
     pairs = graph.edge_pairs(edges)
     graph.check_structure([s.id for s in specs], pairs)
     with transaction.atomic():
@@ -736,6 +734,8 @@ def decide_gate(
     an empty ``decided_by``.
     """
     feedback = feedback or ""
+    _refuse_nul("node id", node_id)
+    _refuse_nul("feedback", feedback)
     if decision not in protocol.DECISION_TO_GATE_STATUS:
         raise InvalidDelta(f"decision must be approve, reject or modify, not {decision!r}.")
     if decision == "modify" and not feedback.strip():

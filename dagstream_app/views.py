@@ -47,6 +47,8 @@ def viewer_required(view: View) -> View:
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, dag_id: str | None = None, **kwargs: Any) -> HttpResponse:
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise Http404("No node has a NUL character in its id.")
         if dag_id is None:
             if not allowed(request.user, "view"):
                 return _refuse(request, 403, "No access", "You don't have permission to view runs.")
@@ -72,7 +74,7 @@ def _perms(request: HttpRequest, dag: Dag) -> render.Perms:
 @require_GET
 @viewer_required
 def dag_list(request: HttpRequest) -> HttpResponse:
-    q = request.GET.get("q", "").strip()[:200]
+    q = request.GET.get("q", "").replace("\x00", "").strip()[:200]  # no NUL reaches a query
     status = request.GET.get("status", "")
     if status not in Dag.Status.values:
         status = ""

@@ -626,3 +626,10 @@ def test_deleting_needs_delete_dag_and_the_hook(staff: Callable[..., Client]) ->
             {"action": "delete_selected", "_selected_action": ["old-1", "prod-1"], "post": "yes"},
         )
     assert list(Dag.objects.values_list("pk", flat=True)) == ["prod-1"]
+
+
+def test_a_search_with_a_nul_character_is_no_error(staff: Callable[..., Client]) -> None:
+    _dag()
+    client = staff("view_dag")
+    for listing in (DAGS, GATES):
+        assert client.get(reverse(listing), {"q": "etl\x00"}).status_code == 200

@@ -271,6 +271,46 @@ async def test_wrong_fields_are_answered_invalid_message(
     await _unchanged(dag)
 
 
+async def test_deeply_nested_json_is_answered_and_the_socket_stays_open(
+    server: Server, dag: Dag, operator: str
+) -> None:
+    ws = await open_ws(server, dag.dag_id, token=operator)
+    await recv(ws)  # snapshot
+    await ws.send("[" * 1000 + "]" * 1000)  # msgspec raises RecursionError on this
+    assert (await recv(ws))["code"] == "invalid_json"
+    await send(ws, {"type": "pause_execution", "id": "after"})
+    assert await recv(ws) == {"type": "ack", "id": "after"}  # still open, still working
+    await ws.close()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "pause_execution", "id": "a\u0000b"},
+        {"type": "human_decision", "node_id": "lo\u0000ad", "decision": "approve", "id": 1},
+        {
+            "type": "human_decision",
+            "node_id": "load",
+            "decision": "modify",
+            "feedback": "x\u0000",
+            "id": 2,
+        },
+    ],
+    ids=["id", "node-id", "feedback"],
+)
+async def test_nul_characters_are_refused_and_change_nothing(
+    server: Server, dag: Dag, operator: str, frame: dict[str, Any]
+) -> None:
+    await sync_to_async(services.open_gate)(dag.dag_id, "load", {"title": "Load?"})
+    text = json.dumps(frame)  # the NUL travels as the JSON escape \\u0000
+    reply = await _reply_to(server, dag, operator, text)
+    assert reply["code"] == "invalid_message" and "NUL" in reply["message"]
+    fresh = await sync_to_async(Dag.objects.get)(pk=dag.pk)
+    assert (fresh.status, fresh.last_seq) == ("running", 2)  # the gate's event, no more
+    gate = await sync_to_async(Gate.objects.get)(dag=dag, node_id="load")
+    assert gate.status == "pending"
+
+
 async def test_oversized_frame_is_answered_too_large(
     server: Server, dag: Dag, operator: str
 ) -> None:

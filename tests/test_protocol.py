@@ -452,3 +452,14 @@ def test_schema_describes_real_snapshots(make_user: Any) -> None:
     wrong = json.loads(json.dumps(reply))
     wrong["dag"]["nodes"][1]["status"] = "done"
     assert _check(wrong, "server_reply")
+
+
+def test_deep_nesting_and_nul_characters_are_coded_refusals() -> None:
+    with pytest.raises(protocol.ProtocolError) as deep:
+        protocol.parse_command("[" * 1000 + "]" * 1000)
+    assert deep.value.code == "invalid_json"
+    with pytest.raises(protocol.ProtocolError) as nul:
+        protocol.parse_command('{"type": "pause_execution", "id": "x\\u0000"}')
+    assert nul.value.code == "invalid_message" and nul.value.command_id is None
+    assert protocol.json_problem({"a": [1.5, "ok", {"b": float("nan")}]}) is not None
+    assert protocol.json_problem({"a": [1.5, "ok", {"b": None}]}) is None

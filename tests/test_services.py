@@ -770,3 +770,40 @@ def test_a_deleted_run_is_announced_to_its_viewers(
         services.delete_dag("etl-1")
     assert _receive(layer, channel) == {"type": "dagstream.deleted", "group": "dagstream.etl-1"}
     async_to_sync(layer.group_discard)(broadcast.group_name("etl-1"), channel)
+
+
+# ------------------------------------------------------------- NUL characters
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: services.node_state("etl-1", "extract", "completed", output={"text": "a\x00b"}),
+        lambda: services.node_state("etl-1", "extract", "completed", metrics={"k\x00": 1}),
+        lambda: services.mutate("etl-1", {"op": "add_node", "node": {"id": "n", "label": "\x00"}}),
+        lambda: services.open_gate("etl-1", "load", {"title": "Ship\x00?"}),
+        lambda: services.report_error("etl-1", "bad\x00news"),
+        lambda: services.complete("etl-1", {"rows": ["\x00"]}),
+        lambda: services.create_dag("etl-2", name="na\x00me"),
+        lambda: services.create_dag("etl-3", nodes=[{"id": "a\x00"}]),
+    ],
+    ids=["output", "metrics-key", "label", "presentation", "error", "results", "name", "node-id"],
+)
+def test_nul_characters_are_refused_on_every_database(dag: Dag, call: Callable[[], Any]) -> None:
+    error = refused(InvalidDelta, call)
+    assert "NUL" in error.message
+
+
+def test_nul_in_a_decision_is_refused(dag: Dag, make_user) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship?"})
+    user = make_user("view_dag", "decide_gate")
+    refused(
+        InvalidDelta,
+        lambda: services.decide_gate("etl-1", "load", "modify", feedback="\x00", actor=user),
+        "NUL",
+    )
+    refused(
+        InvalidDelta,
+        lambda: services.decide_gate("etl-1", "lo\x00ad", "approve", actor=user),
+        "NUL",
+    )

@@ -353,3 +353,26 @@ def test_htmx_requests_need_no_htmx_middleware(
     decided = operator.post("/dags/etl-1/gates/load/decide/", {"decision": "approve"}, headers=hx)
     assert decided.status_code == 200
     assert Dag.objects.get().status == "paused" and Gate.objects.get().status == "approved"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/dags/%00/",
+        "/dags/etl-1/nodes/%00/",
+        "/dags/etl-1/nodes/ex%00tract/",
+        "/dags/a%00b/history/",
+    ],
+)
+def test_nul_in_an_address_is_a_404_not_a_500(dag: Dag, operator: Client, url: str) -> None:
+    assert operator.get(url).status_code == 404
+
+
+def test_nul_in_a_search_or_a_decision_is_no_error(dag: Dag, operator: Client) -> None:
+    assert operator.get("/dags/?q=%00").status_code == 200
+    services.open_gate("etl-1", "load", {"title": "Load?"})
+    response = operator.post(
+        "/dags/etl-1/gates/load/decide/", {"decision": "modify", "feedback": "x\x00y"}
+    )
+    assert response.status_code == 400 and "NUL" in response.content.decode()
+    assert Gate.objects.get(dag=dag, node_id="load").status == "pending"
