@@ -119,6 +119,7 @@ class RemoveEdge(_Mutation, tag="remove_edge"):
 
 
 Mutation = AddNode | RemoveNode | AddEdge | RemoveEdge
+MUTATION_OPS: tuple[str, ...] = tuple(str(m.__struct_config__.tag) for m in Mutation.__args__)
 
 # ------------------------------------------------------------ event payloads
 # Payloads without the envelope (dag_id, seq, ts), which services add.

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -121,16 +122,49 @@ class Flushed:
 # ---------------------------------------------------------------- checking
 
 
-def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
+# Fields whose value is one of a fixed set: a refusal lists the valid ones.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "status": protocol.NODE_STATUSES,
+    "op": protocol.MUTATION_OPS,
+}
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    """msgspec's message, with the valid values when a field takes one of a fixed set."""
+    message = str(exc)
+    found = _AT.search(message)
+    path = found.group("path") if found else ""
+    choices = _CHOICES.get(path.rsplit(".", 1)[-1])
+    if choices and message.startswith("Invalid"):
+        return f"{message}; valid values: {', '.join(choices)}."
+    return message
+
+
+def _json_field(name: str, value: Any) -> Any:
+    """``value`` as JSON builtins, or :class:`InvalidDelta` naming the field it came in."""
     try:
-        # As JSON builtins first: a value JSON cannot hold (an object, NaN) is
-        # refused here, not later as a database error that would also roll back
-        # the other deltas of its flush.
-        data = msgspec.to_builtins(dict(payload))
+        data = msgspec.to_builtins(value)
+        # A value JSON cannot hold (an object, NaN) is refused here, not later as
+        # a database error that would also roll back the other deltas of its flush.
         json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDelta(f"{name} is not JSON: {exc}.") from None
+    return data
+
+
+def _mapping(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidDelta(f"{name} must be a mapping (a dict), not {type(value).__name__}.")
+    return dict(value)
+
+
+def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
+    data = {key: _json_field(key, value) for key, value in payload.items()}
+    try:
         return protocol.validate_payload(data)
-    except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
-        raise InvalidDelta(str(exc)) from None
+    except msgspec.ValidationError as exc:
+        raise InvalidDelta(_explain(exc)) from None
 
 
 def _check_cost(spent: Any, budget: Any) -> None:
@@ -153,13 +187,14 @@ def _prepare(delta: Delta) -> Any:
                     "node_id": a["node_id"],
                     "status": a["status"],
                     "output": a.get("output"),
-                    "metrics": None if metrics is None else dict(metrics),
+                    "metrics": None if metrics is None else _mapping("metrics", metrics),
                 }
             )
         case "edge_active":
             return _validate({"type": "edge_active", "from": a["src"], "to": a["dst"]})
         case "mutate":
-            return _validate({"type": "dag_mutated", "mutation": dict(a["mutation"])})
+            mutation = _mapping("mutation", a["mutation"])
+            return _validate({"type": "dag_mutated", "mutation": mutation})
         case "cost":
             _check_cost(a.get("spent"), a.get("budget"))
             return None
@@ -184,7 +219,7 @@ def _prepare(delta: Delta) -> Any:
                 {
                     "type": "human_gate_waiting",
                     "node_id": a["node_id"],
-                    "presentation": dict(a["presentation"]),
+                    "presentation": _mapping("presentation", a["presentation"]),
                 }
             )
     raise InvalidDelta(f"Unknown delta {delta.kind!r}.")  # pragma: no cover - typed

@@ -450,6 +450,39 @@ def test_values_json_cannot_hold_are_refused(dag: Dag, call: Callable[[], Any]) 
     refused(InvalidDelta, call)
 
 
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: services.node_state("etl-1", "extract", "done"),
+            "valid values: pending, running, waiting, completed, failed, skipped, cancelled.",
+        ),
+        (
+            lambda: services.mutate("etl-1", {"op": "rename", "node_id": "extract"}),
+            "valid values: add_node, remove_node, add_edge, remove_edge.",
+        ),
+        (
+            lambda: services.node_state("etl-1", "extract", "running", output=object()),
+            "output is not JSON: ",
+        ),
+        (
+            lambda: services.node_state("etl-1", "extract", "running", metrics={"x": float("nan")}),
+            "metrics is not JSON: ",
+        ),
+        (lambda: services.complete("etl-1", {"rows": object()}), "results is not JSON: "),
+        (
+            lambda: services.open_gate("etl-1", "load", ["not", "a", "mapping"]),  # type: ignore[arg-type]
+            "presentation must be a mapping (a dict), not list.",
+        ),
+        (lambda: services.open_gate("etl-1", "load", "text"), "presentation must be a mapping"),  # type: ignore[arg-type]
+        (lambda: services.mutate("etl-1", [("op", "add_node")]), "mutation must be a mapping"),  # type: ignore[arg-type]
+        (lambda: services.node_state("etl-1", "extract", "running", metrics=[1]), "metrics must"),  # type: ignore[arg-type]
+    ],
+)
+def test_engine_refusals_say_what_is_valid(dag: Dag, call: Callable[[], Any], match: str) -> None:
+    refused(InvalidDelta, call, match)
+
+
 def test_json_compatible_values_are_stored_as_json(dag: Dag) -> None:
     from datetime import date
 
