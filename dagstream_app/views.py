@@ -145,11 +145,16 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
         raise Http404
     events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, seq)
     regions = render.regions(past.snapshot(), (False, False), events, readonly=True, now=past.at)
-    return _page(
+    response = _page(
         request,
         "dag_replay.html",
         {"dag": dag, "seq": seq, "last_seq": last, "at": past.at, "regions": regions},
     )
+    if request.headers.get("HX-Request"):
+        # The address names the event this response shows (clamped, as shown),
+        # not whatever the slider said when the request left.
+        response["HX-Replace-Url"] = f"{request.path}?{urlencode({'seq': seq})}"
+    return response
 
 
 # ----------------------------------------------------------------- actions

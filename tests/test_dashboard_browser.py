@@ -524,7 +524,16 @@ def test_history_replays_state_by_seq(
     page.get_by_role("button", name="Next event").click()
     expect(page.locator("#replay-view")).to_have_attribute("data-seq", "4")
     expect(node(page, "gather")).to_have_attribute("data-status", "completed")
-    expect(page).to_have_url(re.compile(r"seq=4"))
+    expect(page).to_have_url(re.compile(r"seq=4$"))
+    # The address always names the event shown: each step, back and forth, from
+    # a page opened at the last event (no seq in its URL).
+    page.goto(f"{server.http}/dags/report-7f3a/history/")
+    last = Dag.objects.get(pk="report-7f3a").last_seq
+    for step, seq in (("Previous", last - 1), ("Previous", last - 2), ("Next", last - 1)):
+        page.get_by_role("button", name=f"{step} event").click()
+        expect(page.locator("#replay-view")).to_have_attribute("data-seq", str(seq))
+        expect(page.locator("#replay-n")).to_have_text(str(seq))
+        expect(page).to_have_url(re.compile(rf"seq={seq}$"))
 
 
 # Computed styles of the host page's own elements (outside dagstream's root), less

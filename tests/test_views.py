@@ -227,6 +227,16 @@ def test_history_steps_through_state(dag: Dag, viewer: Client) -> None:
     assert 'data-node-id="retry"' in at4
 
 
+def test_history_steps_name_the_event_shown_in_the_address(dag: Dag, viewer: Client) -> None:
+    services.node_state("etl-1", "extract", "running")
+    hx = {"HX-Request": "true"}
+    for asked, shown in (("1", 1), ("2", 2), ("99", 2), ("x", 2), ("-5", 1)):
+        response = viewer.get("/dags/etl-1/history/", {"seq": asked}, headers=hx)
+        assert f'id="replay-view" data-seq="{shown}"' in response.content.decode()
+        assert response["HX-Replace-Url"] == f"/dags/etl-1/history/?seq={shown}"
+    assert "HX-Replace-Url" not in viewer.get("/dags/etl-1/history/")
+
+
 # ----------------------------------------------------------- actions
 
 
