@@ -31,6 +31,7 @@ from django.utils.html import format_html
 from dagstream_app import protocol, render, services, tokens
 from dagstream_app.conf import get_config
 from dagstream_app.models import ApiToken, Dag, Edge, Event, Gate, Node
+from dagstream_app.money import format_money
 from dagstream_app.permissions import Action, allowed, visible
 
 # Nodes that count as done in the DAG list's progress column.
@@ -202,8 +203,7 @@ class DagAdmin(_DagstreamAdmin):
 
     @admin.display(description="spent / budget")
     def spend(self, dag: Dag) -> str:
-        budget = "—" if dag.budget is None else f"{dag.budget:.2f}"
-        return f"{dag.spent:.2f} / {budget}"
+        return f"{format_money(dag.spent)} / {format_money(dag.budget)}"
 
     @admin.display(description="results")
     def results_pretty(self, dag: Dag) -> str:

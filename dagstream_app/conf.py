@@ -34,6 +34,10 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # Reports an engine may queue (``stream.nowait``) before the database has
     # written them; past it nowait raises BufferFull (async) or blocks (sync).
     "ENGINE_BUFFER": 10_000,
+    # Money on pages, the timeline and admin: the currency's prefix and how
+    # many decimals every amount shows.
+    "CURRENCY": "$",
+    "MONEY_DECIMALS": 2,
     # Longest gate feedback accepted, in characters.
     "FEEDBACK_MAX_LENGTH": 4_000,
     # ``manage.py dagstream_prune`` deletes runs finished more than this many

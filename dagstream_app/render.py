@@ -26,6 +26,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from dagstream_app import layout
 from dagstream_app.conf import get_config
+from dagstream_app.money import budget_use, format_money
 from dagstream_app.protocol import (
     CLOSE_CODES,
     DECISION_TO_GATE_STATUS,
@@ -249,22 +250,8 @@ def progress_html(counts: NodeCounts, *, oob: bool = False) -> SafeString:
     return _render("progress.html", {"p": counts, "oob": oob})
 
 
-def cost_context(spent: float, budget: float | None) -> dict[str, Any]:
-    if budget is None:
-        return {"spent": spent, "budget": None, "remaining": None, "pct": 0, "level": "none"}
-    ratio = spent / budget if budget else (1.0 if spent == 0 else 2.0)
-    level = "over" if spent > budget else "warn" if ratio >= 0.8 else "ok"
-    return {
-        "spent": spent,
-        "budget": budget,
-        "remaining": budget - spent,
-        "pct": min(100, round(ratio * 100)),
-        "level": level,
-    }
-
-
 def cost_html(spent: float, budget: float | None, *, oob: bool = False) -> SafeString:
-    return _render("cost.html", {"c": cost_context(spent, budget), "oob": oob})
+    return _render("cost.html", {"c": budget_use(spent, budget), "oob": oob})
 
 
 def controls_html(
@@ -391,7 +378,9 @@ def describe(event: Mapping[str, Any]) -> dict[str, Any]:
             return {"icon": "branch", "tone": "info", "subject": subject, "text": text}
         case "cost_update":
             budget = event.get("budget")
-            text = f"${event['spent']:,.2f}" + (f" of ${budget:,.2f}" if budget is not None else "")
+            text = format_money(event["spent"])
+            if budget is not None:
+                text += f" of {format_money(budget)}"
             return {"icon": "coin", "tone": "info", "subject": "Cost", "text": text}
         case "execution_complete":
             return {

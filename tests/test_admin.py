@@ -349,7 +349,7 @@ def test_dag_list_columns_filters_and_search(staff: Callable[..., Client]) -> No
     client = staff("view_dag")
     response = client.get(reverse(DAGS))
     html = response.content.decode()
-    assert "2 / 4" in html and "0.50 / 2.00" in html and "0 / 1" in html and "0.00 / —" in html
+    assert "2 / 4" in html and "$0.50 / $2.00" in html and "0 / 1" in html and "$0.00 / —" in html
     for column in (
         "column-dag_id",
         "column-name",

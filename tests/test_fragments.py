@@ -62,10 +62,10 @@ def dag(db: Any) -> Dag:
     )
 
 
-def last_fragment(perms: render.Perms = ALL) -> str:
-    seq, frame = state.event_frames("etl-1", 0)[-1]
+def last_fragment(dag_id: str = "etl-1", perms: render.Perms = ALL) -> str:
+    seq, frame = state.event_frames(dag_id, 0)[-1]
     live.cache.clear()
-    return live.events_html("etl-1", [(seq, frame)], perms)
+    return live.events_html(dag_id, [(seq, frame)], perms)
 
 
 def targets(html: str) -> list[str]:
@@ -125,6 +125,28 @@ def test_cost_update_warns_at_80_percent_and_goes_red_over_budget(dag: Dag) -> N
     assert "cost--over" in html and "Over budget" in html and "-$2.00" in html
 
 
+def test_money_says_only_what_the_shown_numbers_say(db: Any) -> None:
+    services.create_dag("m", budget=0.32)
+    services.cost("m", spent=0.3235)  # rounds to the budget: not over it
+    html = last_fragment("m")
+    assert 'data-cost="spent">$0.32<' in html and 'data-cost="budget">$0.32<' in html
+    assert 'data-cost="remaining">$0.00<' in html
+    assert "Over budget" not in html and "cost--warn" in html and "100% of budget used" in html
+    services.cost("m", spent=0.3251)
+    html = last_fragment("m")
+    assert "Over budget" in html and 'data-cost="remaining">-$0.01<' in html
+    # The timeline shows the same figures.
+    assert "$0.33 of $0.32" in html
+
+
+def test_currency_and_decimals_are_settings(db: Any, settings: Any) -> None:
+    settings.DAGSTREAM = {"CURRENCY": "€ ", "MONEY_DECIMALS": 3}
+    services.create_dag("m", budget=1)
+    services.cost("m", spent=0.3235)
+    html = last_fragment("m")
+    assert 'data-cost="spent">€ 0.324<' in html and "€ 0.324 of € 1.000" in html
+
+
 def test_gate_waiting_appends_an_escaped_card(dag: Dag) -> None:
     services.open_gate("etl-1", "load", {"title": EVIL, "body": EVIL, "extra": {"k": EVIL}})
     html = last_fragment()
@@ -135,7 +157,7 @@ def test_gate_waiting_appends_an_escaped_card(dag: Dag) -> None:
 
 def test_gate_buttons_are_disabled_without_permission(dag: Dag) -> None:
     services.open_gate("etl-1", "load", {"title": "Ship?"})
-    html = last_fragment((False, False))
+    html = last_fragment(perms=(False, False))
     assert 'value="approve" class="btn btn--primary" disabled' in html
 
 

@@ -425,7 +425,7 @@ async def test_budget_pauses_the_run_and_a_gate_extends_it(
     gate = find(events, "human_gate_waiting", node_id="budget-1")
     assert gate is not None
     assert gate["presentation"]["title"] == "Budget reached: continue?"
-    assert (gate["presentation"]["spent"], gate["presentation"]["budget"]) == (1.2, 1.0)
+    assert (gate["presentation"]["spent"], gate["presentation"]["budget"]) == ("$1.20", "$1.00")
     assert statuses(events, "c") == []  # not started while the gate is open
     await decide("budget-run", "budget-1", "approve", operator)
 
