@@ -246,8 +246,10 @@ def status_html(
     )
 
 
-def progress_html(counts: NodeCounts, *, oob: bool = False) -> SafeString:
-    return _render("progress.html", {"p": counts, "oob": oob})
+def progress_html(counts: NodeCounts, status: str, *, oob: bool = False) -> SafeString:
+    """Nodes done of all; once the run has ended, how many never finished."""
+    never = counts.unfinished if status in TERMINAL_STATUSES else 0
+    return _render("progress.html", {"p": counts, "never_finished": never, "oob": oob})
 
 
 def cost_html(spent: float, budget: float | None, *, oob: bool = False) -> SafeString:
@@ -465,7 +467,7 @@ def regions(
     return {
         "graph": graph_html(dag_id, snap.nodes, snap.edges, now, oob=oob),
         "status": status_html(snap.status, snap.created_at, snap.finished_at, oob=oob, now=now),
-        "progress": progress_html(count_nodes(snap.nodes), oob=oob),
+        "progress": progress_html(count_nodes(snap.nodes), snap.status, oob=oob),
         "cost": cost_html(snap.spent, snap.budget, oob=oob),
         "controls": controls_html(dag_id, snap.status, perms[1], oob=oob),
         "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly),
@@ -512,7 +514,7 @@ def event_html(dag_id: str, seq: int, event: Mapping[str, Any], work: Working, p
             node = work.nodes.get(event["node_id"])
             if node is not None:
                 parts.append(node_slot_html(dag_id, node, seq))
-            parts.append(progress_html(work.node_counts(), oob=True))
+            parts.append(progress_html(work.node_counts(), work.status, oob=True))
         case "edge_active":
             parts.append(
                 f'<div id="ds-flash" hidden hx-swap-oob="true" data-seq="{seq}"'
@@ -521,7 +523,7 @@ def event_html(dag_id: str, seq: int, event: Mapping[str, Any], work: Working, p
         case "dag_mutated":
             snap = work.snapshot()
             parts.append(graph_html(dag_id, snap.nodes, snap.edges, oob=True))
-            parts.append(progress_html(work.node_counts(), oob=True))
+            parts.append(progress_html(work.node_counts(), work.status, oob=True))
         case "cost_update":
             parts.append(cost_html(work.spent, work.budget, oob=True))
         case "execution_complete":
@@ -533,6 +535,7 @@ def event_html(dag_id: str, seq: int, event: Mapping[str, Any], work: Working, p
             parts.append(gate_html(dag_id, work.gates[event["node_id"]], perms[0], oob=True))
         case "execution_state":
             parts.append(status_html(work.status, work.created_at, work.finished_at, oob=True))
+            parts.append(progress_html(work.node_counts(), work.status, oob=True))
             parts.append(controls_html(dag_id, work.status, perms[1], oob=True))
         case "error":
             pass

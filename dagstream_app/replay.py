@@ -43,6 +43,7 @@ class NodeCounts:
     done: int
     failed: int
     running: int
+    unfinished: int = 0  # pending, running or waiting: "never finished" once the run ended
 
     @property
     def pct(self) -> int:
@@ -56,6 +57,7 @@ def count_nodes(nodes: Iterable[NodeView]) -> NodeCounts:
         done=sum(s in DONE_STATUSES for s in statuses),
         failed=statuses.count("failed"),
         running=sum(s in ACTIVE_STATUSES for s in statuses),
+        unfinished=sum(s not in FINISHED_NODE_STATUSES for s in statuses),
     )
 
 

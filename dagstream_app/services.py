@@ -269,6 +269,7 @@ class _Flush:
         self.published: list[dict[str, Any]] = []
         self.nodes: dict[str, bulk.NodeUpdate] = {}
         self.metrics: dict[str, dict[str, Any]] = {}  # merged so far, per node
+        self.statuses: dict[str, str] = {}  # of nodes getting a gate, as read
         self.mutations: list[tuple[str, Any]] = []
         self.gates: dict[str, Gate] = {}  # existing and new, by node
         self.new_gates: list[Gate] = []
@@ -323,6 +324,12 @@ class _Flush:
             self.gates = {
                 g.node_id: g for g in Gate.objects.filter(dag=self.dag, node_id__in=gated)
             }
+            # A new gate puts its node in waiting, unless it already is.
+            self.statuses = dict(
+                Node.objects.filter(dag=self.dag, node_id__in=gated - set(self.gates)).values_list(
+                    "node_id", "status"
+                )
+            )
 
     def apply(self, delta: Delta, payload: Any) -> Any:
         a = delta.args
@@ -442,6 +449,16 @@ class _Flush:
         )
         self.gates[gate.node_id] = gate
         self.new_gates.append(gate)
+        node_id = payload.node_id
+        update = self.nodes.get(node_id)
+        if update is not None:
+            status: str | None = update.status
+        else:  # a node added by this flush was not read: it is pending
+            added = node_id in self._graph().nodes
+            status = self.statuses.get(node_id, "pending" if added else None)
+        if status is not None and status != "waiting":
+            # Whatever the engine said, a node with a pending gate is waiting.
+            self._node_state(protocol.NodeState(node_id=node_id, status="waiting"))
         self.emit(payload)
         return gate
 

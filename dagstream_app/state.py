@@ -137,6 +137,7 @@ def node_counts(dag_id: str) -> replay.NodeCounts:
         done=Count("id", filter=Q(status__in=replay.DONE_STATUSES)),
         failed=Count("id", filter=Q(status="failed")),
         running=Count("id", filter=Q(status__in=replay.ACTIVE_STATUSES)),
+        unfinished=Count("id", filter=~Q(status__in=protocol.FINISHED_NODE_STATUSES)),
     )
     return replay.NodeCounts(**counts)
 
@@ -247,6 +248,7 @@ def live_state(dag_id: str, event: Mapping[str, Any]) -> replay.Working:
         case "execution_state":
             created = Dag.objects.filter(pk=dag_id).values_list("created_at", flat=True).first()
             work.created_at = format_ts(created) if created else event["ts"]
+            work.counts = node_counts(dag_id)  # an ended run marks nodes that never finished
     replay.apply(work, event)
     return work
 

@@ -529,7 +529,7 @@ async def test_admin_decision_reaches_the_engine_and_viewers_live(
         await layer.group_add(broadcast.group_name("live-1"), viewer)
         waiting = asyncio.ensure_future(stream.gate("review", {"title": "Ship it?"}))
         opened = await asyncio.wait_for(layer.receive(viewer), 10)
-        assert [e["event"] for e in opened["events"]] == ["human_gate_waiting"]
+        assert [e["event"] for e in opened["events"]] == ["node_state", "human_gate_waiting"]
         gate = await database_sync_to_async(Gate.objects.get)(dag_id="live-1")
         await database_sync_to_async(client.post)(
             _change_url("gate", gate.pk), {"_decision": "approve", "feedback": "go"}
@@ -541,7 +541,7 @@ async def test_admin_decision_reaches_the_engine_and_viewers_live(
             client.user.username,
         )
         seen = await asyncio.wait_for(layer.receive(viewer), 10)
-        assert [(e["event"], e["seq"]) for e in seen["events"]] == [("gate_decided", 3)]
+        assert [(e["event"], e["seq"]) for e in seen["events"]] == [("gate_decided", 4)]
         await stream.close()
 
 

@@ -125,6 +125,17 @@ def test_cost_update_warns_at_80_percent_and_goes_red_over_budget(dag: Dag) -> N
     assert "cost--over" in html and "Over budget" in html and "-$2.00" in html
 
 
+def test_complete_with_nodes_still_open_marks_them_as_never_finished(dag: Dag) -> None:
+    services.node_state("etl-1", "extract", "running")
+    assert "never finished" not in last_fragment()  # still running: nothing to say
+    services.complete("etl-1", {"ok": True})
+    html = last_fragment()
+    assert "#dag-progress" in targets(html)
+    assert 'data-never-finished="2"' in html and "2 never finished" in html
+    page = render.progress_html(state.node_counts("etl-1"), "completed")
+    assert "2 never finished" in page
+
+
 def test_money_says_only_what_the_shown_numbers_say(db: Any) -> None:
     services.create_dag("m", budget=0.32)
     services.cost("m", spent=0.3235)  # rounds to the budget: not over it
@@ -174,7 +185,7 @@ def test_gate_decided_replaces_the_card_without_buttons(dag: Dag, make_user) -> 
 def test_execution_state_updates_badge_and_controls(dag: Dag, make_user) -> None:
     services.control("etl-1", "pause", actor=make_user("view_dag", "control_dag"))
     html = last_fragment()
-    assert targets(html)[:2] == ["#dag-status", "#controls"]
+    assert targets(html)[:3] == ["#dag-status", "#dag-progress", "#controls"]
     assert 'data-status="paused"' in html
     pause = html.index(">Pause<")
     assert "disabled" in html[html.rindex("<button", 0, pause) : pause]

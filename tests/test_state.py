@@ -61,7 +61,7 @@ def test_snapshot_holds_the_whole_current_state(dag: Dag, make_user) -> None:
         "spent": 1.5,
         "remaining": 2.5,
     }
-    assert snap["last_seq"] == 4 == Dag.objects.get(pk="s1").last_seq
+    assert snap["last_seq"] == 5 == Dag.objects.get(pk="s1").last_seq
     assert (snap["results"], snap["finished_at"]) == (None, None)
     assert snap["created_at"].endswith("Z")
     a, b = snap["nodes"]
@@ -74,7 +74,7 @@ def test_snapshot_holds_the_whole_current_state(dag: Dag, make_user) -> None:
         "metrics": {"ms": 3},
     }
     assert a["finished_at"].endswith("Z")
-    assert (b["id"], b["status"], b["started_at"], b["finished_at"]) == ("b", "pending", None, None)
+    assert (b["id"], b["status"], b["started_at"], b["finished_at"]) == ("b", "waiting", None, None)
     assert snap["edges"] == [{"from": "a", "to": "b"}]
     [gate] = snap["gates"]
     assert gate == {

@@ -144,9 +144,9 @@ def test_detail_renders_every_region(dag: Dag, operator: Client) -> None:
     services.open_gate("etl-1", "load", {"title": "Ship it?", "body": "Looks fine"})
     html = operator.get("/dags/etl-1/").content.decode()
     assert 'data-node-id="extract" data-status="running"' in html
-    assert 'data-node-id="load" data-status="pending"' in html
+    assert 'data-node-id="load" data-status="waiting"' in html
     assert 'ws-connect="/ws/dags/etl-1/html/"' in html
-    assert 'id="ds-seq" data-seq="3"' in html
+    assert 'id="ds-seq" data-seq="4"' in html
     assert 'data-connection="reconnecting"' in html
     for region in ('id="cost"', 'id="controls"', 'id="gate-list"', 'id="timeline"', 'id="graph"'):
         assert region in html
