@@ -160,6 +160,16 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
 # ----------------------------------------------------------------- actions
 
 _STATUS = {"conflict": 409, "forbidden": 403, "not_found": 404, "invalid_message": 400}
+# On a fragment answering an htmx POST: a refusal is swapped into its card like a
+# success, and dagstream.js keeps django-htmx's DEBUG handler (which would
+# replace the whole page with a 4xx response) away from it.
+FRAGMENT_HEADER = "X-Dagstream-Fragment"
+
+
+def _fragment(html: str, status: int) -> HttpResponse:
+    response = HttpResponse(html, status=status)
+    response[FRAGMENT_HEADER] = "1"
+    return response
 
 
 @require_POST
@@ -180,10 +190,7 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
             tone = "info"
     gate = state.gate_view(dag.dag_id, node_id)
     if gate is None:
-        return HttpResponse(
-            f'<p class="alert alert--error" role="alert">{escape(message)}</p>',
-            status=404,
-        )
+        return _fragment(f'<p class="alert alert--error" role="alert">{escape(message)}</p>', 404)
     html = render.gate_html(
         dag.dag_id,
         gate,
@@ -192,7 +199,7 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
         tone=tone,
         draft=feedback if gate.status == "pending" else "",
     )
-    return HttpResponse(html, status=status)
+    return _fragment(html, status)
 
 
 @require_POST
@@ -209,4 +216,4 @@ def dag_control(request: HttpRequest, dag: Dag) -> HttpResponse:
     html = render.controls_html(
         dag.dag_id, dag.status, allowed(request.user, "control", dag), message=message
     )
-    return HttpResponse(html, status=status)
+    return _fragment(html, status)

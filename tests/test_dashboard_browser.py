@@ -358,6 +358,49 @@ def test_approve_a_gate_by_clicking(
     expect(page.locator('#timeline li[data-type="gate_decided"]')).to_have_count(1, timeout=WAIT)
 
 
+@pytest.fixture(scope="module")
+def debug_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
+    """daphne with DEBUG on, as a fresh project has it (django-htmx's debug script loads)."""
+    with django_db_blocker.unblock():
+        srv = start_server(DJANGO_DEBUG="true")
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_a_refused_decision_shows_in_its_card_and_the_next_one_counts(
+    request: pytest.FixtureRequest,
+    new_page: Callable[..., Page],
+    operator: str,
+    debug: bool,
+    errors: Errors,
+) -> None:
+    srv: Server = request.getfixturevalue("debug_server" if debug else "server")
+    # Chromium logs each refused POST; that is the point of this test.
+    errors.allow = re.compile(r"Failed to load resource: .* status of (400|409) ")
+    research_run()
+    engine.open_gate("report-7f3a", "review", {"title": "Publish?"})
+    page = new_page()
+    login(page, srv, operator, then="/dags/report-7f3a/")
+    assert page.locator('script[src*="django-htmx.js"]').count() == (1 if debug else 0)
+    gate = page.locator("#gate-list .gate")
+    gate.get_by_role("button", name="Modify").click()  # no feedback: refused with 400
+    expect(gate.get_by_role("alert")).to_contain_text("A modify decision needs feedback.")
+    expect(page.locator("#graph")).to_be_visible()  # the page is still the page
+    assert Gate.objects.get().status == "pending"
+    gate.get_by_label("Feedback").fill("Cut the second section.")
+    gate.get_by_role("button", name="Modify").click()
+    expect(gate).to_have_attribute("data-gate-status", "modified")
+    decided = Gate.objects.get()
+    assert (decided.status, decided.feedback) == ("modified", "Cut the second section.")
+    # A refused control shows in the controls card the same way.
+    engine.set_state("report-7f3a", "paused")
+    page.get_by_role("button", name="Pause").evaluate("b => b.removeAttribute('disabled')")
+    page.get_by_role("button", name="Pause").click()  # 409: the run is paused already
+    expect(page.locator("#controls").get_by_role("alert")).to_contain_text("Cannot pause")
+    expect(page.locator("#graph")).to_be_visible()
+
+
 def test_pause_resume_and_cancel(
     server: Server, new_page: Callable[..., Page], operator: str
 ) -> None:

@@ -33,6 +33,18 @@
     return socket;
   };
 
+  // ------------------------------------------------- refusals stay in their card
+
+  // A decision or control refused (400, 403, 404, 409) answers with its card and
+  // the message; head.html's responseHandling swaps 4xx like a success. With
+  // DEBUG on, django-htmx's script (a listener on document) would replace the
+  // whole page with any 4xx response, and the decision would be lost: on window,
+  // in the capture phase, this runs first and keeps the event from reaching it.
+  window.addEventListener("htmx:beforeOnLoad", function (e) {
+    var xhr = e.detail && e.detail.xhr;
+    if (xhr && xhr.getResponseHeader("X-Dagstream-Fragment")) e.stopPropagation();
+  }, true);
+
   // ---------------------------------------------------------------- connection
 
   var CLOSED_TEXT = {};
