@@ -38,6 +38,12 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # many decimals every amount shows.
     "CURRENCY": "$",
     "MONEY_DECIMALS": 2,
+    # While a stream is open, the engine API reports a heartbeat this often (s)
+    # when it has reported nothing else; a live run whose engine has been silent
+    # for ENGINE_STALE_SECONDS is shown as "engine not responding", and people
+    # with control_dag may force-end it.
+    "ENGINE_HEARTBEAT_SECONDS": 10.0,
+    "ENGINE_STALE_SECONDS": 60.0,
     # Longest gate feedback accepted, in characters.
     "FEEDBACK_MAX_LENGTH": 4_000,
     # ``manage.py dagstream_prune`` deletes runs finished more than this many

@@ -26,6 +26,8 @@ NODE_STATUSES: tuple[str, ...] = NodeStatus.__args__  # type: ignore[attr-define
 ExecutionStatus = Literal["running", "paused", "cancelling", "cancelled", "completed", "failed"]
 EXECUTION_STATUSES: tuple[str, ...] = ExecutionStatus.__args__  # type: ignore[attr-defined]
 TERMINAL_STATUSES = frozenset({"cancelled", "completed", "failed"})
+# A run in one of these expects its engine to report (or heartbeat).
+LIVE_STATUSES = frozenset({"running", "paused", "cancelling"})
 # A node in one of these has finished (its ``finished_at`` is set).
 FINISHED_NODE_STATUSES = frozenset({"completed", "failed", "skipped", "cancelled"})
 Decision = Literal["approve", "reject", "modify"]
@@ -284,6 +286,20 @@ class DagSnapshot(msgspec.Struct):
     nodes: list[NodeView]
     edges: list[EdgeView]
     gates: list[GateView]
+    # The engine's last report or heartbeat, and whether the run is live with
+    # an engine silent past ENGINE_STALE_SECONDS ("engine not responding").
+    engine_seen_at: str | None = None
+    engine_stale: bool = False
+
+
+class EngineHealth(msgspec.Struct, frozen=True):
+    """What the dashboard says about a run's engine."""
+
+    status: ExecutionStatus
+    seen_at: str | None  # the engine's last report or heartbeat
+    stale: bool  # live, and silent past ENGINE_STALE_SECONDS: "engine not responding"
+    # Paused, yet node events arrived after the pause: "paused — engine still reporting".
+    reporting_while_paused: bool = False
 
 
 # ------------------------------------------------- replies (no seq, one client)

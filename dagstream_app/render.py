@@ -31,9 +31,11 @@ from dagstream_app.protocol import (
     CLOSE_CODES,
     DECISION_TO_GATE_STATUS,
     FINISHED_NODE_STATUSES,
+    LIVE_STATUSES,
     TERMINAL_STATUSES,
     DagSnapshot,
     EdgeView,
+    EngineHealth,
     GateView,
     NodeView,
 )
@@ -257,13 +259,22 @@ def cost_html(spent: float, budget: float | None, *, oob: bool = False) -> SafeS
 
 
 def controls_html(
-    dag_id: str, status: str, can_control: bool, *, message: str = "", oob: bool = False
+    dag_id: str,
+    status: str,
+    can_control: bool,
+    *,
+    message: str = "",
+    oob: bool = False,
+    engine_stale: bool = False,
 ) -> SafeString:
+    """Pause / resume / cancel; with the engine not responding, "End run" too."""
     return _render(
         "controls.html",
         {
             "url": reverse("dagstream:control", args=[dag_id]),
+            "status": status,
             "can_control": can_control,
+            "can_force": can_control and engine_stale and status in LIVE_STATUSES,
             "can_pause": can_control and status == "running",
             "can_resume": can_control and status == "paused",
             "can_cancel": can_control and status in ("running", "paused"),
@@ -272,6 +283,20 @@ def controls_html(
             "oob": oob,
         },
     )
+
+
+def engine_html(
+    dag_id: str, health: EngineHealth, *, oob: bool = False, now: str | None = None
+) -> SafeString:
+    """What the page says about the run's engine; while the run is live it re-asks
+    the server every ``ENGINE_HEARTBEAT_SECONDS`` (liveness has no event)."""
+    live = health.status in LIVE_STATUSES
+    every = max(1, round(float(get_config()["ENGINE_HEARTBEAT_SECONDS"])))
+    shown = "1" if health.stale else "0"
+    url = f"{reverse('dagstream:engine', args=[dag_id])}?shown={shown}"
+    ago = format_duration(span_seconds(health.seen_at, None, now)) if health.seen_at else ""
+    context = {"e": health, "live": live, "every": every, "url": url, "ago": ago, "oob": oob}
+    return _render("engine.html", context)
 
 
 def gate_context(
@@ -457,19 +482,26 @@ def regions(
     oob: bool = False,
     readonly: bool = False,
     now: str | None = None,
+    health: EngineHealth | None = None,
 ) -> dict[str, SafeString]:
     """Every live region of the detail page, rendered from one snapshot.
 
     ``now`` is the moment durations run to (a replayed state is "as of" its
-    last event); by default, the present.
+    last event); by default, the present. ``health`` (from
+    :func:`dagstream_app.state.engine_health`) adds what the snapshot lacks.
     """
     dag_id = snap.dag_id
+    if health is None:
+        health = EngineHealth(snap.status, snap.engine_seen_at, snap.engine_stale)
     return {
         "graph": graph_html(dag_id, snap.nodes, snap.edges, now, oob=oob),
         "status": status_html(snap.status, snap.created_at, snap.finished_at, oob=oob, now=now),
+        "engine": engine_html(dag_id, health, oob=oob, now=now),
         "progress": progress_html(count_nodes(snap.nodes), snap.status, oob=oob),
         "cost": cost_html(snap.spent, snap.budget, oob=oob),
-        "controls": controls_html(dag_id, snap.status, perms[1], oob=oob),
+        "controls": controls_html(
+            dag_id, snap.status, perms[1], oob=oob, engine_stale=health.stale
+        ),
         "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly),
         "results": results_html(snap.status, snap.results, oob=oob),
         "timeline": timeline_html(events, oob=oob),

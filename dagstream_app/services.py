@@ -46,7 +46,7 @@ from dagstream_app.errors import Conflict, DagstreamError, Forbidden, InvalidDel
 from dagstream_app.models import CommandReceipt, Dag, Edge, Event, Gate, Node
 from dagstream_app.permissions import Action, Refused, authorize
 from dagstream_app.protocol import format_ts
-from dagstream_app.state import gate_dict
+from dagstream_app.state import engine_stale, gate_dict
 
 __all__ = [
     "CONTROL_TRANSITIONS",
@@ -66,6 +66,8 @@ __all__ = [
     "delete_dag",
     "edge_active",
     "fail",
+    "force_cancel",
+    "heartbeat",
     "mutate",
     "node_state",
     "open_gate",
@@ -259,8 +261,11 @@ def _remember(dag: Dag, structure: graph.Structure) -> None:
 class _Flush:
     """The changes of one transaction: applied in memory, then written and published."""
 
-    def __init__(self, dag: Dag, structure: graph.Structure | None = None) -> None:
+    def __init__(
+        self, dag: Dag, structure: graph.Structure | None = None, *, engine: bool = False
+    ) -> None:
         self.dag = dag
+        self.engine = engine  # the engine's own reports: they show it is alive
         self.now = timezone.now()
         self.ts = format_ts(self.now)
         self.structure = structure
@@ -482,6 +487,8 @@ class _Flush:
             "finished_at": dag.finished_at,
             "updated_at": self.now,
         }
+        if self.engine:
+            fields["engine_seen_at"] = self.now
         if self.mutations:
             dag.structure_version = secrets.randbits(62) or 1
             fields["structure_version"] = dag.structure_version
@@ -553,7 +560,7 @@ def apply(dag_id: str, deltas: Sequence[Delta], *, publish: bool = True) -> Flus
     try:
         with transaction.atomic():
             dag = _lock(dag_id)
-            flush = _Flush(dag, _structure(dag))
+            flush = _Flush(dag, _structure(dag), engine=True)
             flush.load(prepared)
             for index, delta, payload in prepared:
                 try:
@@ -597,7 +604,11 @@ def create_dag(
         try:
             with transaction.atomic():
                 dag = Dag.objects.create(
-                    dag_id=dag_id, name=name, budget=budget, structure_version=secrets.randbits(62)
+                    dag_id=dag_id,
+                    name=name,
+                    budget=budget,
+                    structure_version=secrets.randbits(62),
+                    engine_seen_at=timezone.now(),
                 )
         except IntegrityError:
             raise Conflict(f"DAG {dag_id!r} already exists.") from None
@@ -686,6 +697,15 @@ def open_gate(
     return gate
 
 
+def heartbeat(dag_id: str) -> bool:
+    """The engine is alive: one UPDATE of ``engine_seen_at``, no event.
+
+    False once the run has ended (or is gone): there is nothing left to watch.
+    """
+    live = Dag.objects.filter(pk=dag_id, status__in=protocol.LIVE_STATUSES)
+    return bool(live.update(engine_seen_at=timezone.now()))
+
+
 # ------------------------------------------------------ people's decisions
 
 
@@ -726,6 +746,50 @@ def control(dag_id: str, action: str, *, actor: Any, command_id: Any = None) -> 
         flush.emit(protocol.ExecutionState(state=target), command=action)  # type: ignore[arg-type]
         flush.wake_engine = True
         return flush.dag
+
+
+def force_cancel(dag_id: str, *, actor: Any, command_id: Any = None) -> Dag:
+    """End a run whose engine is not responding: ``cancelled``, on a person's word.
+
+    Refused with :class:`Conflict` while the engine still reports (cancel
+    instead). Its pending gates are rejected and its unfinished nodes cancelled,
+    each with its event, so every page and client sees the run end; an engine
+    that comes back finds the run over.
+    """
+    _authorize(actor, "control", dag_id)
+    with _change(dag_id) as flush:
+        dag = flush.dag
+        if _is_repeat(flush, actor, command_id, "force_cancel"):
+            return dag
+        flush.refuse_if_ended()
+        if not engine_stale(dag.status, dag.engine_seen_at, flush.now):
+            limit = get_config()["ENGINE_STALE_SECONDS"]
+            raise Conflict(
+                f"The engine of DAG {dag_id!r} reported in the last {limit:g} s; "
+                "cancel it instead (force-ending is for runs whose engine is gone)."
+            )
+        who = actor.get_username()
+        note = f"The run was ended by {who}: its engine was not responding."
+        pending = Gate.objects.filter(dag=dag, status=Gate.Status.PENDING)
+        for gate in pending:
+            flush.emit(
+                protocol.GateDecided(
+                    node_id=gate.node_id, decision="reject", feedback=note, decided_by=who
+                )
+            )
+        pending.update(
+            status=Gate.Status.REJECTED, feedback=note, decided_by=who, decided_at=flush.now
+        )
+        flush.structure = _structure(dag)
+        open_nodes = Node.objects.filter(dag=dag).exclude(
+            status__in=protocol.FINISHED_NODE_STATUSES
+        )
+        for node_id in open_nodes.values_list("node_id", flat=True):
+            flush._node_state(protocol.NodeState(node_id=node_id, status="cancelled"))
+        flush.emit(protocol.ErrorEvent(message=note))
+        flush.finish("cancelled")
+        flush.wake_engine = True
+        return dag
 
 
 def decide_gate(

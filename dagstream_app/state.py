@@ -15,6 +15,7 @@ import msgspec
 from django.db import transaction
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from dagstream_app import protocol, replay
 from dagstream_app.conf import get_config
@@ -31,6 +32,38 @@ def _iso(moment: datetime | None) -> str | None:
 
 def dag(dag_id: str) -> Dag | None:
     return Dag.objects.filter(pk=dag_id).first()
+
+
+def engine_stale(status: str, seen_at: datetime | None, now: datetime | None = None) -> bool:
+    """True if a live run's engine has been silent past ``ENGINE_STALE_SECONDS``."""
+    if status not in protocol.LIVE_STATUSES:
+        return False
+    if seen_at is None:
+        return True
+    silent = ((now or timezone.now()) - seen_at).total_seconds()
+    return silent > float(get_config()["ENGINE_STALE_SECONDS"])
+
+
+def engine_health(dag_id: str) -> protocol.EngineHealth | None:
+    """The run's engine as the dashboard describes it, or None if the DAG is unknown."""
+    found = Dag.objects.filter(pk=dag_id).values_list("status", "engine_seen_at").first()
+    if found is None:
+        return None
+    status, seen = found
+    reporting = False
+    if status == "paused":
+        paused_at = (
+            Event.objects.filter(dag_id=dag_id, type="execution_state")
+            .order_by("-seq")
+            .values_list("seq", flat=True)
+            .first()
+        )
+        reporting = (
+            paused_at is not None
+            and Event.objects.filter(dag_id=dag_id, seq__gt=paused_at, type="node_state").exists()
+        )
+    status = cast(protocol.ExecutionStatus, status)
+    return protocol.EngineHealth(status, _iso(seen), engine_stale(status, seen), reporting)
 
 
 def progress(dag_id: str) -> tuple[int, str] | None:
@@ -128,6 +161,8 @@ def snapshot(dag_id: str) -> DagSnapshot | None:
         nodes=nodes,
         edges=edges,
         gates=gates,
+        engine_seen_at=_iso(found.engine_seen_at),
+        engine_stale=engine_stale(found.status, found.engine_seen_at),
     )
 
 

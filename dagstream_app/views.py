@@ -110,16 +110,34 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
     if snap is None:
         raise Http404
     events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, snap.last_seq)
+    health = state.engine_health(dag.dag_id)
     return _page(
         request,
         "dag_detail.html",
         {
             "dag": dag,
             "last_seq": snap.last_seq,
-            "regions": render.regions(snap, _perms(request, dag), events),
+            "regions": render.regions(snap, _perms(request, dag), events, health=health),
             "ws_url": f"/ws/dags/{dag.dag_id}/html/",
         },
     )
+
+
+@require_GET
+@viewer_required
+def engine_status(request: HttpRequest, dag: Dag) -> HttpResponse:
+    """The engine's liveness, polled by the detail page; the controls too when they
+    change with it (``shown`` is what the page shows now)."""
+    health = state.engine_health(dag.dag_id)
+    if health is None:
+        raise Http404
+    html = render.engine_html(dag.dag_id, health)
+    if health.stale or request.GET.get("shown") != ("1" if health.stale else "0"):
+        can_control = allowed(request.user, "control", dag)
+        html += render.controls_html(
+            dag.dag_id, health.status, can_control, oob=True, engine_stale=health.stale
+        )
+    return HttpResponse(html)
 
 
 @require_GET
@@ -208,12 +226,20 @@ def dag_control(request: HttpRequest, dag: Dag) -> HttpResponse:
     action = request.POST.get("action", "")
     message, status = "", 200
     try:
-        dag = services.control(dag.dag_id, action, actor=request.user)
+        if action == "force_cancel":
+            dag = services.force_cancel(dag.dag_id, actor=request.user)
+        else:
+            dag = services.control(dag.dag_id, action, actor=request.user)
     except services.DagstreamError as exc:
         status = _STATUS.get(exc.code, 400)
         message = exc.message
         dag = state.dag(dag.dag_id) or dag
+    health = state.engine_health(dag.dag_id)
     html = render.controls_html(
-        dag.dag_id, dag.status, allowed(request.user, "control", dag), message=message
+        dag.dag_id,
+        dag.status,
+        allowed(request.user, "control", dag),
+        message=message,
+        engine_stale=health is not None and health.stale,
     )
     return _fragment(html, status)

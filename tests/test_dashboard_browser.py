@@ -7,6 +7,7 @@ inside the server and are pushed at once. Every wait is on a DOM state, bounded.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -22,7 +23,14 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from dagstream_app import services
 from dagstream_app.models import Dag, Gate
 from tests.browser import chromium_options
-from tests.servers import REDIS_URL, ROOT, EngineProcess, Server, start_server
+from tests.servers import (
+    REDIS_URL,
+    ROOT,
+    EngineProcess,
+    Server,
+    configured_server,
+    start_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -399,6 +407,51 @@ def test_a_refused_decision_shows_in_its_card_and_the_next_one_counts(
     page.get_by_role("button", name="Pause").click()  # 409: the run is paused already
     expect(page.locator("#controls").get_by_role("alert")).to_contain_text("Cannot pause")
     expect(page.locator("#graph")).to_be_visible()
+
+
+LIVENESS = {"ENGINE_HEARTBEAT_SECONDS": 0.5, "ENGINE_STALE_SECONDS": 3}
+
+
+@pytest.fixture
+def liveness_server(django_db_blocker: Any) -> Iterator[Server]:
+    with configured_server(django_db_blocker, **LIVENESS) as srv:
+        yield srv
+
+
+def test_a_killed_engine_is_shown_as_not_responding_and_its_run_can_be_ended(
+    liveness_server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    engine.create_dag("orphan-1", name="orphaned", nodes=[f"n{i}" for i in range(3)])
+    proc = EngineProcess("idle", "orphan-1", 0, DAGSTREAM_JSON=json.dumps(LIVENESS))
+    try:
+        proc.go()
+        assert proc.process.stdout is not None
+        assert proc.process.stdout.readline().strip() == "streaming"
+        page = new_page()
+        login(page, liveness_server, operator, then="/dags/orphan-1/")
+        health = page.locator("#engine-health")
+        expect(health).to_have_attribute("data-engine", "ok")
+        # A quiet engine heartbeats: its last-seen moment moves on by itself.
+        first = Dag.objects.get(pk="orphan-1").engine_seen_at
+        for _ in range(100):  # bounded, 0.1 s each
+            if Dag.objects.get(pk="orphan-1").engine_seen_at != first:
+                break
+            page.wait_for_timeout(100)
+        else:
+            pytest.fail("the idle engine sent no heartbeat")
+        expect(page.get_by_role("button", name="End run")).to_have_count(0)
+    finally:
+        proc.process.kill()  # SIGKILL: no close(), no last word
+        proc.process.communicate(timeout=10)  # reaped, its pipes closed
+    expect(health).to_have_attribute("data-engine", "stale", timeout=WAIT)
+    expect(health).to_contain_text("Engine not responding")
+    expect(page.locator("#dag-status")).to_have_attribute("data-status", "running")
+    shoot(page, "engine-not-responding.png")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="End run").click()
+    expect(page.locator("#dag-status")).to_have_attribute("data-status", "cancelled", timeout=WAIT)
+    expect(node(page, "n0")).to_have_attribute("data-status", "cancelled", timeout=WAIT)
+    assert Dag.objects.get(pk="orphan-1").status == "cancelled"
 
 
 def test_pause_resume_and_cancel(

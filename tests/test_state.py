@@ -52,7 +52,10 @@ def test_snapshot_holds_the_whole_current_state(dag: Dag, make_user) -> None:
         "nodes",
         "edges",
         "gates",
+        "engine_seen_at",
+        "engine_stale",
     ]
+    assert snap["engine_seen_at"].endswith("Z") and snap["engine_stale"] is False
     assert {k: snap[k] for k in ("dag_id", "name", "status", "budget", "spent", "remaining")} == {
         "dag_id": "s1",
         "name": "etl",
