@@ -590,6 +590,7 @@ def row_context(row: RunRow) -> dict[str, Any]:
         "done": row.done,
         "pct": round(100 * row.done / row.total) if row.total else 0,
         "waiting": row.waiting,
+        "engine_stale": row.engine_stale,
         "spent": row.spent,
         "budget": row.budget,
         "created_at": row.created_at,

@@ -7,7 +7,7 @@ fragments fold events into it with :mod:`dagstream_app.replay`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -343,6 +343,7 @@ class RunRow(msgspec.Struct):
     total: int
     done: int
     waiting: int
+    engine_stale: bool = False  # "engine not responding"
 
 
 def runs(query: str = "", status: str = "") -> QuerySet[Dag]:
@@ -383,8 +384,10 @@ def run_rows(dag_ids: Sequence[str]) -> list[RunRow]:
             "n_total",
             "n_done",
             "n_waiting",
+            "engine_seen_at",
         )
     )
+    now = timezone.now()
     return [
         RunRow(
             dag_id=row[0],
@@ -397,9 +400,45 @@ def run_rows(dag_ids: Sequence[str]) -> list[RunRow]:
             total=row[7],
             done=row[8],
             waiting=row[9],
+            engine_stale=engine_stale(row[2], row[10], now),
         )
         for row in rows
     ]
+
+
+class IndexChanges(msgspec.Struct, frozen=True):
+    """What changed for a run-list page since a moment (see :func:`index_changes`)."""
+
+    changed: dict[str, int]  # runs on the page changed since: their last seq
+    created: list[str]  # runs created since that are not on the page, newest first
+    checked_at: datetime  # pass it (less a little overlap) as the next ``since``
+
+
+# A page learns of at most this many new runs per look.
+INDEX_NEW_RUNS_LIMIT = 200
+
+
+def index_changes(dag_ids: Collection[str], since: datetime) -> IndexChanges:
+    """The run-list's view of the database since ``since``: two indexed queries.
+
+    For a list page whose layer messages may never come (the in-memory layer
+    with an engine in another process): its consumer looks now and then, as the
+    detail page's consumer re-checks the event log, and renders the rows of
+    ``changed`` and a notice for ``created`` exactly as for layer messages.
+    Permissions are the caller's: filter with :func:`~dagstream_app.permissions.visible_ids`.
+    """
+    checked_at = timezone.now()
+    ids = list(dag_ids)
+    changed = dict(
+        Dag.objects.filter(pk__in=ids, updated_at__gt=since).values_list("dag_id", "last_seq")
+    )
+    created = list(
+        Dag.objects.filter(created_at__gt=since)
+        .exclude(pk__in=ids)
+        .order_by("-created_at")
+        .values_list("dag_id", flat=True)[:INDEX_NEW_RUNS_LIMIT]
+    )
+    return IndexChanges(changed=changed, created=created, checked_at=checked_at)
 
 
 def finished_before(moment: datetime, limit: int | None = None) -> list[str]:

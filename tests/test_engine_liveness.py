@@ -273,3 +273,13 @@ def test_admin_list_action_ends_only_runs_whose_engine_is_gone(dag: Dag, make_us
         "etl-1": "cancelled",
         "fresh": "running",
     }
+
+
+def test_run_list_marks_runs_whose_engine_is_gone(dag: Dag, make_user: Any) -> None:
+    services.create_dag("fresh", nodes=["a"])
+    silence()
+    page = client_for(make_user("view_dag")).get("/dags/").content.decode()
+    stale_row = page[page.index('data-dag-id="etl-1"') :]
+    assert 'data-engine="stale"' in stale_row[: stale_row.index("</tr>")]
+    fresh_row = page[page.index('data-dag-id="fresh"') :]
+    assert 'data-engine="stale"' not in fresh_row[: fresh_row.index("</tr>")]

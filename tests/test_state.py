@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
 from dagstream_app import protocol, services, state
 from dagstream_app.models import Dag, Event
@@ -163,3 +164,20 @@ def test_can_replay_never_exceeds_max_lag(dag: Dag) -> None:
     # resume from the same seq again: it gets a snapshot instead.
     assert not state.can_replay("s1", 0, 3)
     assert state.can_replay("s1", 1, 3)
+
+
+# ----------------------------------------------------------- run-list probe
+
+
+def test_index_changes_names_changed_rows_and_new_runs_since_a_moment(db: Any) -> None:
+    services.create_dag("on-page", nodes=["a"])
+    services.create_dag("quiet", nodes=["a"])
+    first = state.index_changes(["on-page", "quiet"], timezone.now())
+    assert (first.changed, first.created) == ({}, [])
+    services.node_state("on-page", "a", "running")
+    services.create_dag("elsewhere", nodes=["a"])
+    second = state.index_changes(["on-page", "quiet"], first.checked_at)
+    assert second.changed == {"on-page": 2}
+    assert second.created == ["elsewhere"]
+    third = state.index_changes(["on-page", "quiet"], second.checked_at)
+    assert (third.changed, third.created) == ({}, [])
