@@ -92,6 +92,9 @@ class GateInline(_ReadOnlyInline):
 class _DagstreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Read-only by default; seeing needs ``view_dag``; every write goes through services."""
 
+    class Media:
+        css = {"all": ["dagstream_app/admin.css"]}  # JSON that wraps, readable titles
+
     def has_module_permission(self, request: HttpRequest) -> bool:
         return allowed(request.user, "view")
 

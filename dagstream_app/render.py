@@ -26,6 +26,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from dagstream_app import layout
 from dagstream_app.conf import get_config
+from dagstream_app.markup import markdown_html
 from dagstream_app.money import budget_use, format_money
 from dagstream_app.protocol import (
     CLOSE_CODES,
@@ -299,6 +300,23 @@ def engine_html(
     return _render("engine.html", context)
 
 
+def field_view(key: str, value: Any) -> dict[str, Any]:
+    """One presentation field as people read it: a label, and text or a block of data."""
+    label = str(key).replace("_", " ").strip()
+    label = label[:1].upper() + label[1:]
+    if isinstance(value, bool):
+        return {"label": label, "text": "Yes" if value else "No", "data": ""}
+    if isinstance(value, int | float):
+        return {"label": label, "text": f"{value:,}", "data": ""}
+    if isinstance(value, str):
+        return {"label": label, "text": value, "data": ""}
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return {"label": label, "text": ", ".join(map(str, value)) or "—", "data": ""}
+    if value is None:
+        return {"label": label, "text": "—", "data": ""}
+    return {"label": label, "text": "", "data": pretty_json(value)}
+
+
 def gate_context(
     dag_id: str,
     gate: GateView,
@@ -312,18 +330,19 @@ def gate_context(
     presentation = gate.presentation
     title = presentation.get("title")
     body = presentation.get("body")
-    fields = [
-        (str(key), pretty_json(value))
-        for key, value in presentation.items()
-        if key not in ("title", "body")
-    ]
     node_id = gate.node_id
     return {
         "dom_id": dom_id("gate", node_id),
         "node_id": node_id,
         "title": title if isinstance(title, str) and title else f"Decision needed at {node_id}",
-        "body": body if isinstance(body, str) else (pretty_json(body) if body else ""),
-        "fields": fields,
+        # A text body is Markdown (escaped, see markup); any other body is data.
+        "body": markdown_html(body) if isinstance(body, str) else "",
+        "body_data": "" if isinstance(body, str) or body is None else pretty_json(body),
+        "fields": [
+            field_view(key, value)
+            for key, value in presentation.items()
+            if key not in ("title", "body")
+        ],
         "status": gate.status,
         "decided_by": gate.decided_by,
         "decided_at": gate.decided_at or "",
@@ -373,8 +392,13 @@ def results_html(status: str, results: Any, *, oob: bool = False) -> SafeString:
     return _render("results.html", {"status": status, "text": text, "oob": oob})
 
 
-def describe(event: Mapping[str, Any]) -> dict[str, Any]:
-    """Icon, tone and text of one event for the timeline."""
+def describe(event: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Icon, tone and text of one event for the timeline; nodes named by their labels."""
+    labels = labels or {}
+
+    def name(node_id: str) -> str:
+        return labels.get(node_id) or node_id
+
     kind = event["type"]
     match kind:
         case "node_state":
@@ -382,25 +406,25 @@ def describe(event: Mapping[str, Any]) -> dict[str, Any]:
             return {
                 "icon": STATUS_ICONS.get(status, "pending"),
                 "tone": status,
-                "subject": event["node_id"],
+                "subject": name(event["node_id"]),
                 "text": status,
             }
         case "edge_active":
             return {
                 "icon": "flow",
                 "tone": "info",
-                "subject": f"{event['from']} → {event['to']}",
+                "subject": f"{name(event['from'])} → {name(event['to'])}",
                 "text": "data flowing",
             }
         case "dag_mutated":
             m = event["mutation"]
             op = m["op"]
             if op == "add_node":
-                subject, text = m["node"]["id"], "node added"
+                subject, text = m["node"].get("label") or m["node"]["id"], "node added"
             elif op == "remove_node":
-                subject, text = m["node_id"], "node removed"
+                subject, text = name(m["node_id"]), "node removed"
             else:
-                subject = f"{m['from']} → {m['to']}"
+                subject = f"{name(m['from'])} → {name(m['to'])}"
                 text = "edge added" if op == "add_edge" else "edge removed"
             return {"icon": "branch", "tone": "info", "subject": subject, "text": text}
         case "cost_update":
@@ -420,7 +444,7 @@ def describe(event: Mapping[str, Any]) -> dict[str, Any]:
             return {
                 "icon": "waiting",
                 "tone": "waiting",
-                "subject": event["node_id"],
+                "subject": name(event["node_id"]),
                 "text": "waiting for a decision",
             }
         case "gate_decided":
@@ -429,7 +453,7 @@ def describe(event: Mapping[str, Any]) -> dict[str, Any]:
             return {
                 "icon": "gate",
                 "tone": "info",
-                "subject": event["node_id"],
+                "subject": name(event["node_id"]),
                 "text": f"{past} by {who}",
             }
         case "execution_state":
@@ -444,18 +468,20 @@ def describe(event: Mapping[str, Any]) -> dict[str, Any]:
             return {
                 "icon": "alert",
                 "tone": "failed",
-                "subject": event.get("node_id") or "Run",
+                "subject": name(event["node_id"]) if event.get("node_id") else "Run",
                 "text": event["message"],
             }
     return {"icon": "pending", "tone": "info", "subject": kind, "text": ""}  # pragma: no cover
 
 
-def timeline_entry_html(event: Mapping[str, Any]) -> SafeString:
+def timeline_entry_html(
+    event: Mapping[str, Any], labels: Mapping[str, str] | None = None
+) -> SafeString:
     ts = event.get("ts") or ""
     return _render(
         "timeline_entry.html",
         {
-            "e": describe(event),
+            "e": describe(event, labels),
             "seq": event["seq"],
             "type": event["type"],
             "ts": ts,
@@ -464,9 +490,14 @@ def timeline_entry_html(event: Mapping[str, Any]) -> SafeString:
     )
 
 
-def timeline_html(events: Sequence[Mapping[str, Any]], *, oob: bool = False) -> SafeString:
-    """``events`` newest first (at most ``TIMELINE_LENGTH``)."""
-    entries = [timeline_entry_html(e) for e in events]
+def timeline_html(
+    events: Sequence[Mapping[str, Any]],
+    *,
+    oob: bool = False,
+    labels: Mapping[str, str] | None = None,
+) -> SafeString:
+    """``events`` newest first (at most ``TIMELINE_LENGTH``); nodes named by ``labels``."""
+    entries = [timeline_entry_html(e, labels) for e in events]
     return _render("timeline.html", {"entries": entries, "limit": TIMELINE_LENGTH, "oob": oob})
 
 
@@ -504,7 +535,7 @@ def regions(
         ),
         "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly),
         "results": results_html(snap.status, snap.results, oob=oob),
-        "timeline": timeline_html(events, oob=oob),
+        "timeline": timeline_html(events, oob=oob, labels={n.id: n.label for n in snap.nodes}),
     }
 
 
@@ -533,6 +564,13 @@ def node_panel_html(dag_id: str, node: NodeView) -> SafeString:
 
 
 # ----------------------------------------------------------- live fragments
+
+
+def _labels_of(event: Mapping[str, Any], work: Working) -> dict[str, str]:
+    named = [event.get(key) for key in ("node_id", "from", "to")]
+    mutation = event.get("mutation") or {}
+    named += [mutation.get(key) for key in ("node_id", "from", "to")]
+    return {node_id: work.label(node_id) for node_id in named if isinstance(node_id, str)}
 
 
 def event_html(dag_id: str, seq: int, event: Mapping[str, Any], work: Working, perms: Perms) -> str:
@@ -571,7 +609,8 @@ def event_html(dag_id: str, seq: int, event: Mapping[str, Any], work: Working, p
             parts.append(controls_html(dag_id, work.status, perms[1], oob=True))
         case "error":
             pass
-    parts.append(f'<ol hx-swap-oob="afterbegin:#timeline">{timeline_entry_html(event)}</ol>')
+    entry = timeline_entry_html(event, _labels_of(event, work))
+    parts.append(f'<ol hx-swap-oob="afterbegin:#timeline">{entry}</ol>')
     return "".join(parts)
 
 

@@ -92,6 +92,12 @@ class Working:
     edges: dict[Pair, None] = field(default_factory=dict)  # an ordered set
     gates: dict[str, GateView] = field(default_factory=dict)
     counts: NodeCounts | None = None  # when read without the nodes
+    labels: dict[str, str] = field(default_factory=dict)  # of nodes not in ``nodes``
+
+    def label(self, node_id: str) -> str:
+        """What people call the node: its label, else its id."""
+        node = self.nodes.get(node_id)
+        return (node.label if node is not None else self.labels.get(node_id, "")) or node_id
 
     def node_counts(self) -> NodeCounts:
         return self.counts if self.counts is not None else count_nodes(self.nodes.values())

@@ -253,6 +253,21 @@ def live_state(dag_id: str, event: Mapping[str, Any]) -> replay.Working:
     event carries are its own.
     """
     work = replay.Working(dag_id=dag_id)
+    # The timeline names nodes by their labels: read those the event names.
+    mutation = event.get("mutation") or {}
+    named = {
+        value
+        for value in (
+            *(event.get(key) for key in ("from", "to")),
+            *(mutation.get(key) for key in ("node_id", "from", "to")),
+            event.get("node_id") if event["type"] != "node_state" else None,
+        )
+        if isinstance(value, str)
+    }
+    if named:
+        work.labels = dict(
+            Node.objects.filter(dag_id=dag_id, node_id__in=named).values_list("node_id", "label")
+        )
     match event["type"]:
         case "node_state":
             node_id = event["node_id"]
