@@ -350,7 +350,7 @@ class RunRow(msgspec.Struct):
 
     dag_id: str
     name: str
-    status: str
+    status: protocol.ExecutionStatus
     spent: float
     budget: float | None
     created_at: str
@@ -407,7 +407,7 @@ def run_rows(dag_ids: Sequence[str]) -> list[RunRow]:
         RunRow(
             dag_id=row[0],
             name=row[1],
-            status=row[2],
+            status=cast(protocol.ExecutionStatus, row[2]),
             spent=row[3],
             budget=row[4],
             created_at=format_ts(row[5]),
