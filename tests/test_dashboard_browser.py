@@ -454,6 +454,130 @@ def test_a_killed_engine_is_shown_as_not_responding_and_its_run_can_be_ended(
     assert Dag.objects.get(pk="orphan-1").status == "cancelled"
 
 
+def view_box(page: Page) -> list[float]:
+    """The graph's view: the drawing's point at the card's top left, and the scale."""
+    return [float(v) for v in (page.locator("#graph").get_attribute("data-view") or "").split()]
+
+
+def inside(page: Page, selector: str) -> bool:
+    """True if every element matching ``selector`` is drawn within the graph's card."""
+    return bool(
+        page.evaluate(
+            """sel => { const frame = document.querySelector('#graph').getBoundingClientRect();
+              return [...document.querySelectorAll(sel)].every(el => {
+                const b = el.getBoundingClientRect();
+                return b.left >= frame.left - 1 && b.right <= frame.right + 1 &&
+                       b.top >= frame.top - 1 && b.bottom <= frame.bottom + 1; }); }""",
+            selector,
+        )
+    )
+
+
+def test_graph_fits_its_card_and_zooms_and_pans(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    research_run()
+    page = new_page()
+    login(page, server, operator, then="/dags/report-7f3a/")
+    graph = page.locator("#graph")
+    expect(graph).to_have_attribute("data-fit", "true")
+    assert int(graph.get_attribute("data-zoom") or 0) < 100  # 1,400 px: shrunk to fit
+    assert inside(page, "#graph .node"), "every node is in view at first"
+    # Keyboard: + zooms in, arrows pan, 0 fits again.
+    graph.focus()
+    page.keyboard.press("+")
+    expect(graph).to_have_attribute("data-fit", "false")
+    zoomed = int(graph.get_attribute("data-zoom") or 0)
+    before = view_box(page)
+    page.keyboard.press("ArrowRight")
+    assert view_box(page)[0] > before[0]
+    page.keyboard.press("0")
+    expect(graph).to_have_attribute("data-fit", "true")
+    assert int(graph.get_attribute("data-zoom") or 0) < zoomed
+    # The wheel zooms around the pointer; a drag pans (and opens no node).
+    box = page.locator("#graph svg").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)
+    expect(graph).to_have_attribute("data-fit", "false")
+    assert int(graph.get_attribute("data-zoom") or 0) > zoomed - 1
+    gather = node(page, "gather").bounding_box()
+    assert gather is not None
+    start = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(start[0] + 60, start[1] + 30, steps=5)
+    page.mouse.up()
+    moved = node(page, "gather").bounding_box()
+    assert moved is not None
+    assert abs(moved["x"] - gather["x"] - 60) < 3 and abs(moved["y"] - gather["y"] - 30) < 3
+    expect(page.locator("#node-panel .node-detail")).to_have_count(0)
+    # The toolbar does the same.
+    page.get_by_role("button", name="Zoom out").click()
+    page.get_by_role("button", name="Fit").click()
+    expect(graph).to_have_attribute("data-fit", "true")
+    # Pinch: two touch pointers moving apart zoom in.
+    page.evaluate(
+        """() => { const svg = document.querySelector('#graph svg');
+          const b = document.querySelector('#graph').getBoundingClientRect();
+          const cx = b.left + b.width / 2, cy = b.top + b.height / 2;
+          const ev = (type, id, x) => svg.dispatchEvent(new PointerEvent(type, {pointerId: id,
+              pointerType: 'touch', clientX: x, clientY: cy, bubbles: true, isPrimary: id === 1}));
+          ev('pointerdown', 1, cx - 20); ev('pointerdown', 2, cx + 20);
+          ev('pointermove', 1, cx - 60); ev('pointermove', 2, cx + 60);
+          ev('pointerup', 1, cx - 60); ev('pointerup', 2, cx + 60); }"""
+    )
+    assert int(graph.get_attribute("data-zoom") or 0) > zoomed
+    # A change of structure re-renders the graph and keeps the chosen view.
+    chosen = graph.get_attribute("data-zoom")
+    engine.mutate("report-7f3a", {"op": "add_node", "node": {"id": "extra", "label": "Extra"}})
+    expect(node(page, "extra")).to_have_count(1, timeout=WAIT)
+    expect(page.locator("#graph")).to_have_attribute("data-zoom", chosen or "")
+
+
+def test_graph_shows_full_labels_on_hover_and_focus(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    research_run()
+    page = new_page()
+    login(page, server, operator, then="/dags/report-7f3a/")
+    assert node(page, "sum_c").locator(".node-label").text_content() == "Summarise: Fraunhof…"
+    node(page, "sum_c").hover()
+    tip = page.locator(".graph-tip")
+    expect(tip).to_be_visible()
+    expect(tip).to_contain_text("Summarise: Fraunhofer")
+    expect(tip).to_contain_text("sum_c")
+    page.mouse.move(5, 5)
+    expect(tip).to_be_hidden()
+    node(page, "review").focus()
+    expect(tip).to_be_visible()
+    expect(tip).to_contain_text("Human review")
+    assert node(page, "review").get_attribute("aria-describedby") == "ds-graph-tip"
+
+
+def test_a_big_graph_has_a_minimap_that_moves_the_view(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    ids = [f"n{i:03d}" for i in range(120)]
+    edges = [(ids[i], ids[i + 12]) for i in range(len(ids) - 12)]
+    engine.create_dag("big-1", name="big", nodes=ids, edges=edges)
+    page = new_page()
+    login(page, server, operator, then="/dags/big-1/")
+    minimap = page.locator("#graph canvas.graph-minimap")
+    expect(minimap).to_be_visible()
+    assert inside(page, "#graph .node")  # fitted
+    page.locator("#graph").focus()
+    for _ in range(6):
+        page.keyboard.press("+")
+    before = view_box(page)
+    box = minimap.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] - 3, box["y"] + box["height"] / 2)
+    after = view_box(page)
+    assert after[0] > before[0] and after[2] == before[2]  # moved right, same zoom
+    shoot(page, "graph-big.png")
+
+
 def test_pause_resume_and_cancel(
     server: Server, new_page: Callable[..., Page], operator: str
 ) -> None:
