@@ -292,6 +292,30 @@ class DagSnapshot(msgspec.Struct):
     engine_stale: bool = False
 
 
+class GanttBar(msgspec.Struct, frozen=True):
+    """One node's time: from running (or its gate opening) to its end; None: still going."""
+
+    node_id: str
+    label: str
+    status: NodeStatus
+    start: str
+    end: str | None
+    gate_opened: str | None = None
+    gate_decided: str | None = None
+    gate_status: GateStatus | None = None
+
+
+class GanttView(msgspec.Struct, frozen=True):
+    """Where a run's time went: a bar per node that ran, its pauses, in run time."""
+
+    status: ExecutionStatus
+    start: str  # the run's creation
+    end: str | None  # its end; None while it goes on
+    bars: list[GanttBar]
+    more: int  # nodes that ran and are not in ``bars`` (the first GANTT_ROWS are)
+    pauses: list[tuple[str, str | None]]  # (paused, resumed or None)
+
+
 class EngineHealth(msgspec.Struct, frozen=True):
     """What the dashboard says about a run's engine."""
 

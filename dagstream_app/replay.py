@@ -24,6 +24,7 @@ from dagstream_app.protocol import (
     DagSnapshot,
     EdgeView,
     ExecutionStatus,
+    GanttView,
     GateView,
     NodeView,
 )
@@ -93,6 +94,7 @@ class Working:
     gates: dict[str, GateView] = field(default_factory=dict)
     counts: NodeCounts | None = None  # when read without the nodes
     labels: dict[str, str] = field(default_factory=dict)  # of nodes not in ``nodes``
+    gantt: GanttView | None = None  # read for the live events that change it
 
     def label(self, node_id: str) -> str:
         """What people call the node: its label, else its id."""

@@ -117,7 +117,9 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
         {
             "dag": dag,
             "last_seq": snap.last_seq,
-            "regions": render.regions(snap, _perms(request, dag), events, health=health),
+            "regions": render.regions(
+                snap, _perms(request, dag), events, health=health, gantt=state.gantt(dag.dag_id)
+            ),
             "ws_url": f"/ws/dags/{dag.dag_id}/html/",
         },
     )

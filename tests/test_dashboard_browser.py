@@ -578,6 +578,30 @@ def test_a_big_graph_has_a_minimap_that_moves_the_view(
     shoot(page, "graph-big.png")
 
 
+def test_gantt_shows_where_the_time_went_and_follows_live(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    research_run()
+    engine.open_gate("report-7f3a", "review", {"title": "Publish?"})
+    page = new_page()
+    login(page, server, operator, then="/dags/report-7f3a/")
+    gantt = page.locator("#gantt-card")
+    expect(gantt).to_be_visible()
+    rows = gantt.locator(".gantt-row")
+    expect(rows).to_have_count(8)  # the 7 nodes that ran, and review, waiting at its gate
+    expect(gantt.locator('.gantt-row[data-node-id="read_2"]')).to_have_attribute(
+        "data-status", "running"
+    )
+    expect(gantt.locator('.gantt-row[data-node-id="review"] .gantt-wait')).to_have_count(1)
+    engine.node_state("report-7f3a", "read_2", "completed")
+    expect(gantt.locator('.gantt-row[data-node-id="read_2"]')).to_have_attribute(
+        "data-status", "completed", timeout=WAIT
+    )
+    gantt.scroll_into_view_if_needed()
+    IMG.mkdir(parents=True, exist_ok=True)
+    gantt.screenshot(path=str(IMG / "gantt.png"))
+
+
 def test_pause_resume_and_cancel(
     server: Server, new_page: Callable[..., Page], operator: str
 ) -> None:

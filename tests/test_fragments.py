@@ -84,6 +84,7 @@ def test_node_state_swaps_the_node_progress_and_timeline(dag: Dag) -> None:
     assert targets(html) == [
         f"innerHTML:#{slot}",
         "#dag-progress",
+        "#gantt-card",
         "afterbegin:#timeline",
         "#ds-seq",
     ]
@@ -110,7 +111,13 @@ def test_edge_active_flashes_one_edge(dag: Dag) -> None:
 def test_dag_mutated_rerenders_the_graph(dag: Dag) -> None:
     services.mutate("etl-1", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
     html = last_fragment()
-    assert targets(html) == ["#graph", "#dag-progress", "afterbegin:#timeline", "#ds-seq"]
+    assert targets(html) == [
+        "#graph",
+        "#dag-progress",
+        "#gantt-card",
+        "afterbegin:#timeline",
+        "#ds-seq",
+    ]
     assert 'data-node-id="retry"' in html and "/ 3 nodes" in html
 
 
