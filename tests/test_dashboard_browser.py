@@ -28,7 +28,6 @@ from tests.servers import (
     ROOT,
     EngineProcess,
     Server,
-    configured_server,
     start_server,
 )
 
@@ -414,8 +413,12 @@ LIVENESS = {"ENGINE_HEARTBEAT_SECONDS": 0.5, "ENGINE_STALE_SECONDS": 3}
 
 @pytest.fixture
 def liveness_server(django_db_blocker: Any) -> Iterator[Server]:
-    with configured_server(django_db_blocker, **LIVENESS) as srv:
-        yield srv
+    # Not configured_server: it ends every other session on the test database, the
+    # engine thread's of this module too. The server's own go when it stops.
+    with django_db_blocker.unblock():
+        srv = start_server(DAGSTREAM_JSON=json.dumps(LIVENESS))
+    yield srv
+    srv.stop()
 
 
 def test_a_killed_engine_is_shown_as_not_responding_and_its_run_can_be_ended(
