@@ -41,6 +41,7 @@ from dagstream_app import layout, live, render, services, state  # noqa: E402
 NODES = int(os.environ.get("BENCH_NODES", "5000"))
 WIDTH = 100  # nodes per layer
 RUNS = 5
+PASSWORD = "bench-password"
 
 
 def build() -> str:
@@ -67,12 +68,18 @@ def timed(fn, runs: int = RUNS) -> tuple[float, object]:
     return statistics.median(samples), result
 
 
-def main() -> bool:
+def prepare() -> tuple[User, str]:
+    """A fresh database with a user who may do everything and the big DAG ("big"):
+    the user and the next node to update."""
     call_command("migrate", verbosity=0)
-    user = User.objects.create_user("bench", password="bench-password")
+    user = User.objects.create_user("bench", password=PASSWORD)
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="dagstream_app"))
     print(f"building a {NODES}-node DAG ...", flush=True)
-    next_node = build()
+    return user, build()
+
+
+def main() -> bool:
+    user, next_node = prepare()
     client = Client()
     client.force_login(user)
     client.get("/dags/big/")  # warm up templates and imports

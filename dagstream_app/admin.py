@@ -28,9 +28,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from dagstream_app import protocol, render, services, tokens
+from dagstream_app import protocol, render, services, state, tokens
 from dagstream_app.conf import get_config
 from dagstream_app.models import ApiToken, Dag, Edge, Event, Gate, Node
+from dagstream_app.money import format_money
 from dagstream_app.permissions import Action, allowed, visible
 
 # Nodes that count as done in the DAG list's progress column.
@@ -99,6 +100,9 @@ class _NulSafeSearch(admin.ModelAdmin):  # type: ignore[type-arg]
 class _DagstreamAdmin(_NulSafeSearch):
     """Read-only by default; seeing needs ``view_dag``; every write goes through services."""
 
+    class Media:
+        css = {"all": ["dagstream_app/admin.css"]}  # JSON that wraps, readable titles
+
     def has_module_permission(self, request: HttpRequest) -> bool:
         return allowed(request.user, "view")
 
@@ -125,7 +129,6 @@ class _DagstreamAdmin(_NulSafeSearch):
     def _dag_of(self, obj: Any) -> Dag | None:
         return None
 
-
     def _may(self, request: HttpRequest, action: Action, obj: Any) -> bool:
         return allowed(request.user, action, self._dag_of(obj))
 
@@ -135,7 +138,7 @@ class _DagstreamAdmin(_NulSafeSearch):
 
 @admin.register(Dag)
 class DagAdmin(_DagstreamAdmin):
-    list_display = ("dag_id", "name", "status", "progress", "spend", "created_at")
+    list_display = ("dag_id", "name", "status", "engine", "progress", "spend", "created_at")
     list_filter = ("status", "name", "created_at")
     search_fields = ("dag_id", "name")
     date_hierarchy = "created_at"
@@ -146,6 +149,7 @@ class DagAdmin(_DagstreamAdmin):
         "progress",
         "spend",
         "results_pretty",
+        "engine",
         "last_seq",
         "created_at",
         "updated_at",
@@ -153,7 +157,7 @@ class DagAdmin(_DagstreamAdmin):
     )
     readonly_fields = fields
     inlines = (NodeInline, EdgeInline, GateInline)
-    actions = ("pause_selected", "resume_selected", "cancel_selected")
+    actions = ("pause_selected", "resume_selected", "cancel_selected", "force_cancel_selected")
 
     def _dag_of(self, obj: Any) -> Dag | None:
         return obj if isinstance(obj, Dag) else None
@@ -211,8 +215,7 @@ class DagAdmin(_DagstreamAdmin):
 
     @admin.display(description="spent / budget")
     def spend(self, dag: Dag) -> str:
-        budget = "—" if dag.budget is None else f"{dag.budget:.2f}"
-        return f"{dag.spent:.2f} / {budget}"
+        return f"{format_money(dag.spent)} / {format_money(dag.budget)}"
 
     @admin.display(description="results")
     def results_pretty(self, dag: Dag) -> str:
@@ -232,11 +235,23 @@ class DagAdmin(_DagstreamAdmin):
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Dag]) -> None:
         self._control_selected(request, queryset, "cancel")
 
+    @admin.action(
+        description="End selected runs whose engine is not responding", permissions=["control"]
+    )
+    def force_cancel_selected(self, request: HttpRequest, queryset: QuerySet[Dag]) -> None:
+        self._control_selected(request, queryset, "force_cancel")
+
+    @admin.display(description="engine")
+    def engine(self, dag: Dag) -> str:
+        if state.engine_stale(dag.status, dag.engine_seen_at):
+            return "not responding"
+        return "" if dag.is_terminal else "reporting"
+
     def _control_selected(self, request: HttpRequest, queryset: QuerySet[Dag], action: str) -> None:
         outcomes = _Outcomes()
         for dag in queryset:
             try:
-                services.control(dag.dag_id, action, actor=request.user)
+                _control(dag.dag_id, action, request.user)
             except services.DagstreamError as exc:
                 outcomes.refused(dag.dag_id, exc)
             else:
@@ -256,15 +271,14 @@ class DagAdmin(_DagstreamAdmin):
         dag = self.get_object(request, unquote(object_id))
         context: dict[str, Any] = dict(extra_context or {})
         if dag is not None and self.has_view_permission(request, dag):
-            context["control_actions"] = (
-                [
-                    action
-                    for action, (sources, _) in services.CONTROL_TRANSITIONS.items()
-                    if dag.status in sources
-                ]
-                if self._may(request, "control", dag)
-                else []
-            )
+            actions = [
+                (action, action.capitalize())
+                for action, (sources, _) in services.CONTROL_TRANSITIONS.items()
+                if dag.status in sources
+            ]
+            if state.engine_stale(dag.status, dag.engine_seen_at):
+                actions.append(("force_cancel", "End run (engine not responding)"))
+            context["control_actions"] = actions if self._may(request, "control", dag) else []
             events = Event.objects.filter(dag=dag).order_by("-seq")
             page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("events_page"))
             context["events_page"] = page
@@ -278,7 +292,7 @@ class DagAdmin(_DagstreamAdmin):
         if not self.has_view_permission(request, dag):
             raise PermissionDenied
         try:
-            services.control(dag.dag_id, action, actor=request.user)
+            _control(dag.dag_id, action, request.user)
         except services.Forbidden as exc:
             raise _refuse(exc) from None
         except services.DagstreamError as exc:
@@ -289,7 +303,20 @@ class DagAdmin(_DagstreamAdmin):
         return HttpResponseRedirect(request.get_full_path())
 
 
-_PAST = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancel requested for"}
+_PAST = {
+    "pause": "Paused",
+    "resume": "Resumed",
+    "cancel": "Cancel requested for",
+    "force_cancel": "Ended",
+}
+
+
+def _control(dag_id: str, action: str, actor: Any) -> None:
+    """Pause / resume / cancel, or force-end a run whose engine is not responding."""
+    if action == "force_cancel":
+        services.force_cancel(dag_id, actor=actor)
+    else:
+        services.control(dag_id, action, actor=actor)
 
 
 # ------------------------------------------------------------------ gates

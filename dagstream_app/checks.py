@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.shortcuts import resolve_url
+from django.urls import Resolver404, resolve
 
 from dagstream_app.conf import CONFIG_DEFAULTS
 
@@ -15,7 +18,7 @@ IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 
 @register(Tags.compatibility)
 def check_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """dagstream's configuration mistakes (ids ``dagstream_app.E001`` to ``W002``)."""
+    """dagstream's configuration mistakes (ids ``dagstream_app.E001`` to ``W003``)."""
     messages: list[CheckMessage] = []
     # By app name, so "channels.apps.ChannelsConfig" counts as installed too. There is
     # no check for "daphne": it only turns runserver into an ASGI server, and a host
@@ -59,6 +62,7 @@ def check_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 id="dagstream_app.E004",
             )
         )
+    messages.extend(_check_login_url())
     for alias, db in settings.DATABASES.items():
         options = db.get("OPTIONS", {})
         if db.get("ENGINE") == "django.db.backends.sqlite3" and (
@@ -75,3 +79,24 @@ def check_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 )
             )
     return messages
+
+
+def _check_login_url() -> list[CheckMessage]:
+    """W003: signed-out people are sent to LOGIN_URL; it must be a page of this site."""
+    url = str(resolve_url(settings.LOGIN_URL))
+    if "://" in url or url.startswith("//"):
+        return []  # another site signs people in
+    try:
+        resolve(urlsplit(url).path)
+    except Resolver404:
+        return [
+            Warning(
+                f"LOGIN_URL {url!r} is not a page of this site: people who are signed out "
+                "get a 404 instead of a sign-in page, and only staff can sign in (in admin).",
+                hint="Add path('accounts/', include('dagstream_app.account_urls')) to your "
+                "urls.py (or django.contrib.auth.urls with your own registration/login.html), "
+                "or point LOGIN_URL at your sign-in page.",
+                id="dagstream_app.W003",
+            )
+        ]
+    return []

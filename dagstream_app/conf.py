@@ -37,6 +37,16 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # Reports an engine may queue (``stream.nowait``) before the database has
     # written them; past it nowait raises BufferFull (async) or blocks (sync).
     "ENGINE_BUFFER": 10_000,
+    # Money on pages, the timeline and admin: the currency's prefix and how
+    # many decimals every amount shows.
+    "CURRENCY": "$",
+    "MONEY_DECIMALS": 2,
+    # While a stream is open, the engine API reports a heartbeat this often (s)
+    # when it has reported nothing else; a live run whose engine has been silent
+    # for ENGINE_STALE_SECONDS is shown as "engine not responding", and people
+    # with control_dag may force-end it.
+    "ENGINE_HEARTBEAT_SECONDS": 10.0,
+    "ENGINE_STALE_SECONDS": 60.0,
     # Longest gate feedback accepted, in characters.
     "FEEDBACK_MAX_LENGTH": 4_000,
     # ``manage.py dagstream_prune`` deletes runs finished more than this many

@@ -105,6 +105,8 @@ class DagStream:
         self._flushed = asyncio.Event()  # set whenever a flush ends
         self._deferred: BaseException | None = None  # a nowait report's refusal
         self.nowait = Reporter(self._submit_nowait)
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._reported_at = 0.0  # loop time of the last flush or heartbeat
 
     # ---------------------------------------------------------- the queue
 
@@ -185,6 +187,7 @@ class DagStream:
                         else:
                             future.set_result(result)
                 await broadcast.publish_async(self.dag_id, events, wake_engine=wake)
+                self._reported_at = asyncio.get_running_loop().time()
                 self._flushed.set()
         finally:
             self._flusher = None
@@ -210,7 +213,7 @@ class DagStream:
         dag = await _db(services.create_dag)(
             dag_id, name=name, nodes=list(nodes), edges=list(edges), budget=budget
         )
-        return cls(dag_id, command_cursor=dag.last_seq, last_seq=dag.last_seq)
+        return cls(dag_id, command_cursor=dag.last_seq, last_seq=dag.last_seq)._start_heartbeat()
 
     @classmethod
     async def open(cls, dag_id: str) -> DagStream:
@@ -225,7 +228,29 @@ class DagStream:
             # command that put the run in this state is delivered first.
             latest = await _db(state.latest_command_seq)(dag_id)
             cursor = latest - 1 if latest is not None else last_seq
-        return cls(dag_id, command_cursor=cursor, last_seq=last_seq)
+        return cls(dag_id, command_cursor=cursor, last_seq=last_seq)._start_heartbeat()
+
+    # ---------------------------------------------------------- heartbeat
+
+    def _start_heartbeat(self) -> DagStream:
+        self._reported_at = asyncio.get_running_loop().time()
+        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        return self
+
+    async def _heartbeat_loop(self) -> None:
+        """While the stream is open and quiet, tell the server the engine is alive."""
+        loop = asyncio.get_running_loop()
+        every = float(get_config()["ENGINE_HEARTBEAT_SECONDS"])
+        while True:
+            await asyncio.sleep(max(0.0, self._reported_at + every - loop.time()))
+            if loop.time() - self._reported_at < every:
+                continue  # a flush reported since: that was the heartbeat
+            self._reported_at = loop.time()
+            try:
+                if not await _db(services.heartbeat)(self.dag_id):
+                    return  # the run has ended: nothing left to watch
+            except Exception:
+                log.warning("dagstream engine: heartbeat failed", exc_info=True)
 
     # ---------------------------------------------------------- deltas
 
@@ -430,13 +455,17 @@ class DagStream:
             self._wake = asyncio.Event()
 
     async def close(self) -> None:
-        """Write what is queued, stop listening; raise a ``nowait`` refusal not yet raised."""
+        """Write what is queued, stop listening and the heartbeat; raise a ``nowait``
+        refusal not yet raised."""
         try:
             await self.flush()
         finally:
             await self._stop_listening()
 
     async def _stop_listening(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
         if self._listener is not None:
             self._listener.cancel()
             self._listener = None

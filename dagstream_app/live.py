@@ -24,24 +24,25 @@ from dagstream_app.protocol import DagSnapshot
 CacheKey = tuple[str, int, str, render.Perms]
 Parts = tuple[render.Part, ...]
 V = TypeVar("V")
+K = TypeVar("K")
 
 
-class FragmentCache(Generic[V]):
+class FragmentCache(Generic[V, K]):
     """A small thread-safe LRU of rendered fragments."""
 
     def __init__(self, size: int = 20_000) -> None:
         self.size = size
-        self._data: OrderedDict[CacheKey, V] = OrderedDict()
+        self._data: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: CacheKey) -> V | None:
+    def get(self, key: K) -> V | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: CacheKey, value: V) -> None:
+    def put(self, key: K, value: V) -> None:
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
@@ -53,9 +54,11 @@ class FragmentCache(Generic[V]):
             self._data.clear()
 
 
-cache: FragmentCache[Parts] = FragmentCache()
-# The progress line as of a seq, one part each: every viewer's message ends with it.
-progress_cache: FragmentCache[render.Part] = FragmentCache(2_000)
+cache: FragmentCache[Parts, CacheKey] = FragmentCache()
+# The regions drawn once per message (the progress line, the Gantt view), as of
+# the message's last event: every viewer's message for those events ends with them.
+MessageKey = tuple[str, int, str, str]
+message_cache: FragmentCache[render.Part, MessageKey] = FragmentCache(2_000)
 
 
 def cached_events_html(
@@ -68,9 +71,8 @@ def cached_events_html(
         if cached is None:
             return None
         parts.extend(cached)
-    progress = _progress_key(dag_id, events)
-    if progress is not None:
-        found = progress_cache.get(progress)
+    for region in _message_keys(dag_id, events):
+        found = message_cache.get(region)
         if found is None:
             return None
         parts.append(found)
@@ -89,29 +91,44 @@ def events_html(dag_id: str, events: Sequence[tuple[int, str]], perms: render.Pe
             cached = tuple(render.event_parts(dag_id, seq, event, work, perms))
             cache.put(key, cached)
         parts.extend(cached)
-    progress = _progress_key(dag_id, events)
-    if progress is not None:
-        found = progress_cache.get(progress)
+    for region in _message_keys(dag_id, events):
+        found = message_cache.get(region)
         if found is None:
-            found = ("progress", render.progress_html(state.node_counts(dag_id), oob=True))
-            progress_cache.put(progress, found)
+            found = _message_part(dag_id, region[3])
+            message_cache.put(region, found)
         parts.append(found)
     return render.conflate(parts) + render.seq_marker(events[-1][0])
 
 
-def _progress_key(dag_id: str, events: Sequence[tuple[int, str]]) -> CacheKey | None:
-    """The progress line's cache key as of the message's last event, if it needs one."""
-    for _, frame in events:
-        if protocol.frame_type(frame) in render.PROGRESS_EVENTS:
-            seq, last = events[-1]
-            return (dag_id, seq, last, (True, True))
-    return None
+def _message_keys(dag_id: str, events: Sequence[tuple[int, str]]) -> list[MessageKey]:
+    """The once-per-message regions ``events`` change, keyed as of the last of them."""
+    kinds = {protocol.frame_type(frame) for _, frame in events}
+    seq, last = events[-1]
+    return [
+        (dag_id, seq, last, region)
+        for region, changed_by in (
+            ("progress", render.PROGRESS_EVENTS),
+            ("gantt", state.GANTT_EVENTS),
+        )
+        if kinds & changed_by
+    ]
+
+
+def _message_part(dag_id: str, region: str) -> render.Part:
+    # Read now: the regions may be a little ahead of the message, never behind.
+    if region == "gantt":
+        return ("gantt", render.gantt_html(state.gantt(dag_id), oob=True))
+    found = state.progress(dag_id)
+    status = found[1] if found else "running"
+    return ("progress", render.progress_html(state.node_counts(dag_id), status, oob=True))
 
 
 def snapshot_message(snap: DagSnapshot, perms: render.Perms) -> str:
     """Every region re-rendered out of band (a resume that could not replay)."""
     events = state.recent_events(snap.dag_id, render.TIMELINE_LENGTH, snap.last_seq)
-    return render.snapshot_message(snap, perms, events)
+    health = state.engine_health(snap.dag_id)
+    gantt = state.gantt(snap.dag_id)
+    return render.snapshot_message(snap, perms, events, health=health, gantt=gantt)
 
 
 def index_message(pending: Mapping[str, int], new_runs: int) -> str:

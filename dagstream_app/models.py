@@ -45,6 +45,9 @@ class Dag(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The engine's last report or heartbeat: a live run whose engine has been
+    # silent for ENGINE_STALE_SECONDS is shown as "engine not responding".
+    engine_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "DAG"

@@ -27,6 +27,8 @@ NODE_STATUSES: tuple[str, ...] = NodeStatus.__args__  # type: ignore[attr-define
 ExecutionStatus = Literal["running", "paused", "cancelling", "cancelled", "completed", "failed"]
 EXECUTION_STATUSES: tuple[str, ...] = ExecutionStatus.__args__  # type: ignore[attr-defined]
 TERMINAL_STATUSES = frozenset({"cancelled", "completed", "failed"})
+# A run in one of these expects its engine to report (or heartbeat).
+LIVE_STATUSES = frozenset({"running", "paused", "cancelling"})
 # A node in one of these has finished (its ``finished_at`` is set).
 FINISHED_NODE_STATUSES = frozenset({"completed", "failed", "skipped", "cancelled"})
 Decision = Literal["approve", "reject", "modify"]
@@ -120,6 +122,7 @@ class RemoveEdge(_Mutation, tag="remove_edge"):
 
 
 Mutation = AddNode | RemoveNode | AddEdge | RemoveEdge
+MUTATION_OPS: tuple[str, ...] = tuple(str(m.__struct_config__.tag) for m in Mutation.__args__)
 
 # ------------------------------------------------------------ event payloads
 # Payloads without the envelope (dag_id, seq, ts), which services add.
@@ -284,6 +287,44 @@ class DagSnapshot(msgspec.Struct):
     nodes: list[NodeView]
     edges: list[EdgeView]
     gates: list[GateView]
+    # The engine's last report or heartbeat, and whether the run is live with
+    # an engine silent past ENGINE_STALE_SECONDS ("engine not responding").
+    engine_seen_at: str | None = None
+    engine_stale: bool = False
+
+
+class GanttBar(msgspec.Struct, frozen=True):
+    """One node's time: from running (or its gate opening) to its end; None: still going."""
+
+    node_id: str
+    label: str
+    status: NodeStatus
+    start: str
+    end: str | None
+    gate_opened: str | None = None
+    gate_decided: str | None = None
+    gate_status: GateStatus | None = None
+
+
+class GanttView(msgspec.Struct, frozen=True):
+    """Where a run's time went: a bar per node that ran, its pauses, in run time."""
+
+    status: ExecutionStatus
+    start: str  # the run's creation
+    end: str | None  # its end; None while it goes on
+    bars: list[GanttBar]
+    more: int  # nodes that ran and are not in ``bars`` (the first GANTT_ROWS are)
+    pauses: list[tuple[str, str | None]]  # (paused, resumed or None)
+
+
+class EngineHealth(msgspec.Struct, frozen=True):
+    """What the dashboard says about a run's engine."""
+
+    status: ExecutionStatus
+    seen_at: str | None  # the engine's last report or heartbeat
+    stale: bool  # live, and silent past ENGINE_STALE_SECONDS: "engine not responding"
+    # Paused, yet node events arrived after the pause: "paused — engine still reporting".
+    reporting_while_paused: bool = False
 
 
 # ------------------------------------------------- replies (no seq, one client)

@@ -26,13 +26,18 @@ from django.utils.safestring import SafeString, mark_safe
 
 from dagstream_app import layout
 from dagstream_app.conf import get_config
+from dagstream_app.markup import markdown_html
+from dagstream_app.money import budget_use, format_money
 from dagstream_app.protocol import (
     CLOSE_CODES,
     DECISION_TO_GATE_STATUS,
     FINISHED_NODE_STATUSES,
+    LIVE_STATUSES,
     TERMINAL_STATUSES,
     DagSnapshot,
     EdgeView,
+    EngineHealth,
+    GanttView,
     GateView,
     NodeView,
 )
@@ -157,14 +162,14 @@ def node_svg(
     return (
         f'<g class="node s-{status}" data-node-id="{e_id}" data-status="{status}"'
         f' data-seq="{seq}" data-href="{escape(node_url(dag_id, node_id, base))}" tabindex="0"'
+        # The full label shows on hover and focus (dagstream.js's tooltip); the
+        # accessible name carries it too. Few elements per node: 5,000 must parse fast.
         f' role="button" aria-label="{e_label}: {status}">'
-        f"<title>{e_label} ({e_id}): {status}</title>"
         f'<rect class="node-box" width="{layout.NODE_W}" height="{layout.NODE_H}" rx="10"/>'
         f'<rect class="node-bar" width="4" height="{layout.NODE_H - 16}" x="0" y="8" rx="2"/>'
-        # The icon sits in a translated group so a spinning icon turns in place.
-        '<g transform="translate(14 16)">'
         f'<use class="node-icon{" spin" if status == "running" else ""}"'
-        f' href="#ds-i-{STATUS_ICONS.get(status, "pending")}" width="20" height="20"/></g>'
+        f' href="#ds-i-{STATUS_ICONS.get(status, "pending")}"'
+        ' x="14" y="16" width="20" height="20"/>'
         f'<text class="node-label" x="44" y="22">{escape(short)}</text>'
         f'<text class="node-meta" x="44" y="40"{timer}>{escape(text)}</text>'
         "</g>"
@@ -186,14 +191,31 @@ def graph_html(
     *,
     oob: bool = False,
 ) -> SafeString:
-    """The whole graph: ``<div id="graph">`` around one server-rendered ``<svg>``."""
+    """The whole graph: ``<div id="graph">`` around one server-rendered ``<svg>``.
+
+    The drawing fits its card (``viewBox``, never enlarged); ``dagstream.js`` adds
+    zoom and pan (wheel, drag, pinch, keys, the buttons), a minimap for big graphs
+    and a tooltip with each node's full label.
+    """
     ids = [n.id for n in nodes]
     pairs = [(e.src, e.dst) for e in edges]
     lay = layout.compute(ids, pairs)
     out = [
-        f'<div id="graph"{_oob(oob)} class="graph" data-nodes="{len(ids)}">',
-        f'<svg class="graph-svg" viewBox="0 0 {lay.width} {lay.height}" width="{lay.width}"'
-        f' height="{lay.height}" role="group" aria-label="Graph of {len(ids)} nodes">',
+        f'<div id="graph"{_oob(oob)} class="graph" data-nodes="{len(ids)}" tabindex="0"'
+        ' aria-label="Graph. Plus and minus zoom, arrows pan, 0 fits it to the card."'
+        f' style="--graph-w: {lay.width}px; --graph-h: {lay.height}px">',
+        '<div class="graph-tools" role="toolbar" aria-label="Zoom">'
+        '<button type="button" class="btn btn--icon btn--sm" data-zoom="out"'
+        ' aria-label="Zoom out" title="Zoom out (-)">\u2212</button>'
+        '<output class="graph-zoom" aria-live="polite">100%</output>'
+        '<button type="button" class="btn btn--icon btn--sm" data-zoom="in"'
+        ' aria-label="Zoom in" title="Zoom in (+)">+</button>'
+        '<button type="button" class="btn btn--sm" data-zoom="fit"'
+        ' title="Fit the graph to the card (0)">Fit</button></div>',
+        f'<svg class="graph-svg" viewBox="0 0 {lay.width} {lay.height}"'
+        f' data-width="{lay.width}" data-height="{lay.height}"'
+        ' preserveAspectRatio="xMidYMid meet"'
+        f' role="group" aria-label="Graph of {len(ids)} nodes">',
         '<g class="edges">',
     ]
     out.extend(
@@ -213,6 +235,106 @@ def graph_html(
     if not ids:
         out.append('<p class="empty">This run has no nodes yet.</p>')
     out.append("</div>")
+    return mark_safe("".join(out))
+
+
+# ------------------------------------------------------------------- gantt
+
+GANTT_W = 1000  # the drawing's width (it scales to the card)
+GANTT_LABEL_W = 190
+GANTT_ROW_H = 22
+GANTT_TOP = 26  # the axis
+GANTT_TICKS = 5
+
+
+def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = None) -> SafeString:
+    """The run's Gantt view: ``<section id="gantt-card">`` around one server-rendered ``<svg>``.
+
+    A bar per node from running (or its gate opening) to its end, coloured by
+    status; a gate's wait hatched, its decision a diamond; pauses shaded across.
+    Bars still going run to ``now`` (default: the present), marked open.
+    """
+    head = (
+        f'<section id="gantt-card" class="card gantt-card"{_oob(oob)}'
+        ' aria-labelledby="gantt-title">'
+        '<h2 id="gantt-title" class="card-title"><svg class="icon" aria-hidden="true">'
+        '<use href="#ds-i-clock"/></svg>Where the time went</h2>'
+    )
+    if view is None or not view.bars:
+        return mark_safe(head + '<p class="empty">No node has run yet.</p></section>')
+    t0 = parse_ts(view.start)
+    t1 = parse_ts(view.end) or parse_ts(now) or timezone.now()
+    assert t0 is not None
+    latest = max((parse_ts(b.end) or t1 for b in view.bars), default=t1)
+    span = max((max(t1, latest) - t0).total_seconds(), 0.001)
+    chart = GANTT_W - GANTT_LABEL_W - 10
+
+    def x(moment: str | None) -> float:
+        at = parse_ts(moment) or t1
+        return round(GANTT_LABEL_W + chart * max(0.0, (at - t0).total_seconds()) / span, 1)
+
+    height = GANTT_TOP + GANTT_ROW_H * len(view.bars) + 6
+    out = [
+        head,
+        '<div class="gantt-scroll">'
+        f'<svg class="gantt" viewBox="0 0 {GANTT_W} {height}" width="100%"'
+        f' role="img" aria-label="Gantt view of {len(view.bars)} nodes over'
+        f' {escape(format_duration(span))}">',
+    ]
+    for i in range(GANTT_TICKS + 1):
+        tx = round(GANTT_LABEL_W + chart * i / GANTT_TICKS, 1)
+        anchor = "start" if i == 0 else "end" if i == GANTT_TICKS else "middle"
+        out.append(
+            f'<line class="gantt-tick" x1="{tx}" x2="{tx}" y1="{GANTT_TOP - 6}" y2="{height}"/>'
+            f'<text class="gantt-axis" x="{tx}" y="{GANTT_TOP - 10}" text-anchor="{anchor}">'
+            f"{escape(format_duration(span * i / GANTT_TICKS))}</text>"
+        )
+    for start, end in view.pauses:
+        a, b = x(start), x(end)
+        out.append(
+            f'<rect class="gantt-pause" x="{a}" y="{GANTT_TOP - 6}" width="{max(b - a, 1.5)}"'
+            f' height="{height - GANTT_TOP + 6}"><title>Paused for'
+            f" {escape(format_duration(span_seconds(start, end, now)))}</title></rect>"
+        )
+    for row, bar in enumerate(view.bars):
+        y = GANTT_TOP + row * GANTT_ROW_H
+        a, b = x(bar.start), x(bar.end)
+        label = bar.label if len(bar.label) <= 26 else bar.label[:25] + "…"
+        took = format_duration(span_seconds(bar.start, bar.end, now))
+        still = "" if bar.end else " so far"
+        out.append(
+            f'<g class="gantt-row g-{bar.status}" data-node-id="{escape(bar.node_id)}"'
+            f' data-status="{bar.status}"{"" if bar.end else " data-open"}>'
+            f"<title>{escape(bar.label)}: {bar.status}, {escape(took)}{still}</title>"
+            f'<text class="gantt-label" x="{GANTT_LABEL_W - 8}" y="{y + 15}"'
+            f' text-anchor="end">{escape(label)}</text>'
+            f'<rect class="gantt-bar" x="{a}" y="{y + 4}" width="{max(b - a, 2)}"'
+            f' height="{GANTT_ROW_H - 8}" rx="3"/>'
+        )
+        if bar.gate_opened:
+            ga, gb = x(bar.gate_opened), x(bar.gate_decided or bar.end)
+            out.append(
+                f'<rect class="gantt-wait" x="{ga}" y="{y + 4}" width="{max(gb - ga, 2)}"'
+                f' height="{GANTT_ROW_H - 8}" rx="3"/>'
+            )
+        if bar.gate_decided:
+            d = x(bar.gate_decided)
+            cy = y + GANTT_ROW_H // 2
+            out.append(
+                f'<path class="gantt-gate gate-{bar.gate_status}"'
+                f' d="M{d} {cy - 6}L{d + 6} {cy}L{d} {cy + 6}L{d - 6} {cy}Z">'
+                f"<title>Gate {bar.gate_status}</title></path>"
+            )
+        out.append("</g>")
+    out.append("</svg></div>")
+    legend = (
+        '<p class="gantt-legend muted"><span class="gl gl-bar"></span>running to its end'
+        '<span class="gl gl-wait"></span>waiting at a gate'
+        '<span class="gl gl-gate"></span>decision<span class="gl gl-pause"></span>paused'
+    )
+    if view.more:
+        legend += f" · the first {len(view.bars)} nodes that ran, of {len(view.bars) + view.more}"
+    out.append(legend + "</p></section>")
     return mark_safe("".join(out))
 
 
@@ -245,36 +367,33 @@ def status_html(
     )
 
 
-def progress_html(counts: NodeCounts, *, oob: bool = False) -> SafeString:
-    return _render("progress.html", {"p": counts, "oob": oob})
-
-
-def cost_context(spent: float, budget: float | None) -> dict[str, Any]:
-    if budget is None:
-        return {"spent": spent, "budget": None, "remaining": None, "pct": 0, "level": "none"}
-    ratio = spent / budget if budget else (1.0 if spent == 0 else 2.0)
-    level = "over" if spent > budget else "warn" if ratio >= 0.8 else "ok"
-    return {
-        "spent": spent,
-        "budget": budget,
-        "remaining": budget - spent,
-        "pct": min(100, round(ratio * 100)),
-        "level": level,
-    }
+def progress_html(counts: NodeCounts, status: str, *, oob: bool = False) -> SafeString:
+    """Nodes done of all; once the run has ended, how many never finished."""
+    never = counts.unfinished if status in TERMINAL_STATUSES else 0
+    return _render("progress.html", {"p": counts, "never_finished": never, "oob": oob})
 
 
 def cost_html(spent: float, budget: float | None, *, oob: bool = False) -> SafeString:
-    return _render("cost.html", {"c": cost_context(spent, budget), "oob": oob})
+    return _render("cost.html", {"c": budget_use(spent, budget), "oob": oob})
 
 
 def controls_html(
-    dag_id: str, status: str, can_control: bool, *, message: str = "", oob: bool = False
+    dag_id: str,
+    status: str,
+    can_control: bool,
+    *,
+    message: str = "",
+    oob: bool = False,
+    engine_stale: bool = False,
 ) -> SafeString:
+    """Pause / resume / cancel; with the engine not responding, "End run" too."""
     return _render(
         "controls.html",
         {
             "url": reverse("dagstream:control", args=[dag_id]),
+            "status": status,
             "can_control": can_control,
+            "can_force": can_control and engine_stale and status in LIVE_STATUSES,
             "can_pause": can_control and status == "running",
             "can_resume": can_control and status == "paused",
             "can_cancel": can_control and status in ("running", "paused"),
@@ -283,6 +402,37 @@ def controls_html(
             "oob": oob,
         },
     )
+
+
+def engine_html(
+    dag_id: str, health: EngineHealth, *, oob: bool = False, now: str | None = None
+) -> SafeString:
+    """What the page says about the run's engine; while the run is live it re-asks
+    the server every ``ENGINE_HEARTBEAT_SECONDS`` (liveness has no event)."""
+    live = health.status in LIVE_STATUSES
+    every = max(1, round(float(get_config()["ENGINE_HEARTBEAT_SECONDS"])))
+    shown = "1" if health.stale else "0"
+    url = f"{reverse('dagstream:engine', args=[dag_id])}?shown={shown}"
+    ago = format_duration(span_seconds(health.seen_at, None, now)) if health.seen_at else ""
+    context = {"e": health, "live": live, "every": every, "url": url, "ago": ago, "oob": oob}
+    return _render("engine.html", context)
+
+
+def field_view(key: str, value: Any) -> dict[str, Any]:
+    """One presentation field as people read it: a label, and text or a block of data."""
+    label = str(key).replace("_", " ").strip()
+    label = label[:1].upper() + label[1:]
+    if isinstance(value, bool):
+        return {"label": label, "text": "Yes" if value else "No", "data": ""}
+    if isinstance(value, int | float):
+        return {"label": label, "text": f"{value:,}", "data": ""}
+    if isinstance(value, str):
+        return {"label": label, "text": value, "data": ""}
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return {"label": label, "text": ", ".join(map(str, value)) or "—", "data": ""}
+    if value is None:
+        return {"label": label, "text": "—", "data": ""}
+    return {"label": label, "text": "", "data": pretty_json(value)}
 
 
 def gate_context(
@@ -298,18 +448,19 @@ def gate_context(
     presentation = gate.presentation
     title = presentation.get("title")
     body = presentation.get("body")
-    fields = [
-        (str(key), pretty_json(value))
-        for key, value in presentation.items()
-        if key not in ("title", "body")
-    ]
     node_id = gate.node_id
     return {
         "dom_id": dom_id("gate", node_id),
         "node_id": node_id,
         "title": title if isinstance(title, str) and title else f"Decision needed at {node_id}",
-        "body": body if isinstance(body, str) else (pretty_json(body) if body else ""),
-        "fields": fields,
+        # A text body is Markdown (escaped, see markup); any other body is data.
+        "body": markdown_html(body) if isinstance(body, str) else "",
+        "body_data": "" if isinstance(body, str) or body is None else pretty_json(body),
+        "fields": [
+            field_view(key, value)
+            for key, value in presentation.items()
+            if key not in ("title", "body")
+        ],
         "status": gate.status,
         "decided_by": gate.decided_by,
         "decided_at": gate.decided_at or "",
@@ -359,8 +510,13 @@ def results_html(status: str, results: Any, *, oob: bool = False) -> SafeString:
     return _render("results.html", {"status": status, "text": text, "oob": oob})
 
 
-def describe(event: Mapping[str, Any]) -> dict[str, Any]:
-    """Icon, tone and text of one event for the timeline."""
+def describe(event: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Icon, tone and text of one event for the timeline; nodes named by their labels."""
+    labels = labels or {}
+
+    def name(node_id: str) -> str:
+        return labels.get(node_id) or node_id
+
     kind = event["type"]
     match kind:
         case "node_state":
@@ -368,30 +524,32 @@ def describe(event: Mapping[str, Any]) -> dict[str, Any]:
             return {
                 "icon": STATUS_ICONS.get(status, "pending"),
                 "tone": status,
-                "subject": event["node_id"],
+                "subject": name(event["node_id"]),
                 "text": status,
             }
         case "edge_active":
             return {
                 "icon": "flow",
                 "tone": "info",
-                "subject": f"{event['from']} → {event['to']}",
+                "subject": f"{name(event['from'])} → {name(event['to'])}",
                 "text": "data flowing",
             }
         case "dag_mutated":
             m = event["mutation"]
             op = m["op"]
             if op == "add_node":
-                subject, text = m["node"]["id"], "node added"
+                subject, text = m["node"].get("label") or m["node"]["id"], "node added"
             elif op == "remove_node":
-                subject, text = m["node_id"], "node removed"
+                subject, text = name(m["node_id"]), "node removed"
             else:
-                subject = f"{m['from']} → {m['to']}"
+                subject = f"{name(m['from'])} → {name(m['to'])}"
                 text = "edge added" if op == "add_edge" else "edge removed"
             return {"icon": "branch", "tone": "info", "subject": subject, "text": text}
         case "cost_update":
             budget = event.get("budget")
-            text = f"${event['spent']:,.2f}" + (f" of ${budget:,.2f}" if budget is not None else "")
+            text = format_money(event["spent"])
+            if budget is not None:
+                text += f" of {format_money(budget)}"
             return {"icon": "coin", "tone": "info", "subject": "Cost", "text": text}
         case "execution_complete":
             return {
@@ -404,7 +562,7 @@ def describe(event: Mapping[str, Any]) -> dict[str, Any]:
             return {
                 "icon": "waiting",
                 "tone": "waiting",
-                "subject": event["node_id"],
+                "subject": name(event["node_id"]),
                 "text": "waiting for a decision",
             }
         case "gate_decided":
@@ -413,7 +571,7 @@ def describe(event: Mapping[str, Any]) -> dict[str, Any]:
             return {
                 "icon": "gate",
                 "tone": "info",
-                "subject": event["node_id"],
+                "subject": name(event["node_id"]),
                 "text": f"{past} by {who}",
             }
         case "execution_state":
@@ -428,18 +586,20 @@ def describe(event: Mapping[str, Any]) -> dict[str, Any]:
             return {
                 "icon": "alert",
                 "tone": "failed",
-                "subject": event.get("node_id") or "Run",
+                "subject": name(event["node_id"]) if event.get("node_id") else "Run",
                 "text": event["message"],
             }
     return {"icon": "pending", "tone": "info", "subject": kind, "text": ""}  # pragma: no cover
 
 
-def timeline_entry_html(event: Mapping[str, Any]) -> SafeString:
+def timeline_entry_html(
+    event: Mapping[str, Any], labels: Mapping[str, str] | None = None
+) -> SafeString:
     ts = event.get("ts") or ""
     return _render(
         "timeline_entry.html",
         {
-            "e": describe(event),
+            "e": describe(event, labels),
             "seq": event["seq"],
             "type": event["type"],
             "ts": ts,
@@ -448,9 +608,14 @@ def timeline_entry_html(event: Mapping[str, Any]) -> SafeString:
     )
 
 
-def timeline_html(events: Sequence[Mapping[str, Any]], *, oob: bool = False) -> SafeString:
-    """``events`` newest first (at most ``TIMELINE_LENGTH``)."""
-    entries = [timeline_entry_html(e) for e in events]
+def timeline_html(
+    events: Sequence[Mapping[str, Any]],
+    *,
+    oob: bool = False,
+    labels: Mapping[str, str] | None = None,
+) -> SafeString:
+    """``events`` newest first (at most ``TIMELINE_LENGTH``); nodes named by ``labels``."""
+    entries = [timeline_entry_html(e, labels) for e in events]
     return _render("timeline.html", {"entries": entries, "limit": TIMELINE_LENGTH, "oob": oob})
 
 
@@ -466,28 +631,45 @@ def regions(
     oob: bool = False,
     readonly: bool = False,
     now: str | None = None,
+    health: EngineHealth | None = None,
+    gantt: GanttView | None = None,
 ) -> dict[str, SafeString]:
     """Every live region of the detail page, rendered from one snapshot.
 
     ``now`` is the moment durations run to (a replayed state is "as of" its
-    last event); by default, the present.
+    last event); by default, the present. ``health`` (from
+    :func:`dagstream_app.state.engine_health`) adds what the snapshot lacks;
+    with ``gantt`` (:func:`dagstream_app.state.gantt`) the Gantt view is a region too.
     """
     dag_id = snap.dag_id
+    if health is None:
+        health = EngineHealth(snap.status, snap.engine_seen_at, snap.engine_stale)
     return {
         "graph": graph_html(dag_id, snap.nodes, snap.edges, now, oob=oob),
         "status": status_html(snap.status, snap.created_at, snap.finished_at, oob=oob, now=now),
-        "progress": progress_html(count_nodes(snap.nodes), oob=oob),
+        "engine": engine_html(dag_id, health, oob=oob, now=now),
+        "progress": progress_html(count_nodes(snap.nodes), snap.status, oob=oob),
         "cost": cost_html(snap.spent, snap.budget, oob=oob),
-        "controls": controls_html(dag_id, snap.status, perms[1], oob=oob),
+        "controls": controls_html(
+            dag_id, snap.status, perms[1], oob=oob, engine_stale=health.stale
+        ),
         "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly),
         "results": results_html(snap.status, snap.results, oob=oob),
-        "timeline": timeline_html(events, oob=oob),
+        "timeline": timeline_html(events, oob=oob, labels={n.id: n.label for n in snap.nodes}),
+        **({"gantt": gantt_html(gantt, oob=oob, now=now)} if gantt is not None else {}),
     }
 
 
-def snapshot_message(snap: DagSnapshot, perms: Perms, events: Sequence[Mapping[str, Any]]) -> str:
+def snapshot_message(
+    snap: DagSnapshot,
+    perms: Perms,
+    events: Sequence[Mapping[str, Any]],
+    *,
+    health: EngineHealth | None = None,
+    gantt: GanttView | None = None,
+) -> str:
     """Every region re-rendered out of band (a resume that could not replay)."""
-    parts = regions(snap, perms, events, oob=True)
+    parts = regions(snap, perms, events, oob=True, health=health, gantt=gantt)
     return "".join(parts.values()) + seq_marker(snap.last_seq)
 
 
@@ -512,12 +694,19 @@ def node_panel_html(dag_id: str, node: NodeView) -> SafeString:
 # ----------------------------------------------------------- live fragments
 
 
+def _labels_of(event: Mapping[str, Any], work: Working) -> dict[str, str]:
+    named = [event.get(key) for key in ("node_id", "from", "to")]
+    mutation = event.get("mutation") or {}
+    named += [mutation.get(key) for key in ("node_id", "from", "to")]
+    return {node_id: work.label(node_id) for node_id in named if isinstance(node_id, str)}
+
+
 # One fragment of a live message, with the slot it replaces: of several fragments
 # for one slot in a message only the last is sent. None: never dropped.
 Part = tuple[str | None, str]
 TIMELINE_SLOT = "timeline"
 # A message with one of these events also carries the progress line, once.
-PROGRESS_EVENTS = frozenset({"node_state", "dag_mutated"})
+PROGRESS_EVENTS = frozenset({"node_state", "dag_mutated", "execution_state"})
 
 
 def event_parts(
@@ -527,8 +716,8 @@ def event_parts(
 
     ``work`` is what the fragments show (:func:`dagstream_app.state.live_state`).
     Node slots, the cost card and the edge flash are latest-wins; gates,
-    errors, the run's state and its results never drop. The progress line is
-    once per message (:data:`PROGRESS_EVENTS`).
+    errors, the run's state and its results never drop. The progress line
+    and the Gantt view are drawn once per message (:mod:`dagstream_app.live`).
     """
     parts: list[Part] = []
     match event["type"]:
@@ -563,7 +752,7 @@ def event_parts(
             parts.append((None, controls_html(dag_id, work.status, perms[1], oob=True)))
         case "error":
             pass
-    entry = timeline_entry_html(event)
+    entry = timeline_entry_html(event, _labels_of(event, work))
     parts.append((TIMELINE_SLOT, f'<ol hx-swap-oob="afterbegin:#timeline">{entry}</ol>'))
     return parts
 
@@ -605,6 +794,7 @@ def row_context(row: RunRow) -> dict[str, Any]:
         "done": row.done,
         "pct": round(100 * row.done / row.total) if row.total else 0,
         "waiting": row.waiting,
+        "engine_stale": row.engine_stale,
         "spent": row.spent,
         "budget": row.budget,
         "created_at": row.created_at,

@@ -24,6 +24,7 @@ from dagstream_app.protocol import (
     DagSnapshot,
     EdgeView,
     ExecutionStatus,
+    GanttView,
     GateView,
     NodeView,
 )
@@ -43,6 +44,7 @@ class NodeCounts:
     done: int
     failed: int
     running: int
+    unfinished: int = 0  # pending, running or waiting: "never finished" once the run ended
 
     @property
     def pct(self) -> int:
@@ -56,6 +58,7 @@ def count_nodes(nodes: Iterable[NodeView]) -> NodeCounts:
         done=sum(s in DONE_STATUSES for s in statuses),
         failed=statuses.count("failed"),
         running=sum(s in ACTIVE_STATUSES for s in statuses),
+        unfinished=sum(s not in FINISHED_NODE_STATUSES for s in statuses),
     )
 
 
@@ -90,6 +93,13 @@ class Working:
     edges: dict[Pair, None] = field(default_factory=dict)  # an ordered set
     gates: dict[str, GateView] = field(default_factory=dict)
     counts: NodeCounts | None = None  # when read without the nodes
+    labels: dict[str, str] = field(default_factory=dict)  # of nodes not in ``nodes``
+    gantt: GanttView | None = None  # read for the live events that change it
+
+    def label(self, node_id: str) -> str:
+        """What people call the node: its label, else its id."""
+        node = self.nodes.get(node_id)
+        return (node.label if node is not None else self.labels.get(node_id, "")) or node_id
 
     def node_counts(self) -> NodeCounts:
         return self.counts if self.counts is not None else count_nodes(self.nodes.values())

@@ -24,6 +24,7 @@ These functions are synchronous; async callers wrap them with
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -44,7 +45,7 @@ from dagstream_app.errors import Conflict, DagstreamError, Forbidden, InvalidDel
 from dagstream_app.models import CommandReceipt, Dag, Edge, Event, Gate, Node
 from dagstream_app.permissions import Action, Refused, authorize
 from dagstream_app.protocol import format_ts
-from dagstream_app.state import gate_dict
+from dagstream_app.state import engine_stale, gate_dict
 
 __all__ = [
     "CONTROL_TRANSITIONS",
@@ -64,6 +65,8 @@ __all__ = [
     "delete_dag",
     "edge_active",
     "fail",
+    "force_cancel",
+    "heartbeat",
     "mutate",
     "node_state",
     "open_gate",
@@ -124,20 +127,57 @@ class Flushed:
 # ---------------------------------------------------------------- checking
 
 
-def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
+# Fields whose value is one of a fixed set: a refusal lists the valid ones.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "status": protocol.NODE_STATUSES,
+    "op": protocol.MUTATION_OPS,
+}
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    """msgspec's message, with the valid values when a field takes one of a fixed set."""
+    message = str(exc)
+    found = _AT.search(message)
+    path = found.group("path") if found else ""
+    choices = _CHOICES.get(path.rsplit(".", 1)[-1])
+    if choices and message.startswith("Invalid"):
+        return f"{message}; valid values: {', '.join(choices)}."
+    return message
+
+
+def _json_field(name: str, value: Any) -> Any:
+    """``value`` as JSON builtins, or :class:`InvalidDelta` naming the field it came in."""
     try:
-        # As JSON builtins first: a value dagstream cannot store (an object, NaN,
-        # a NUL character) is refused here, not later as a database error that
-        # would also roll back the other deltas of its flush.
-        data = msgspec.to_builtins(dict(payload))
-        problem = protocol.json_problem(data)
-        if problem is not None:
-            raise InvalidDelta(f"The {payload.get('type', 'report')} {problem}.")
-        return protocol.validate_payload(data)
-    except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
-        raise InvalidDelta(str(exc)) from None
+        data = msgspec.to_builtins(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDelta(f"{name} is not JSON: {exc}.") from None
     except RecursionError:
-        raise InvalidDelta("The value nests too deeply to store.") from None
+        raise InvalidDelta(f"{name} nests too deeply to store.") from None
+    # A value dagstream cannot store (NaN, a NUL character) is refused here,
+    # not later as a database error that would also roll back the other
+    # deltas of its flush.
+    try:
+        problem = protocol.json_problem(data)
+    except RecursionError:
+        raise InvalidDelta(f"{name} nests too deeply to store.") from None
+    if problem is not None:
+        raise InvalidDelta(f"{name} {problem}.")
+    return data
+
+
+def _mapping(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidDelta(f"{name} must be a mapping (a dict), not {type(value).__name__}.")
+    return dict(value)
+
+
+def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
+    data = {key: _json_field(key, value) for key, value in payload.items()}
+    try:
+        return protocol.validate_payload(data)
+    except msgspec.ValidationError as exc:
+        raise InvalidDelta(_explain(exc)) from None
 
 
 def _refuse_nul(label: str, value: str) -> None:
@@ -167,13 +207,14 @@ def _prepare(delta: Delta) -> Any:
                     "node_id": a["node_id"],
                     "status": a["status"],
                     "output": a.get("output"),
-                    "metrics": None if metrics is None else dict(metrics),
+                    "metrics": None if metrics is None else _mapping("metrics", metrics),
                 }
             )
         case "edge_active":
             return _validate({"type": "edge_active", "from": a["src"], "to": a["dst"]})
         case "mutate":
-            return _validate({"type": "dag_mutated", "mutation": dict(a["mutation"])})
+            mutation = _mapping("mutation", a["mutation"])
+            return _validate({"type": "dag_mutated", "mutation": mutation})
         case "cost":
             _check_cost(a.get("spent"), a.get("budget"), a.get("add"))
             return None
@@ -198,7 +239,7 @@ def _prepare(delta: Delta) -> Any:
                 {
                     "type": "human_gate_waiting",
                     "node_id": a["node_id"],
-                    "presentation": dict(a["presentation"]),
+                    "presentation": _mapping("presentation", a["presentation"]),
                 }
             )
     raise InvalidDelta(f"Unknown delta {delta.kind!r}.")  # pragma: no cover - typed
@@ -238,8 +279,11 @@ def _remember(dag: Dag, structure: graph.Structure) -> None:
 class _Flush:
     """The changes of one transaction: applied in memory, then written and published."""
 
-    def __init__(self, dag: Dag, structure: graph.Structure | None = None) -> None:
+    def __init__(
+        self, dag: Dag, structure: graph.Structure | None = None, *, engine: bool = False
+    ) -> None:
         self.dag = dag
+        self.engine = engine  # the engine's own reports: they show it is alive
         self.now = timezone.now()
         self.ts = format_ts(self.now)
         self.structure = structure
@@ -248,6 +292,7 @@ class _Flush:
         self.published: list[dict[str, Any]] = []
         self.nodes: dict[str, bulk.NodeUpdate] = {}
         self.metrics: dict[str, dict[str, Any]] = {}  # merged so far, per node
+        self.statuses: dict[str, str] = {}  # of nodes getting a gate, as read
         self.mutations: list[tuple[str, Any]] = []
         self.gates: dict[str, Gate] = {}  # existing and new, by node
         self.new_gates: list[Gate] = []
@@ -302,6 +347,12 @@ class _Flush:
             self.gates = {
                 g.node_id: g for g in Gate.objects.filter(dag=self.dag, node_id__in=gated)
             }
+            # A new gate puts its node in waiting, unless it already is.
+            self.statuses = dict(
+                Node.objects.filter(dag=self.dag, node_id__in=gated - set(self.gates)).values_list(
+                    "node_id", "status"
+                )
+            )
 
     def apply(self, delta: Delta, payload: Any) -> Any:
         a = delta.args
@@ -423,6 +474,16 @@ class _Flush:
         )
         self.gates[gate.node_id] = gate
         self.new_gates.append(gate)
+        node_id = payload.node_id
+        update = self.nodes.get(node_id)
+        if update is not None:
+            status: str | None = update.status
+        else:  # a node added by this flush was not read: it is pending
+            added = node_id in self._graph().nodes
+            status = self.statuses.get(node_id, "pending" if added else None)
+        if status is not None and status != "waiting":
+            # Whatever the engine said, a node with a pending gate is waiting.
+            self._node_state(protocol.NodeState(node_id=node_id, status="waiting"))
         self.emit(payload)
         return gate
 
@@ -446,6 +507,8 @@ class _Flush:
             "finished_at": dag.finished_at,
             "updated_at": self.now,
         }
+        if self.engine:
+            fields["engine_seen_at"] = self.now
         if self.mutations:
             dag.structure_version = secrets.randbits(62) or 1
             fields["structure_version"] = dag.structure_version
@@ -529,7 +592,7 @@ def apply(
             commands: list[tuple[int, str]] = []
             if known_seq is not None and dag.last_seq != known_seq:
                 commands = _commands_after(dag, command_cursor)
-            flush = _Flush(dag, _structure(dag))
+            flush = _Flush(dag, _structure(dag), engine=True)
             flush.load(prepared)
             for index, delta, payload in prepared:
                 try:
@@ -581,7 +644,11 @@ def create_dag(
         try:
             with transaction.atomic():
                 dag = Dag.objects.create(
-                    dag_id=dag_id, name=name, budget=budget, structure_version=secrets.randbits(62)
+                    dag_id=dag_id,
+                    name=name,
+                    budget=budget,
+                    structure_version=secrets.randbits(62),
+                    engine_seen_at=timezone.now(),
                 )
         except IntegrityError:
             raise Conflict(f"DAG {dag_id!r} already exists.") from None
@@ -677,6 +744,15 @@ def open_gate(
     return gate
 
 
+def heartbeat(dag_id: str) -> bool:
+    """The engine is alive: one UPDATE of ``engine_seen_at``, no event.
+
+    False once the run has ended (or is gone): there is nothing left to watch.
+    """
+    live = Dag.objects.filter(pk=dag_id, status__in=protocol.LIVE_STATUSES)
+    return bool(live.update(engine_seen_at=timezone.now()))
+
+
 # ------------------------------------------------------ people's decisions
 
 
@@ -717,6 +793,50 @@ def control(dag_id: str, action: str, *, actor: Any, command_id: Any = None) -> 
         flush.emit(protocol.ExecutionState(state=target), command=action)  # type: ignore[arg-type]
         flush.wake_engine = True
         return flush.dag
+
+
+def force_cancel(dag_id: str, *, actor: Any, command_id: Any = None) -> Dag:
+    """End a run whose engine is not responding: ``cancelled``, on a person's word.
+
+    Refused with :class:`Conflict` while the engine still reports (cancel
+    instead). Its pending gates are rejected and its unfinished nodes cancelled,
+    each with its event, so every page and client sees the run end; an engine
+    that comes back finds the run over.
+    """
+    _authorize(actor, "control", dag_id)
+    with _change(dag_id) as flush:
+        dag = flush.dag
+        if _is_repeat(flush, actor, command_id, "force_cancel"):
+            return dag
+        flush.refuse_if_ended()
+        if not engine_stale(dag.status, dag.engine_seen_at, flush.now):
+            limit = get_config()["ENGINE_STALE_SECONDS"]
+            raise Conflict(
+                f"The engine of DAG {dag_id!r} reported in the last {limit:g} s; "
+                "cancel it instead (force-ending is for runs whose engine is gone)."
+            )
+        who = actor.get_username()
+        note = f"The run was ended by {who}: its engine was not responding."
+        pending = Gate.objects.filter(dag=dag, status=Gate.Status.PENDING)
+        for gate in pending:
+            flush.emit(
+                protocol.GateDecided(
+                    node_id=gate.node_id, decision="reject", feedback=note, decided_by=who
+                )
+            )
+        pending.update(
+            status=Gate.Status.REJECTED, feedback=note, decided_by=who, decided_at=flush.now
+        )
+        flush.structure = _structure(dag)
+        open_nodes = Node.objects.filter(dag=dag).exclude(
+            status__in=protocol.FINISHED_NODE_STATUSES
+        )
+        for node_id in open_nodes.values_list("node_id", flat=True):
+            flush._node_state(protocol.NodeState(node_id=node_id, status="cancelled"))
+        flush.emit(protocol.ErrorEvent(message=note))
+        flush.finish("cancelled")
+        flush.wake_engine = True
+        return dag
 
 
 def decide_gate(

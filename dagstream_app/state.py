@@ -15,6 +15,7 @@ import msgspec
 from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from dagstream_app import protocol, replay
@@ -42,6 +43,38 @@ def _raw_moment(value: datetime | str | None) -> datetime | None:
 
 def dag(dag_id: str) -> Dag | None:
     return Dag.objects.filter(pk=dag_id).first()
+
+
+def engine_stale(status: str, seen_at: datetime | None, now: datetime | None = None) -> bool:
+    """True if a live run's engine has been silent past ``ENGINE_STALE_SECONDS``."""
+    if status not in protocol.LIVE_STATUSES:
+        return False
+    if seen_at is None:
+        return True
+    silent = ((now or timezone.now()) - seen_at).total_seconds()
+    return silent > float(get_config()["ENGINE_STALE_SECONDS"])
+
+
+def engine_health(dag_id: str) -> protocol.EngineHealth | None:
+    """The run's engine as the dashboard describes it, or None if the DAG is unknown."""
+    found = Dag.objects.filter(pk=dag_id).values_list("status", "engine_seen_at").first()
+    if found is None:
+        return None
+    status, seen = found
+    reporting = False
+    if status == "paused":
+        paused_at = (
+            Event.objects.filter(dag_id=dag_id, type="execution_state")
+            .order_by("-seq")
+            .values_list("seq", flat=True)
+            .first()
+        )
+        reporting = (
+            paused_at is not None
+            and Event.objects.filter(dag_id=dag_id, seq__gt=paused_at, type="node_state").exists()
+        )
+    status = cast(protocol.ExecutionStatus, status)
+    return protocol.EngineHealth(status, _iso(seen), engine_stale(status, seen), reporting)
 
 
 def progress(dag_id: str) -> tuple[int, str] | None:
@@ -155,6 +188,8 @@ def snapshot(dag_id: str) -> DagSnapshot | None:
         nodes=nodes,
         edges=edges,
         gates=gates,
+        engine_seen_at=_iso(found.engine_seen_at),
+        engine_stale=engine_stale(found.status, found.engine_seen_at),
     )
 
 
@@ -173,6 +208,7 @@ def node_counts(dag_id: str) -> replay.NodeCounts:
         done=sum(by_status.get(s, 0) for s in replay.DONE_STATUSES),
         failed=by_status.get("failed", 0),
         running=sum(by_status.get(s, 0) for s in replay.ACTIVE_STATUSES),
+        unfinished=sum(n for s, n in by_status.items() if s not in protocol.FINISHED_NODE_STATUSES),
     )
 
 
@@ -182,6 +218,76 @@ def unfinished_count(dag_id: str) -> int:
         Node.objects.filter(dag_id=dag_id)
         .exclude(status__in=protocol.FINISHED_NODE_STATUSES)
         .count()
+    )
+
+
+# ------------------------------------------------------------------ gantt
+
+# The Gantt view shows at most this many nodes: the first that started.
+GANTT_ROWS = 200
+# The live events after which the Gantt view is drawn again.
+GANTT_EVENTS = frozenset(
+    {"node_state", "execution_state", "human_gate_waiting", "gate_decided", "dag_mutated"}
+)
+
+
+def gantt(dag_id: str, limit: int = GANTT_ROWS) -> protocol.GanttView | None:
+    """Where the run's time went (the Gantt view): four small queries."""
+    found = Dag.objects.filter(pk=dag_id).values_list("status", "created_at", "finished_at").first()
+    if found is None:
+        return None
+    status, created, finished = found
+    gates = {
+        g[0]: g
+        for g in Gate.objects.filter(dag_id=dag_id).values_list(
+            "node_id", "created_at", "decided_at", "status"
+        )
+    }
+    ran = Node.objects.filter(dag_id=dag_id).filter(
+        Q(started_at__isnull=False) | Q(node_id__in=list(gates))
+    )
+    gate_at = Gate.objects.filter(dag_id=dag_id, node_id=OuterRef("node_id")).values("created_at")
+    rows = list(
+        ran.annotate(begin=Coalesce("started_at", Subquery(gate_at[:1])))
+        .order_by("begin", "id")
+        .values_list("node_id", "label", "status", "started_at", "finished_at")[: limit + 1]
+    )
+    total = ran.count() if len(rows) > limit else len(rows)
+    bars = []
+    for node_id, label, node_status, started, ended in rows[:limit]:
+        gate = gates.get(node_id)
+        opened = gate[1] if gate else None
+        start = started or opened
+        if start is None:  # pragma: no cover - filtered above
+            continue
+        done = node_status in protocol.FINISHED_NODE_STATUSES
+        bars.append(
+            protocol.GanttBar(
+                node_id=node_id,
+                label=label or node_id,
+                status=cast(NodeStatus, node_status),
+                start=format_ts(start),
+                end=_iso(ended) if done else None,
+                gate_opened=_iso(opened),
+                gate_decided=_iso(gate[2]) if gate else None,
+                gate_status=cast(protocol.GateStatus, gate[3]) if gate else None,
+            )
+        )
+    states = Event.objects.filter(dag_id=dag_id, type="execution_state").order_by("seq")
+    pauses: list[tuple[str, str | None]] = []
+    for moment, payload in states.values_list("created_at", "payload"):
+        if payload.get("state") == "paused":
+            if not pauses or pauses[-1][1] is not None:
+                pauses.append((format_ts(moment), None))
+        elif pauses and pauses[-1][1] is None:
+            pauses[-1] = (pauses[-1][0], format_ts(moment))
+    return protocol.GanttView(
+        status=cast(protocol.ExecutionStatus, status),
+        start=format_ts(created),
+        end=_iso(finished),
+        bars=bars,
+        more=total - len(bars),
+        pauses=pauses,
     )
 
 
@@ -261,6 +367,21 @@ def live_state(dag_id: str, event: Mapping[str, Any]) -> replay.Working:
     event carries are its own.
     """
     work = replay.Working(dag_id=dag_id)
+    # The timeline names nodes by their labels: read those the event names.
+    mutation = event.get("mutation") or {}
+    named = {
+        value
+        for value in (
+            *(event.get(key) for key in ("from", "to")),
+            *(mutation.get(key) for key in ("node_id", "from", "to")),
+            event.get("node_id") if event["type"] != "node_state" else None,
+        )
+        if isinstance(value, str)
+    }
+    if named:
+        work.labels = dict(
+            Node.objects.filter(dag_id=dag_id, node_id__in=named).values_list("node_id", "label")
+        )
     match event["type"]:
         case "node_state":
             node_id = event["node_id"]
@@ -294,6 +415,7 @@ def live_state(dag_id: str, event: Mapping[str, Any]) -> replay.Working:
         case "execution_state":
             created = Dag.objects.filter(pk=dag_id).values_list("created_at", flat=True).first()
             work.created_at = format_ts(created) if created else event["ts"]
+            work.counts = node_counts(dag_id)  # an ended run marks nodes that never finished
     replay.apply(work, event)
     return work
 
@@ -345,7 +467,7 @@ class RunRow(msgspec.Struct):
 
     dag_id: str
     name: str
-    status: str
+    status: protocol.ExecutionStatus
     spent: float
     budget: float | None
     created_at: str
@@ -353,6 +475,7 @@ class RunRow(msgspec.Struct):
     total: int
     done: int
     waiting: int
+    engine_stale: bool = False  # "engine not responding"
 
 
 def runs(query: str = "", status: str = "") -> QuerySet[Dag]:
@@ -393,13 +516,15 @@ def run_rows(dag_ids: Sequence[str]) -> list[RunRow]:
             "n_total",
             "n_done",
             "n_waiting",
+            "engine_seen_at",
         )
     )
+    now = timezone.now()
     return [
         RunRow(
             dag_id=row[0],
             name=row[1],
-            status=row[2],
+            status=cast(protocol.ExecutionStatus, row[2]),
             spent=row[3],
             budget=row[4],
             created_at=format_ts(row[5]),
@@ -407,6 +532,7 @@ def run_rows(dag_ids: Sequence[str]) -> list[RunRow]:
             total=row[7],
             done=row[8],
             waiting=row[9],
+            engine_stale=engine_stale(row[2], row[10], now),
         )
         for row in rows
     ]

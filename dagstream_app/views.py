@@ -112,16 +112,36 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
     if snap is None:
         raise Http404
     events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, snap.last_seq)
+    health = state.engine_health(dag.dag_id)
     return _page(
         request,
         "dag_detail.html",
         {
             "dag": dag,
             "last_seq": snap.last_seq,
-            "regions": render.regions(snap, _perms(request, dag), events),
+            "regions": render.regions(
+                snap, _perms(request, dag), events, health=health, gantt=state.gantt(dag.dag_id)
+            ),
             "ws_url": f"/ws/dags/{dag.dag_id}/html/",
         },
     )
+
+
+@require_GET
+@viewer_required
+def engine_status(request: HttpRequest, dag: Dag) -> HttpResponse:
+    """The engine's liveness, polled by the detail page; the controls too when they
+    change with it (``shown`` is what the page shows now)."""
+    health = state.engine_health(dag.dag_id)
+    if health is None:
+        raise Http404
+    html = render.engine_html(dag.dag_id, health)
+    if health.stale or request.GET.get("shown") != ("1" if health.stale else "0"):
+        can_control = allowed(request.user, "control", dag)
+        html += render.controls_html(
+            dag.dag_id, health.status, can_control, oob=True, engine_stale=health.stale
+        )
+    return HttpResponse(html)
 
 
 @require_GET
@@ -147,16 +167,31 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
         raise Http404
     events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, seq)
     regions = render.regions(past.snapshot(), (False, False), events, readonly=True, now=past.at)
-    return _page(
+    response = _page(
         request,
         "dag_replay.html",
         {"dag": dag, "seq": seq, "last_seq": last, "at": past.at, "regions": regions},
     )
+    if request.headers.get("HX-Request"):
+        # The address names the event this response shows (clamped, as shown),
+        # not whatever the slider said when the request left.
+        response["HX-Replace-Url"] = f"{request.path}?{urlencode({'seq': seq})}"
+    return response
 
 
 # ----------------------------------------------------------------- actions
 
 _STATUS = {"conflict": 409, "forbidden": 403, "not_found": 404, "invalid_message": 400}
+# On a fragment answering an htmx POST: a refusal is swapped into its card like a
+# success, and dagstream.js keeps django-htmx's DEBUG handler (which would
+# replace the whole page with a 4xx response) away from it.
+FRAGMENT_HEADER = "X-Dagstream-Fragment"
+
+
+def _fragment(html: str, status: int) -> HttpResponse:
+    response = HttpResponse(html, status=status)
+    response[FRAGMENT_HEADER] = "1"
+    return response
 
 
 @require_POST
@@ -177,10 +212,7 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
             tone = "info"
     gate = state.gate_view(dag.dag_id, node_id)
     if gate is None:
-        return HttpResponse(
-            f'<p class="alert alert--error" role="alert">{escape(message)}</p>',
-            status=404,
-        )
+        return _fragment(f'<p class="alert alert--error" role="alert">{escape(message)}</p>', 404)
     html = render.gate_html(
         dag.dag_id,
         gate,
@@ -189,7 +221,7 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
         tone=tone,
         draft=feedback if gate.status == "pending" else "",
     )
-    return HttpResponse(html, status=status)
+    return _fragment(html, status)
 
 
 @require_POST
@@ -198,12 +230,20 @@ def dag_control(request: HttpRequest, dag: Dag) -> HttpResponse:
     action = request.POST.get("action", "")
     message, status = "", 200
     try:
-        dag = services.control(dag.dag_id, action, actor=request.user)
+        if action == "force_cancel":
+            dag = services.force_cancel(dag.dag_id, actor=request.user)
+        else:
+            dag = services.control(dag.dag_id, action, actor=request.user)
     except services.DagstreamError as exc:
         status = _STATUS.get(exc.code, 400)
         message = exc.message
         dag = state.dag(dag.dag_id) or dag
+    health = state.engine_health(dag.dag_id)
     html = render.controls_html(
-        dag.dag_id, dag.status, allowed(request.user, "control", dag), message=message
+        dag.dag_id,
+        dag.status,
+        allowed(request.user, "control", dag),
+        message=message,
+        engine_stale=health is not None and health.stale,
     )
-    return HttpResponse(html, status=status)
+    return _fragment(html, status)

@@ -8,7 +8,9 @@ Modes:
 - ``stream``: COUNT events through the async engine API;
 - ``chaos``: COUNT events whose channel-layer messages are dropped, duplicated
   or swapped on purpose (consumers must still deliver each once, in order);
-- ``storm``: COUNT events flat out through ``stream.nowait`` (an event storm).
+- ``storm``: COUNT events flat out through ``stream.nowait`` (an event storm);
+- ``idle``: reattaches, reports node ``n0`` running, prints ``streaming`` and then
+  reports nothing more, its stream open (heartbeats only) until killed.
 """
 
 from __future__ import annotations
@@ -87,6 +89,13 @@ async def storm(dag_id: str, count: int) -> None:
     await engine.close()
 
 
+async def idle(dag_id: str) -> None:
+    engine = await DagStream.open(dag_id)
+    await engine.node_state("n0", "running")
+    print("streaming", flush=True)
+    await asyncio.Event().wait()  # until the process is killed
+
+
 def main() -> None:
     mode, dag_id, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     print("ready", flush=True)
@@ -99,6 +108,8 @@ def main() -> None:
         asyncio.run(chaos(dag_id, count))
     elif mode == "storm":
         asyncio.run(storm(dag_id, count))
+    elif mode == "idle":
+        asyncio.run(idle(dag_id))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     print("done", flush=True)

@@ -349,7 +349,7 @@ def test_dag_list_columns_filters_and_search(staff: Callable[..., Client]) -> No
     client = staff("view_dag")
     response = client.get(reverse(DAGS))
     html = response.content.decode()
-    assert "2 / 4" in html and "0.50 / 2.00" in html and "0 / 1" in html and "0.00 / —" in html
+    assert "2 / 4" in html and "$0.50 / $2.00" in html and "0 / 1" in html and "$0.00 / —" in html
     for column in (
         "column-dag_id",
         "column-name",
@@ -529,7 +529,7 @@ async def test_admin_decision_reaches_the_engine_and_viewers_live(
         await layer.group_add(broadcast.group_name("live-1"), viewer)
         waiting = asyncio.ensure_future(stream.gate("review", {"title": "Ship it?"}))
         opened = await asyncio.wait_for(layer.receive(viewer), 10)
-        assert [e["event"] for e in opened["events"]] == ["human_gate_waiting"]
+        assert [e["event"] for e in opened["events"]] == ["node_state", "human_gate_waiting"]
         gate = await database_sync_to_async(Gate.objects.get)(dag_id="live-1")
         await database_sync_to_async(client.post)(
             _change_url("gate", gate.pk), {"_decision": "approve", "feedback": "go"}
@@ -541,7 +541,7 @@ async def test_admin_decision_reaches_the_engine_and_viewers_live(
             client.user.username,
         )
         seen = await asyncio.wait_for(layer.receive(viewer), 10)
-        assert [(e["event"], e["seq"]) for e in seen["events"]] == [("gate_decided", 3)]
+        assert [(e["event"], e["seq"]) for e in seen["events"]] == [("gate_decided", 4)]
         await stream.close()
 
 

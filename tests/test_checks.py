@@ -164,3 +164,29 @@ def test_example_project_passes_manage_py_check() -> None:
         out, err = StringIO(), StringIO()
         call_command("check", stdout=out, stderr=err)
     assert "dagstream_app." not in out.getvalue() + err.getvalue()
+
+
+# ------------------------------------------------------------------ W003
+
+
+@pytest.mark.parametrize("login_url", ["/accounts/login/", "login", "/dags/"])
+def test_w003_silent_when_login_url_is_a_page_here(login_url: str) -> None:
+    with override_settings(LOGIN_URL=login_url):
+        assert "dagstream_app.W003" not in ids()
+
+
+@pytest.mark.parametrize("login_url", ["https://sso.example.com/login", "//sso.example.com/"])
+def test_w003_silent_when_another_site_signs_people_in(login_url: str) -> None:
+    with override_settings(LOGIN_URL=login_url):
+        assert "dagstream_app.W003" not in ids()
+
+
+@pytest.mark.parametrize("login_url", ["/accounts/login/", "/nowhere/"])
+def test_w003_when_login_url_does_not_resolve(login_url: str) -> None:
+    # A fresh startproject with dagstream's urls but no sign-in route.
+    with override_settings(ROOT_URLCONF="tests.urls_without_sign_in", LOGIN_URL=login_url):
+        [message] = [m for m in check_setup() if m.id == "dagstream_app.W003"]
+        assert ids() == ["dagstream_app.W003"]
+    assert isinstance(message, Warning)
+    assert f"LOGIN_URL {login_url!r} is not a page of this site" in message.msg
+    assert "include('dagstream_app.account_urls')" in (message.hint or "")

@@ -306,7 +306,7 @@ async def test_nul_characters_are_refused_and_change_nothing(
     reply = await _reply_to(server, dag, operator, text)
     assert reply["code"] == "invalid_message" and "NUL" in reply["message"]
     fresh = await sync_to_async(Dag.objects.get)(pk=dag.pk)
-    assert (fresh.status, fresh.last_seq) == ("running", 2)  # the gate's event, no more
+    assert (fresh.status, fresh.last_seq) == ("running", 3)  # the gate's two events, no more
     gate = await sync_to_async(Gate.objects.get)(dag=dag, node_id="load")
     assert gate.status == "pending"
 

@@ -7,6 +7,7 @@ inside the server and are pushed at once. Every wait is on a DOM state, bounded.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -22,7 +23,13 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from dagstream_app import services
 from dagstream_app.models import Dag, Gate
 from tests.browser import chromium_options
-from tests.servers import REDIS_URL, ROOT, EngineProcess, Server, start_server
+from tests.servers import (
+    REDIS_URL,
+    ROOT,
+    EngineProcess,
+    Server,
+    start_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -358,6 +365,246 @@ def test_approve_a_gate_by_clicking(
     expect(page.locator('#timeline li[data-type="gate_decided"]')).to_have_count(1, timeout=WAIT)
 
 
+@pytest.fixture(scope="module")
+def debug_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
+    """daphne with DEBUG on, as a fresh project has it (django-htmx's debug script loads)."""
+    with django_db_blocker.unblock():
+        srv = start_server(DJANGO_DEBUG="true")
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_a_refused_decision_shows_in_its_card_and_the_next_one_counts(
+    request: pytest.FixtureRequest,
+    new_page: Callable[..., Page],
+    operator: str,
+    debug: bool,
+    errors: Errors,
+) -> None:
+    srv: Server = request.getfixturevalue("debug_server" if debug else "server")
+    # Chromium logs each refused POST; that is the point of this test.
+    errors.allow = re.compile(r"Failed to load resource: .* status of (400|409) ")
+    research_run()
+    engine.open_gate("report-7f3a", "review", {"title": "Publish?"})
+    page = new_page()
+    login(page, srv, operator, then="/dags/report-7f3a/")
+    assert page.locator('script[src*="django-htmx.js"]').count() == (1 if debug else 0)
+    gate = page.locator("#gate-list .gate")
+    gate.get_by_role("button", name="Modify").click()  # no feedback: refused with 400
+    expect(gate.get_by_role("alert")).to_contain_text("A modify decision needs feedback.")
+    expect(page.locator("#graph")).to_be_visible()  # the page is still the page
+    assert Gate.objects.get().status == "pending"
+    gate.get_by_label("Feedback").fill("Cut the second section.")
+    gate.get_by_role("button", name="Modify").click()
+    expect(gate).to_have_attribute("data-gate-status", "modified")
+    decided = Gate.objects.get()
+    assert (decided.status, decided.feedback) == ("modified", "Cut the second section.")
+    # A refused control shows in the controls card the same way.
+    engine.set_state("report-7f3a", "paused")
+    page.get_by_role("button", name="Pause").evaluate("b => b.removeAttribute('disabled')")
+    page.get_by_role("button", name="Pause").click()  # 409: the run is paused already
+    expect(page.locator("#controls").get_by_role("alert")).to_contain_text("Cannot pause")
+    expect(page.locator("#graph")).to_be_visible()
+
+
+LIVENESS = {"ENGINE_HEARTBEAT_SECONDS": 0.5, "ENGINE_STALE_SECONDS": 3}
+
+
+@pytest.fixture
+def liveness_server(django_db_blocker: Any) -> Iterator[Server]:
+    # Not configured_server: it ends every other session on the test database, the
+    # engine thread's of this module too. The server's own go when it stops.
+    with django_db_blocker.unblock():
+        srv = start_server(DAGSTREAM_JSON=json.dumps(LIVENESS))
+    yield srv
+    srv.stop()
+
+
+def test_a_killed_engine_is_shown_as_not_responding_and_its_run_can_be_ended(
+    liveness_server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    engine.create_dag("orphan-1", name="orphaned", nodes=[f"n{i}" for i in range(3)])
+    proc = EngineProcess("idle", "orphan-1", 0, DAGSTREAM_JSON=json.dumps(LIVENESS))
+    try:
+        proc.go()
+        assert proc.process.stdout is not None
+        assert proc.process.stdout.readline().strip() == "streaming"
+        page = new_page()
+        login(page, liveness_server, operator, then="/dags/orphan-1/")
+        health = page.locator("#engine-health")
+        expect(health).to_have_attribute("data-engine", "ok")
+        # A quiet engine heartbeats: its last-seen moment moves on by itself.
+        first = Dag.objects.get(pk="orphan-1").engine_seen_at
+        for _ in range(100):  # bounded, 0.1 s each
+            if Dag.objects.get(pk="orphan-1").engine_seen_at != first:
+                break
+            page.wait_for_timeout(100)
+        else:
+            pytest.fail("the idle engine sent no heartbeat")
+        expect(page.get_by_role("button", name="End run")).to_have_count(0)
+    finally:
+        proc.process.kill()  # SIGKILL: no close(), no last word
+        proc.process.communicate(timeout=10)  # reaped, its pipes closed
+    expect(health).to_have_attribute("data-engine", "stale", timeout=WAIT)
+    expect(health).to_contain_text("Engine not responding")
+    expect(page.locator("#dag-status")).to_have_attribute("data-status", "running")
+    shoot(page, "engine-not-responding.png")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="End run").click()
+    expect(page.locator("#dag-status")).to_have_attribute("data-status", "cancelled", timeout=WAIT)
+    expect(node(page, "n0")).to_have_attribute("data-status", "cancelled", timeout=WAIT)
+    assert Dag.objects.get(pk="orphan-1").status == "cancelled"
+
+
+def view_box(page: Page) -> list[float]:
+    """The graph's view: the drawing's point at the card's top left, and the scale."""
+    return [float(v) for v in (page.locator("#graph").get_attribute("data-view") or "").split()]
+
+
+def inside(page: Page, selector: str) -> bool:
+    """True if every element matching ``selector`` is drawn within the graph's card."""
+    return bool(
+        page.evaluate(
+            """sel => { const frame = document.querySelector('#graph').getBoundingClientRect();
+              return [...document.querySelectorAll(sel)].every(el => {
+                const b = el.getBoundingClientRect();
+                return b.left >= frame.left - 1 && b.right <= frame.right + 1 &&
+                       b.top >= frame.top - 1 && b.bottom <= frame.bottom + 1; }); }""",
+            selector,
+        )
+    )
+
+
+def test_graph_fits_its_card_and_zooms_and_pans(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    research_run()
+    page = new_page()
+    login(page, server, operator, then="/dags/report-7f3a/")
+    graph = page.locator("#graph")
+    expect(graph).to_have_attribute("data-fit", "true")
+    assert int(graph.get_attribute("data-zoom") or 0) < 100  # 1,400 px: shrunk to fit
+    assert inside(page, "#graph .node"), "every node is in view at first"
+    # Keyboard: + zooms in, arrows pan, 0 fits again.
+    graph.focus()
+    page.keyboard.press("+")
+    expect(graph).to_have_attribute("data-fit", "false")
+    zoomed = int(graph.get_attribute("data-zoom") or 0)
+    before = view_box(page)
+    page.keyboard.press("ArrowRight")
+    assert view_box(page)[0] > before[0]
+    page.keyboard.press("0")
+    expect(graph).to_have_attribute("data-fit", "true")
+    assert int(graph.get_attribute("data-zoom") or 0) < zoomed
+    # The wheel zooms around the pointer; a drag pans (and opens no node).
+    box = page.locator("#graph svg").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)
+    expect(graph).to_have_attribute("data-fit", "false")
+    assert int(graph.get_attribute("data-zoom") or 0) > zoomed - 1
+    gather = node(page, "gather").bounding_box()
+    assert gather is not None
+    start = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(start[0] + 60, start[1] + 30, steps=5)
+    page.mouse.up()
+    moved = node(page, "gather").bounding_box()
+    assert moved is not None
+    assert abs(moved["x"] - gather["x"] - 60) < 3 and abs(moved["y"] - gather["y"] - 30) < 3
+    expect(page.locator("#node-panel .node-detail")).to_have_count(0)
+    # The toolbar does the same.
+    page.get_by_role("button", name="Zoom out").click()
+    page.get_by_role("button", name="Fit").click()
+    expect(graph).to_have_attribute("data-fit", "true")
+    # Pinch: two touch pointers moving apart zoom in.
+    page.evaluate(
+        """() => { const svg = document.querySelector('#graph svg');
+          const b = document.querySelector('#graph').getBoundingClientRect();
+          const cx = b.left + b.width / 2, cy = b.top + b.height / 2;
+          const ev = (type, id, x) => svg.dispatchEvent(new PointerEvent(type, {pointerId: id,
+              pointerType: 'touch', clientX: x, clientY: cy, bubbles: true, isPrimary: id === 1}));
+          ev('pointerdown', 1, cx - 20); ev('pointerdown', 2, cx + 20);
+          ev('pointermove', 1, cx - 60); ev('pointermove', 2, cx + 60);
+          ev('pointerup', 1, cx - 60); ev('pointerup', 2, cx + 60); }"""
+    )
+    assert int(graph.get_attribute("data-zoom") or 0) > zoomed
+    # A change of structure re-renders the graph and keeps the chosen view.
+    chosen = graph.get_attribute("data-zoom")
+    engine.mutate("report-7f3a", {"op": "add_node", "node": {"id": "extra", "label": "Extra"}})
+    expect(node(page, "extra")).to_have_count(1, timeout=WAIT)
+    expect(page.locator("#graph")).to_have_attribute("data-zoom", chosen or "")
+
+
+def test_graph_shows_full_labels_on_hover_and_focus(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    research_run()
+    page = new_page()
+    login(page, server, operator, then="/dags/report-7f3a/")
+    assert node(page, "sum_c").locator(".node-label").text_content() == "Summarise: Fraunhof…"
+    node(page, "sum_c").hover()
+    tip = page.locator(".graph-tip")
+    expect(tip).to_be_visible()
+    expect(tip).to_contain_text("Summarise: Fraunhofer")
+    expect(tip).to_contain_text("sum_c")
+    page.mouse.move(5, 5)
+    expect(tip).to_be_hidden()
+    node(page, "review").focus()
+    expect(tip).to_be_visible()
+    expect(tip).to_contain_text("Human review")
+    assert node(page, "review").get_attribute("aria-describedby") == "ds-graph-tip"
+
+
+def test_a_big_graph_has_a_minimap_that_moves_the_view(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    ids = [f"n{i:03d}" for i in range(120)]
+    edges = [(ids[i], ids[i + 12]) for i in range(len(ids) - 12)]
+    engine.create_dag("big-1", name="big", nodes=ids, edges=edges)
+    page = new_page()
+    login(page, server, operator, then="/dags/big-1/")
+    minimap = page.locator("#graph canvas.graph-minimap")
+    expect(minimap).to_be_visible()
+    assert inside(page, "#graph .node")  # fitted
+    page.locator("#graph").focus()
+    for _ in range(6):
+        page.keyboard.press("+")
+    before = view_box(page)
+    box = minimap.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] - 3, box["y"] + box["height"] / 2)
+    after = view_box(page)
+    assert after[0] > before[0] and after[2] == before[2]  # moved right, same zoom
+    shoot(page, "graph-big.png")
+
+
+def test_gantt_shows_where_the_time_went_and_follows_live(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    research_run()
+    engine.open_gate("report-7f3a", "review", {"title": "Publish?"})
+    page = new_page()
+    login(page, server, operator, then="/dags/report-7f3a/")
+    gantt = page.locator("#gantt-card")
+    expect(gantt).to_be_visible()
+    rows = gantt.locator(".gantt-row")
+    expect(rows).to_have_count(8)  # the 7 nodes that ran, and review, waiting at its gate
+    expect(gantt.locator('.gantt-row[data-node-id="read_2"]')).to_have_attribute(
+        "data-status", "running"
+    )
+    expect(gantt.locator('.gantt-row[data-node-id="review"] .gantt-wait')).to_have_count(1)
+    engine.node_state("report-7f3a", "read_2", "completed")
+    expect(gantt.locator('.gantt-row[data-node-id="read_2"]')).to_have_attribute(
+        "data-status", "completed", timeout=WAIT
+    )
+    gantt.scroll_into_view_if_needed()
+    IMG.mkdir(parents=True, exist_ok=True)
+    gantt.screenshot(path=str(IMG / "gantt.png"))
+
+
 def test_pause_resume_and_cancel(
     server: Server, new_page: Callable[..., Page], operator: str
 ) -> None:
@@ -524,7 +771,16 @@ def test_history_replays_state_by_seq(
     page.get_by_role("button", name="Next event").click()
     expect(page.locator("#replay-view")).to_have_attribute("data-seq", "4")
     expect(node(page, "gather")).to_have_attribute("data-status", "completed")
-    expect(page).to_have_url(re.compile(r"seq=4"))
+    expect(page).to_have_url(re.compile(r"seq=4$"))
+    # The address always names the event shown: each step, back and forth, from
+    # a page opened at the last event (no seq in its URL).
+    page.goto(f"{server.http}/dags/report-7f3a/history/")
+    last = Dag.objects.get(pk="report-7f3a").last_seq
+    for step, seq in (("Previous", last - 1), ("Previous", last - 2), ("Next", last - 1)):
+        page.get_by_role("button", name=f"{step} event").click()
+        expect(page.locator("#replay-view")).to_have_attribute("data-seq", str(seq))
+        expect(page.locator("#replay-n")).to_have_text(str(seq))
+        expect(page).to_have_url(re.compile(rf"seq={seq}$"))
 
 
 # Computed styles of the host page's own elements (outside dagstream's root), less

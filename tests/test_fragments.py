@@ -62,11 +62,11 @@ def dag(db: Any) -> Dag:
     )
 
 
-def last_fragment(perms: render.Perms = ALL) -> str:
-    seq, frame = state.event_frames("etl-1", 0)[-1]
+def last_fragment(dag_id: str = "etl-1", perms: render.Perms = ALL) -> str:
+    seq, frame = state.event_frames(dag_id, 0)[-1]
     live.cache.clear()
-    live.progress_cache.clear()
-    return live.events_html("etl-1", [(seq, frame)], perms)
+    live.message_cache.clear()
+    return live.events_html(dag_id, [(seq, frame)], perms)
 
 
 def targets(html: str) -> list[str]:
@@ -86,6 +86,7 @@ def test_node_state_swaps_the_node_progress_and_timeline(dag: Dag) -> None:
         f"innerHTML:#{slot}",
         "afterbegin:#timeline",
         "#dag-progress",
+        "#gantt-card",
         "#ds-seq",
     ]
     assert 'data-node-id="extract" data-status="running"' in html
@@ -111,7 +112,13 @@ def test_edge_active_flashes_one_edge(dag: Dag) -> None:
 def test_dag_mutated_rerenders_the_graph(dag: Dag) -> None:
     services.mutate("etl-1", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
     html = last_fragment()
-    assert targets(html) == ["#graph", "afterbegin:#timeline", "#dag-progress", "#ds-seq"]
+    assert targets(html) == [
+        "#graph",
+        "afterbegin:#timeline",
+        "#dag-progress",
+        "#gantt-card",
+        "#ds-seq",
+    ]
     assert 'data-node-id="retry"' in html and "/ 3 nodes" in html
 
 
@@ -126,6 +133,39 @@ def test_cost_update_warns_at_80_percent_and_goes_red_over_budget(dag: Dag) -> N
     assert "cost--over" in html and "Over budget" in html and "-$2.00" in html
 
 
+def test_complete_with_nodes_still_open_marks_them_as_never_finished(dag: Dag) -> None:
+    services.node_state("etl-1", "extract", "running")
+    assert "never finished" not in last_fragment()  # still running: nothing to say
+    services.complete("etl-1", {"ok": True})
+    html = last_fragment()
+    assert "#dag-progress" in targets(html)
+    assert 'data-never-finished="2"' in html and "2 never finished" in html
+    page = render.progress_html(state.node_counts("etl-1"), "completed")
+    assert "2 never finished" in page
+
+
+def test_money_says_only_what_the_shown_numbers_say(db: Any) -> None:
+    services.create_dag("m", budget=0.32)
+    services.cost("m", spent=0.3235)  # rounds to the budget: not over it
+    html = last_fragment("m")
+    assert 'data-cost="spent">$0.32<' in html and 'data-cost="budget">$0.32<' in html
+    assert 'data-cost="remaining">$0.00<' in html
+    assert "Over budget" not in html and "cost--warn" in html and "100% of budget used" in html
+    services.cost("m", spent=0.3251)
+    html = last_fragment("m")
+    assert "Over budget" in html and 'data-cost="remaining">-$0.01<' in html
+    # The timeline shows the same figures.
+    assert "$0.33 of $0.32" in html
+
+
+def test_currency_and_decimals_are_settings(db: Any, settings: Any) -> None:
+    settings.DAGSTREAM = {"CURRENCY": "€ ", "MONEY_DECIMALS": 3}
+    services.create_dag("m", budget=1)
+    services.cost("m", spent=0.3235)
+    html = last_fragment("m")
+    assert 'data-cost="spent">€ 0.324<' in html and "€ 0.324 of € 1.000" in html
+
+
 def test_gate_waiting_appends_an_escaped_card(dag: Dag) -> None:
     services.open_gate("etl-1", "load", {"title": EVIL, "body": EVIL, "extra": {"k": EVIL}})
     html = last_fragment()
@@ -136,7 +176,7 @@ def test_gate_waiting_appends_an_escaped_card(dag: Dag) -> None:
 
 def test_gate_buttons_are_disabled_without_permission(dag: Dag) -> None:
     services.open_gate("etl-1", "load", {"title": "Ship?"})
-    html = last_fragment((False, False))
+    html = last_fragment(perms=(False, False))
     assert 'value="approve" class="btn btn--primary" disabled' in html
 
 
@@ -153,7 +193,7 @@ def test_gate_decided_replaces_the_card_without_buttons(dag: Dag, make_user) -> 
 def test_execution_state_updates_badge_and_controls(dag: Dag, make_user) -> None:
     services.control("etl-1", "pause", actor=make_user("view_dag", "control_dag"))
     html = last_fragment()
-    assert targets(html)[:2] == ["#dag-status", "#controls"]
+    assert set(targets(html)) >= {"#dag-status", "#dag-progress", "#controls", "#gantt-card"}
     assert 'data-status="paused"' in html
     pause = html.index(">Pause<")
     assert "disabled" in html[html.rindex("<button", 0, pause) : pause]
@@ -267,8 +307,8 @@ def test_a_backlog_is_one_message_with_each_node_once_and_nothing_else_dropped(d
     assert 'data-node-id="extract" data-status="completed"' in html
     # Gates and the timeline lose nothing: one entry per event, in order.
     assert found.count("beforeend:#gate-list") == 1
-    assert found.count("afterbegin:#timeline") == 8
-    assert html.index('id="ev-' + str(first + 1) + '"') < html.index(
-        'id="ev-' + str(first + 8) + '"'
-    )
+    total = Event.objects.filter(dag=dag).count() - first
+    assert found.count("afterbegin:#timeline") == total
+    entries = [html.index(f'id="ev-{seq}"') for seq in range(first + 1, first + total + 1)]
+    assert entries == sorted(entries)
     assert found[-1] == "#ds-seq"

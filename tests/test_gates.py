@@ -209,8 +209,9 @@ async def test_timeout_records_the_default_as_a_system_decision(server: Server) 
         {"node_id": "review", "decision": "approve", "feedback": "", "decided_by": ""}
     ]
     # Viewers see it; a late person gets a conflict naming the system's decision.
-    seen = await _events_until(ws, 3)
-    assert [e["type"] for e in seen] == ["human_gate_waiting", "gate_decided"]
+    seen = await _events_until(ws, 4)
+    assert [e["type"] for e in seen] == ["node_state", "human_gate_waiting", "gate_decided"]
+    assert (seen[0]["node_id"], seen[0]["status"]) == ("review", "waiting")
     assert seen[-1]["decided_by"] == ""
     await send(ws, {"type": "human_decision", "id": 1, "node_id": "review", "decision": "reject"})
     reply, _ = await reply_to(ws, 1)
@@ -348,7 +349,7 @@ async def test_repeat_with_the_same_id_is_acked_and_applied_once(
     assert third["code"] == "conflict" and third["decision"]["decision"] == "approve"
     assert len(await database_sync_to_async(_gate_events)(gated)) == 1
     assert [e["type"] for e in events + more].count("gate_decided") <= 1
-    assert await _state(gated) == ("running", 3, "approved")
+    assert await _state(gated) == ("running", 4, "approved")
     await ws.close()
 
 
@@ -370,7 +371,7 @@ async def test_invalid_decisions_change_nothing(
     await send(ws, {"type": "human_decision", "id": 5, "node_id": "review", **message})
     reply, _ = await reply_to(ws, 5)
     assert (reply["type"], reply["code"]) == ("error", code)
-    assert await _state(gated) == ("running", 2, "pending")
+    assert await _state(gated) == ("running", 3, "pending")
     await ws.close()
 
 
@@ -381,7 +382,7 @@ async def test_gates_of_a_finished_dag_are_closed(server: Server, gated: str) ->
     await send(ws, {"type": "human_decision", "id": 1, "node_id": "review", "decision": "approve"})
     reply, _ = await reply_to(ws, 1)
     assert reply["code"] == "conflict"
-    assert await _state(gated) == ("failed", 4, "pending")
+    assert await _state(gated) == ("failed", 5, "pending")
     await ws.close()
 
 
@@ -393,7 +394,7 @@ async def test_decision_without_decide_gate_is_forbidden_and_changes_nothing(
     await send(ws, {"type": "human_decision", "id": 1, "node_id": "review", "decision": "approve"})
     reply, _ = await reply_to(ws, 1)
     assert reply["code"] == "forbidden"
-    assert await _state(gated) == ("running", 2, "pending")
+    assert await _state(gated) == ("running", 3, "pending")
     # A refused id is not "used": the same id from a permitted user is a fresh command.
     _, allowed = await _operator()
     other = await _connected(server, gated, allowed)
@@ -432,13 +433,13 @@ async def test_permission_hook_limits_decisions_and_control_to_owners(
         await send(ws, {**message, "id": i})
         reply, _ = await reply_to(ws, i)
         assert reply["code"] == "forbidden"
-    assert await _state(gated) == ("running", 2, "pending")
+    assert await _state(gated) == ("running", 3, "pending")
     mine = await _connected(hook_server, gated, owner)
     await send(
         mine, {"type": "human_decision", "id": "ok", "node_id": "review", "decision": "approve"}
     )
     assert (await reply_to(mine, "ok"))[0]["type"] == "ack"
-    assert await _state(gated) == ("running", 3, "approved")
+    assert await _state(gated) == ("running", 4, "approved")
     await ws.close()
     await mine.close()
 
@@ -456,7 +457,7 @@ async def test_gate_past_its_deadline_on_a_finished_dag_raises_instead_of_spinni
     stream = await DagStream.open("timeout-5")
     with pytest.raises(services.Conflict, match="gates are closed"):
         await asyncio.wait_for(stream.gate("review", {}, timeout=1, default="approve"), 5)
-    assert await _state("timeout-5") == ("failed", 4, "pending")
+    assert await _state("timeout-5") == ("failed", 5, "pending")
     await stream.close()
 
 

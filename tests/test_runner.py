@@ -465,8 +465,12 @@ async def test_budget_pauses_the_run_and_a_gate_extends_it(
         "paused",
         "cancelled",
     ]
-    added = [e["mutation"]["node"]["id"] for e in events if e["type"] == "dag_mutated"]
+    mutations = [e["mutation"] for e in events if e["type"] == "dag_mutated"]
+    added = [m["node"]["id"] for m in mutations if m["op"] == "add_node"]
     assert added == ["budget-1", "budget-2", "budget-3"]
+    # Each gate is drawn after the node whose cost reached the budget.
+    placed = [(m["from"], m["to"]) for m in mutations if m["op"] == "add_edge"]
+    assert placed == [("b", "budget-1"), ("c", "budget-2"), ("d", "budget-3")]
     d_done = find(events, "node_state", node_id="d", status="completed")
     assert d_done is not None and d_done["metrics"]["cost"] == 1.0
 

@@ -444,6 +444,58 @@ def test_every_stored_payload_validates_against_the_protocol(dag: Dag, make_user
         protocol.validate_payload({"type": event.type, **event.payload})
 
 
+# ------------------------------------------------------- a gate's node waits
+
+
+def kinds(dag_id: str = "etl-1", after: int = 1) -> list[tuple[str, Any, Any]]:
+    return [
+        (e["type"], e.get("node_id"), e.get("status")) for e in events(dag_id) if e["seq"] > after
+    ]
+
+
+def test_a_new_gate_puts_its_node_in_waiting_whatever_the_engine_said(dag: Dag) -> None:
+    services.node_state("etl-1", "transform", "running")
+    services.open_gate("etl-1", "transform", {"title": "ok?"})
+    assert kinds(after=2) == [
+        ("node_state", "transform", "waiting"),
+        ("human_gate_waiting", "transform", None),
+    ]
+    assert Node.objects.get(dag=dag, node_id="transform").status == "waiting"
+    # Asking again (an engine that reattached) changes nothing.
+    services.open_gate("etl-1", "transform", {"title": "ok?"})
+    assert Dag.objects.get(pk="etl-1").last_seq == 4
+
+
+def test_a_node_already_waiting_gets_no_second_event(dag: Dag) -> None:
+    services.node_state("etl-1", "load", "waiting")
+    services.open_gate("etl-1", "load", {"title": "ok?"})
+    assert kinds(after=2) == [("human_gate_waiting", "load", None)]
+
+
+def test_in_one_flush_the_gate_wins_over_an_earlier_report_and_a_later_one_over_it(
+    dag: Dag,
+) -> None:
+    services.apply(
+        "etl-1",
+        [
+            Delta("node_state", {"node_id": "extract", "status": "running"}),
+            Delta("open_gate", {"node_id": "extract", "presentation": {}}),
+            Delta("mutate", {"mutation": {"op": "add_node", "node": {"id": "new"}}}),
+            Delta("open_gate", {"node_id": "new", "presentation": {}}),
+            Delta("open_gate", {"node_id": "not-a-node", "presentation": {}}),
+            Delta("node_state", {"node_id": "new", "status": "completed"}),
+        ],
+    )
+    statuses = dict(Node.objects.filter(dag=dag).values_list("node_id", "status"))
+    assert (statuses["extract"], statuses["new"]) == ("waiting", "completed")
+    assert [k for k in kinds() if k[0] == "node_state"] == [
+        ("node_state", "extract", "running"),
+        ("node_state", "extract", "waiting"),
+        ("node_state", "new", "waiting"),
+        ("node_state", "new", "completed"),
+    ]
+
+
 # ------------------------------------------------------- values JSON cannot hold
 
 
@@ -460,6 +512,39 @@ def test_every_stored_payload_validates_against_the_protocol(dag: Dag, make_user
 )
 def test_values_json_cannot_hold_are_refused(dag: Dag, call: Callable[[], Any]) -> None:
     refused(InvalidDelta, call)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: services.node_state("etl-1", "extract", "done"),
+            "valid values: pending, running, waiting, completed, failed, skipped, cancelled.",
+        ),
+        (
+            lambda: services.mutate("etl-1", {"op": "rename", "node_id": "extract"}),
+            "valid values: add_node, remove_node, add_edge, remove_edge.",
+        ),
+        (
+            lambda: services.node_state("etl-1", "extract", "running", output=object()),
+            "output is not JSON: ",
+        ),
+        (
+            lambda: services.node_state("etl-1", "extract", "running", metrics={"x": float("nan")}),
+            "metrics holds nan, which JSON cannot represent",
+        ),
+        (lambda: services.complete("etl-1", {"rows": object()}), "results is not JSON: "),
+        (
+            lambda: services.open_gate("etl-1", "load", ["not", "a", "mapping"]),  # type: ignore[arg-type]
+            "presentation must be a mapping (a dict), not list.",
+        ),
+        (lambda: services.open_gate("etl-1", "load", "text"), "presentation must be a mapping"),  # type: ignore[arg-type]
+        (lambda: services.mutate("etl-1", [("op", "add_node")]), "mutation must be a mapping"),  # type: ignore[arg-type]
+        (lambda: services.node_state("etl-1", "extract", "running", metrics=[1]), "metrics must"),  # type: ignore[arg-type]
+    ],
+)
+def test_engine_refusals_say_what_is_valid(dag: Dag, call: Callable[[], Any], match: str) -> None:
+    refused(InvalidDelta, call, match)
 
 
 def test_json_compatible_values_are_stored_as_json(dag: Dag) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
 from dagstream_app import protocol, services, state
 from dagstream_app.models import Dag, Event
@@ -52,7 +53,10 @@ def test_snapshot_holds_the_whole_current_state(dag: Dag, make_user) -> None:
         "nodes",
         "edges",
         "gates",
+        "engine_seen_at",
+        "engine_stale",
     ]
+    assert snap["engine_seen_at"].endswith("Z") and snap["engine_stale"] is False
     assert {k: snap[k] for k in ("dag_id", "name", "status", "budget", "spent", "remaining")} == {
         "dag_id": "s1",
         "name": "etl",
@@ -61,7 +65,7 @@ def test_snapshot_holds_the_whole_current_state(dag: Dag, make_user) -> None:
         "spent": 1.5,
         "remaining": 2.5,
     }
-    assert snap["last_seq"] == 4 == Dag.objects.get(pk="s1").last_seq
+    assert snap["last_seq"] == 5 == Dag.objects.get(pk="s1").last_seq
     assert (snap["results"], snap["finished_at"]) == (None, None)
     assert snap["created_at"].endswith("Z")
     a, b = snap["nodes"]
@@ -74,7 +78,7 @@ def test_snapshot_holds_the_whole_current_state(dag: Dag, make_user) -> None:
         "metrics": {"ms": 3},
     }
     assert a["finished_at"].endswith("Z")
-    assert (b["id"], b["status"], b["started_at"], b["finished_at"]) == ("b", "pending", None, None)
+    assert (b["id"], b["status"], b["started_at"], b["finished_at"]) == ("b", "waiting", None, None)
     assert snap["edges"] == [{"from": "a", "to": "b"}]
     [gate] = snap["gates"]
     assert gate == {
@@ -160,3 +164,16 @@ def test_can_replay_never_exceeds_max_lag(dag: Dag) -> None:
     # resume from the same seq again: it gets a snapshot instead.
     assert not state.can_replay("s1", 0, 3)
     assert state.can_replay("s1", 1, 3)
+
+
+# ----------------------------------------------------------- run-list probe
+
+
+def test_changed_since_names_changed_runs_and_says_which_are_new(db: Any) -> None:
+    services.create_dag("on-page", nodes=["a"])
+    moment = timezone.now()
+    assert state.changed_since(moment) == []
+    services.node_state("on-page", "a", "running")
+    services.create_dag("elsewhere", nodes=["a"])
+    changed = {dag_id: (seq, new) for dag_id, seq, new in state.changed_since(moment)}
+    assert changed == {"on-page": (2, False), "elsewhere": (1, True)}

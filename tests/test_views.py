@@ -144,9 +144,9 @@ def test_detail_renders_every_region(dag: Dag, operator: Client) -> None:
     services.open_gate("etl-1", "load", {"title": "Ship it?", "body": "Looks fine"})
     html = operator.get("/dags/etl-1/").content.decode()
     assert 'data-node-id="extract" data-status="running"' in html
-    assert 'data-node-id="load" data-status="pending"' in html
+    assert 'data-node-id="load" data-status="waiting"' in html
     assert 'ws-connect="/ws/dags/etl-1/html/"' in html
-    assert 'id="ds-seq" data-seq="3"' in html
+    assert 'id="ds-seq" data-seq="4"' in html
     assert 'data-connection="reconnecting"' in html
     for region in ('id="cost"', 'id="controls"', 'id="gate-list"', 'id="timeline"', 'id="graph"'):
         assert region in html
@@ -225,6 +225,16 @@ def test_history_steps_through_state(dag: Dag, viewer: Client) -> None:
     at4 = viewer.get("/dags/etl-1/history/", {"seq": 4}).content.decode()
     assert 'data-node-id="extract" data-status="completed"' in at4
     assert 'data-node-id="retry"' in at4
+
+
+def test_history_steps_name_the_event_shown_in_the_address(dag: Dag, viewer: Client) -> None:
+    services.node_state("etl-1", "extract", "running")
+    hx = {"HX-Request": "true"}
+    for asked, shown in (("1", 1), ("2", 2), ("99", 2), ("x", 2), ("-5", 1)):
+        response = viewer.get("/dags/etl-1/history/", {"seq": asked}, headers=hx)
+        assert f'id="replay-view" data-seq="{shown}"' in response.content.decode()
+        assert response["HX-Replace-Url"] == f"/dags/etl-1/history/?seq={shown}"
+    assert "HX-Replace-Url" not in viewer.get("/dags/etl-1/history/")
 
 
 # ----------------------------------------------------------- actions

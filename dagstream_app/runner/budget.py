@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dagstream_app.engine import GateDecision
+from dagstream_app.money import format_money, shown
 from dagstream_app.runner.definitions import HumanGate, is_positive
 
 
@@ -49,14 +50,15 @@ class BudgetPolicy:
         return {
             "title": "Budget reached: continue?",
             "body": (
-                f"Spent {self.spent:.2f} of a budget of {self.budget:.2f}. Approve to raise "
-                f"the budget by {self.step:.2f} and continue (modify with a number to raise it "
-                "by that instead); reject to cancel the run."
+                f"Spent {format_money(self.spent)} of a budget of {format_money(self.budget)}. "
+                f"Approve to raise the budget by {format_money(self.step)} and continue "
+                "(modify with a number to raise it by that instead); reject to cancel the run."
             ),
-            # Rounded for people; the exact figures are in the cost events.
-            "spent": round(self.spent, 4),
-            "budget": round(self.budget, 4),
-            "step": round(self.step, 4),
+            # Numbers (engines read them back), rounded as pages show money; the
+            # exact figures are in the cost events.
+            "spent": shown(self.spent),
+            "budget": shown(self.budget),
+            "step": shown(self.step),
         }
 
     def raise_for(self, decision: GateDecision) -> float:

@@ -140,6 +140,7 @@ class _Run:
         self.ready_gates: list[tuple[int, str]] = []
         self.to_skip: deque[str] = deque()  # pending nodes below a dead end
         self.running_tasks = 0
+        self.last_completed: str | None = None  # a budget gate is drawn after it
         for step in runner.pipeline.steps:
             self._register(step)
         for step in runner.pipeline.steps:
@@ -296,6 +297,7 @@ class _Run:
         if isinstance(self.steps[node_id], Task):
             self.running_tasks += (status == "running") - (before == "running")
         if status == "completed":
+            self.last_completed = node_id
             for child in self.children[node_id]:
                 self.unmet[child] -= 1
                 self._mark_if_ready(child)
@@ -505,6 +507,11 @@ class _Run:
             except services.Conflict:
                 pass  # a person paused or cancelled first; their command follows
         await self.stream.mutate({"op": "add_node", "node": {"id": gate.id, "label": gate.label}})
+        if self.last_completed is not None:
+            # The gate follows the node whose cost reached the budget: an edge places
+            # it there in the graph (without one it would be drawn as a start node).
+            edge = {"op": "add_edge", "from": self.last_completed, "to": gate.id}
+            await self.stream.mutate(edge)
         await self.stream.node_state(gate.id, "waiting")
         ctx = Context(self, gate.id, {}, {})
         self.tasks[gate.id] = asyncio.create_task(self._wait_gate(gate, ctx))

@@ -9,6 +9,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from dagstream_app import render
+from dagstream_app.money import format_money
 
 register = template.Library()
 
@@ -25,11 +26,8 @@ def icon(name: str, cls: str = "icon") -> SafeString:
 
 @register.filter
 def money(value: Any) -> str:
-    if value is None:
-        return "—"
-    number = round(float(value), 2)
-    sign = "-" if number < 0 else ""  # after rounding: never "-$0.00"
-    return f"{sign}${abs(number):,.2f}"
+    """An amount as every page shows it (:func:`dagstream_app.money.format_money`)."""
+    return format_money(None if value is None else float(value))
 
 
 @register.filter

@@ -33,6 +33,18 @@
     return socket;
   };
 
+  // ------------------------------------------------- refusals stay in their card
+
+  // A decision or control refused (400, 403, 404, 409) answers with its card and
+  // the message; head.html's responseHandling swaps 4xx like a success. With
+  // DEBUG on, django-htmx's script (a listener on document) would replace the
+  // whole page with any 4xx response, and the decision would be lost: on window,
+  // in the capture phase, this runs first and keeps the event from reaching it.
+  window.addEventListener("htmx:beforeOnLoad", function (e) {
+    var xhr = e.detail && e.detail.xhr;
+    if (xhr && xhr.getResponseHeader("X-Dagstream-Fragment")) e.stopPropagation();
+  }, true);
+
   // ---------------------------------------------------------------- connection
 
   var CLOSED_TEXT = {};
@@ -175,6 +187,7 @@
   }
 
   document.addEventListener("htmx:wsAfterMessage", function () {
+    graphView.refresh();
     restoreFocus();
     trimTimeline();
     flashEdge();
@@ -262,15 +275,392 @@
       document.body.dataset.live = "static";
     }
     window.setInterval(tick, 1000);
-    revealActive();
+    graphView.setup();
   });
 
-  // Wide graphs scroll: start with the first node that needs attention in view.
-  function revealActive() {
-    var scroller = document.getElementById("graph-wrap");
-    var node = scroller && scroller.querySelector(".node.s-waiting, .node.s-failed, .node.s-running");
-    if (!node || scroller.scrollWidth <= scroller.clientWidth) return;
-    var box = node.getBoundingClientRect(), frame = scroller.getBoundingClientRect();
-    scroller.scrollLeft += box.left - frame.left - scroller.clientWidth / 3;
-  }
+  // -------------------------------------------------------------- graph view
+  // The server draws the graph to fit its card (viewBox). Here: zoom and pan by
+  // changing the viewBox (wheel, drag, pinch, keys, the toolbar), a minimap for
+  // big graphs, and a tooltip with each node's full label. A graph re-rendered
+  // live (dag_mutated) keeps the view the person chose.
+
+  var graphView = (function () {
+    var MIN_SCALE = 0.02, MAX_SCALE = 3, STEP = 1.25, PAN_PX = 80, FAR = 0.3;
+    var MINIMAP_NODES = 40, MINIMAP_W = 180, MINIMAP_H = 110;
+    var view = null; // {x, y, scale} once the person zooms or pans; null: fit
+    var current = null; // {root, svg, W, H, cw, ch, x, y, scale, ...} of the graph shown
+    var pointers = {}, drag = null, pinch = null, suppressClick = false, mapDirty = true;
+
+    function parts() {
+      var root = document.getElementById("graph");
+      var svg = root && root.querySelector("svg.graph-svg");
+      if (!svg) return null;
+      return { root: root, svg: svg, W: +svg.dataset.width, H: +svg.dataset.height };
+    }
+
+    // The card's room: its width, and a height that fits the drawing at the fit scale.
+    // The svg's box is the drawing at that scale; zoom and pan are a CSS transform of
+    // it, so a 5,000-node drawing moves as one layer instead of being laid out again.
+    function measure(p) {
+      var cw = p.root.clientWidth || 1; // read before the drawing is shown: no layout of it
+      var fitW = Math.min(1, cw / p.W);
+      var maxH = Math.max(160, window.innerHeight * 0.68);
+      var ch = Math.max(160, Math.min(maxH, Math.ceil(p.H * fitW)));
+      p.root.style.height = ch + "px";
+      p.cw = cw;
+      p.ch = ch;
+      p.fit = Math.min(1, cw / p.W, ch / p.H);
+      p.svg.style.width = p.W * p.fit + "px";
+      p.svg.style.height = p.H * p.fit + "px";
+      p.root.classList.add("is-zoomable");
+    }
+
+    // While it moves, the drawing is its own compositor layer. Inline on the svg: a
+    // class on the card would restyle every one of its thousands of elements.
+    var settle = null;
+    function moving(p) {
+      p.svg.style.willChange = "transform";
+      window.clearTimeout(settle);
+      settle = window.setTimeout(function () { p.svg.style.willChange = ""; }, 250);
+    }
+
+    function clampScale(scale) { return Math.min(MAX_SCALE, Math.max(MIN_SCALE, scale)); }
+
+    function apply() {
+      var p = current;
+      if (!p) return;
+      if (view === null) {
+        p.scale = p.fit;
+        p.x = (p.W - p.cw / p.scale) / 2;
+        p.y = (p.H - p.ch / p.scale) / 2;
+      } else {
+        p.scale = view.scale;
+        p.x = view.x;
+        p.y = view.y;
+      }
+      p.svg.style.transform = "translate(" + (-p.x * p.scale).toFixed(1) + "px," +
+        (-p.y * p.scale).toFixed(1) + "px) scale(" + (p.scale / p.fit).toFixed(4) + ")";
+      p.root.dataset.view = [p.x, p.y, p.scale].map(function (v) { return v.toFixed(2); }).join(" ");
+      p.root.dataset.zoom = Math.round(p.scale * 100);
+      // Far out, text is too small to read: boxes only, which paint many times faster.
+      p.root.classList.toggle("is-far", p.scale < FAR);
+      p.root.dataset.fit = view === null ? "true" : "false";
+      var label = p.root.querySelector(".graph-zoom");
+      if (label) label.textContent = Math.round(p.scale * 100) + "%";
+      drawMinimap();
+    }
+
+    // The view may move past the drawing's edge, but its centre stays on the drawing.
+    function setView(x, y, scale) {
+      var p = current;
+      scale = clampScale(scale);
+      var w = p.cw / scale, h = p.ch / scale;
+      x = Math.min(p.W - w / 2, Math.max(-w / 2, x));
+      y = Math.min(p.H - h / 2, Math.max(-h / 2, y));
+      view = { x: x, y: y, scale: scale };
+      moving(p);
+      apply();
+    }
+
+    // Zoom by `factor` keeping the drawing point under (px, py) (pixels in the svg) still.
+    function zoomAt(factor, px, py) {
+      var p = current;
+      if (!p) return;
+      var scale = clampScale(p.scale * factor);
+      var sx = p.x + px / p.scale, sy = p.y + py / p.scale;
+      setView(sx - px / scale, sy - py / scale, scale);
+    }
+
+    function zoomCentre(factor) {
+      if (current) zoomAt(factor, current.cw / 2, current.ch / 2);
+    }
+
+    function panBy(dx, dy) {
+      var p = current;
+      if (p) setView(p.x - dx / p.scale, p.y - dy / p.scale, p.scale);
+    }
+
+    function fit() {
+      view = null;
+      apply();
+    }
+
+    // A pointer's position in the card (the svg itself is transformed).
+    function local(e) {
+      var box = current.root.getBoundingClientRect();
+      return { x: e.clientX - box.left, y: e.clientY - box.top };
+    }
+
+    // ----------------------------------------------------------- minimap
+
+    function slotBoxes() {
+      var slots = current.svg.querySelectorAll(".nodes > .slot");
+      var out = [];
+      for (var i = 0; i < slots.length; i++) {
+        var m = /translate\(([-\d.]+)[ ,]+([-\d.]+)\)/.exec(slots[i].getAttribute("transform") || "");
+        var node = slots[i].firstElementChild;
+        if (m && node) out.push({ x: +m[1], y: +m[2], status: node.dataset.status });
+      }
+      return out;
+    }
+
+    function drawMinimap() {
+      var p = current;
+      if (!p) return;
+      var canvas = p.root.querySelector("canvas.graph-minimap");
+      var big = +p.root.dataset.nodes >= MINIMAP_NODES || p.fit < 0.5;
+      if (!big) {
+        if (canvas) canvas.remove();
+        return;
+      }
+      var ratio = window.devicePixelRatio || 1;
+      var k = Math.min(MINIMAP_W / p.W, MINIMAP_H / p.H);
+      if (!canvas) {
+        canvas = document.createElement("canvas");
+        canvas.className = "graph-minimap";
+        canvas.setAttribute("aria-hidden", "true");
+        p.root.appendChild(canvas);
+        mapDirty = true;
+      }
+      var cssW = Math.ceil(p.W * k), cssH = Math.ceil(p.H * k);
+      if (canvas.width !== cssW * ratio) {
+        canvas.width = cssW * ratio;
+        canvas.height = cssH * ratio;
+        canvas.style.width = cssW + "px";
+        canvas.style.height = cssH + "px";
+        mapDirty = true;
+      }
+      if (mapDirty || !p.base) {
+        p.base = document.createElement("canvas");
+        p.base.width = canvas.width;
+        p.base.height = canvas.height;
+        var b = p.base.getContext("2d");
+        var style = getComputedStyle(p.root);
+        var colours = {};
+        var boxes = slotBoxes();
+        var nodeW = Math.max(1, 196 * k * ratio), nodeH = Math.max(1, 52 * k * ratio);
+        for (var i = 0; i < boxes.length; i++) {
+          var s = boxes[i].status;
+          if (!(s in colours)) colours[s] = style.getPropertyValue("--ds-" + s).trim() || "#888";
+          b.fillStyle = colours[s];
+          b.fillRect(boxes[i].x * k * ratio, boxes[i].y * k * ratio, nodeW, nodeH);
+        }
+        mapDirty = false;
+      }
+      var c = canvas.getContext("2d");
+      c.clearRect(0, 0, canvas.width, canvas.height);
+      c.drawImage(p.base, 0, 0);
+      c.strokeStyle = getComputedStyle(p.root).getPropertyValue("--ds-accent").trim() || "#4f46e5";
+      c.lineWidth = 2 * ratio;
+      c.strokeRect(p.x * k * ratio, p.y * k * ratio, (p.cw / p.scale) * k * ratio, (p.ch / p.scale) * k * ratio);
+      p.mapScale = k;
+    }
+
+    function centreOnMinimap(e) {
+      var p = current;
+      var box = e.target.getBoundingClientRect();
+      var sx = (e.clientX - box.left) / p.mapScale, sy = (e.clientY - box.top) / p.mapScale;
+      setView(sx - p.cw / p.scale / 2, sy - p.ch / p.scale / 2, p.scale);
+    }
+
+    // ----------------------------------------------------------- tooltip
+
+    function showTip(node) {
+      var p = current;
+      if (!p || !node) return;
+      var tip = p.root.querySelector(".graph-tip");
+      if (!tip) {
+        tip = document.createElement("div");
+        tip.className = "graph-tip";
+        tip.setAttribute("role", "tooltip");
+        tip.id = "ds-graph-tip";
+        p.root.appendChild(tip);
+      }
+      var label = node.getAttribute("aria-label") || "";
+      var name = label.slice(0, label.lastIndexOf(":"));
+      var meta = node.querySelector(".node-meta");
+      tip.textContent = "";
+      var title = document.createElement("strong");
+      title.textContent = name;
+      tip.appendChild(title);
+      if (node.dataset.nodeId !== name) {
+        var id = document.createElement("div");
+        id.className = "tip-id";
+        id.textContent = node.dataset.nodeId;
+        tip.appendChild(id);
+      }
+      var status = document.createElement("div");
+      status.textContent = meta ? meta.textContent : node.dataset.status;
+      tip.appendChild(status);
+      tip.hidden = false;
+      var rootBox = p.root.getBoundingClientRect(), box = node.getBoundingClientRect();
+      var left = Math.max(4, Math.min(box.left - rootBox.left, rootBox.width - tip.offsetWidth - 4));
+      var top = box.top - rootBox.top - tip.offsetHeight - 6;
+      if (top < 4) top = box.bottom - rootBox.top + 6;
+      tip.style.left = left + "px";
+      tip.style.top = top + "px";
+      node.setAttribute("aria-describedby", tip.id);
+    }
+
+    function hideTip() {
+      var tip = current && current.root.querySelector(".graph-tip");
+      if (tip) tip.hidden = true;
+    }
+
+    // ------------------------------------------------------------ events
+
+    function onWheel(e) {
+      e.preventDefault();
+      var at = local(e);
+      var delta = e.deltaMode === 1 ? e.deltaY * 16 : e.deltaY;
+      zoomAt(Math.exp(-delta * 0.0015), at.x, at.y);
+    }
+
+    function onPointerDown(e) {
+      if (e.button !== 0 && e.pointerType === "mouse") return;
+      suppressClick = false;
+      pointers[e.pointerId] = local(e);
+      var ids = Object.keys(pointers);
+      if (ids.length === 1) {
+        drag = { x: pointers[ids[0]].x, y: pointers[ids[0]].y, moved: false };
+      } else if (ids.length === 2) {
+        var a = pointers[ids[0]], b = pointers[ids[1]];
+        pinch = { d: Math.hypot(a.x - b.x, a.y - b.y) || 1 };
+        drag = null;
+      }
+    }
+
+    function onPointerMove(e) {
+      if (!(e.pointerId in pointers)) return;
+      pointers[e.pointerId] = local(e);
+      var ids = Object.keys(pointers);
+      if (pinch && ids.length === 2) {
+        var a = pointers[ids[0]], b = pointers[ids[1]];
+        var d = Math.hypot(a.x - b.x, a.y - b.y) || 1;
+        zoomAt(d / pinch.d, (a.x + b.x) / 2, (a.y + b.y) / 2);
+        pinch.d = d;
+        suppressClick = true;
+        return;
+      }
+      if (!drag) return;
+      var at = pointers[e.pointerId];
+      var dx = at.x - drag.x, dy = at.y - drag.y;
+      if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 4) return;
+      if (!drag.moved) {
+        drag.moved = true;
+        current.svg.setPointerCapture(e.pointerId);
+        hideTip();
+      }
+      drag.x = at.x;
+      drag.y = at.y;
+      panBy(dx, dy);
+    }
+
+    function onPointerUp(e) {
+      if (drag && drag.moved) suppressClick = true;
+      delete pointers[e.pointerId];
+      if (Object.keys(pointers).length < 2) pinch = null;
+      if (!Object.keys(pointers).length) drag = null;
+    }
+
+    // A drag that ends on a node is not a click on it.
+    function onClickCapture(e) {
+      if (suppressClick && e.target instanceof Element && e.target.closest("#graph svg")) {
+        e.stopPropagation();
+        e.preventDefault();
+      }
+      suppressClick = false;
+    }
+
+    function onKey(e) {
+      if (!(e.target instanceof Element) || !e.target.closest("#graph")) return;
+      if (e.altKey || e.ctrlKey || e.metaKey) return;
+      var handled = true;
+      switch (e.key) {
+        case "+": case "=": zoomCentre(STEP); break;
+        case "-": case "_": zoomCentre(1 / STEP); break;
+        case "0": fit(); break;
+        case "ArrowLeft": panBy(PAN_PX, 0); break;
+        case "ArrowRight": panBy(-PAN_PX, 0); break;
+        case "ArrowUp": panBy(0, PAN_PX); break;
+        case "ArrowDown": panBy(0, -PAN_PX); break;
+        default: handled = false;
+      }
+      if (handled) e.preventDefault();
+    }
+
+    function onToolbar(e) {
+      var button = e.target instanceof Element && e.target.closest("#graph [data-zoom]");
+      if (!button) return;
+      var what = button.dataset.zoom;
+      if (what === "fit") fit();
+      else zoomCentre(what === "in" ? STEP : 1 / STEP);
+    }
+
+    // The graph element is new (first load, or re-rendered live): measure, restore the view.
+    function attach() {
+      var p = parts();
+      if (!p) return;
+      if (current && current.svg === p.svg) return;
+      current = p;
+      mapDirty = true;
+      measure(p);
+      p.svg.addEventListener("wheel", onWheel, { passive: false });
+      p.svg.addEventListener("pointerdown", onPointerDown);
+      p.svg.addEventListener("pointermove", onPointerMove);
+      p.svg.addEventListener("pointerup", onPointerUp);
+      p.svg.addEventListener("pointercancel", onPointerUp);
+      apply();
+    }
+
+    function setup() {
+      attach();
+      document.addEventListener("click", onClickCapture, true);
+      document.addEventListener("click", onToolbar);
+      document.addEventListener("keydown", onKey);
+      document.addEventListener("pointerover", function (e) {
+        var node = e.target instanceof Element && e.target.closest("#graph .node");
+        if (node && !drag) showTip(node);
+      });
+      document.addEventListener("pointerout", function (e) {
+        var node = e.target instanceof Element && e.target.closest("#graph .node");
+        if (node && !(e.relatedTarget instanceof Element && node.contains(e.relatedTarget))) hideTip();
+      });
+      document.addEventListener("focusin", function (e) {
+        var node = e.target instanceof Element && e.target.closest("#graph .node");
+        if (node) showTip(node); else hideTip();
+      });
+      document.addEventListener("pointerdown", function (e) {
+        if (e.target instanceof Element && e.target.matches("canvas.graph-minimap")) {
+          centreOnMinimap(e);
+          e.preventDefault();
+        }
+      });
+      var resizing = null;
+      window.addEventListener("resize", function () {
+        window.clearTimeout(resizing);
+        resizing = window.setTimeout(function () {
+          if (!current) return;
+          measure(current);
+          apply();
+        }, 100);
+      });
+      document.addEventListener("htmx:afterSwap", attach);
+    }
+
+    // After a live message: the graph may be new; node colours may have changed
+    // (the minimap is redrawn at most twice a second, however fast events come).
+    var mapTimer = null;
+    function refresh() {
+      attach();
+      if (mapTimer !== null || !current || !current.root.querySelector("canvas.graph-minimap")) return;
+      mapTimer = window.setTimeout(function () {
+        mapTimer = null;
+        mapDirty = true;
+        drawMinimap();
+      }, 500);
+    }
+
+    return { setup: setup, refresh: refresh, fit: fit };
+  })();
 })();

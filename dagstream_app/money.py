@@ -1,0 +1,54 @@
+"""Money as people read it: one format for every page, the timeline and admin.
+
+Amounts are shown in ``DAGSTREAM["CURRENCY"]`` (a prefix, default ``"$"``) with
+``DAGSTREAM["MONEY_DECIMALS"]`` decimals (default 2). What a page says about an
+amount (remaining, over budget, the share used) follows from the numbers it
+shows, so it never says "over budget" beside a spent figure equal to the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dagstream_app.conf import get_config
+
+Level = Literal["none", "ok", "warn", "over"]
+WARN_RATIO = 0.8
+
+
+def shown(value: float) -> float:
+    """``value`` rounded as it is shown."""
+    return round(float(value), int(get_config()["MONEY_DECIMALS"]))
+
+
+def format_money(value: float | None) -> str:
+    """``$1,234.50``, ``-$0.05``, and ``—`` for no amount."""
+    if value is None:
+        return "—"
+    decimals = int(get_config()["MONEY_DECIMALS"])
+    number = shown(value)
+    sign = "-" if number < 0 else ""  # after rounding: never "-$0.00"
+    return f"{sign}{get_config()['CURRENCY']}{abs(number):,.{decimals}f}"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """Spent against a budget, in the amounts shown."""
+
+    spent: float
+    budget: float | None
+    remaining: float | None
+    pct: int  # share of the budget used, 0-100 (the bar's width)
+    level: Level
+
+
+def budget_use(spent: float, budget: float | None) -> BudgetUse:
+    """How much of ``budget`` is used, judged on the rounded amounts people see."""
+    spent = shown(spent)
+    if budget is None:
+        return BudgetUse(spent, None, None, 0, "none")
+    budget = shown(budget)
+    ratio = spent / budget if budget else (1.0 if spent == 0 else 2.0)
+    level: Level = "over" if spent > budget else "warn" if ratio >= WARN_RATIO else "ok"
+    return BudgetUse(spent, budget, shown(budget - spent), min(100, round(ratio * 100)), level)
