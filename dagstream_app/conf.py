@@ -27,6 +27,10 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # Idle consumers and waiting engines re-check the database this often (s),
     # so a lost *last* message is still noticed.
     "IDLE_CHECK_SECONDS": 1.0,
+    # Open sockets read their credential and permission again this often (s):
+    # a revoked token, an ended session, a deactivated user or a lost view
+    # permission closes them within it. Commands are checked as they arrive.
+    "REVALIDATE_SECONDS": 5.0,
     # A stream silent this long (s) gets a keep-alive message: proxies with
     # idle timeouts keep it open, and clients tell a dead connection by its absence.
     "KEEPALIVE_SECONDS": 20.0,

@@ -32,6 +32,7 @@ from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
 from dagstream_app import broadcast, fanout, live, protocol, render, services, state
+from dagstream_app.auth import current_user
 from dagstream_app.conf import get_config
 from dagstream_app.permissions import Refused, allowed, authorize, visible_ids
 from dagstream_app.protocol import (
@@ -159,6 +160,26 @@ class HubConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         await self._leave()
 
+    # ----------------------------------------------------- revalidation
+
+    checked = 0.0  # when the credential was last read again
+
+    def recheck_due(self) -> bool:
+        return bool(time.monotonic() - self.checked >= get_config()["REVALIDATE_SECONDS"])
+
+    async def recheck(self) -> bool:
+        """Read the user again; False (and the socket closed with 4001) if their
+        credential has gone: a revoked token, an ended session, a deactivated user.
+        """
+        self.checked = time.monotonic()
+        fresh = await database_sync_to_async(current_user)(self.scope)
+        if fresh is None:
+            self.ready = False
+            await self.close(CLOSE_UNAUTHENTICATED)
+            return False
+        self.user = fresh
+        return True
+
 
 class DagStreamConsumer(HubConsumer):
     """Authorizes a viewer and delivers every event of one DAG once, in order."""
@@ -178,6 +199,7 @@ class DagStreamConsumer(HubConsumer):
     async def connect(self) -> None:
         self.dag_id = self.scope["url_route"]["kwargs"]["dag_id"]
         self.user = self.scope.get("user")
+        self.checked = time.monotonic()
         config = get_config()
         self.bucket = TokenBucket(config["RATE_LIMIT_PER_SECOND"], config["RATE_LIMIT_BURST"])
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -261,8 +283,8 @@ class DagStreamConsumer(HubConsumer):
         await self.send_events([(e["seq"], e["frame"]) for e in fresh], shared)
 
     async def dagstream_progress(self, message: dict[str, Any]) -> None:
-        """The hub's database tick: the DAG's last seq; also time for a keep-alive."""
-        if not self.ready:
+        """The hub's database tick: the DAG's last seq; time for a keep-alive and a re-check."""
+        if not self.ready or (self.recheck_due() and not await self.still_viewer()):
             return
         behind, self.behind = self.behind, 0
         if message["seq"] > self.last_sent:
@@ -287,6 +309,22 @@ class DagStreamConsumer(HubConsumer):
     async def dagstream_layer_error(self, message: dict[str, Any]) -> None:
         if self.ready:
             await self._catch_up()
+
+    async def still_viewer(self) -> bool:
+        """Read the user again: may they still watch? If not, the socket is closed."""
+        if not await self.recheck():
+            return False
+        try:
+            await database_sync_to_async(authorize)(self.user, "view", self.dag_id)
+        except Refused as exc:
+            self.ready = False
+            await self.close(_CLOSE_FOR[exc.reason])
+            return False
+        self.on_recheck()
+        return True
+
+    def on_recheck(self) -> None:
+        """The user was read again: forget what was worked out from the old one."""
 
     async def _gone(self) -> None:
         self.ready = False
@@ -399,6 +437,9 @@ class DagJsonConsumer(DagStreamConsumer):
         except protocol.ProtocolError as exc:
             await self.reply_error(exc.code, exc.message, exc.command_id)
             return
+        # Each command is authorized as the user is now, not as they connected.
+        if not isinstance(command, protocol.Resume) and not await self.recheck():
+            return
         try:
             await self.handle(command)
         except services.DagstreamError as exc:
@@ -448,6 +489,9 @@ class DagHtmlConsumer(DagStreamConsumer):
 
     perms: render.Perms | None = None
     coalesce = True
+
+    def on_recheck(self) -> None:
+        self.perms = None  # the buttons follow what the user may do now
 
     async def _ensure_perms(self) -> render.Perms:
         if self.perms is None:
@@ -500,6 +544,7 @@ class DagIndexConsumer(HubConsumer):
     async def connect(self) -> None:
         await self.accept()
         self.user = user = self.scope.get("user")
+        self.checked = time.monotonic()
         if user is None or not user.is_authenticated:
             await self.close(CLOSE_UNAUTHENTICATED)
             return
@@ -547,7 +592,16 @@ class DagIndexConsumer(HubConsumer):
             await self.send(text_data=render.row_deleted_html(dag_id))
 
     async def dagstream_tick(self, message: dict[str, Any]) -> None:
-        if self.ready and time.monotonic() - self.last_send >= get_config()["KEEPALIVE_SECONDS"]:
+        if not self.ready:
+            return
+        if self.recheck_due():
+            if not await self.recheck():
+                return
+            if not await database_sync_to_async(allowed)(self.user, "view"):
+                self.ready = False
+                await self.close(CLOSE_FORBIDDEN)
+                return
+        if time.monotonic() - self.last_send >= get_config()["KEEPALIVE_SECONDS"]:
             await self.send(text_data=render.KEEPALIVE_HTML)
 
     async def dagstream_layer_error(self, message: dict[str, Any]) -> None:
