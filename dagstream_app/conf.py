@@ -22,6 +22,12 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # Per-connection token bucket for client frames: sustained rate and burst.
     "RATE_LIMIT_PER_SECOND": 20.0,
     "RATE_LIMIT_BURST": 40,
+    # Replays and snapshots one connection may cost in a minute, in events (a
+    # snapshot: its nodes, edges and gates); past it, resumes get rate_limited.
+    "REPLAY_BUDGET_PER_MINUTE": 50_000,
+    # Bytes a server may hold for a socket whose client does not read; past it
+    # the socket is closed with 4013 (daphne; uvicorn applies back-pressure itself).
+    "MAX_UNSENT_BYTES": 4 * 1024 * 1024,
     # A consumer this many events behind closes with 4013 (client resumes).
     "MAX_LAG": 5_000,
     # Idle consumers and waiting engines re-check the database this often (s),

@@ -31,7 +31,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
-from dagstream_app import broadcast, fanout, live, protocol, render, services, state
+from dagstream_app import broadcast, fanout, live, protocol, render, services, state, transport
 from dagstream_app.auth import current_user
 from dagstream_app.conf import get_config
 from dagstream_app.permissions import Refused, allowed, authorize, visible_ids
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 # Layer messages a consumer may have queued; past it, it catches up from the log.
 INBOX_LIMIT = 1_000
+# A replay from the log is sent this many events at a time, yielding in between.
+REPLAY_CHUNK = 500
 _CLOSE_FOR = {
     "unauthenticated": CLOSE_UNAUTHENTICATED,
     "forbidden": CLOSE_FORBIDDEN,
@@ -54,7 +56,7 @@ _CLOSE_FOR = {
 
 
 class TokenBucket:
-    """Per-connection rate limit: ``rate`` frames a second, bursts up to ``burst``."""
+    """Per-connection budget: ``rate`` units a second, bursts up to ``burst``."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
@@ -62,13 +64,13 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp = time.monotonic()
 
-    def take(self) -> bool:
+    def take(self, cost: float = 1) -> bool:
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens < 1:
+        if self.tokens < cost:
             return False
-        self.tokens -= 1
+        self.tokens -= cost
         return True
 
 
@@ -103,6 +105,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         self.hub = fanout.hub_for(layer)
         self.inbox = fanout.Inbox(INBOX_LIMIT)
         self.base_send = send
+        self.unsent = transport.unsent_bytes(send)
         self.last_send = time.monotonic()  # the keep-alive counts from the connect
         turn = asyncio.Lock()  # one handler at a time, as Channels runs them
         pumps = [
@@ -151,11 +154,35 @@ class HubConsumer(AsyncWebsocketConsumer):
     async def send(
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
     ) -> None:
+        if self.dropped:
+            return  # the socket is gone: what was still to send goes nowhere
         self.last_send = time.monotonic()
-        if text_data is not None and not close:  # the hot path, past two layers of wrappers
-            await self.base_send({"type": "websocket.send", "text": text_data})
-            return
-        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        try:
+            if text_data is not None and not close:  # the hot path, past two wrappers
+                await self.base_send({"type": "websocket.send", "text": text_data})
+            else:
+                await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except transport.GONE:
+            # The client left while we were sending: nothing to report, nothing to keep.
+            self.dropped = True
+            raise StopConsumer() from None
+        if self.unsent is not None and self.unsent() > get_config()["MAX_UNSENT_BYTES"]:
+            await self._drop_non_reader()
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        await super().close(code, reason)
+        self.dropped = True  # nothing is sent after a close
+
+    unsent: Any = None  # () -> bytes the server holds for this socket, if it can tell
+    dropped = False
+
+    async def _drop_non_reader(self) -> None:
+        """Too much waits for a client that does not read: let it come back later (4013)."""
+        log.info("dagstream: closing a socket that does not read (%s)", self.scope.get("client"))
+        self.unsent = None
+        self.ready = False
+        await self.close(CLOSE_TRY_AGAIN_LATER)
+        transport.abort(self.base_send)  # the close frame would wait behind the rest
 
     async def disconnect(self, code: int) -> None:
         await self._leave()
@@ -202,6 +229,9 @@ class DagStreamConsumer(HubConsumer):
         self.checked = time.monotonic()
         config = get_config()
         self.bucket = TokenBucket(config["RATE_LIMIT_PER_SECOND"], config["RATE_LIMIT_BURST"])
+        # What replays and snapshots may cost this connection: a minute's worth.
+        budget = config["REPLAY_BUDGET_PER_MINUTE"]
+        self.replays = TokenBucket(budget / 60, budget)
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.batch = query.get("batch") == ["1"]
         # Accept, then close with a code: a close before accept reaches a
@@ -227,8 +257,15 @@ class DagStreamConsumer(HubConsumer):
         self.ready = False
         await self._leave()
 
-    async def start_stream(self, last_seq: int | None) -> None:
-        """Replay after ``last_seq`` when retained, else send a snapshot."""
+    async def start_stream(self, last_seq: int | None, *, asked: bool = False) -> None:
+        """Replay after ``last_seq`` when retained, else send a snapshot.
+
+        Both are paid from the connection's replay budget
+        (``REPLAY_BUDGET_PER_MINUTE`` events, a snapshot costing its nodes, edges
+        and gates): a client that resumes over and over is refused with
+        ``rate_limited`` instead of making the server stream to it alone. The
+        first stream of a connection (``asked`` False) is always sent.
+        """
         progress = await database_sync_to_async(state.progress)(self.dag_id)
         if progress is None:
             await self._gone()
@@ -237,6 +274,8 @@ class DagStreamConsumer(HubConsumer):
         if last_seq is not None and await database_sync_to_async(state.can_replay)(
             self.dag_id, last_seq, current
         ):
+            if not self._afford(current - last_seq, asked):
+                raise services.RateLimited("Too many replays; resume later.")
             self.last_sent = last_seq
             if await self._fill(current):
                 self.terminal = status in protocol.TERMINAL_STATUSES
@@ -245,9 +284,18 @@ class DagStreamConsumer(HubConsumer):
         if snap is None:
             await self._gone()
             return
+        if not self._afford(1 + len(snap.nodes) + len(snap.edges) + len(snap.gates), asked):
+            raise services.RateLimited("Too many snapshots; resume later.")
         self.last_sent = snap.last_seq
         self.terminal = snap.status in protocol.TERMINAL_STATUSES
         await self.send_snapshot(snap)
+
+    def _afford(self, cost: int, asked: bool) -> bool:
+        if self.replays.take(cost):
+            return True
+        if not asked:
+            self.replays.tokens = 0.0  # the first stream is owed; it uses the budget up
+        return not asked
 
     # ----------------------------------------------------------- delivery
 
@@ -347,9 +395,14 @@ class DagStreamConsumer(HubConsumer):
             await self.close(CLOSE_TRY_AGAIN_LATER)
             return False
         frames = await self.hub.frames_between(self.dag_id, self.last_sent, upto)
-        if frames:
-            self.last_sent = frames[-1][0]
-            await self.send_events(frames, None)
+        for start in range(0, len(frames), REPLAY_CHUNK):
+            if start:
+                await asyncio.sleep(0)  # a long replay yields to the other consumers
+            chunk = frames[start : start + REPLAY_CHUNK]
+            self.last_sent = chunk[-1][0]
+            await self.send_events(chunk, None)
+            if not self.ready:
+                return False
         return True
 
     # Overridden by consumers that render events differently.
@@ -467,7 +520,7 @@ class DagJsonConsumer(DagStreamConsumer):
                     self.dag_id, action, actor=self.user, command_id=command.id
                 )
             case protocol.Resume():
-                await self.start_stream(command.last_seq)
+                await self.start_stream(command.last_seq, asked=True)
             case _:  # pragma: no cover - parse_command admits only the types above
                 raise services.InvalidDelta(f"Unhandled message {command!r}.")
 

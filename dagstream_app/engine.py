@@ -436,17 +436,22 @@ class DagStream:
     async def _receive_loop(self, layer: Any) -> None:
         group = broadcast.control_group_name(self.dag_id)
         assert self._channel is not None
-        joined = False
+        joined = down = False
         while True:
             try:
                 if not joined:
                     await layer.group_add(group, self._channel)
                     joined = True
                 await layer.receive(self._channel)
+                if down:
+                    down = False
+                    log.warning("dagstream engine: the control channel is back")
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("dagstream engine: control channel failed", exc_info=True)
+                if not down:  # once per outage; the database poll covers meanwhile
+                    down = True
+                    log.warning("dagstream engine: control channel failed", exc_info=True)
                 joined = False
                 await asyncio.sleep(get_config()["IDLE_CHECK_SECONDS"])
             # Wake every waiter, then arm a fresh event: no wake-up is lost

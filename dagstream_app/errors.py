@@ -6,7 +6,7 @@ from typing import Any
 
 from dagstream_app import protocol
 
-__all__ = ["Conflict", "DagstreamError", "Forbidden", "InvalidDelta", "NotFound"]
+__all__ = ["Conflict", "DagstreamError", "Forbidden", "InvalidDelta", "NotFound", "RateLimited"]
 
 
 class DagstreamError(Exception):
@@ -29,6 +29,12 @@ class NotFound(DagstreamError, LookupError):
 
 class Forbidden(DagstreamError, PermissionError):
     code = "forbidden"
+
+
+class RateLimited(DagstreamError):
+    """Too much asked too fast: try again later."""
+
+    code = "rate_limited"
 
 
 class Conflict(DagstreamError):

@@ -41,7 +41,14 @@ from django.utils import timezone
 
 from dagstream_app import broadcast, bulk, graph, protocol
 from dagstream_app.conf import get_config
-from dagstream_app.errors import Conflict, DagstreamError, Forbidden, InvalidDelta, NotFound
+from dagstream_app.errors import (
+    Conflict,
+    DagstreamError,
+    Forbidden,
+    InvalidDelta,
+    NotFound,
+    RateLimited,
+)
 from dagstream_app.models import CommandReceipt, Dag, Edge, Event, Gate, Node
 from dagstream_app.permissions import Action, Refused, authorize
 from dagstream_app.protocol import format_ts
@@ -56,6 +63,7 @@ __all__ = [
     "Forbidden",
     "InvalidDelta",
     "NotFound",
+    "RateLimited",
     "apply",
     "complete",
     "control",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -497,3 +498,48 @@ async def test_permission_hook_decides_per_dag(
     await ws.close()
     ws = await open_ws(server_with_hook, "hidden", token=viewer)
     assert await close_code(ws) == 4003
+
+
+@pytest.fixture(scope="session")
+def server_small_budget(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
+    with configured_server(django_db_blocker, REPLAY_BUDGET_PER_MINUTE=100) as srv:
+        yield srv
+
+
+async def test_repeated_resumes_cost_the_client_not_the_server(
+    server_small_budget: Server, dag: Dag, viewer: str
+) -> None:
+    await _events(dag.dag_id, 60)
+    ws = await open_ws(server_small_budget, dag.dag_id, token=viewer, query="batch=1")
+    assert (await recv(ws))["seq"] == 61  # the first stream is always sent
+    await send(ws, {"type": "resume", "last_seq": 1, "id": "again"})
+    replayed = await recv(ws)
+    assert [m["seq"] for m in replayed] == list(range(2, 62))
+    assert await recv(ws) == {"type": "ack", "id": "again"}
+    # 60 more events of replay within the minute: past the budget of 100.
+    await send(ws, {"type": "resume", "last_seq": 1, "id": "greedy"})
+    reply = await recv(ws)
+    assert (reply["type"], reply["code"], reply["id"]) == ("error", "rate_limited", "greedy")
+    await send(ws, {"type": "pause_execution", "id": "still-open"})
+    assert (await recv(ws))["type"] in ("ack", "error")  # answered: the socket lives on
+    await ws.close()
+
+
+@pytest.fixture(scope="session")
+def server_chatty(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
+    with configured_server(django_db_blocker, KEEPALIVE_SECONDS=0.5) as srv:
+        yield srv
+
+
+async def test_a_quiet_stream_gets_keepalives(server_chatty: Server, dag: Dag, viewer: str) -> None:
+    ws = await open_ws(server_chatty, dag.dag_id, token=viewer)
+    assert (await recv(ws))["type"] == "snapshot"
+    assert await recv(ws, timeout=10) == {"type": "keepalive"}
+    assert await recv(ws, timeout=10) == {"type": "keepalive"}
+    await ws.close()
+    page = await open_ws(
+        server_chatty, dag.dag_id, token=viewer, path=f"/ws/dags/{dag.dag_id}/html/"
+    )
+    await asyncio.wait_for(page.recv(), 10)  # the page's regions
+    assert 'id="ds-keepalive"' in str(await asyncio.wait_for(page.recv(), 10))
+    await page.close()

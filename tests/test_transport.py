@@ -1,0 +1,79 @@
+"""transport: a server never holds without bound for a client that does not read."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from dagstream_app import services
+from tests.servers import Server, configured_server
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LIMIT = 256 * 1024
+EVENTS, BLOB = 400, 20_000  # 8 MB of frames for a client that reads none of them
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
+    with configured_server(django_db_blocker, MAX_UNSENT_BYTES=LIMIT) as srv:
+        yield srv
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def _non_reader(server: Server, token: str) -> socket.socket:
+    """A WebSocket handshake by hand, then a client that reads nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws/dags/slow/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Origin: {server.http}\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ).encode()
+    )
+    sock.settimeout(15)
+    assert sock.recv(12) == b"HTTP/1.1 101"
+    return sock
+
+
+async def test_a_client_that_does_not_read_is_dropped_and_costs_no_memory(
+    server: Server, make_user: Any, make_token: Any
+) -> None:
+    await sync_to_async(services.create_dag)("slow", nodes=["a"])
+    token = await sync_to_async(make_token)(await sync_to_async(make_user)("view_dag"))
+    sock = _non_reader(server, token)
+    before = _rss_mb(server.process.pid)
+    for i in range(EVENTS):
+        await sync_to_async(services.node_state)(
+            "slow", "a", "running", output={"b": "x" * BLOB, "i": i}
+        )
+    # The server holds at most LIMIT for this socket, then drops it: reading now
+    # finds only what the kernels had buffered, then the end of the connection.
+    received = 0
+    with pytest.raises((ConnectionResetError, EOFError)):
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            received += len(chunk)
+    assert received < EVENTS * BLOB / 4
+    assert _rss_mb(server.process.pid) - before < 40  # not the 8 MB per such client it held
+    assert not any("Traceback" in line for line in server.log)
+    sock.close()
