@@ -27,6 +27,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # Idle consumers and waiting engines re-check the database this often (s),
     # so a lost *last* message is still noticed.
     "IDLE_CHECK_SECONDS": 1.0,
+    # A socket silent this long gets a ``keepalive`` message (s): idle proxies
+    # keep it open, and clients reconnect when they hear nothing for ~2.5x it.
+    "KEEPALIVE_SECONDS": 20.0,
     # With ``?batch=1``: events are coalesced for at most this long (s) ...
     "BATCH_WINDOW_SECONDS": 0.005,
     # ... and at most this many go into one frame.

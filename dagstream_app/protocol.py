@@ -304,6 +304,10 @@ class Snapshot(_Message, tag="snapshot"):
     seq: int
 
 
+class Keepalive(_Message, tag="keepalive"):
+    """Sent after ``KEEPALIVE_SECONDS`` of silence: clients that miss it reconnect."""
+
+
 # ------------------------------------------------------------------ codecs
 
 _encoder = msgspec.json.Encoder()
@@ -388,7 +392,7 @@ def json_schema() -> dict[str, Any]:
     """JSON Schema (2020-12) of every protocol message, grouped by direction."""
     events = list(EventPayload.__args__)
     commands = list(ClientCommand.__args__)
-    replies = [Ack, ErrorReply, Snapshot]
+    replies = [Ack, ErrorReply, Snapshot, Keepalive]
     (schemas, components) = msgspec.json.schema_components(
         [*events, *commands, *replies, Envelope], ref_template="#/$defs/{name}"
     )

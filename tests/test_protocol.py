@@ -343,7 +343,7 @@ def test_schema_command_prints_json_with_every_message() -> None:
 
     assert tags("server_event") == set(protocol.EVENT_TYPES)
     assert tags("client_command") == set(protocol.CLIENT_TYPES)
-    assert tags("server_reply") == {"ack", "error", "snapshot"}
+    assert tags("server_reply") == {"ack", "error", "snapshot", "keepalive"}
 
 
 def test_schema_requires_the_envelope_on_every_event() -> None:
@@ -417,8 +417,11 @@ def test_schema_validates_commands_and_replies() -> None:
     for reply in (
         json.loads(protocol.encode(protocol.Ack(id=4))),
         json.loads(protocol.encode(protocol.ErrorReply(code="too_large", message="m"))),
+        json.loads(protocol.encode(protocol.Keepalive())),
     ):
         assert _check(reply, "server_reply") == [], reply
+    assert protocol.encode(protocol.Keepalive()) == '{"type":"keepalive"}'
+    assert _check({"type": "keepalive", "seq": 3}, "server_reply")
 
 
 @pytest.mark.django_db
