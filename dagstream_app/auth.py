@@ -1,29 +1,107 @@
-"""Bearer-token authentication for WebSocket clients that have no session."""
+"""Who a WebSocket handshake is: a bearer token, a ticket, or the session on our own origins.
+
+- ``Authorization: Bearer <key>`` decides when sent (non-browser clients).
+- Otherwise ``?ticket=<key>`` (browsers on other origins): consumed here, once,
+  and removed from the scope's query string so nothing downstream sees it.
+- Otherwise the session user from ``AuthMiddlewareStack``, but only when the
+  handshake's Origin is one of ``ALLOWED_HOSTS``: a page on an origin allowed
+  only for tickets cannot ride a user's cookie (cross-site WebSocket hijacking).
+
+A refused ticket or token leaves the user anonymous; the consumer then closes 4001.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from urllib.parse import ParseResult, parse_qsl, urlencode, urlparse
 
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
+from channels.security.websocket import OriginValidator
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
-from dagstream_app import tokens
+from dagstream_app import tickets, tokens
+from dagstream_app.conf import get_config
+
+__all__ = ["AllowedOriginsValidator", "TokenAuthMiddleware", "own_origins", "ticket_origins"]
+
+log = logging.getLogger(__name__)
+
+
+def own_origins() -> list[str]:
+    """The server's own origins: ``ALLOWED_HOSTS``, as Channels' ``AllowedHostsOriginValidator``."""
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = ["localhost", "127.0.0.1", "[::1]"]
+    return hosts
+
+
+def ticket_origins() -> list[str]:
+    """Origins a ticket may be used from: our own and ``DAGSTREAM["ALLOWED_ORIGINS"]``."""
+    return [*own_origins(), *get_config()["ALLOWED_ORIGINS"]]
+
+
+class AllowedOriginsValidator(OriginValidator):
+    """The handshake's Origin check for hosts with apps on other origins.
+
+    Lets through ``ALLOWED_HOSTS`` (like ``AllowedHostsOriginValidator``) and
+    ``DAGSTREAM["ALLOWED_ORIGINS"]``, read at each handshake; refuses the rest
+    with HTTP 403. From those other origins only a ticket authenticates.
+    """
+
+    def __init__(self, application: Any) -> None:
+        super().__init__(application, [])
+
+    def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
+        return _matches(parsed_origin, ticket_origins())
+
+
+def _origin(scope: Any) -> ParseResult | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"origin":
+            text: str = value.decode("latin-1")
+            return urlparse(text)
+    return None
+
+
+def _matches(origin: ParseResult | None, patterns: list[str]) -> bool:
+    return bool(OriginValidator(None, patterns).valid_origin(origin))
 
 
 class TokenAuthMiddleware(BaseMiddleware):
-    """Sets ``scope["user"]`` from ``Authorization: Bearer <key>`` when that header is sent.
-
-    A bad or revoked key makes the user anonymous (the consumer then closes with
-    4001); without the header the session user from ``AuthMiddlewareStack`` stays.
-    """
+    """Sets ``scope["user"]`` from a bearer token or a ticket (see the module's docstring)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
         header = dict(scope.get("headers", ())).get(b"authorization")
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        keys = [value for name, value in query if name == "ticket"]
+        if keys:
+            rest = urlencode([(name, value) for name, value in query if name != "ticket"])
+            scope = dict(scope, query_string=rest.encode("latin-1"))
         if header is not None:
-            scheme, _, key = header.decode("latin-1").partition(" ")
-            user = None
-            if scheme.lower() == "bearer" and key.strip():
-                user = await database_sync_to_async(tokens.user_for_token)(key.strip())
+            user = await database_sync_to_async(tokens.user_for_authorization)(
+                header.decode("latin-1")
+            )
             scope = dict(scope, user=user or AnonymousUser())
+        elif keys:
+            scope = dict(scope, user=await self._ticket_user(scope, keys) or AnonymousUser())
+        else:
+            origin = _origin(scope)
+            if origin is not None and not _matches(origin, own_origins()):
+                scope = dict(scope, user=AnonymousUser())
         return await super().__call__(scope, receive, send)
+
+    async def _ticket_user(self, scope: Any, keys: list[str]) -> Any:
+        dag_id = scope.get("url_route", {}).get("kwargs", {}).get("dag_id", "")
+        try:
+            user = await database_sync_to_async(tickets.redeem_ticket)(keys[0], dag_id)
+        except tickets.TicketRefused as exc:
+            log.info("dagstream: WebSocket ticket refused on %r: %s", dag_id, exc.reason)
+            return None
+        # Checked after the ticket is consumed: one shown to a wrong origin is spent.
+        if len(keys) > 1 or not _matches(_origin(scope), ticket_origins()):
+            log.info("dagstream: WebSocket ticket refused on %r: origin", dag_id)
+            return None
+        return user

@@ -37,6 +37,12 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # Reports an engine may queue (``stream.nowait``) before the database has
     # written them; past it nowait raises BufferFull (async) or blocks (sync).
     "ENGINE_BUFFER": 10_000,
+    # WebSocket tickets (``POST /dags/<dag_id>/ticket/``) are valid this long (s).
+    "TICKET_SECONDS": 30,
+    # Origins besides ALLOWED_HOSTS that may open a WebSocket with a ticket, as
+    # Channels' OriginValidator patterns, e.g. ["https://app.example.com"].
+    # They need auth.AllowedOriginsValidator in asgi.py to pass the handshake.
+    "ALLOWED_ORIGINS": (),
     # Longest gate feedback accepted, in characters.
     "FEEDBACK_MAX_LENGTH": 4_000,
     # ``manage.py dagstream_prune`` deletes runs finished more than this many

@@ -92,8 +92,12 @@ class Server:
             self.process.stderr.close()
 
 
-def start_server(port: int = 0, **env: str) -> Server:
-    """Start daphne on ``port`` (0: any free one) and return once it listens."""
+def start_server(port: int = 0, *, access_log: Path | None = None, **env: str) -> Server:
+    """Start daphne on ``port`` (0: any free one) and return once it listens.
+
+    ``access_log``: a file for daphne's access log (request paths), else none is kept.
+    """
+    log_args = ["--access-log", str(access_log)] if access_log is not None else []
     process = subprocess.Popen(
         [
             sys.executable,
@@ -105,6 +109,7 @@ def start_server(port: int = 0, **env: str) -> Server:
             str(port),
             "-v",
             "1",
+            *log_args,
             "project.asgi:application",
         ],
         cwd=ROOT,
