@@ -41,6 +41,14 @@ def redis_servers(django_db_setup: Any, django_db_blocker: Any) -> Iterator[list
     release_database(django_db_blocker)
 
 
+@pytest.fixture(scope="session")
+def js_tools() -> None:
+    """The JavaScript client's toolchain in tests/js, installed once per session."""
+    from tests import jstools
+
+    jstools.install()
+
+
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., User]:
     counter = iter(range(1, 1_000_000))
