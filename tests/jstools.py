@@ -20,10 +20,18 @@ CLIENT = ROOT / "dagstream_app" / "static" / "dagstream_app" / "client"
 TIMEOUT = 300
 
 
+NODE_MAJOR = 20  # node --test --test-force-exit
+
+
 def require_node() -> None:
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        message = f"{' and '.join(missing)} not found: the JavaScript client's tests need Node 20+"
+    problem = f"{' and '.join(missing)} not found" if missing else ""
+    if not missing:
+        version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+        if int(version.lstrip("v").split(".")[0]) < NODE_MAJOR:
+            problem = f"node {version.strip()} is too old"
+    if problem:
+        message = f"{problem}: the JavaScript client's tests need Node {NODE_MAJOR}+ and npm"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)

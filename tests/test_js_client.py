@@ -22,6 +22,7 @@ from django.core.management import call_command
 
 from dagstream_app import services, state
 from tests.jstools import CLIENT, JS, node, tsc
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.usefixtures("js_tools")
 
@@ -156,3 +157,15 @@ def test_the_store_folds_a_run_into_the_servers_snapshot(make_user: Any) -> None
         payload = json.dumps({"snapshot": _builtins(start), "frames": frames})
         folded = json.loads(node("support/fold.mjs", stdin=payload).stdout)
         assert folded == _builtins(final), size
+
+
+def _blocks(language: str) -> list[str]:
+    doc = (ROOT / "docs" / "client.md").read_text()
+    return re.findall(rf"^```{language}\n(.*?)^```", doc, re.S | re.M)
+
+
+def test_the_docs_show_the_code_the_tests_run() -> None:
+    assert (JS / "example" / "App.jsx").read_text() in _blocks("jsx")
+    [switch] = [block for block in _blocks("ts") if "describeMessage" in block]
+    body = switch[switch.index("export function describeMessage") :]
+    assert body in (JS / "types" / "exhaustive.ts").read_text()
