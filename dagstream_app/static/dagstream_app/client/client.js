@@ -403,7 +403,12 @@ export class DagStreamClient {
   #receive(data) {
     if (typeof data !== "string") return; // the server sends text only
     /** @type {ServerMessage | ServerMessage[]} */
-    const parsed = JSON.parse(data);
+    let parsed;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      return; // not from a dagstream server: nothing to apply
+    }
     const messages = Array.isArray(parsed) ? parsed : [parsed];
     /** @type {ServerEvent[]} */
     const fresh = [];
