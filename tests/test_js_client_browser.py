@@ -23,6 +23,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from playwright.sync_api import Browser, Page, expect
 
 from dagstream_app.engine import DagStream, GateDecision
@@ -34,7 +36,7 @@ from tests.servers import Server, start_server
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("js_tools", "release_engine_connections"),
+    pytest.mark.usefixtures("js_tools"),
 ]
 
 WAIT = 20_000  # ms: events from this process reach daphne through its idle re-check
@@ -155,6 +157,7 @@ def _engine_gate(dag_id: str, node_id: str, presentation: dict[str, Any]) -> Gat
             return await stream.gate(node_id, presentation)
         finally:
             await stream.close()
+            await sync_to_async(connections.close_all)()  # the engine's, on asgiref's thread
 
     return asyncio.run(wait())
 

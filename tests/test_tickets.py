@@ -32,12 +32,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 APP_ORIGIN = "http://app.example:5173"  # a React app on another origin, allowed for tickets
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ticket-logs")
 
 
-@pytest.fixture(scope="module")
+# Session scope, as every server fixture: its teardown ends the other sessions on the
+# PostgreSQL test database (release_database), which later async tests still use.
+@pytest.fixture(scope="session")
 def app_server(django_db_setup: Any, django_db_blocker: Any, log_dir: Path) -> Iterator[Server]:
     """daphne allowing tickets from APP_ORIGIN, with its access log and INFO logs kept."""
     with django_db_blocker.unblock():
