@@ -1,50 +1,155 @@
-"""Who is on a WebSocket: bearer tokens for clients without a session, and re-checks.
+"""Who a WebSocket handshake is: a bearer token, a ticket, or the session on our own origins.
+
+- ``Authorization: Bearer <key>`` decides when sent (non-browser clients).
+- Otherwise ``?ticket=<key>`` (browsers on other origins): consumed here, once,
+  and removed from the scope's query string so nothing downstream sees it.
+- Otherwise the session user from ``AuthMiddlewareStack``, but only when the
+  handshake's Origin is one of ``ALLOWED_HOSTS``: a page on an origin allowed
+  only for tickets cannot ride a user's cookie (cross-site WebSocket hijacking).
+
+A refused ticket or token leaves the user anonymous; the consumer then closes 4001.
 
 A socket's credential is read at the handshake, but a token can be revoked, a user
 deactivated and a session ended while the socket stays open. :func:`current_user`
-reads the credential again, so consumers can authorize each command against the
-user as they are now and close the sockets whose credential has gone.
+reads the credential again, so consumers authorize each command against the user as
+they are now and close the sockets whose credential has gone.
 """
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import Any
+from urllib.parse import ParseResult, parse_qsl, urlencode, urlparse
 
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
+from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.utils.crypto import constant_time_compare
 
-from dagstream_app import tokens
+from dagstream_app import tickets, tokens
+from dagstream_app.conf import get_config
 
-__all__ = ["CREDENTIAL", "TokenAuthMiddleware", "current_user"]
+__all__ = [
+    "CREDENTIAL",
+    "AllowedOriginsValidator",
+    "TokenAuthMiddleware",
+    "current_user",
+    "own_origins",
+    "ticket_origins",
+]
 
-# The scope key naming what authenticated the socket: ("token", key) or ("session", key).
+# What authenticated a socket, for re-checks: ("token", key), ("session", key) or
+# ("user", "") (a ticket: one use, then the user alone).
 CREDENTIAL = "dagstream.credential"
+
+log = logging.getLogger(__name__)
+
+
+def own_origins() -> list[str]:
+    """The server's own origins: ``ALLOWED_HOSTS``, as Channels' ``AllowedHostsOriginValidator``."""
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = ["localhost", "127.0.0.1", "[::1]"]
+    return hosts
+
+
+def ticket_origins() -> list[str]:
+    """Origins a ticket may be used from: our own and ``DAGSTREAM["ALLOWED_ORIGINS"]``."""
+    return [*own_origins(), *get_config()["ALLOWED_ORIGINS"]]
+
+
+class AllowedOriginsValidator(OriginValidator):
+    """The handshake's Origin check for hosts with apps on other origins.
+
+    Lets through ``ALLOWED_HOSTS`` (like ``AllowedHostsOriginValidator``) and
+    ``DAGSTREAM["ALLOWED_ORIGINS"]``, read at each handshake; refuses the rest
+    with HTTP 403. From those other origins only a ticket authenticates.
+    """
+
+    def __init__(self, application: Any) -> None:
+        super().__init__(application, [])
+
+    def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
+        return _matches(parsed_origin, ticket_origins())
+
+
+def _origin(scope: Any) -> ParseResult | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"origin":
+            text: str = value.decode("latin-1")
+            return urlparse(text)
+    return None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _same_port(origin: ParseResult, scope: Any) -> bool:
+    """The Origin names the port the handshake came to (ALLOWED_HOSTS compares no ports).
+
+    Without a Host header there is nothing to compare, and the host check alone decides.
+    """
+    host = dict(scope.get("headers", ())).get(b"host")
+    if host is None:
+        return True
+    _, _, port_text = host.decode("latin-1").rpartition(":")
+    port = int(port_text) if port_text.isdigit() else None
+    try:
+        theirs = origin.port or _DEFAULT_PORTS.get(origin.scheme)
+    except ValueError:  # a malformed port in the Origin
+        return False
+    ours = port or _DEFAULT_PORTS.get(origin.scheme)
+    return theirs == ours
+
+
+def _matches(origin: ParseResult | None, patterns: list[str]) -> bool:
+    return bool(OriginValidator(None, patterns).valid_origin(origin))
 
 
 class TokenAuthMiddleware(BaseMiddleware):
-    """Sets ``scope["user"]`` from ``Authorization: Bearer <key>`` when that header is sent.
-
-    A bad or revoked key makes the user anonymous (the consumer then closes with
-    4001); without the header the session user from ``AuthMiddlewareStack`` stays.
-    """
+    """Sets ``scope["user"]`` from a bearer token or a ticket (see the module's docstring)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
         header = dict(scope.get("headers", ())).get(b"authorization")
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        keys = [value for name, value in query if name == "ticket"]
+        if keys:
+            rest = urlencode([(name, value) for name, value in query if name != "ticket"])
+            scope = dict(scope, query_string=rest.encode("latin-1"))
         if header is not None:
-            scheme, _, key = header.decode("latin-1").partition(" ")
-            user = None
-            if scheme.lower() == "bearer" and key.strip():
-                user = await database_sync_to_async(tokens.user_for_token)(key.strip())
+            text = header.decode("latin-1")
+            user = await database_sync_to_async(tokens.user_for_authorization)(text)
             scope = dict(scope, user=user or AnonymousUser())
-            scope[CREDENTIAL] = ("token", key.strip())
-        elif scope.get("session") is not None and scope["session"].session_key:
-            scope = dict(scope, **{CREDENTIAL: ("session", scope["session"].session_key)})
+            scope[CREDENTIAL] = ("token", text.partition(" ")[2].strip())
+        elif keys:
+            scope = dict(scope, user=await self._ticket_user(scope, keys) or AnonymousUser())
+            scope[CREDENTIAL] = ("user", "")
+        else:
+            origin = _origin(scope)
+            if origin is not None and not (
+                _matches(origin, own_origins()) and _same_port(origin, scope)
+            ):
+                scope = dict(scope, user=AnonymousUser())
+            elif scope.get("session") is not None and scope["session"].session_key:
+                scope = dict(scope, **{CREDENTIAL: ("session", scope["session"].session_key)})
         return await super().__call__(scope, receive, send)
+
+    async def _ticket_user(self, scope: Any, keys: list[str]) -> Any:
+        dag_id = scope.get("url_route", {}).get("kwargs", {}).get("dag_id", "")
+        try:
+            user = await database_sync_to_async(tickets.redeem_ticket)(keys[0], dag_id)
+        except tickets.TicketRefused as exc:
+            log.info("dagstream: WebSocket ticket refused on %r: %s", dag_id, exc.reason)
+            return None
+        # Checked after the ticket is consumed: one shown to a wrong origin is spent.
+        if len(keys) > 1 or not _matches(_origin(scope), ticket_origins()):
+            log.info("dagstream: WebSocket ticket refused on %r: origin", dag_id)
+            return None
+        return user
 
 
 def current_user(scope: Any) -> Any:

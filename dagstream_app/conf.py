@@ -57,6 +57,12 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # with control_dag may force-end it.
     "ENGINE_HEARTBEAT_SECONDS": 10.0,
     "ENGINE_STALE_SECONDS": 60.0,
+    # WebSocket tickets (``POST /dags/<dag_id>/ticket/``) are valid this long (s).
+    "TICKET_SECONDS": 30,
+    # Origins besides ALLOWED_HOSTS that may open a WebSocket with a ticket, as
+    # Channels' OriginValidator patterns, e.g. ["https://app.example.com"].
+    # They need auth.AllowedOriginsValidator in asgi.py to pass the handshake.
+    "ALLOWED_ORIGINS": (),
     # Longest gate feedback accepted, in characters.
     "FEEDBACK_MAX_LENGTH": 4_000,
     # ``manage.py dagstream_prune`` deletes runs finished more than this many

@@ -199,7 +199,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         credential has gone: a revoked token, an ended session, a deactivated user.
         """
         self.checked = time.monotonic()
-        fresh = await database_sync_to_async(current_user)(self.scope)
+        fresh = await fanout.read(current_user)(self.scope)
         if fresh is None:
             self.ready = False
             await self.close(CLOSE_UNAUTHENTICATED)
@@ -245,8 +245,10 @@ class DagStreamConsumer(HubConsumer):
         self.ready = True
         await self.start_stream(_query_int(query, "last_seq"))
 
-    @database_sync_to_async
-    def _refusal(self) -> int | None:
+    async def _refusal(self) -> int | None:
+        return await fanout.read(self._refusal_now)()
+
+    def _refusal_now(self) -> int | None:
         try:
             authorize(self.user, "view", self.dag_id)
         except Refused as exc:
@@ -266,12 +268,12 @@ class DagStreamConsumer(HubConsumer):
         ``rate_limited`` instead of making the server stream to it alone. The
         first stream of a connection (``asked`` False) is always sent.
         """
-        progress = await database_sync_to_async(state.progress)(self.dag_id)
+        progress = await fanout.read(state.progress)(self.dag_id)
         if progress is None:
             await self._gone()
             return
         current, status = progress
-        if last_seq is not None and await database_sync_to_async(state.can_replay)(
+        if last_seq is not None and await fanout.read(state.can_replay)(
             self.dag_id, last_seq, current
         ):
             if not self._afford(current - last_seq, asked):
@@ -280,7 +282,7 @@ class DagStreamConsumer(HubConsumer):
             if await self._fill(current):
                 self.terminal = status in protocol.TERMINAL_STATUSES
             return
-        snap = await database_sync_to_async(state.snapshot)(self.dag_id)
+        snap = await fanout.read(state.snapshot)(self.dag_id)
         if snap is None:
             await self._gone()
             return
@@ -363,7 +365,7 @@ class DagStreamConsumer(HubConsumer):
         if not await self.recheck():
             return False
         try:
-            await database_sync_to_async(authorize)(self.user, "view", self.dag_id)
+            await fanout.read(authorize)(self.user, "view", self.dag_id)
         except Refused as exc:
             self.ready = False
             await self.close(_CLOSE_FOR[exc.reason])
@@ -379,7 +381,7 @@ class DagStreamConsumer(HubConsumer):
         await self.close(CLOSE_NOT_FOUND)
 
     async def _catch_up(self) -> None:
-        progress = await database_sync_to_async(state.progress)(self.dag_id)
+        progress = await fanout.read(state.progress)(self.dag_id)
         if progress is None:  # deleted, and its message was lost
             await self._gone()
             return
@@ -548,7 +550,7 @@ class DagHtmlConsumer(DagStreamConsumer):
 
     async def _ensure_perms(self) -> render.Perms:
         if self.perms is None:
-            self.perms = await database_sync_to_async(self._read_perms)()
+            self.perms = await fanout.read(self._read_perms)()
         return self.perms
 
     def _read_perms(self) -> render.Perms:
@@ -557,7 +559,7 @@ class DagHtmlConsumer(DagStreamConsumer):
 
     async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
         perms = await self._ensure_perms()
-        html = await database_sync_to_async(live.snapshot_message)(snap, perms)
+        html = await fanout.read(live.snapshot_message)(snap, perms)
         await self.send(text_data=html)
 
     async def send_events(
@@ -568,7 +570,7 @@ class DagHtmlConsumer(DagStreamConsumer):
         perms = await self._ensure_perms()
         html = live.cached_events_html(self.dag_id, events, perms)
         if html is None:
-            html = await database_sync_to_async(live.events_html)(self.dag_id, events, perms)
+            html = await fanout.read(live.events_html)(self.dag_id, events, perms)
         await self.send(text_data=html)
 
     async def send_keepalive(self) -> None:
@@ -601,7 +603,7 @@ class DagIndexConsumer(HubConsumer):
         if user is None or not user.is_authenticated:
             await self.close(CLOSE_UNAUTHENTICATED)
             return
-        if not await database_sync_to_async(allowed)(user, "view"):  # no DAG: no hook asked
+        if not await fanout.read(allowed)(user, "view"):  # no DAG: no hook asked
             await self.close(CLOSE_FORBIDDEN)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -650,7 +652,7 @@ class DagIndexConsumer(HubConsumer):
         if self.recheck_due():
             if not await self.recheck():
                 return
-            if not await database_sync_to_async(allowed)(self.user, "view"):
+            if not await fanout.read(allowed)(self.user, "view"):
                 self.ready = False
                 await self.close(CLOSE_FORBIDDEN)
                 return
@@ -665,12 +667,12 @@ class DagIndexConsumer(HubConsumer):
         self.flush_task = None
         pending, self.pending = self.pending, {}
         new, self.new_runs = self.new_runs, set()
-        seen = await database_sync_to_async(visible_ids)(self.user, {*pending, *new})
+        seen = await fanout.read(visible_ids)(self.user, {*pending, *new})
         counted = new & seen
         self.seen_new |= counted  # the layer and the tick both report a new run
         self.new_count += len(counted)
         rows = {dag_id: seq for dag_id, seq in pending.items() if dag_id in seen}
         self.rendered.update(rows)
-        html = await database_sync_to_async(live.index_message)(rows, self.new_count)
+        html = await fanout.read(live.index_message)(rows, self.new_count)
         if html and self.ready:
             await self.send(text_data=html)

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
+from django.db import connections
 from django.utils import timezone
 
 from dagstream_app import broadcast, state
@@ -34,9 +37,39 @@ from dagstream_app.conf import get_config
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Hub", "Inbox", "hub_for"]
+__all__ = ["Hub", "Inbox", "hub_for", "read"]
 
 LOOK_BACK = timedelta(seconds=5)
+
+T = TypeVar("T")
+
+
+# Reads run on a few threads of their own, not in the one thread that every
+# write and Channels' own queries share: a busy writer never holds up a
+# handshake, a replay or a tick. The threads (and their connections) live as
+# long as the process.
+READ_THREADS = 4
+_readers = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="dagstream-read")
+
+
+def read(func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """``func``, a read, as a coroutine run on the read threads."""
+    return database_sync_to_async(  # type: ignore[no-any-return]
+        func, thread_sensitive=False, executor=_readers
+    )
+
+
+def close_read_connections() -> None:
+    """Close the read threads' database connections (say, before a test database goes)."""
+    barrier = threading.Barrier(READ_THREADS)
+
+    def close() -> None:
+        barrier.wait(timeout=10)  # one call per thread: each waits for the others
+        connections.close_all()
+
+    for future in [_readers.submit(close) for _ in range(READ_THREADS)]:
+        future.result(timeout=20)
+
 
 Message = dict[str, Any]
 
@@ -204,9 +237,7 @@ class Hub:
         # A transaction stamps its rows before it commits: look back a little.
         since = None if self._list_seen is None else self._list_seen - LOOK_BACK
         now = timezone.now()
-        progress, changed = await database_sync_to_async(_read)(
-            set(dags.values()), since if lists else None
-        )
+        progress, changed = await read(_read)(set(dags.values()), since if lists else None)
         # The tick's own copies of "changed" are harmless: a list re-renders rows
         # at most once per throttle window and counts a new run once.
         for group, dag_id in dags.items():
@@ -251,7 +282,7 @@ class Hub:
         async with lock:  # the first filler reads; the others find its rows
             known = self.frames.setdefault(dag_id, {})
             if any(seq not in known for seq in range(after + 1, upto + 1)):
-                rows = await database_sync_to_async(state.event_frames)(dag_id, after, upto)
+                rows = await read(state.event_frames)(dag_id, after, upto)
                 known.update(rows)
                 self._trim(known)
             return [(seq, known[seq]) for seq in range(after + 1, upto + 1) if seq in known]

@@ -208,3 +208,26 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class Ticket(models.Model):
+    """A single-use, short-lived pass onto one DAG's WebSocket; only its SHA-256 is stored.
+
+    Browsers cannot send ``Authorization`` on a WebSocket: an app on another
+    origin asks for a ticket over HTTP and passes it as ``?ticket=``.
+    """
+
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dagstream_tickets"
+    )
+    dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="tickets")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "WebSocket ticket"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"ticket for {self.dag_id} ({self.user})"

@@ -347,7 +347,7 @@ class Snapshot(_Message, tag="snapshot"):
 
 
 class Keepalive(_Message, tag="keepalive"):
-    """Sent after ``KEEPALIVE_SECONDS`` of silence: the connection is alive."""
+    """Sent after ``KEEPALIVE_SECONDS`` of silence: clients that miss it reconnect."""
 
 
 # ------------------------------------------------------------------ codecs

@@ -10,7 +10,13 @@ from django.utils import timezone
 
 from dagstream_app.models import ApiToken
 
-__all__ = ["TOKEN_PREFIX", "create_api_token", "revoke_api_token", "user_for_token"]
+__all__ = [
+    "TOKEN_PREFIX",
+    "create_api_token",
+    "revoke_api_token",
+    "user_for_authorization",
+    "user_for_token",
+]
 
 TOKEN_PREFIX = "dgs_"
 
@@ -46,3 +52,15 @@ def user_for_token(key: str) -> Any:
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+def user_for_authorization(header: str) -> Any:
+    """The user an ``Authorization`` header value (``Bearer <key>``) names, or None.
+
+    Any other scheme, an empty key or a bad key is None: a request that sends
+    the header is then anonymous, whatever cookie comes with it.
+    """
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return user_for_token(key.strip())

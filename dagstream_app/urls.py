@@ -14,6 +14,7 @@ urlpatterns = [
     path("dags/<str:dag_id>/history/", views.dag_replay, name="replay"),
     path("dags/<str:dag_id>/control/", views.dag_control, name="control"),
     path("dags/<str:dag_id>/engine/", views.engine_status, name="engine"),
+    path("dags/<str:dag_id>/ticket/", views.dag_ticket, name="ticket"),
     # Node ids are arbitrary strings: URL-encoded, and may contain "/".
     path("dags/<str:dag_id>/nodes/<path:node_id>/", views.node_panel, name="node"),
     path("dags/<str:dag_id>/gates/<path:node_id>/decide/", views.gate_decide, name="decide"),

@@ -9,13 +9,15 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import escape
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from dagstream_app import render, services, state
+from dagstream_app import render, services, state, tickets, tokens
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag
 from dagstream_app.permissions import Refused, allowed, authorize, visible
@@ -247,3 +249,52 @@ def dag_control(request: HttpRequest, dag: Dag) -> HttpResponse:
         engine_stale=health is not None and health.stale,
     )
     return _fragment(html, status)
+
+
+# ---------------------------------------------------------------- tickets
+
+_REFUSAL_STATUS = {"unauthenticated": 401, "forbidden": 403, "not_found": 404}
+
+
+def _json_error(status: int, code: str, message: str) -> JsonResponse:
+    response = JsonResponse({"code": code, "message": message}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _csrf_passes(request: HttpRequest) -> bool:
+    # The view is exempt so that bearer requests (no cookie, nothing to forge)
+    # need no token; session requests get Django's own check here.
+    check = CsrfViewMiddleware(lambda _: HttpResponse())
+    check.process_request(request)
+    return check.process_view(request, HttpResponse, (), {}) is None
+
+
+@csrf_exempt
+@require_POST
+def dag_ticket(request: HttpRequest, dag_id: str) -> HttpResponse:
+    """``POST /dags/<dag_id>/ticket/``: a WebSocket ticket, ``{"ticket", "expires_in"}``.
+
+    Authenticated by ``Authorization: Bearer`` or by the session (with CSRF);
+    the user must be allowed to view the DAG. See docs/client.md.
+    """
+    header = request.headers.get("Authorization")
+    if header is not None:
+        user = tokens.user_for_authorization(header)
+    elif not request.user.is_authenticated:
+        user = None
+    elif not _csrf_passes(request):
+        return _json_error(
+            403, "forbidden", "CSRF check failed: send the csrftoken cookie in X-CSRFToken."
+        )
+    else:
+        user = request.user
+    try:
+        dag = authorize(user, "view", dag_id)
+    except Refused as exc:
+        return _json_error(_REFUSAL_STATUS[exc.reason], exc.reason, exc.message)
+    key, lifetime = tickets.issue_ticket(user, dag)
+    response = JsonResponse({"ticket": key, "expires_in": lifetime})
+    response["Cache-Control"] = "no-store"
+    return response

@@ -12,15 +12,15 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from dagstream_app.auth import AllowedOriginsValidator  # noqa: E402
 from dagstream_app.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # ALLOWED_HOSTS, and the origins DAGSTREAM["ALLOWED_ORIGINS"] lets use tickets
+        # (AllowedHostsOriginValidator when no app on another origin connects).
+        "websocket": AllowedOriginsValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -106,6 +106,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
     }
+else:
+    # Each process names its connections (pg_stat_activity shows which is which).
+    DATABASES["default"]["OPTIONS"] = {"application_name": f"dagstream-{os.getpid()}"}
 
 # Test databases: one per test run (runs may overlap), and for SQLite a file, so
 # that the daphne processes the tests start share it.

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
+
+from django.db import connections
+from playwright.sync_api import Browser, sync_playwright
+
+from dagstream_app import services
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
@@ -11,3 +20,47 @@ CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 def chromium_options() -> dict[str, Any]:
     """Keyword arguments for ``playwright.chromium.launch`` (the sync and the async API)."""
     return {"executable_path": CHROMIUM, "args": list(CHROMIUM_ARGS)}
+
+
+@contextmanager
+def sync_chromium() -> Iterator[Browser]:
+    """Chromium through Playwright's sync API, for one test module (module scope).
+
+    Sync Playwright keeps an event loop running on this thread while it lives, which
+    trips Django's async-safety check for the ORM calls the tests make in between (they
+    are plain sync calls; Django's docs suggest this switch for such hosts). It would
+    also break every async test after the module: keep its scope to one module.
+    """
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as pw:
+            chromium = pw.chromium.launch(**chromium_options())
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+class ServicesThread:
+    """``services`` called on one worker thread, as an engine process would: off the
+    thread where sync Playwright runs its event loop (``services.x(...)`` becomes
+    ``thread.x(...)``, waiting for the result)."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        function = getattr(services, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self.pool.submit(function, *args, **kwargs).result(timeout=60)
+
+        return call
+
+    def close(self) -> None:
+        self.pool.submit(connections.close_all).result(timeout=60)
+        self.pool.shutdown()

@@ -11,6 +11,17 @@ from django.contrib.auth.models import Permission, User
 from tests.servers import REDIS_URL, Server, release_database, require_redis, start_server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def release_everything(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """At the very end: this process's read threads and any other session let go of the
+    test database, so that it can be dropped."""
+    yield
+    from dagstream_app import fanout
+
+    fanout.close_read_connections()
+    release_database(django_db_blocker, ours_too=True)
+
+
 @pytest.fixture(scope="module")
 def release_engine_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
     """Engine calls keep connections open in their worker thread (CONN_MAX_AGE):
@@ -54,6 +65,14 @@ def celery_worker(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Any]
     worker.stop()
     forget_keys()
     release_database(django_db_blocker)
+
+
+@pytest.fixture(scope="session")
+def js_tools() -> None:
+    """The JavaScript client's toolchain in tests/js, installed once per session."""
+    from tests import jstools
+
+    jstools.install()
 
 
 @pytest.fixture

@@ -92,8 +92,12 @@ class Server:
             self.process.stderr.close()
 
 
-def start_server(port: int = 0, **env: str) -> Server:
-    """Start daphne on ``port`` (0: any free one) and return once it listens."""
+def start_server(port: int = 0, *, access_log: Path | None = None, **env: str) -> Server:
+    """Start daphne on ``port`` (0: any free one) and return once it listens.
+
+    ``access_log``: a file for daphne's access log (request paths), else none is kept.
+    """
+    log_args = ["--access-log", str(access_log)] if access_log is not None else []
     process = subprocess.Popen(
         [
             sys.executable,
@@ -105,6 +109,7 @@ def start_server(port: int = 0, **env: str) -> Server:
             str(port),
             "-v",
             "1",
+            *log_args,
             "project.asgi:application",
         ],
         cwd=ROOT,
@@ -135,14 +140,21 @@ def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
             sys.stderr.write(f"[daphne {process.pid}] {line}")
 
 
-def release_database(django_db_blocker: Any) -> None:
-    """End sessions other processes left on the test database, so it can be dropped."""
+def release_database(django_db_blocker: Any, *, ours_too: bool = False) -> None:
+    """End sessions other processes left on the test database, so it can be dropped.
+
+    This process's own other connections (its read threads, engine threads) are
+    left alone unless ``ours_too``: tests still running use them.
+    """
     if connection.vendor != "postgresql":
         return
+    own = connection.settings_dict.get("OPTIONS", {}).get("application_name", "")
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND (%s OR application_name IS DISTINCT FROM %s)",
+            [ours_too, own],
         )
 
 

@@ -127,3 +127,23 @@ async def _ticks(server: Server, seconds: float) -> None:
     deadline = asyncio.get_running_loop().time() + seconds * 2
     while asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(seconds / 2)  # wall time passing is the point here
+
+
+async def test_a_session_from_another_port_is_not_signed_in(
+    server: Server, dag: Dag, make_user: Any
+) -> None:
+    """ALLOWED_HOSTS names hosts, not ports: a page on another port of the same host
+    must not ride the visitor's cookie onto the stream."""
+    user = await sync_to_async(make_user)("view_dag", password="pw-for-tests")
+    client = Client()
+    assert await sync_to_async(client.login)(username=user.username, password="pw-for-tests")
+    cookie = client.cookies["sessionid"].value
+    headers = {"Cookie": f"sessionid={cookie}"}
+    other = f"http://127.0.0.1:{server.port + 1 if server.port < 65535 else server.port - 1}"
+    ws = await connect(f"{server.ws}/ws/dags/auth-1/", origin=other, additional_headers=headers)  # type: ignore[arg-type]
+    assert await close_code(ws, WITHIN) == 4001
+    ws = await connect(
+        f"{server.ws}/ws/dags/auth-1/", origin=server.http, additional_headers=headers
+    )  # type: ignore[arg-type]
+    assert (await recv(ws))["type"] == "snapshot"
+    await ws.close()

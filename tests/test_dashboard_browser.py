@@ -12,24 +12,17 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections, transaction
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from django.db import transaction
+from playwright.sync_api import Browser, Page, expect
 
 from dagstream_app import services
 from dagstream_app.models import Dag, Gate
-from tests.browser import chromium_options
-from tests.servers import (
-    REDIS_URL,
-    ROOT,
-    EngineProcess,
-    Server,
-    start_server,
-)
+from tests.browser import ServicesThread, sync_chromium
+from tests.servers import REDIS_URL, ROOT, EngineProcess, Server, start_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -47,25 +40,10 @@ OUTAGE_NOISE = re.compile(
 )
 
 
-# Module scope: Playwright's sync API keeps an event loop running in this
-# thread while it lives, which would break every async test after this module.
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    # Sync Playwright keeps an event loop on this thread, which trips Django's
-    # async-safety check for the ORM calls the tests make in between (they are
-    # plain sync calls; Django's docs suggest this switch for such hosts).
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as pw:
-            chromium = pw.chromium.launch(**chromium_options())
-            yield chromium
-            chromium.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with sync_chromium() as chromium:
+        yield chromium
 
 
 class Errors(list[str]):
@@ -151,27 +129,7 @@ def shoot(page: Page, name: str) -> None:
     page.screenshot(path=str(IMG / name), full_page=False)
 
 
-class _Engine:
-    """``services`` called on one worker thread, as an engine process would: off the
-    thread where sync Playwright runs its event loop."""
-
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        function = getattr(services, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self.pool.submit(function, *args, **kwargs).result(timeout=60)
-
-        return call
-
-    def close(self) -> None:
-        self.pool.submit(connections.close_all).result(timeout=60)
-        self.pool.shutdown()
-
-
-engine = _Engine()
+engine = ServicesThread()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -417,8 +417,11 @@ def test_schema_validates_commands_and_replies() -> None:
     for reply in (
         json.loads(protocol.encode(protocol.Ack(id=4))),
         json.loads(protocol.encode(protocol.ErrorReply(code="too_large", message="m"))),
+        json.loads(protocol.encode(protocol.Keepalive())),
     ):
         assert _check(reply, "server_reply") == [], reply
+    assert protocol.encode(protocol.Keepalive()) == '{"type":"keepalive"}'
+    assert _check({"type": "keepalive", "seq": 3}, "server_reply")
 
 
 @pytest.mark.django_db

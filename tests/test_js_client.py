@@ -1,0 +1,176 @@
+"""The JavaScript client (dagstream_app/static/dagstream_app/client) and its types.
+
+- protocol.d.ts is what the JSON Schema generates, and the client's own .d.ts files
+  are what its modules declare (both regenerated here; any difference fails);
+- the modules type-check strictly (JSDoc), and so does TypeScript that uses the
+  installed package, exhaustive ``switch (msg.type)`` with a ``never`` check included;
+- node's test runner passes the store, backoff, resume, command and hook tests;
+- the store folds a real run's events into exactly the server's snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from django.core.management import call_command
+
+from dagstream_app import services, state
+from tests.jstools import CLIENT, JS, node, tsc
+from tests.servers import ROOT
+
+pytestmark = pytest.mark.usefixtures("js_tools")
+
+DECLARATIONS = ("client.d.ts", "store.d.ts", "react.d.ts")
+
+
+def _schema() -> str:
+    out = StringIO()
+    call_command("dagstream_schema", stdout=out)
+    return out.getvalue()
+
+
+def test_protocol_types_are_generated_from_the_schema() -> None:
+    generated = node("gen-protocol-types.mjs", stdin=_schema()).stdout
+    committed = (CLIENT / "protocol.d.ts").read_text()
+    assert generated == committed, (
+        "protocol.d.ts is stale: run `python manage.py dagstream_schema | "
+        "node tests/js/gen-protocol-types.mjs > dagstream_app/static/dagstream_app/client/"
+        "protocol.d.ts` (npm run types in tests/js)"
+    )
+    for name in ("ServerEvent", "ServerReply", "ServerMessage", "ClientCommand", "ClientEvent"):
+        assert re.search(rf"^export type {name} =", committed, re.M), name
+    for struct in ("NodeState", "DagSnapshot", "GateView", "Keepalive", "HumanDecision"):
+        assert f"export interface {struct} {{" in committed, struct
+
+
+def test_the_modules_type_check_and_their_declarations_are_current(tmp_path: Path) -> None:
+    node("build-types.mjs", str(tmp_path))
+    for name in DECLARATIONS:
+        assert (tmp_path / name).read_text() == (CLIENT / name).read_text(), (
+            f"{name} is stale: run `node tests/js/build-types.mjs`"
+        )
+
+
+def test_typescript_using_the_installed_package_compiles() -> None:
+    tsc("-p", "tsconfig.json")
+
+
+def test_a_message_type_left_unhandled_fails_to_compile() -> None:
+    source = (JS / "types" / "exhaustive.ts").read_text()
+    without_keepalive = source.replace('    case "keepalive":\n      return "still here";\n', "")
+    assert without_keepalive != source
+    broken = JS / "build" / "unhandled.ts"
+    broken.parent.mkdir(exist_ok=True)
+    broken.write_text(without_keepalive)
+    done = tsc(
+        "--noEmit", "--strict", "--moduleResolution", "bundler", "--module", "esnext",
+        "--target", "es2022", str(broken), check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "Type 'Keepalive' is not assignable to type 'never'" in done.stdout
+
+
+def test_javascript_is_formatted() -> None:
+    node("node_modules/prettier/bin/prettier.cjs", "--config", ".prettierrc.json", "--check",
+         str(CLIENT / "*.js"), ".")  # fmt: skip
+
+
+def test_node_tests_pass() -> None:
+    done = node("--test", "--test-force-exit", "--test-timeout=60000", "test/")
+    counts = dict(re.findall(r"^# (pass|fail|skipped|cancelled) (\d+)$", done.stdout, re.M))
+    assert counts["fail"] == counts["cancelled"] == counts["skipped"] == "0", done.stdout
+    assert int(counts["pass"]) > 0
+    for suite in (
+        "backoff",
+        "reconnecting",
+        "commands",
+        "React 18, strict mode",
+        "React 19, strict mode",
+    ):
+        assert re.search(rf"^ok \d+ - {re.escape(suite)}$", done.stdout, re.M), suite
+
+
+def test_the_installed_package_exports_the_modules() -> None:
+    script = (
+        "const c = await import('@dagstream/client');"
+        "const r = await import('@dagstream/client/store');"
+        "console.log(JSON.stringify([Object.keys(c).sort(), Object.keys(r).sort()]));"
+    )
+    client, store = json.loads(node("--input-type=module", "-e", script).stdout)
+    assert {"DagStreamClient", "CommandError", "backoffDelay", "ticketFetcher"} <= set(client)
+    assert {"applyEvent", "applyEvents", "fromSnapshot"} <= set(store)
+    installed = JS / "node_modules" / "@dagstream" / "client"
+    assert not installed.is_symlink()  # a copy, as `npm install --install-links` gives
+    shipped = sorted(p.name for p in installed.iterdir())
+    assert shipped == sorted(p.name for p in CLIENT.iterdir())
+
+
+def _builtins(snapshot: Any) -> Any:
+    return msgspec.to_builtins(snapshot)
+
+
+@pytest.mark.django_db
+def test_the_store_folds_a_run_into_the_servers_snapshot(make_user: Any) -> None:
+    user = make_user("view_dag", "decide_gate", "control_dag")
+    services.create_dag(
+        "js-1",
+        name="etl",
+        nodes=[{"id": "a", "label": "A"}, "b", "c"],
+        edges=[("a", "b")],
+        budget=5,
+    )
+    start = state.snapshot("js-1")
+    assert start is not None
+    services.node_state("js-1", "a", "running", metrics={"tries": 1})
+    services.node_state("js-1", "a", "completed", output={"rows": 2}, metrics={"ms": 3})
+    services.edge_active("js-1", "a", "b")
+    services.mutate("js-1", {"op": "add_node", "node": {"id": "d", "label": "D"}})
+    services.mutate("js-1", {"op": "add_edge", "from": "b", "to": "d"})
+    services.mutate("js-1", {"op": "add_edge", "from": "c", "to": "d"})
+    services.mutate("js-1", {"op": "remove_edge", "from": "b", "to": "d"})
+    services.mutate("js-1", {"op": "remove_node", "node_id": "c"})
+    services.node_state("js-1", "b", "running")
+    services.cost("js-1", spent=1.25)
+    services.report_error("js-1", "flaky", node_id="b")
+    services.open_gate("js-1", "b", {"title": "Ship?", "rows": [1, 2]})
+    services.open_gate("js-1", "d", {"title": "And this?"})
+    services.decide_gate("js-1", "b", "modify", feedback="fewer", actor=user)
+    services.control("js-1", "pause", actor=user)
+    services.control("js-1", "resume", actor=user)
+    services.node_state("js-1", "b", "completed")
+    services.node_state("js-1", "d", "skipped")
+    services.cost("js-1", spent=2.5, budget=4)
+    services.complete("js-1", {"rows": 2})
+    final = state.snapshot("js-1")
+    assert final is not None
+    events = [json.loads(text) for _, text in state.event_frames("js-1", start.last_seq)]
+    assert len({e["type"] for e in events}) == 9  # every event type
+    # One event per frame, then the same events three at a time (batched frames).
+    for size in (1, 3):
+        frames = [events[i : i + size] for i in range(0, len(events), size)]
+        payload = json.dumps({"snapshot": _builtins(start), "frames": frames})
+        folded = json.loads(node("support/fold.mjs", stdin=payload).stdout)
+        expected = _builtins(final)
+        # Engine liveness is no event: the store keeps the snapshot's until the next one.
+        for key in ("engine_seen_at", "engine_stale"):
+            assert folded.pop(key) == _builtins(start)[key]
+            expected.pop(key)
+        assert folded == expected, size
+
+
+def _blocks(language: str) -> list[str]:
+    doc = (ROOT / "docs" / "client.md").read_text()
+    return re.findall(rf"^```{language}\n(.*?)^```", doc, re.S | re.M)
+
+
+def test_the_docs_show_the_code_the_tests_run() -> None:
+    assert (JS / "example" / "App.jsx").read_text() in _blocks("jsx")
+    [switch] = [block for block in _blocks("ts") if "describeMessage" in block]
+    body = switch[switch.index("export function describeMessage") :]
+    assert body in (JS / "types" / "exhaustive.ts").read_text()
