@@ -543,3 +543,13 @@ async def test_a_quiet_stream_gets_keepalives(server_chatty: Server, dag: Dag, v
     await asyncio.wait_for(page.recv(), 10)  # the page's regions
     assert 'id="ds-keepalive"' in str(await asyncio.wait_for(page.recv(), 10))
     await page.close()
+
+
+async def test_a_frame_over_daphnes_own_limit_drops_the_connection(
+    server: Server, dag: Dag, viewer: str
+) -> None:
+    """As docs/protocol.md says: daphne drops it, and the client sees 1006, not 1009."""
+    ws = await open_ws(server, dag.dag_id, token=viewer)
+    assert (await recv(ws))["type"] == "snapshot"
+    await ws.send("x" * (2 * 1024 * 1024))
+    assert await close_code(ws) is None  # no close frame: websockets reports 1006
