@@ -1,5 +1,7 @@
 """The SQL of one flush: a multi-row INSERT of events and one UPDATE of the nodes it touched.
 
+Also a new DAG's nodes and edges, one INSERT each.
+
 For SQLite (3.33+) a VALUES list, for PostgreSQL arrays (``unnest``); only
 :mod:`dagstream_app.services` calls it, inside its transaction. The ORM would
 build a model instance per event and a CASE per row and column; at event-storm
@@ -17,7 +19,7 @@ from typing import Any
 
 from django.db import connection
 
-from dagstream_app.models import Event, Node
+from dagstream_app.models import Edge, Event, Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,37 +64,74 @@ def _moment(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def insert_events(dag_pk: str, created_at: datetime, rows: Sequence[EventRow]) -> None:
-    """Append ``rows`` to the DAG's event log in one statement (per driver limit)."""
+def _insert(table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> None:
+    """INSERT ``rows`` (values in the order of ``columns``: name, PostgreSQL type) at once."""
     if not rows:
         return
-    table = _q(Event._meta.db_table)
-    names = ("dag_id", "seq", "type", "payload", "created_at", "command")
-    columns = ", ".join(_q(c) for c in names)
-    moment = _moment(created_at)
+    names = ", ".join(_q(name) for name, _ in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Arrays keep the statement's text the same whatever the row count,
             # so the driver parses it once, not a placeholder per value.
+            arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT %s, s, t, p, %s, c FROM "
-                "unnest(%s::bigint[], %s::text[], %s::jsonb[], %s::text[]) AS r(s, t, p, c)",
-                [
-                    dag_pk,
-                    moment,
-                    [r.seq for r in rows],
-                    [r.type for r in rows],
-                    [r.payload for r in rows],
-                    [r.command for r in rows],
-                ],
+                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
+                [list(column) for column in zip(*rows, strict=True)],
             )
             return
-        for chunk in _chunks(rows, 6):
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
-            params: list[Any] = []
-            for row in chunk:
-                params += [dag_pk, row.seq, row.type, row.payload, moment, row.command]
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)
+        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        for chunk in _chunks(rows, len(columns)):
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * len(chunk))}",
+                [value for values in chunk for value in values],
+            )
+
+
+_EVENT_COLUMNS = (
+    ("dag_id", "text"),
+    ("seq", "bigint"),
+    ("type", "text"),
+    ("payload", "jsonb"),
+    ("created_at", "timestamptz"),
+    ("command", "text"),
+)
+
+
+def insert_events(dag_pk: str, created_at: datetime, rows: Sequence[EventRow]) -> None:
+    """Append ``rows`` to the DAG's event log in one statement (per driver limit)."""
+    moment = _moment(created_at)
+    _insert(
+        _q(Event._meta.db_table),
+        _EVENT_COLUMNS,
+        [(dag_pk, r.seq, r.type, r.payload, moment, r.command) for r in rows],
+    )
+
+
+_NODE_COLUMNS = (
+    ("dag_id", "text"),
+    ("node_id", "text"),
+    ("label", "text"),
+    ("status", "text"),
+    ("metrics", "jsonb"),
+    ("created_at", "timestamptz"),
+)
+
+
+def insert_nodes(dag_pk: str, created_at: datetime, nodes: Sequence[tuple[str, str]]) -> None:
+    """Add pending nodes, ``(node_id, label)`` each, in one statement (per driver limit)."""
+    moment = _moment(created_at)
+    pending = Node.Status.PENDING.value
+    _insert(
+        _q(Node._meta.db_table),
+        _NODE_COLUMNS,
+        [(dag_pk, node_id, label, pending, "{}", moment) for node_id, label in nodes],
+    )
+
+
+def insert_edges(dag_pk: str, pairs: Sequence[tuple[str, str]]) -> None:
+    """Add edges ``(src, dst)`` in one statement (per driver limit)."""
+    columns = (("dag_id", "text"), ("src", "text"), ("dst", "text"))
+    _insert(_q(Edge._meta.db_table), columns, [(dag_pk, src, dst) for src, dst in pairs])
 
 
 _SET_NODE = (

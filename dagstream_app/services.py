@@ -660,8 +660,8 @@ def create_dag(
                 )
         except IntegrityError:
             raise Conflict(f"DAG {dag_id!r} already exists.") from None
-        Node.objects.bulk_create(Node(dag=dag, node_id=s.id, label=s.label) for s in specs)
-        Edge.objects.bulk_create(Edge(dag=dag, src=a, dst=b) for a, b in pairs)
+        bulk.insert_nodes(dag.pk, dag.created_at, [(s.id, s.label) for s in specs])
+        bulk.insert_edges(dag.pk, list(pairs))
         flush = _Flush(dag, graph.Structure((s.id for s in specs), pairs))
         flush.emit(protocol.ExecutionState(state="running"))
         flush.save(publish=True)
