@@ -154,8 +154,13 @@ def _explain(exc: msgspec.ValidationError) -> str:
     return message
 
 
+_PLAIN = (bool, int)
+
+
 def _json_field(name: str, value: Any) -> Any:
     """``value`` as JSON builtins, or :class:`InvalidDelta` naming the field it came in."""
+    if value is None or type(value) in _PLAIN:
+        return value  # most fields of most deltas: nothing to convert or look into
     try:
         data = msgspec.to_builtins(value)
     except (TypeError, ValueError) as exc:
