@@ -19,7 +19,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
-from dagstream_app import state, tokens
+from dagstream_app import protocol, state, tokens
 from dagstream_app.models import Dag
 from dagstream_app.permissions import Refused, allowed, authorize, visible
 from dagstream_app.protocol import DAG_ID_RE, EXECUTION_STATUSES, PROTOCOL_VERSION, DagSnapshot
@@ -265,7 +265,7 @@ def _param(name: str, where: str, schema: dict[str, Any], text: str) -> dict[str
 
 
 DAG_ID = _param(
-    "dag_id", "path", {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,100}$"}, "The run's id."
+    "dag_id", "path", {"type": "string", "pattern": protocol.DAG_ID_PATTERN}, "The run's id."
 )
 
 

@@ -19,7 +19,8 @@ import msgspec
 
 PROTOCOL_VERSION = 1
 
-DAG_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"
+DAG_ID_CHARS = r"[A-Za-z0-9_.-]{1,100}"  # a DAG id, unanchored (routes embed it)
+DAG_ID_PATTERN = rf"^{DAG_ID_CHARS}$"
 DAG_ID_RE = re.compile(DAG_ID_PATTERN)
 
 NodeStatus = Literal["pending", "running", "waiting", "completed", "failed", "skipped", "cancelled"]

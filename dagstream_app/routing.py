@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.urls import re_path
 
+from dagstream_app import protocol
 from dagstream_app.auth import TokenAuthMiddleware
 from dagstream_app.consumers import DagHtmlConsumer, DagIndexConsumer, DagJsonConsumer
 
-DAG_ID = r"(?P<dag_id>[A-Za-z0-9_.-]{1,100})"
+DAG_ID = rf"(?P<dag_id>{protocol.DAG_ID_CHARS})"
 
 websocket_urlpatterns = [
     re_path(rf"^ws/dags/{DAG_ID}/$", TokenAuthMiddleware(DagJsonConsumer.as_asgi())),

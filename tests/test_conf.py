@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.test import override_settings
 
 from dagstream_app import conf
@@ -48,3 +50,9 @@ def test_defaults_are_not_mutated_by_overrides() -> None:
     with override_settings(DAGSTREAM={"REPLAY_WINDOW": 1}):
         get_config()
     assert conf.CONFIG_DEFAULTS["REPLAY_WINDOW"] == 10_000
+
+
+def test_every_setting_is_documented() -> None:
+    table = (Path(__file__).resolve().parent.parent / "docs" / "settings.md").read_text()
+    missing = [key for key in CONFIG_DEFAULTS if f"| `{key}` |" not in table]
+    assert missing == []

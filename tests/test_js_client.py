@@ -20,7 +20,7 @@ import msgspec
 import pytest
 from django.core.management import call_command
 
-from dagstream_app import services, state
+from dagstream_app import protocol, services, state
 from tests.jstools import CLIENT, JS, node, tsc
 from tests.servers import ROOT
 
@@ -109,6 +109,19 @@ def test_the_installed_package_exports_the_modules() -> None:
     assert not installed.is_symlink()  # a copy, as `npm install --install-links` gives
     shipped = sorted(p.name for p in installed.iterdir())
     assert shipped == sorted(p.name for p in CLIENT.iterdir())
+
+
+def test_the_client_stops_on_the_servers_terminal_close_codes() -> None:
+    script = (
+        "const c = await import('@dagstream/client');"
+        "console.log(JSON.stringify(c.TERMINAL_CLOSE_CODES));"
+    )
+    codes = json.loads(node("--input-type=module", "-e", script).stdout)
+    assert codes == [
+        protocol.CLOSE_UNAUTHENTICATED,
+        protocol.CLOSE_FORBIDDEN,
+        protocol.CLOSE_NOT_FOUND,
+    ]
 
 
 def _builtins(snapshot: Any) -> Any:
