@@ -7,8 +7,10 @@ non-staff user who signs in at the README's sign-in page.
 from __future__ import annotations
 
 import ast
+import contextlib
 import http.cookiejar
 import importlib
+import json
 import os
 import re
 import socket
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
 from tests.servers import ROOT
 
@@ -162,6 +165,7 @@ def test_the_readme_takes_a_fresh_project_to_a_live_dag_with_a_gate_decided(
         text=True,
     )
     engine: subprocess.Popen[str] | None = None
+    stack = contextlib.ExitStack()
     try:
         base = f"http://127.0.0.1:{port}"
         person = Browser(base)
@@ -191,24 +195,43 @@ def test_the_readme_takes_a_fresh_project_to_a_live_dag_with_a_gate_decided(
             ),
         )
         assert 'data-node-id="load" data-status="waiting"' in detail
+        # Her session opens the run's live stream, as the page's script does.
+        session = next(c.value for c in person.jar if c.name == "sessionid")
+        live = stack.enter_context(
+            connect(
+                f"ws://127.0.0.1:{port}/ws/dags/etl-42/",
+                origin=base,  # type: ignore[arg-type]
+                additional_headers={"Cookie": f"sessionid={session}"},
+                open_timeout=DEADLINE,
+            )
+        )
+        assert json.loads(live.recv(timeout=DEADLINE))["type"] == "snapshot"
         status, card = person.post(
             "/dags/etl-42/gates/load/decide/",
             {"decision": "approve", "feedback": "Go ahead."},
             **{"HX-Request": "true"},
         )
         assert status == 200 and 'data-gate-status="approved"' in card
+        # ... and the decision reaches it live.
+        wait_until("the decision on the stream", lambda: _next_type(live) == "gate_decided")
         out, err = engine.communicate(timeout=DEADLINE)
         assert engine.returncode == 0, err
         assert "decided: approve by grace" in out
         final = person.get("/dags/etl-42/")[2]
         assert 'data-status="completed"' in final and "Approved</strong> by grace" in final
     finally:
+        stack.close()
         for process in (engine, server):
             if process is not None and process.poll() is None:
                 process.kill()
                 process.communicate(timeout=DEADLINE)
         if server.stderr is not None:
             server.stderr.close()
+
+
+def _next_type(ws: ClientConnection) -> str:
+    data = json.loads(ws.recv(timeout=DEADLINE))
+    return str((data[-1] if isinstance(data, list) else data)["type"])
 
 
 def _answers(base: str) -> bool:
