@@ -157,14 +157,15 @@ def node_svg(
         timer = f' data-started="{escape(started)}"'
     elif started and finished and status in FINISHED_NODE_STATUSES:
         duration = format_duration(span_seconds(started, finished))
-    text = status.capitalize() + (f" · {duration}" if duration else "")
+    said = _status_text(node)
+    text = said + (f" · {duration}" if duration else "")
     e_id, e_label = escape(node_id), escape(label)
     return (
         f'<g class="node s-{status}" data-node-id="{e_id}" data-status="{status}"'
         f' data-seq="{seq}" data-href="{escape(node_url(dag_id, node_id, base))}" tabindex="0"'
         # The full label shows on hover and focus (dagstream.js's tooltip); the
         # accessible name carries it too. Few elements per node: 5,000 must parse fast.
-        f' role="button" aria-label="{e_label}: {status}">'
+        f' role="button" aria-label="{e_label}: {escape(said)}">'
         f'<rect class="node-box" width="{layout.NODE_W}" height="{layout.NODE_H}" rx="10"/>'
         f'<rect class="node-bar" width="4" height="{layout.NODE_H - 16}" x="0" y="8" rx="2"/>'
         f'<use class="node-icon{" spin" if status == "running" else ""}"'
@@ -174,6 +175,16 @@ def node_svg(
         f'<text class="node-meta" x="44" y="40"{timer}>{escape(text)}</text>'
         "</g>"
     )
+
+
+def _status_text(node: NodeView) -> str:
+    """A node's status in words; a retry and a held start say so (Celery reports both)."""
+    retries = node.metrics.get("retries")
+    if node.status == "waiting" and type(retries) is int and retries > 0:
+        return f"Retrying · #{retries}"
+    if node.status == "pending" and node.metrics.get("held"):
+        return "Held: paused"
+    return node.status.capitalize()
 
 
 def node_slot_html(dag_id: str, node: NodeView, seq: int) -> str:

@@ -102,6 +102,16 @@ def test_completed_node_shows_its_duration(dag: Dag) -> None:
     assert "<strong>1</strong> / 2 nodes done" in html
 
 
+def test_a_retry_and_a_held_start_say_so_on_the_graph(dag: Dag) -> None:
+    services.node_state("etl-1", "extract", "waiting", metrics={"retries": 2})
+    assert 'aria-label="Extract: Retrying · #2"' in last_fragment()
+    assert ">Retrying · #2</text>" in last_fragment()
+    services.node_state("etl-1", "load", "pending", metrics={"held": "The run is paused."})
+    assert ">Held: paused</text>" in last_fragment()
+    services.node_state("etl-1", "extract", "running")  # the retry's next attempt
+    assert ">Running · " in last_fragment()
+
+
 def test_edge_active_flashes_one_edge(dag: Dag) -> None:
     services.edge_active("etl-1", "extract", "load")
     html = last_fragment()
