@@ -153,10 +153,10 @@ def test_a_failing_link_fails_the_run_and_skips_what_came_after(
 def test_a_retrying_task_shows_each_retry_then_completes(
     celery_worker: Worker, redis_servers: list[Server], watcher: str
 ) -> None:
-    run = launch(tasks.flaky.s(3))
-    assert run.result.get(timeout=TIMEOUT) == "ok after 2 retries"
-    events = events_until_end(redis_servers[0], watcher, run.dag_id)
-    (node_id,) = labels(run.dag_id).values()
+    dag_id, result = launch(tasks.flaky.s(3))  # the DAG id and the AsyncResult, as a pair
+    assert result.get(timeout=TIMEOUT) == "ok after 2 retries"
+    events = events_until_end(redis_servers[0], watcher, dag_id)
+    (node_id,) = labels(dag_id).values()
     states = [e for e in events if e["type"] == "node_state"]
     assert [e["status"] for e in states] == [
         "running",
@@ -170,7 +170,7 @@ def test_a_retrying_task_shows_each_retry_then_completes(
     assert states[1]["metrics"]["retry_reason"] == "ConnectionError: upstream not ready"
     assert states[-1]["metrics"]["retries"] == 2
     assert events[-1]["state"] == "completed"
-    assert Node.objects.get(dag_id=run.dag_id, node_id=node_id).output == "ok after 2 retries"
+    assert Node.objects.get(dag_id=dag_id, node_id=node_id).output == "ok after 2 retries"
 
 
 def test_a_task_replacing_itself_adds_its_new_work_as_nodes(

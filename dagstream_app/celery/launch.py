@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery.canvas import Signature
 
 from dagstream_app.celery.canvas import DAG_STAMP, STEP_STAMP, launch_graph, task_label
 
 
-@dataclass(frozen=True)
-class Launched:
-    """A launched canvas: its DAG id and Celery's result for it (``result.get()`` etc.)."""
+class Launched(NamedTuple):
+    """A launched canvas: its DAG id and Celery's result for it (``result.get()`` etc.).
+
+    A pair, so ``dag_id, result = launch(canvas)`` works too.
+    """
 
     dag_id: str
     result: Any
