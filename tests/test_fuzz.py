@@ -157,6 +157,9 @@ def test_no_frame_breaks_the_socket_or_changes_the_run(
         additional_headers={"Authorization": f"Bearer {token}"},
         max_size=2**24,
         open_timeout=TIMEOUT,
+        # Its pings draw from the random module in a thread of their own, which
+        # Hypothesis would take for a strategy using random.
+        ping_interval=None,
     ) as ws:
 
         @settings(
