@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -64,62 +65,77 @@ async def _client(
     seen = 1 if mode == "relay" else 0  # a relay has no snapshot: it starts at seq 2
     reconnects = 0
     headers = {"Authorization": f"Bearer {token}"}
-    while seen < last:
-        query = f"last_seq={seen}" if seen and mode != "relay" else ""
-        if mode == "batch":
-            query = "&".join(q for q in (query, "batch=1") if q)
-        target = url + ("?" + query if query else "")
-        try:
-            async with connect(
-                target, origin=origin, additional_headers=headers, max_size=2**26
-            ) as ws:
-                if mode == "relay":
-                    ready.set()
-                async for data in ws:
-                    now = time.time()
-                    ready.set()
-                    if mode == "html":
-                        found = SEQ_MARKER.findall(
-                            data if isinstance(data, bytes) else data.encode()
-                        )
-                        seqs = [int(found[-1])] if found else []
-                        if seqs and seqs[0] > seen:
-                            for seq in range(seen + 1, min(seqs[0], last) + 1):
+    try:
+        while seen < last:
+            query = f"last_seq={seen}" if seen and mode != "relay" else ""
+            if mode == "batch":
+                query = "&".join(q for q in (query, "batch=1") if q)
+            target = url + ("?" + query if query else "")
+            try:
+                async with connect(
+                    target, origin=origin, additional_headers=headers, max_size=2**26
+                ) as ws:
+                    if mode == "relay":
+                        ready.set()
+                    async for data in ws:
+                        now = time.time()
+                        ready.set()
+                        if mode == "html":
+                            found = SEQ_MARKER.findall(
+                                data if isinstance(data, bytes) else data.encode()
+                            )
+                            seqs = [int(found[-1])] if found else []
+                            if seqs and seqs[0] > seen:
+                                for seq in range(seen + 1, min(seqs[0], last) + 1):
+                                    received[seq] = now
+                                seen = seqs[0]
+                            if seen >= last:
+                                break
+                            continue
+                        message = json.loads(data)
+                        for item in message if isinstance(message, list) else [message]:
+                            kind = item.get("type")
+                            if kind == "snapshot":
+                                seen = max(seen, item["seq"])
+                                continue
+                            seq = item.get("seq")
+                            if seq is None:
+                                continue
+                            if seq <= seen:
+                                dupes += 1
+                            elif seq != seen + 1:
+                                disorder += 1
+                                seen = seq
+                            else:
+                                seen = seq
+                            if seq <= last and not received[seq]:
                                 received[seq] = now
-                            seen = seqs[0]
                         if seen >= last:
                             break
-                        continue
-                    message = json.loads(data)
-                    for item in message if isinstance(message, list) else [message]:
-                        kind = item.get("type")
-                        if kind == "snapshot":
-                            seen = max(seen, item["seq"])
-                            continue
-                        seq = item.get("seq")
-                        if seq is None:
-                            continue
-                        if seq <= seen:
-                            dupes += 1
-                        elif seq != seen + 1:
-                            disorder += 1
-                            seen = seq
-                        else:
-                            seen = seq
-                        if seq <= last and not received[seq]:
-                            received[seq] = now
-                    if seen >= last:
-                        break
-        except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd else None
-            if code in TERMINAL:
-                break
-            reconnects += 1
-    out.append((received, dupes, disorder, reconnects))
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd else None
+                if code in TERMINAL:
+                    break
+                reconnects += 1
+    finally:  # also when the client process gives up: what arrived counts
+        out.append((received, dupes, disorder, reconnects))
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Let this process (and those it starts) hold ``wanted`` descriptors, within the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE,
+            (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard),
+        )
 
 
 async def _clients_main(args: list[str]) -> None:
-    url, origin, token, last, mode, count, path = args
+    """``count`` clients; results to ``path`` once all are done or ``timeout`` s have passed."""
+    url, origin, token, last, mode, count, path, *rest = args
+    timeout = float(rest[0]) if rest else 600.0
+    raise_fd_limit(int(count) + 256)
     results: list[Any] = []
     readies = [asyncio.Event() for _ in range(int(count))]
     tasks = [
@@ -129,11 +145,42 @@ async def _clients_main(args: list[str]) -> None:
     # Ready once every client has its snapshot (or, on the relay, its connection).
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
     print("ready", flush=True)
-    await asyncio.wait_for(asyncio.gather(*tasks), 600)
+    _, late = await asyncio.wait(tasks, timeout=timeout)
+    for task in late:  # given up on: what they got is still written (and the rest lost)
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     with open(path, "wb") as file:
         for received, dupes, disorder, reconnects in results:
             file.write(json.dumps([dupes, disorder, reconnects]).encode() + b"\n")
             file.write(received.tobytes())
+    print(f"cpu {time.process_time():.3f}", flush=True)  # this process's CPU seconds
+
+
+def _spawn_clients(
+    server: Proc,
+    path: str,
+    token: str,
+    last: int,
+    mode: str,
+    clients: int,
+    files: list[Path],
+    timeout: float = 600.0,
+) -> list[subprocess.Popen[str]]:
+    """``clients`` clients of ``path`` spread over one process per file; once all are ready.
+
+    Each process writes its clients' results to its file (see :func:`_read_results`),
+    after ``last`` or ``timeout`` seconds from ready, then prints ``cpu <seconds>``.
+    """
+    procs = []
+    for i, file in enumerate(files):
+        count = clients // len(files) + (i < clients % len(files))
+        command = [sys.executable, __file__, "--clients", f"ws://127.0.0.1:{server.port}{path}"]
+        command += [f"http://127.0.0.1:{server.port}", token, str(last), mode, str(count)]
+        command += [str(file), str(timeout)]
+        procs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return procs
 
 
 def _read_results(path: Path, last: int) -> list[tuple[array.array[float], int, int, int]]:
@@ -152,11 +199,16 @@ def _read_results(path: Path, last: int) -> list[tuple[array.array[float], int, 
 
 
 async def _relay_main(args: list[str]) -> None:
-    """The baseline: a bare websockets server relaying a Redis pub/sub channel."""
+    """The baseline: a bare websockets server relaying a Redis pub/sub channel.
+
+    ``--no-compression``: without permessage-deflate (which websockets offers and
+    daphne does not), so that both servers send the same bytes.
+    """
     import redis.asyncio as aioredis
     from websockets.asyncio.server import broadcast, serve
 
-    (channel,) = args
+    channel, *flags = args
+    compression = None if "--no-compression" in flags else "deflate"
     connected: set[Any] = set()
 
     async def handler(ws: Any) -> None:
@@ -166,7 +218,7 @@ async def _relay_main(args: list[str]) -> None:
         finally:
             connected.discard(ws)
 
-    async with serve(handler, "127.0.0.1", 0, max_size=2**20) as server:
+    async with serve(handler, "127.0.0.1", 0, max_size=2**20, compression=compression) as server:
         port = server.sockets[0].getsockname()[1]
         client = aioredis.Redis.from_url(REDIS_URL)
         pubsub = client.pubsub()
@@ -246,10 +298,12 @@ def _server(kind: str, env: dict[str, str]) -> Proc:
     raise RuntimeError(f"{kind} did not start")
 
 
-def _relay() -> tuple[Proc, str]:
+def _relay(compression: bool = True) -> tuple[Proc, str]:
+    """The raw relay in a process of its own, and the pub/sub channel it relays."""
     channel = f"bench-relay-{uuid.uuid4().hex[:8]}"
+    flags = [] if compression else ["--no-compression"]
     process = subprocess.Popen(
-        [sys.executable, __file__, "--relay", channel],
+        [sys.executable, __file__, "--relay", channel, *flags],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -348,33 +402,8 @@ async def _run(
     else:
         path, first = "/", 2
     last = first + count - 1
-    url = f"ws://127.0.0.1:{server.port}{path}"
-    procs = []
-    per = [
-        CLIENTS // CLIENT_PROCESSES + (i < CLIENTS % CLIENT_PROCESSES)
-        for i in range(CLIENT_PROCESSES)
-    ]
     files = [folder / f"{mode}-{rate}-{i}.bin" for i in range(CLIENT_PROCESSES)]
-    for n, file in zip(per, files, strict=True):
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--clients",
-                url,
-                f"http://127.0.0.1:{server.port}",
-                token,
-                str(last),
-                mode,
-                str(n),
-                str(file),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(proc)
-    for proc in procs:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    procs = _spawn_clients(server, path, token, last, mode, CLIENTS, files)
     commits: dict[int, float] = {}
     cpu = server.cpu_seconds()
     started = time.time()
