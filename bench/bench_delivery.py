@@ -15,8 +15,8 @@ For each mode and rate it prints: lost / duplicated events, latency from commit
 (the flush's return) to the client (p50 / p99 / max), events delivered per second
 (events x clients / time), and server CPU per delivered event — then the ratios
 the event-storm issue asks for. ``BENCH_CLIENTS`` (100), ``BENCH_SECONDS`` (8) and
-``BENCH_FLAT_EVENTS`` (8000) size it; ``BENCH_SOAK=60`` adds the soak: that many
-seconds at 1,000 events/s to ``?batch=1`` clients, sampling the server's memory.
+``BENCH_FLAT_EVENTS`` (8000) size it. The soak (500 connections for a minute) is
+``bench_soak.py``, built on this file's helpers.
 Compare ratios, not absolute numbers: the machines are shared and noisy.
 """
 
@@ -44,7 +44,6 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "100"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 FLAT_EVENTS = int(os.environ.get("BENCH_FLAT_EVENTS", "8000"))
-SOAK = float(os.environ.get("BENCH_SOAK", "0"))
 CLIENT_PROCESSES = 2
 NODES = [f"n{i}" for i in range(100)]
 SEQ_MARKER = re.compile(rb'id="ds-seq" data-seq="(\d+)"')
@@ -520,49 +519,6 @@ def _print(rows: list[Row], title: str) -> None:
         )
 
 
-async def _soak(server: Proc, token: str, folder: Path) -> None:
-    from channels.db import database_sync_to_async
-
-    from dagstream_app import services
-
-    dag_id = f"soak-{uuid.uuid4().hex[:6]}"
-    await database_sync_to_async(services.create_dag)(dag_id, nodes=NODES)
-    count = int(1000 * SOAK)
-    last = count + 1
-    file = folder / "soak.bin"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--clients",
-            f"ws://127.0.0.1:{server.port}/ws/dags/{dag_id}/",
-            f"http://127.0.0.1:{server.port}",
-            token,
-            str(last),
-            "batch",
-            str(CLIENTS),
-            str(file),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    samples = [server.rss_mb()]
-    emitting = asyncio.ensure_future(_emit(dag_id, 1000, count, {}))
-    while not emitting.done():
-        await asyncio.sleep(5)  # the sampling interval
-        samples.append(server.rss_mb())
-    await asyncio.to_thread(proc.wait, 600)
-    results = _read_results(file, last)
-    lost = sum(1 for received, *_ in results for seq in range(2, last + 1) if not received[seq])
-    print(
-        f"-- soak: {SOAK:.0f} s at 1000 events/s to {CLIENTS} ?batch=1 clients: {lost} lost; "
-        f"server RSS {samples[0]:.0f} MB at start, {samples[1]:.0f} MB after 5 s, "
-        f"{samples[-1]:.0f} MB at the end, {max(samples):.0f} MB at most "
-        f"(drift after warm-up {100 * (samples[-1] - samples[1]) / samples[1]:+.1f} %)"
-    )
-
-
 async def main() -> int:
     folder = Path(tempfile.mkdtemp())
     env = await asyncio.to_thread(_setup, folder)
@@ -586,8 +542,6 @@ async def main() -> int:
                 for rate in rates:
                     rows.append(await _run(mode, rate, server, token, folder))
             results[kind] = rows
-            if SOAK and kind == "daphne":
-                await _soak(server, token, folder)
         finally:
             server.stop()
     _print(results["relay"], "raw websockets relay of Redis pub/sub (baseline)")
