@@ -15,8 +15,8 @@ For each mode and rate it prints: lost / duplicated events, latency from commit
 (the flush's return) to the client (p50 / p99 / max), events delivered per second
 (events x clients / time), and server CPU per delivered event — then the ratios
 the event-storm issue asks for. ``BENCH_CLIENTS`` (100), ``BENCH_SECONDS`` (8) and
-``BENCH_FLAT_EVENTS`` (8000) size it; ``BENCH_SOAK=60`` adds the soak: that many
-seconds at 1,000 events/s to ``?batch=1`` clients, sampling the server's memory.
+``BENCH_FLAT_EVENTS`` (8000) size it. The soak (500 connections for a minute) is
+``bench_soak.py``, built on this file's helpers.
 Compare ratios, not absolute numbers: the machines are shared and noisy.
 """
 
@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -43,7 +44,6 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "100"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 FLAT_EVENTS = int(os.environ.get("BENCH_FLAT_EVENTS", "8000"))
-SOAK = float(os.environ.get("BENCH_SOAK", "0"))
 CLIENT_PROCESSES = 2
 NODES = [f"n{i}" for i in range(100)]
 SEQ_MARKER = re.compile(rb'id="ds-seq" data-seq="(\d+)"')
@@ -64,62 +64,77 @@ async def _client(
     seen = 1 if mode == "relay" else 0  # a relay has no snapshot: it starts at seq 2
     reconnects = 0
     headers = {"Authorization": f"Bearer {token}"}
-    while seen < last:
-        query = f"last_seq={seen}" if seen and mode != "relay" else ""
-        if mode == "batch":
-            query = "&".join(q for q in (query, "batch=1") if q)
-        target = url + ("?" + query if query else "")
-        try:
-            async with connect(
-                target, origin=origin, additional_headers=headers, max_size=2**26
-            ) as ws:
-                if mode == "relay":
-                    ready.set()
-                async for data in ws:
-                    now = time.time()
-                    ready.set()
-                    if mode == "html":
-                        found = SEQ_MARKER.findall(
-                            data if isinstance(data, bytes) else data.encode()
-                        )
-                        seqs = [int(found[-1])] if found else []
-                        if seqs and seqs[0] > seen:
-                            for seq in range(seen + 1, min(seqs[0], last) + 1):
+    try:
+        while seen < last:
+            query = f"last_seq={seen}" if seen and mode != "relay" else ""
+            if mode == "batch":
+                query = "&".join(q for q in (query, "batch=1") if q)
+            target = url + ("?" + query if query else "")
+            try:
+                async with connect(
+                    target, origin=origin, additional_headers=headers, max_size=2**26
+                ) as ws:
+                    if mode == "relay":
+                        ready.set()
+                    async for data in ws:
+                        now = time.time()
+                        ready.set()
+                        if mode == "html":
+                            found = SEQ_MARKER.findall(
+                                data if isinstance(data, bytes) else data.encode()
+                            )
+                            seqs = [int(found[-1])] if found else []
+                            if seqs and seqs[0] > seen:
+                                for seq in range(seen + 1, min(seqs[0], last) + 1):
+                                    received[seq] = now
+                                seen = seqs[0]
+                            if seen >= last:
+                                break
+                            continue
+                        message = json.loads(data)
+                        for item in message if isinstance(message, list) else [message]:
+                            kind = item.get("type")
+                            if kind == "snapshot":
+                                seen = max(seen, item["seq"])
+                                continue
+                            seq = item.get("seq")
+                            if seq is None:
+                                continue
+                            if seq <= seen:
+                                dupes += 1
+                            elif seq != seen + 1:
+                                disorder += 1
+                                seen = seq
+                            else:
+                                seen = seq
+                            if seq <= last and not received[seq]:
                                 received[seq] = now
-                            seen = seqs[0]
                         if seen >= last:
                             break
-                        continue
-                    message = json.loads(data)
-                    for item in message if isinstance(message, list) else [message]:
-                        kind = item.get("type")
-                        if kind == "snapshot":
-                            seen = max(seen, item["seq"])
-                            continue
-                        seq = item.get("seq")
-                        if seq is None:
-                            continue
-                        if seq <= seen:
-                            dupes += 1
-                        elif seq != seen + 1:
-                            disorder += 1
-                            seen = seq
-                        else:
-                            seen = seq
-                        if seq <= last and not received[seq]:
-                            received[seq] = now
-                    if seen >= last:
-                        break
-        except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd else None
-            if code in TERMINAL:
-                break
-            reconnects += 1
-    out.append((received, dupes, disorder, reconnects))
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd else None
+                if code in TERMINAL:
+                    break
+                reconnects += 1
+    finally:  # also when the client process gives up: what arrived counts
+        out.append((received, dupes, disorder, reconnects))
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Let this process (and those it starts) hold ``wanted`` descriptors, within the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE,
+            (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard),
+        )
 
 
 async def _clients_main(args: list[str]) -> None:
-    url, origin, token, last, mode, count, path = args
+    """``count`` clients; results to ``path`` once all are done or ``timeout`` s have passed."""
+    url, origin, token, last, mode, count, path, *rest = args
+    timeout = float(rest[0]) if rest else 600.0
+    raise_fd_limit(int(count) + 256)
     results: list[Any] = []
     readies = [asyncio.Event() for _ in range(int(count))]
     tasks = [
@@ -129,11 +144,42 @@ async def _clients_main(args: list[str]) -> None:
     # Ready once every client has its snapshot (or, on the relay, its connection).
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
     print("ready", flush=True)
-    await asyncio.wait_for(asyncio.gather(*tasks), 600)
+    _, late = await asyncio.wait(tasks, timeout=timeout)
+    for task in late:  # given up on: what they got is still written (and the rest lost)
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     with open(path, "wb") as file:
         for received, dupes, disorder, reconnects in results:
             file.write(json.dumps([dupes, disorder, reconnects]).encode() + b"\n")
             file.write(received.tobytes())
+    print(f"cpu {time.process_time():.3f}", flush=True)  # this process's CPU seconds
+
+
+def _spawn_clients(
+    server: Proc,
+    path: str,
+    token: str,
+    last: int,
+    mode: str,
+    clients: int,
+    files: list[Path],
+    timeout: float = 600.0,
+) -> list[subprocess.Popen[str]]:
+    """``clients`` clients of ``path`` spread over one process per file; once all are ready.
+
+    Each process writes its clients' results to its file (see :func:`_read_results`),
+    after ``last`` or ``timeout`` seconds from ready, then prints ``cpu <seconds>``.
+    """
+    procs = []
+    for i, file in enumerate(files):
+        count = clients // len(files) + (i < clients % len(files))
+        command = [sys.executable, __file__, "--clients", f"ws://127.0.0.1:{server.port}{path}"]
+        command += [f"http://127.0.0.1:{server.port}", token, str(last), mode, str(count)]
+        command += [str(file), str(timeout)]
+        procs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return procs
 
 
 def _read_results(path: Path, last: int) -> list[tuple[array.array[float], int, int, int]]:
@@ -152,11 +198,16 @@ def _read_results(path: Path, last: int) -> list[tuple[array.array[float], int, 
 
 
 async def _relay_main(args: list[str]) -> None:
-    """The baseline: a bare websockets server relaying a Redis pub/sub channel."""
+    """The baseline: a bare websockets server relaying a Redis pub/sub channel.
+
+    ``--no-compression``: without permessage-deflate (which websockets offers and
+    daphne does not), so that both servers send the same bytes.
+    """
     import redis.asyncio as aioredis
     from websockets.asyncio.server import broadcast, serve
 
-    (channel,) = args
+    channel, *flags = args
+    compression = None if "--no-compression" in flags else "deflate"
     connected: set[Any] = set()
 
     async def handler(ws: Any) -> None:
@@ -166,7 +217,7 @@ async def _relay_main(args: list[str]) -> None:
         finally:
             connected.discard(ws)
 
-    async with serve(handler, "127.0.0.1", 0, max_size=2**20) as server:
+    async with serve(handler, "127.0.0.1", 0, max_size=2**20, compression=compression) as server:
         port = server.sockets[0].getsockname()[1]
         client = aioredis.Redis.from_url(REDIS_URL)
         pubsub = client.pubsub()
@@ -246,10 +297,12 @@ def _server(kind: str, env: dict[str, str]) -> Proc:
     raise RuntimeError(f"{kind} did not start")
 
 
-def _relay() -> tuple[Proc, str]:
+def _relay(compression: bool = True) -> tuple[Proc, str]:
+    """The raw relay in a process of its own, and the pub/sub channel it relays."""
     channel = f"bench-relay-{uuid.uuid4().hex[:8]}"
+    flags = [] if compression else ["--no-compression"]
     process = subprocess.Popen(
-        [sys.executable, __file__, "--relay", channel],
+        [sys.executable, __file__, "--relay", channel, *flags],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -348,33 +401,8 @@ async def _run(
     else:
         path, first = "/", 2
     last = first + count - 1
-    url = f"ws://127.0.0.1:{server.port}{path}"
-    procs = []
-    per = [
-        CLIENTS // CLIENT_PROCESSES + (i < CLIENTS % CLIENT_PROCESSES)
-        for i in range(CLIENT_PROCESSES)
-    ]
     files = [folder / f"{mode}-{rate}-{i}.bin" for i in range(CLIENT_PROCESSES)]
-    for n, file in zip(per, files, strict=True):
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--clients",
-                url,
-                f"http://127.0.0.1:{server.port}",
-                token,
-                str(last),
-                mode,
-                str(n),
-                str(file),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(proc)
-    for proc in procs:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    procs = _spawn_clients(server, path, token, last, mode, CLIENTS, files)
     commits: dict[int, float] = {}
     cpu = server.cpu_seconds()
     started = time.time()
@@ -491,49 +519,6 @@ def _print(rows: list[Row], title: str) -> None:
         )
 
 
-async def _soak(server: Proc, token: str, folder: Path) -> None:
-    from channels.db import database_sync_to_async
-
-    from dagstream_app import services
-
-    dag_id = f"soak-{uuid.uuid4().hex[:6]}"
-    await database_sync_to_async(services.create_dag)(dag_id, nodes=NODES)
-    count = int(1000 * SOAK)
-    last = count + 1
-    file = folder / "soak.bin"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--clients",
-            f"ws://127.0.0.1:{server.port}/ws/dags/{dag_id}/",
-            f"http://127.0.0.1:{server.port}",
-            token,
-            str(last),
-            "batch",
-            str(CLIENTS),
-            str(file),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    samples = [server.rss_mb()]
-    emitting = asyncio.ensure_future(_emit(dag_id, 1000, count, {}))
-    while not emitting.done():
-        await asyncio.sleep(5)  # the sampling interval
-        samples.append(server.rss_mb())
-    await asyncio.to_thread(proc.wait, 600)
-    results = _read_results(file, last)
-    lost = sum(1 for received, *_ in results for seq in range(2, last + 1) if not received[seq])
-    print(
-        f"-- soak: {SOAK:.0f} s at 1000 events/s to {CLIENTS} ?batch=1 clients: {lost} lost; "
-        f"server RSS {samples[0]:.0f} MB at start, {samples[1]:.0f} MB after 5 s, "
-        f"{samples[-1]:.0f} MB at the end, {max(samples):.0f} MB at most "
-        f"(drift after warm-up {100 * (samples[-1] - samples[1]) / samples[1]:+.1f} %)"
-    )
-
-
 async def main() -> int:
     folder = Path(tempfile.mkdtemp())
     env = await asyncio.to_thread(_setup, folder)
@@ -557,8 +542,6 @@ async def main() -> int:
                 for rate in rates:
                     rows.append(await _run(mode, rate, server, token, folder))
             results[kind] = rows
-            if SOAK and kind == "daphne":
-                await _soak(server, token, folder)
         finally:
             server.stop()
     _print(results["relay"], "raw websockets relay of Redis pub/sub (baseline)")
