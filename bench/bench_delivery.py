@@ -200,14 +200,13 @@ def _read_results(path: Path, last: int) -> list[tuple[array.array[float], int, 
 async def _relay_main(args: list[str]) -> None:
     """The baseline: a bare websockets server relaying a Redis pub/sub channel.
 
-    ``--no-compression``: without permessage-deflate (which websockets offers and
-    daphne does not), so that both servers send the same bytes.
+    Without permessage-deflate (which websockets offers by default and daphne does
+    not), so that both servers send the same bytes.
     """
     import redis.asyncio as aioredis
     from websockets.asyncio.server import broadcast, serve
 
-    channel, *flags = args
-    compression = None if "--no-compression" in flags else "deflate"
+    (channel,) = args
     connected: set[Any] = set()
 
     async def handler(ws: Any) -> None:
@@ -217,7 +216,7 @@ async def _relay_main(args: list[str]) -> None:
         finally:
             connected.discard(ws)
 
-    async with serve(handler, "127.0.0.1", 0, max_size=2**20, compression=compression) as server:
+    async with serve(handler, "127.0.0.1", 0, max_size=2**20, compression=None) as server:
         port = server.sockets[0].getsockname()[1]
         client = aioredis.Redis.from_url(REDIS_URL)
         pubsub = client.pubsub()
@@ -297,12 +296,11 @@ def _server(kind: str, env: dict[str, str]) -> Proc:
     raise RuntimeError(f"{kind} did not start")
 
 
-def _relay(compression: bool = True) -> tuple[Proc, str]:
+def _relay() -> tuple[Proc, str]:
     """The raw relay in a process of its own, and the pub/sub channel it relays."""
     channel = f"bench-relay-{uuid.uuid4().hex[:8]}"
-    flags = [] if compression else ["--no-compression"]
     process = subprocess.Popen(
-        [sys.executable, __file__, "--relay", channel, *flags],
+        [sys.executable, __file__, "--relay", channel],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -190,7 +190,7 @@ async def main() -> int:
     token = await database_sync_to_async(delivery._token)()
     print(f"-- machine: {Path('/proc/loadavg').read_text().split()[:3]} load (1, 5, 15 min)")
 
-    relay, channel = delivery._relay(compression=False)  # daphne compresses nothing either
+    relay, channel = delivery._relay()
     try:
 
         async def relay_engine(count: int, commits: dict[int, float]) -> None:
