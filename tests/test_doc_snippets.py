@@ -17,16 +17,39 @@ block that is none of the three, or a listed one that is gone, fails
 from __future__ import annotations
 
 import ast
+import asyncio
+import dataclasses
 import importlib
+import inspect
+import json
 import re
+import sys
 import textwrap
+import threading
+import time
+import typing
+import urllib.error
+import urllib.request
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import pytest
+from channels.db import database_sync_to_async
+from websockets.sync.client import connect
 
-from tests.servers import ROOT
+from dagstream_app import services
+from dagstream_app.engine import DagStream, GateDecision
+from dagstream_app.models import Dag, Event
+from tests.freshproject import DEADLINE
+from tests.servers import ROOT, Server, child_env
+from tests.wsclient import events_until, open_ws
+
+T = TypeVar("T")
+pytestmark = pytest.mark.timeout(120)  # each test; the file takes well under a minute
 
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 # A fenced block as CommonMark reads it: the closing fence is alone on its line.
@@ -117,3 +140,295 @@ def _submodule(package: str, name: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+# ------------------------------------------------------------------ the harness
+
+# Which test runs or applies each block (filled as the tests below are defined).
+COVERED: dict[str, str] = {}
+
+
+def runs(*keys: str) -> Callable[[T], T]:
+    """Mark a test as the one that runs (or applies) these blocks."""
+
+    def mark(test: T) -> T:
+        for key in keys:
+            assert key not in COVERED, f"{key} is run by {COVERED[key]} already"
+            COVERED[key] = test.__name__  # type: ignore[attr-defined]
+        return test
+
+    return mark
+
+
+def _compiled(key: str, replace: dict[str, str] | None = None) -> Any:
+    b = block(key)
+    code = b.code
+    for old, new in (replace or {}).items():
+        assert old in code, f"{b.where} no longer says {old!r}"
+        code = code.replace(old, new)
+    # dont_inherit: the block compiles as a file of its own would, without this
+    # module's `from __future__ import annotations`.
+    return compile(code, b.where, "exec", TOP_AWAIT, dont_inherit=True)
+
+
+async def run_async(key: str, **names: Any) -> dict[str, Any]:
+    """Run a block as inside an async engine (top-level ``await``), with ``names`` in
+    scope; its namespace afterwards."""
+    namespace: dict[str, Any] = {"__name__": "docs_snippet", **names}
+    done = eval(_compiled(key), namespace)  # the docs' own code, as written
+    if inspect.isawaitable(done):
+        await done
+    return namespace
+
+
+def run_sync(key: str, **names: Any) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "docs_snippet", **names}
+    exec(_compiled(key), namespace)  # the docs' own code, as written
+    return namespace
+
+
+def write_program(key: str, path: Path, replace: dict[str, str] | None = None) -> Path:
+    """A complete program from the docs, as a file (``replace``: the placeholders the
+    doc's reader fills in, such as a token)."""
+    code = block(key).code
+    for old, new in (replace or {}).items():
+        assert old in code, f"{block(key).where} no longer says {old!r}"
+        code = code.replace(old, new)
+    path.write_text(code)
+    return path
+
+
+@dataclass(frozen=True)
+class Person:
+    """Somebody with every dagstream permission and an API token, at a real daphne."""
+
+    username: str
+    token: str
+    server: Server
+
+    def _snapshot(self, dag_id: str) -> dict[str, Any] | None:
+        request = urllib.request.Request(
+            f"{self.server.http}/api/dags/{dag_id}/",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=DEADLINE) as response:
+                snapshot: dict[str, Any] = json.load(response)
+                return snapshot
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None  # not created yet
+            raise
+
+    def wait_for(self, what: str, dag_id: str, check: Callable[[dict[str, Any]], bool]) -> None:
+        """Poll the run's snapshot (the read API) until ``check`` holds."""
+        end = time.monotonic() + DEADLINE
+        while not ((snap := self._snapshot(dag_id)) is not None and check(snap)):
+            if time.monotonic() > end:
+                pytest.fail(f"timed out waiting for {what} of {dag_id}")
+            time.sleep(0.05)  # polling another process's outcome, bounded by DEADLINE
+
+    def wait_for_gate(self, dag_id: str, node_id: str) -> None:
+        self.wait_for(
+            f"the gate at {node_id}",
+            dag_id,
+            lambda snap: any(
+                g["node_id"] == node_id and g["status"] == "pending" for g in snap["gates"]
+            ),
+        )
+
+    def send(self, dag_id: str, *commands: dict[str, Any]) -> list[dict[str, Any]]:
+        """Send commands over the run's socket, as the dashboard's person; their replies."""
+        replies = []
+        with connect(
+            f"{self.server.ws}/ws/dags/{dag_id}/",
+            origin=self.server.http,  # type: ignore[arg-type]
+            additional_headers={"Authorization": f"Bearer {self.token}"},
+            open_timeout=DEADLINE,
+        ) as ws:
+            for n, command in enumerate(commands):
+                ws.send(json.dumps({**command, "id": f"person-{n}"}))
+                while not replies or replies[-1].get("id") != f"person-{n}":
+                    data = json.loads(ws.recv(timeout=DEADLINE))
+                    for message in data if isinstance(data, list) else [data]:
+                        if message["type"] in ("ack", "error") and "id" in message:
+                            replies.append(message)
+        assert [r["type"] for r in replies] == ["ack"] * len(commands), replies
+        return replies
+
+    def decide(self, dag_id: str, node_id: str, decision: str = "approve", **more: str) -> None:
+        """Wait until the gate is open, then decide it over the socket."""
+        self.wait_for_gate(dag_id, node_id)
+        self.send(
+            dag_id, {"type": "human_decision", "node_id": node_id, "decision": decision, **more}
+        )
+
+    def control(self, dag_id: str, *actions: str) -> None:
+        self.wait_for("the run", dag_id, lambda snap: True)
+        self.send(dag_id, *({"type": f"{action}_execution"} for action in actions))
+
+
+@pytest.fixture
+def person(make_user: Any, make_token: Any, server: Server) -> Person:
+    user = make_user("view_dag", "decide_gate", "control_dag", username="ada")
+    return Person(user.username, make_token(user), server)
+
+
+def dag_row(dag_id: str) -> Dag:
+    return Dag.objects.get(dag_id=dag_id)
+
+
+def event_types(dag_id: str) -> list[str]:
+    return list(Event.objects.filter(dag_id=dag_id).order_by("seq").values_list("type", flat=True))
+
+
+async def _in_db(func: Callable[..., T], *args: Any) -> T:
+    return await database_sync_to_async(func)(*args)  # type: ignore[no-any-return]
+
+
+async def within(awaitable: Awaitable[T]) -> T:
+    return await asyncio.wait_for(awaitable, DEADLINE)
+
+
+# ------------------------------------------------------------------ engine.md
+
+
+@runs("engine.md:from dagstream_app.engine import DagStream")
+@pytest.mark.django_db(transaction=True)
+async def test_engine_the_opening_example_runs_to_its_gate_and_completes(person: Person) -> None:
+    engine = asyncio.ensure_future(
+        run_async("engine.md:from dagstream_app.engine import DagStream")
+    )
+    await asyncio.to_thread(person.decide, "etl-42", "load", "approve")
+    names = await within(engine)
+    assert names["decision"].decided_by == "ada"
+    dag = await _in_db(dag_row, "etl-42")
+    assert (dag.status, dag.results, dag.spent, dag.budget) == (
+        "completed",
+        {"rows": 1200},
+        1.25,
+        5.0,
+    )
+    assert await _in_db(event_types, "etl-42") == [
+        "execution_state",
+        "node_state",
+        "node_state",
+        "edge_active",
+        "dag_mutated",
+        "cost_update",
+        "node_state",  # load: waiting
+        "human_gate_waiting",
+        "gate_decided",
+        "execution_complete",
+        "execution_state",
+    ]
+
+
+@runs('engine.md:stream.nowait.node_state("extract", "running")')
+@pytest.mark.django_db(transaction=True)
+async def test_engine_nowait_reports_are_durable_after_flush() -> None:
+    stream = await DagStream.create(
+        "nowait-doc", nodes=["extract", "transform"], edges=[("extract", "transform")]
+    )
+    await run_async('engine.md:stream.nowait.node_state("extract", "running")', stream=stream)
+    # No await between the reports and flush(): all of them are written by now.
+    assert await _in_db(event_types, "nowait-doc") == [
+        "execution_state",
+        "node_state",
+        "edge_active",
+        "cost_update",
+        "error",
+        "dag_mutated",
+    ]
+    await stream.close()
+
+
+@runs("engine.md:@dataclass(frozen=True)")
+def test_engine_the_gate_decision_excerpt_is_the_real_class() -> None:
+    names = run_sync(
+        "engine.md:@dataclass(frozen=True)", dataclass=dataclass, Literal=Literal, datetime=datetime
+    )
+    excerpt = names["GateDecision"]
+    assert typing.get_type_hints(excerpt) == typing.get_type_hints(GateDecision)
+    assert [f.name for f in dataclasses.fields(excerpt)] == [
+        f.name for f in dataclasses.fields(GateDecision)
+    ]
+    assert excerpt.__dataclass_params__.frozen and GateDecision.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+class Scheduler:
+    """What engine.md's ``obey`` drives: it records what it was told."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+
+@runs("engine.md:async def obey(stream: DagStream) -> None:")
+@pytest.mark.django_db(transaction=True)
+async def test_engine_obey_follows_pause_resume_and_cancel(person: Person) -> None:
+    scheduler = Scheduler()
+    names = await run_async(
+        "engine.md:async def obey(stream: DagStream) -> None:",
+        DagStream=DagStream,
+        scheduler=scheduler,
+    )
+    stream = await DagStream.create("obey-doc", nodes=["a"])
+    obeying = asyncio.ensure_future(names["obey"](stream))
+    await asyncio.to_thread(person.control, "obey-doc", "pause", "resume", "cancel")
+    await within(obeying)  # commands() ended with the run
+    assert scheduler.calls == ["pause", "resume", "stop"]
+    assert (await _in_db(dag_row, "obey-doc")).status == "cancelled"
+    await stream.close()
+
+
+@runs("engine.md:from dagstream_app.engine import SyncDagStream")
+@pytest.mark.django_db(transaction=True)
+def test_engine_the_sync_example_runs_in_a_script(person: Person) -> None:
+    deciding = threading.Thread(target=person.decide, args=("etl-43", "b", "approve"))
+    deciding.start()
+    try:
+        names = run_sync("engine.md:from dagstream_app.engine import SyncDagStream")
+    finally:
+        deciding.join(timeout=DEADLINE)
+    assert names["decision"].decided_by == "ada"
+    dag = dag_row("etl-43")
+    assert (dag.status, dag.results) == ("completed", {"ok": True})
+
+
+@runs("engine.md:from dagstream_app.services import Conflict, InvalidDelta")
+def test_engine_the_errors_import_names_the_refusals() -> None:
+    names = run_sync("engine.md:from dagstream_app.services import Conflict, InvalidDelta")
+    assert issubclass(names["InvalidDelta"], ValueError)
+    assert issubclass(names["Conflict"], services.DagstreamError)
+
+
+@runs("engine.md:# engine.py")
+@pytest.mark.django_db(transaction=True)
+async def test_engine_the_separate_process_script_reports_to_the_server(
+    person: Person, tmp_path: Path
+) -> None:
+    script = write_program("engine.md:# engine.py", tmp_path / "engine.py")
+    engine = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), cwd=tmp_path, env=child_env(), stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await within(engine.communicate())
+    assert engine.returncode == 0, err.decode()
+    # What it reported, replayed by the server to a client that starts from the beginning.
+    ws = await open_ws(person.server, "etl-44", token=person.token, query="last_seq=0")
+    try:
+        events = await events_until(ws, 2)
+    finally:
+        await ws.close()
+    assert [(e["type"], e.get("state") or e.get("status")) for e in events] == [
+        ("execution_state", "running"),
+        ("node_state", "running"),
+    ]
