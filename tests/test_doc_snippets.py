@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import dataclasses
 import importlib
 import inspect
+import io
 import json
 import re
 import sys
@@ -39,14 +41,15 @@ from typing import Any, Literal, TypeVar
 
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.auth.models import User
 from websockets.sync.client import connect
 
 from dagstream_app import services
-from dagstream_app.engine import DagStream, GateDecision
-from dagstream_app.models import Dag, Event
+from dagstream_app.engine import DagStream, GateDecision, SyncDagStream
+from dagstream_app.models import Dag, Event, Gate, Node
 from tests.freshproject import DEADLINE
 from tests.servers import ROOT, Server, child_env
-from tests.wsclient import events_until, open_ws
+from tests.wsclient import events_until, open_ws, reply_to
 
 T = TypeVar("T")
 pytestmark = pytest.mark.timeout(120)  # each test; the file takes well under a minute
@@ -432,3 +435,247 @@ async def test_engine_the_separate_process_script_reports_to_the_server(
         ("execution_state", "running"),
         ("node_state", "running"),
     ]
+
+
+# ------------------------------------------------------------------ gates.md
+
+
+@runs("gates.md:decision = await stream.gate(")
+@pytest.mark.django_db(transaction=True)
+async def test_gates_a_gate_with_a_timeout_returns_the_persons_decision(person: Person) -> None:
+    stream = await DagStream.create("release-6", nodes=["review"])
+    waiting = asyncio.ensure_future(
+        run_async("gates.md:decision = await stream.gate(", stream=stream)
+    )
+    await asyncio.to_thread(person.decide, "release-6", "review", "approve")
+    names = await within(waiting)
+    assert (names["decision"].decision, names["decision"].decided_by) == ("approve", "ada")
+    gate = await _in_db(lambda: Gate.objects.get(dag_id="release-6", node_id="review"))
+    assert gate.default_decision == "reject"
+    assert (
+        gate.timeout_at is not None
+        and 3500 < (gate.timeout_at - gate.created_at).total_seconds() <= 3600
+    )
+    await stream.close()
+
+
+@runs('gates.md:stream = await DagStream.open("release-7")')
+@pytest.mark.django_db(transaction=True)
+async def test_gates_a_restarted_engine_gets_the_decision_made_meanwhile(person: Person) -> None:
+    first = await DagStream.create("release-7", nodes=["review"])
+    asking = asyncio.ensure_future(first.gate("review", {"title": "Deploy release 7?"}))
+    await asyncio.to_thread(person.wait_for_gate, "release-7", "review")
+    asking.cancel()  # the engine goes away ...
+    await first.close()
+    await asyncio.to_thread(person.decide, "release-7", "review", "reject", feedback="not today")
+    # ... and comes back.
+    names = await within(
+        run_async('gates.md:stream = await DagStream.open("release-7")', DagStream=DagStream)
+    )
+    decision = names["decision"]
+    assert (decision.decision, decision.feedback, decision.decided_by) == (
+        "reject",
+        "not today",
+        "ada",
+    )
+    await names["stream"].close()
+
+
+@runs("gates.md:async for command in stream.commands():  # ends when the run ends")
+@pytest.mark.django_db(transaction=True)
+async def test_gates_the_command_loop_confirms_a_cancel_and_ends(person: Person) -> None:
+    stream = await DagStream.create("control-doc", nodes=["a"])
+    looping = asyncio.ensure_future(
+        run_async(
+            "gates.md:async for command in stream.commands():  # ends when the run ends",
+            stream=stream,
+        )
+    )
+    await asyncio.to_thread(person.control, "control-doc", "pause", "resume", "cancel")
+    await within(looping)
+    assert (await _in_db(dag_row, "control-doc")).status == "cancelled"
+    assert (await _in_db(event_types, "control-doc"))[-4:] == ["execution_state"] * 4
+    await stream.close()
+
+
+@runs('gates.md:review = asyncio.create_task(stream.gate("review", presentation))')
+@pytest.mark.django_db(transaction=True)
+async def test_gates_a_cancel_ends_the_run_while_its_gate_waits(person: Person) -> None:
+    stream = await DagStream.create("cancel-doc", nodes=["review"])
+    running = asyncio.ensure_future(
+        run_async(
+            'gates.md:review = asyncio.create_task(stream.gate("review", presentation))',
+            asyncio=asyncio,
+            stream=stream,
+            presentation={"title": "Deploy?"},
+        )
+    )
+    await asyncio.to_thread(person.wait_for_gate, "cancel-doc", "review")
+    await asyncio.to_thread(person.control, "cancel-doc", "cancel")
+    names = await within(running)
+    with pytest.raises(asyncio.CancelledError):
+        await names["review"]
+    assert (await _in_db(dag_row, "cancel-doc")).status == "cancelled"
+    gate = await _in_db(lambda: Gate.objects.get(dag_id="cancel-doc"))
+    assert gate.status == "pending"  # the gate stays pending, the run ends
+    await stream.close()
+
+
+# ------------------------------------------------------------------ runner.md
+
+
+@runs("runner.md:import asyncio")
+@pytest.mark.django_db(transaction=True)
+async def test_runner_the_first_pipeline_prints_what_it_promises(person: Person) -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        running = asyncio.ensure_future(run_async("runner.md:import asyncio"))
+        await asyncio.to_thread(person.decide, "etl-42", "review", "approve")
+        names = await within(running)
+    assert out.getvalue() == "completed {'load': 'loaded 200'}\n"  # as its comment says
+    assert names["result"].spent == pytest.approx(0.02)
+    nodes = await _in_db(
+        lambda: dict(Node.objects.filter(dag_id="etl-42").values_list("node_id", "metrics"))
+    )
+    assert nodes["extract"]["rows"] == 2
+
+
+@runs("runner.md:async def plan(ctx: Context) -> list[str]:")
+@pytest.mark.django_db(transaction=True)
+async def test_runner_the_fan_out_adds_a_node_per_source_before_the_merge() -> None:
+    from dagstream_app.runner import Context, Pipeline, Runner, Task
+
+    def read(ctx: Context) -> str:
+        return f"read {ctx.node_id}"
+
+    def merge(ctx: Context) -> list[str]:
+        return sorted(ctx.inputs)
+
+    names = await run_async(
+        "runner.md:async def plan(ctx: Context) -> list[str]:",
+        Context=Context,
+        Task=Task,
+        read=read,
+    )
+    pipeline = Pipeline(
+        "fan-out",
+        [
+            Task("gather", lambda ctx: {"sources": ["a", "b", "c"]}),
+            Task("plan", names["plan"], after=["gather"]),
+            Task("merge", merge, after=["plan"]),
+        ],
+    )
+    result = await within(Runner(pipeline).run("fan-out-doc"))
+    assert result.status == "completed"
+    assert result.results == {"merge": ["plan", "read-a", "read-b", "read-c"]}
+    assert result.outputs["read-b"] == "read read-b"
+
+
+# ------------------------------------------------------------------ protocol.md, http-api.md
+
+
+@runs("protocol.md:import asyncio")
+@pytest.mark.django_db(transaction=True)
+async def test_protocol_the_reconnecting_client_watches_a_run_to_its_end(
+    person: Person, tmp_path: Path
+) -> None:
+    stream = await DagStream.create(
+        "etl-42", nodes=["extract", "load"], edges=[("extract", "load")]
+    )
+    server = person.server
+    program = write_program(
+        "protocol.md:import asyncio",
+        tmp_path / "watch.py",
+        replace={
+            '"ws://127.0.0.1:8000"': repr(server.ws),
+            '"http://127.0.0.1:8000"': repr(server.http),
+            '"dgs_..."': repr(person.token),
+        },
+    )
+    client = await asyncio.create_subprocess_exec(
+        sys.executable, str(program), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        assert client.stdout is not None
+        first = await within(client.stdout.readline())
+        assert first == b"state: running\n"  # its snapshot: the client is connected
+        await stream.node_state("extract", "running")
+        await stream.node_state("extract", "completed")
+        await stream.edge_active("extract", "load")
+        await stream.complete({"rows": 1})
+        out, err = await within(client.communicate())
+    finally:
+        if client.returncode is None:
+            client.kill()
+            await client.wait()
+    assert client.returncode == 0, err.decode()
+    printed = [line.split(" ", 2)[:2] for line in out.decode().splitlines()]
+    assert printed == [
+        ["2", "node_state"],
+        ["3", "node_state"],
+        ["4", "edge_active"],
+        ["5", "execution_complete"],
+        ["6", "execution_state"],
+    ]
+    await stream.close()
+
+
+@runs("protocol.md:await ws.send(")
+@pytest.mark.django_db(transaction=True)
+async def test_protocol_a_decision_sent_on_an_open_connection_is_acked_and_applied(
+    person: Person,
+) -> None:
+    stream = await DagStream.create("decide-doc", nodes=["load"])
+    asking = asyncio.ensure_future(stream.gate("load", {"title": "Load?"}))
+    await asyncio.to_thread(person.wait_for_gate, "decide-doc", "load")
+    ws = await open_ws(person.server, "decide-doc", token=person.token)
+    try:
+        await run_async("protocol.md:await ws.send(", ws=ws, json=json)
+        reply, _ = await reply_to(ws, "c-1")
+    finally:
+        await ws.close()
+    assert reply["type"] == "ack"
+    decision = await within(asking)
+    assert (decision.decision, decision.decided_by) == ("approve", "ada")
+    await stream.close()
+
+
+@runs("http-api.md:import json")
+@pytest.mark.django_db(transaction=True)
+def test_http_api_all_events_reads_the_whole_log_page_by_page(person: Person) -> None:
+    stream = SyncDagStream.create("long-log", nodes=["a"])
+    for n in range(1499):  # with the first one, 1,500 events: two pages of 1,000
+        stream.nowait.node_state("a", "running", metrics={"n": n})
+    stream.close()
+    names = run_sync("http-api.md:import json")
+    events = names["all_events"](person.server.http, "long-log", person.token)
+    assert [e["seq"] for e in events] == list(range(1, 1501))
+    assert events[-1]["metrics"] == {"n": 1498}
+
+
+# ------------------------------------------------------------------ client.md
+
+
+@runs("client.md:import json")
+@pytest.mark.django_db(transaction=True)
+def test_client_the_ticket_view_gets_a_ticket_that_opens_the_stream(
+    person: Person, rf: Any
+) -> None:
+    SyncDagStream.create("etl-42", nodes=["a"]).close()
+    names = run_sync(
+        "client.md:import json",
+        # (the doc's reader puts their dagstream server's address and token here)
+    )
+    names["DAGSTREAM"], names["DAGSTREAM_TOKEN"] = person.server.http, person.token
+    request = rf.post("/api/dagstream-ticket/?dag=etl-42")
+    request.user = User.objects.get(username="ada")  # signed in to the app's own site
+    response = names["dagstream_ticket"](request)
+    assert response.status_code == 200
+    ticket = json.loads(response.content)
+    assert ticket["ticket"].startswith("dgt_") and ticket["expires_in"] == 30
+    with connect(
+        f"{person.server.ws}/ws/dags/etl-42/?ticket={ticket['ticket']}",
+        origin=person.server.http,  # type: ignore[arg-type]
+        open_timeout=DEADLINE,
+    ) as ws:
+        assert json.loads(ws.recv(timeout=DEADLINE))["type"] == "snapshot"
