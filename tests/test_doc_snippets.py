@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import importlib
 import inspect
 import io
 import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 import textwrap
 import threading
@@ -40,15 +44,18 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import pytest
+import redis
 from channels.db import database_sync_to_async
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, Permission, User
 from websockets.sync.client import connect
 
-from dagstream_app import services
+from dagstream_app import permissions, services, tokens
 from dagstream_app.engine import DagStream, GateDecision, SyncDagStream
 from dagstream_app.models import Dag, Event, Gate, Node
-from tests.freshproject import DEADLINE
-from tests.servers import ROOT, Server, child_env
+from project.demo.workers import worker_command
+from tests.celery_worker import Worker
+from tests.freshproject import DEADLINE, PROJECT, adopt, apply, env, manage, start_project
+from tests.servers import REDIS_URL, ROOT, Server, child_env, require_redis
 from tests.wsclient import events_until, open_ws, reply_to
 
 T = TypeVar("T")
@@ -163,15 +170,11 @@ def runs(*keys: str) -> Callable[[T], T]:
     return mark
 
 
-def _compiled(key: str, replace: dict[str, str] | None = None) -> Any:
+def _compiled(key: str) -> Any:
     b = block(key)
-    code = b.code
-    for old, new in (replace or {}).items():
-        assert old in code, f"{b.where} no longer says {old!r}"
-        code = code.replace(old, new)
     # dont_inherit: the block compiles as a file of its own would, without this
     # module's `from __future__ import annotations`.
-    return compile(code, b.where, "exec", TOP_AWAIT, dont_inherit=True)
+    return compile(b.code, b.where, "exec", TOP_AWAIT, dont_inherit=True)
 
 
 async def run_async(key: str, **names: Any) -> dict[str, Any]:
@@ -242,7 +245,7 @@ class Person:
 
     def send(self, dag_id: str, *commands: dict[str, Any]) -> list[dict[str, Any]]:
         """Send commands over the run's socket, as the dashboard's person; their replies."""
-        replies = []
+        replies: list[dict[str, Any]] = []
         with connect(
             f"{self.server.ws}/ws/dags/{dag_id}/",
             origin=self.server.http,  # type: ignore[arg-type]
@@ -271,10 +274,19 @@ class Person:
         self.send(dag_id, *({"type": f"{action}_execution"} for action in actions))
 
 
+def _user(username: str, *perms: str) -> User:
+    """A user with dagstream permissions (no password: the tests use tokens)."""
+    user = User.objects.create(username=username)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="dagstream_app", codename__in=perms)
+    )
+    return User.objects.get(pk=user.pk)  # fresh permission cache
+
+
 @pytest.fixture
-def person(make_user: Any, make_token: Any, server: Server) -> Person:
-    user = make_user("view_dag", "decide_gate", "control_dag", username="ada")
-    return Person(user.username, make_token(user), server)
+def person(transactional_db: Any, server: Server) -> Person:
+    user = _user("ada", "view_dag", "decide_gate", "control_dag")
+    return Person(user.username, tokens.create_api_token(user, "docs")[1], server)
 
 
 def dag_row(dag_id: str) -> Dag:
@@ -662,10 +674,8 @@ def test_client_the_ticket_view_gets_a_ticket_that_opens_the_stream(
     person: Person, rf: Any
 ) -> None:
     SyncDagStream.create("etl-42", nodes=["a"]).close()
-    names = run_sync(
-        "client.md:import json",
-        # (the doc's reader puts their dagstream server's address and token here)
-    )
+    names = run_sync("client.md:import json")
+    # What the doc's reader fills in: their dagstream server's address, and its token.
     names["DAGSTREAM"], names["DAGSTREAM_TOKEN"] = person.server.http, person.token
     request = rf.post("/api/dagstream-ticket/?dag=etl-42")
     request.user = User.objects.get(username="ada")  # signed in to the app's own site
@@ -679,3 +689,448 @@ def test_client_the_ticket_view_gets_a_ticket_that_opens_the_stream(
         open_timeout=DEADLINE,
     ) as ws:
         assert json.loads(ws.recv(timeout=DEADLINE))["type"] == "snapshot"
+
+
+# ------------------------------------------------------------------ applied to a fresh project
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One doc block (or the part of it under a ``# path`` comment) put into a project."""
+
+    key: str  # "doc.md:first line"; any fenced block, not only python ones
+    path: str  # in the fresh project
+    how: str = "add at the end"  # or "replace the file", "new file"
+    section: str | None = None  # the block's lines from this comment to the next one
+    before: str = ""  # what the block assumes is defined above it
+
+    def code(self) -> str:
+        doc, first = self.key.split(":", 1)
+        found = [b for b in fenced_blocks(ROOT / "docs" / doc) if b.code.splitlines()[0] == first]
+        assert len(found) == 1, f"no one block {self.key!r} in docs/{doc}"
+        code = found[0].code
+        if self.section is not None:
+            lines = code.splitlines(keepends=True)
+            start = lines.index(self.section + "\n")
+            ends = [i for i, line in enumerate(lines) if i > start and SECTION.fullmatch(line)]
+            code = "".join(lines[start : (ends or [len(lines)])[0]])
+        return self.before + code
+
+    def apply(self, project: Path) -> None:
+        target = project / self.path
+        if self.how == "new file":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            assert not target.exists(), f"{self.path} exists already"
+            target.write_text(self.code())
+        else:
+            apply(project, self.path, self.how, self.code())
+
+
+SECTION = re.compile(r"# [\w/.]+\.py\n")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Blocks applied together to a fresh project that has the README's edits; then
+    ``manage.py check --fail-level WARNING``, and ``probe`` (Python, in ``manage.py
+    shell``) shows the blocks do what the doc says."""
+
+    edits: tuple[Edit, ...]
+    probe: str
+    apps: tuple[str, ...] = ()  # the doc's own apps ("yourapp"), installed first
+    redis: bool = False
+
+
+SETTINGS = "yourproject/settings.py"
+HOOK_PROBE = """
+from dagstream_app.permissions import get_hook
+from myproject.dagrules import owners_only
+assert get_hook() is owners_only, get_hook()
+"""
+SETUPS = {
+    "settings": Setup(
+        (
+            Edit("settings.md:# settings.py", SETTINGS),
+            Edit("settings.md:# myproject/dagrules.py", "myproject/dagrules.py", "new file"),
+        ),
+        HOOK_PROBE
+        + "from dagstream_app.conf import get_config\n"
+        + "assert get_config()['REPLAY_WINDOW'] == 50_000\n",
+    ),
+    "gates": Setup(
+        (
+            Edit("gates.md:# settings.py", SETTINGS, section="# settings.py"),
+            Edit(
+                "gates.md:# settings.py",
+                "myproject/dagrules.py",
+                "new file",
+                section="# myproject/dagrules.py",
+            ),
+        ),
+        HOOK_PROBE,
+    ),
+    "client": Setup(
+        (
+            Edit(
+                'client.md:DAGSTREAM = {"ALLOWED_ORIGINS": ["https://app.example.com"]}', SETTINGS
+            ),
+            Edit("client.md:import os", "yourproject/asgi.py", "replace the file"),
+        ),
+        # The app's origin passes the handshake (then, with no ticket, 4001); others do not.
+        """
+import asyncio
+from channels.testing import WebsocketCommunicator
+from yourproject.asgi import application
+
+async def knock(origin):
+    headers = [(b"origin", origin.encode()), (b"host", b"localhost")]
+    socket = WebsocketCommunicator(application, "/ws/dags/etl-42/", headers=headers)
+    connected, _ = await socket.connect(timeout=10)
+    closed = await socket.receive_output(timeout=10) if connected else None
+    await socket.disconnect()
+    return connected, closed and closed["code"]
+
+assert asyncio.run(knock("https://app.example.com")) == (True, 4001)
+assert asyncio.run(knock("https://elsewhere.example.com"))[0] is False
+""",
+    ),
+    "dashboard": Setup(
+        (
+            Edit("dashboard.md:# settings.py", SETTINGS),
+            Edit(
+                "dashboard.md:{# yourapp/templates/yourapp/base.html #}",
+                "yourapp/templates/yourapp/base.html",
+                "new file",
+            ),
+        ),
+        # The sign-in page, in the site's own frame.
+        """
+from django.test import Client
+from django.test.utils import setup_test_environment
+setup_test_environment()
+page = Client().get("/accounts/login/")
+html = page.content.decode()
+assert page.status_code == 200, page.status_code
+assert '<nav><a href="/">Your site</a></nav>' in html and "dagstream.css" in html, html
+""",
+        apps=("yourapp",),
+    ),
+    "deployment": Setup(
+        (
+            Edit('deployment.md:DATABASES["default"]["OPTIONS"] = {', SETTINGS),
+            Edit(
+                "deployment.md:CHANNEL_LAYERS = {",
+                SETTINGS,
+                # the doc's REDIS_URL: the deployment's Redis
+                before=f"REDIS_URL = {REDIS_URL!r}\n",
+            ),
+        ),
+        # A message goes through the Redis layer and back.
+        """
+import asyncio
+from channels.layers import get_channel_layer
+
+async def echo():
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "docs.hello"})
+    return await asyncio.wait_for(layer.receive(channel), 10)
+
+assert asyncio.run(echo())["type"] == "docs.hello"
+""",
+        redis=True,
+    ),
+}
+for _setup in SETUPS.values():
+    for _edit in _setup.edits:
+        if _edit.key in BLOCKS:
+            COVERED.setdefault(_edit.key, "test_doc_blocks_apply_to_a_fresh_project")
+
+
+@pytest.fixture(scope="module")
+def adopted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh project with the README's edits, for each setup to copy."""
+    project = start_project(tmp_path_factory.mktemp("adopted"))
+    adopt(project)
+    return project
+
+
+def _install_apps(project: Path, apps: tuple[str, ...]) -> None:
+    for app in apps:
+        (project / app).mkdir()
+        (project / app / "__init__.py").write_text("")
+    if apps:
+        apply(project, SETTINGS, "add at the end", f"INSTALLED_APPS += {list(apps)!r}\n")
+
+
+def _copy(adopted: Path, where: Path) -> Path:
+    shutil.copytree(adopted.parent, where, symlinks=True)
+    return where / PROJECT
+
+
+def _check_and_probe(project: Path, setup: Setup) -> str:
+    _install_apps(project, setup.apps)
+    for edit in setup.edits:
+        edit.apply(project)
+    out = manage(project, "check", "--fail-level", "WARNING")
+    assert "System check identified no issues" in out, out
+    return manage(project, "shell", "-v", "0", "-c", setup.probe)
+
+
+@pytest.fixture(scope="module")
+def applied(adopted: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every setup at once (each is a few Django start-ups): name -> output or error."""
+    redis_up = _redis_answers()
+    todo = {name: s for name, s in SETUPS.items() if redis_up or not s.redis}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(todo)) as pool:
+        running = {
+            name: pool.submit(
+                _check_and_probe, _copy(adopted, tmp_path_factory.mktemp(name) / "copy"), s
+            )
+            for name, s in todo.items()
+        }
+        done: dict[str, Any] = {}
+        for name, future in running.items():
+            try:
+                done[name] = future.result(timeout=3 * DEADLINE)
+            except (AssertionError, subprocess.SubprocessError) as exc:
+                done[name] = exc
+    return done
+
+
+def _redis_answers() -> bool:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", list(SETUPS))
+def test_doc_blocks_apply_to_a_fresh_project(name: str, applied: dict[str, Any]) -> None:
+    if SETUPS[name].redis:
+        require_redis()
+    outcome = applied[name]
+    if isinstance(outcome, BaseException):
+        raise outcome
+
+
+# ------------------------------------------------------------------ celery.md, in a fresh project
+
+# The fresh project's own tasks: what celery.md's launch block imports, around its
+# summarise task (which assumes the app and an llm()).
+CELERY_TASKS = """from types import SimpleNamespace
+
+from celery import shared_task
+
+from yourproject.celery import app
+
+
+def llm(pages):
+    return SimpleNamespace(price=0.5, text=f"summary of {len(pages)} pages")
+
+
+@shared_task
+def fetch(url):
+    return f"the page at {url}"
+
+
+@shared_task
+def draft():
+    return "a draft"
+
+
+@shared_task
+def publish(review):
+    return review
+
+"""
+# Runs celery.md's two canvases in the fresh project, as the person "ada" decides
+# their gates, and prints what came of them.
+CELERY_DRIVER = """
+import ast, json, os, time
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yourproject.settings")
+django.setup()
+
+from celery import chain
+from django.contrib.auth.models import User
+from dagstream_app import services
+from dagstream_app.celery import launch
+from dagstream_app.models import Dag, Gate
+from yourapp.tasks import draft, publish
+
+ada = User.objects.create_superuser("ada", password="pw-for-docs")
+
+
+def decide(dag_id):
+    end = time.monotonic() + 60
+    while not Gate.objects.filter(dag_id=dag_id, status="pending").exists():
+        assert time.monotonic() < end, f"no gate in {dag_id}"
+        time.sleep(0.1)  # the worker opens it
+    gate = Gate.objects.get(dag_id=dag_id)
+    services.decide_gate(dag_id, gate.node_id, "approve", actor=ada)
+
+
+def ended(dag_id):
+    end = time.monotonic() + 60
+    while (dag := Dag.objects.get(dag_id=dag_id)).status == "running":
+        assert time.monotonic() < end, f"{dag_id} did not end"
+        time.sleep(0.1)  # the worker reports it
+    return {"status": dag.status, "spent": dag.spent,
+            "labels": sorted(dag.nodes.values_list("label", flat=True))}
+
+
+launched = {"urls": ["https://example.com/1", "https://example.com/2"]}
+exec(open("launch_block.py").read(), launched)
+fragment = ast.parse(open("gate_block.py").read())
+last = fragment.body[-1]
+canvas = ast.Assign([ast.Name("canvas", ast.Store())], last.value)
+fragment.body[-1] = ast.copy_location(canvas, last)
+ast.fix_missing_locations(fragment)
+gated = {"chain": chain, "draft": draft, "publish": publish}
+exec(compile(fragment, "gate_block.py", "exec"), gated)
+second = launch(gated["canvas"])
+decide(launched["dag_id"])
+decide(second.dag_id)
+print(json.dumps({
+    "first": launched["result"].get(timeout=60),
+    "first_run": ended(launched["run"].dag_id),
+    "second": second.result.get(timeout=60),
+    "second_run": ended(second.dag_id),
+}))
+"""
+
+
+@runs(
+    "celery.md:# yourproject/celery.py",
+    "celery.md:from celery import chain, chord, group",
+    "celery.md:from dagstream_app.celery import gate",
+    "celery.md:from dagstream_app.celery import report_cost",
+)
+def test_celery_blocks_run_on_a_real_worker_of_a_fresh_project(
+    adopted: Path, tmp_path: Path
+) -> None:
+    require_redis()
+    project = _copy(adopted, tmp_path / "celery")
+    prefix = f"dagstream-docs-{os.getpid()}:"
+    _install_apps(project, ("yourapp",))
+    apply(
+        project,
+        SETTINGS,
+        "add at the end",
+        # What celery.md leaves to the project: its broker and results (here under a
+        # key prefix of this test run's own).
+        f"CELERY_BROKER_URL = CELERY_RESULT_BACKEND = {REDIS_URL!r}\n"
+        f"CELERY_BROKER_TRANSPORT_OPTIONS = {{'global_keyprefix': {prefix!r}}}\n"
+        "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS\n"
+        f"CELERY_TASK_DEFAULT_QUEUE = '{prefix}celery'\n",
+    )
+    Edit("celery.md:# yourproject/celery.py", "yourproject/celery.py", "new file").apply(project)
+    Edit(
+        "celery.md:from dagstream_app.celery import report_cost",
+        "yourapp/tasks.py",
+        "new file",
+        before=CELERY_TASKS,
+    ).apply(project)
+    (project / "launch_block.py").write_text(
+        block("celery.md:from celery import chain, chord, group").code
+    )
+    (project / "gate_block.py").write_text(
+        block("celery.md:from dagstream_app.celery import gate").code
+    )
+    (project / "drive.py").write_text(CELERY_DRIVER)
+    manage(project, "migrate", "-v", "0")
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        worker_command("yourproject", f"dagstream-docs-{os.getpid()}", concurrency=2),
+        cwd=project,
+        env=env(project),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: stop() ends the pool with it
+    )
+    try:
+        driven = subprocess.run(
+            [sys.executable, "drive.py"],
+            cwd=project,
+            env=env(project),
+            capture_output=True,
+            text=True,
+            timeout=2 * DEADLINE,
+        )
+    finally:
+        Worker(worker).stop()
+        log.close()
+        _forget(prefix)
+    assert driven.returncode == 0, driven.stderr + (tmp_path / "worker.log").read_text()
+    outcome = json.loads(driven.stdout.splitlines()[-1])
+    # The weekly report: two fetches into summarise (which reported its cost), the gate, publish.
+    assert outcome["first"] == {
+        "decision": "approve",
+        "feedback": "",
+        "decided_by": "ada",
+        "input": "summary of 2 pages",
+    }
+    assert outcome["first_run"] == {
+        "status": "completed",
+        "spent": 0.5,
+        "labels": ["Publish the summary?", "fetch", "fetch #2", "publish", "summarise"],
+    }
+    assert outcome["second"] == {"decision": "approve", "feedback": "", "decided_by": "ada"}
+    assert outcome["second_run"] == {
+        "status": "completed",
+        "spent": 0.0,
+        "labels": ["Publish?", "draft", "publish"],
+    }
+
+
+def _forget(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.mark.parametrize("key", ["settings.md:# myproject/dagrules.py", "gates.md:# settings.py"])
+@pytest.mark.django_db
+def test_the_owners_only_hooks_let_everyone_view_and_only_owners_act(
+    key: str, settings: Any
+) -> None:
+    """The hooks those projects install, at work on a real DAG and real users."""
+    hook = Edit(key, "", section="# myproject/dagrules.py").code()
+    namespace: dict[str, Any] = {}
+    exec(compile(hook, key, "exec", dont_inherit=True), namespace)  # the doc's own code
+    settings.DAGSTREAM = {"PERMISSION_HOOK": namespace["owners_only"]}
+    dag = services.create_dag("hook-doc", name="etl", nodes=["a"])
+    outsider = _user("outsider", "view_dag", "decide_gate", "control_dag")
+    owner = _user("owner", "view_dag", "decide_gate", "control_dag")
+    owner.groups.add(Group.objects.create(name="etl-owners"))
+    assert permissions.allowed(outsider, "view", dag) and permissions.allowed(owner, "view", dag)
+    for action in ("decide", "control"):
+        assert not permissions.allowed(outsider, action, dag)
+        assert permissions.allowed(owner, action, dag)
+
+
+# ------------------------------------------------------------------ declared, and the count
+
+# Blocks that cannot run here, and why (keyed like the others).
+DECLARED = {
+    "protocol.md:import json": (
+        "validates a frame with the jsonschema package, which dagstream does not depend on "
+        "(it is not installed here); tests/test_protocol.py checks real frames against the "
+        "same entry points of the schema that `manage.py dagstream_schema` prints"
+    ),
+}
+
+
+def test_every_block_is_run_applied_or_declared() -> None:
+    blocks = set(BLOCKS)
+    neither = blocks - set(COVERED) - set(DECLARED)
+    assert not neither, f"blocks no test runs, applies or declares (add one): {sorted(neither)}"
+    gone = (set(COVERED) | set(DECLARED)) - blocks
+    assert not gone, f"the tests name blocks the docs no longer have: {sorted(gone)}"
+    both = set(COVERED) & set(DECLARED)
+    assert not both, f"declared as not runnable, yet run: {sorted(both)}"
