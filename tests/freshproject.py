@@ -1,0 +1,137 @@
+"""A fresh ``django-admin startproject``, as a new user has it, for the tests that apply
+the README's and the docs' blocks to one (tests/test_readme_adoption.py,
+tests/test_doc_snippets.py).
+
+Its processes get a new user's shell: no settings module, no test database of ours.
+The one thing they get from us is this checkout's ``dagstream_app`` (what ``pip install``
+of this checkout would give them), so the tests run the code beside them.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import ROOT
+
+README = ROOT / "README.md"
+BIN = Path(sys.executable).parent
+PROJECT = "yourproject"
+# A block the README means to be applied starts with a comment naming its file and
+# saying how: "# yourproject/urls.py — add at the end".
+BLOCK = re.compile(r"```python\n# (?P<path>[\w/.]+) — (?P<how>[^\n]+)\n(?P<code>.*?)```", re.S)
+DEADLINE = 60  # s, for each thing a server, an engine or a command must do
+
+
+def readme_blocks() -> list[tuple[str, str, str]]:
+    return [(m["path"], m["how"], m["code"]) for m in BLOCK.finditer(README.read_text())]
+
+
+def apply(project: Path, path: str, how: str, code: str) -> None:
+    target = project / path
+    if how == "add at the end":
+        target.write_text(target.read_text() + "\n" + code)
+    elif how in ("replace the file", "beside manage.py"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(code)
+    else:
+        raise AssertionError(f"a block for {path} says {how!r}: tell the test what it means")
+
+
+def start_project(where: Path) -> Path:
+    """``django-admin startproject yourproject`` in ``where``; the project's directory."""
+    checkout = where / "checkout"  # what pip install of this checkout would give
+    checkout.mkdir(exist_ok=True)
+    (checkout / "dagstream_app").symlink_to(ROOT / "dagstream_app")
+    subprocess.run(
+        [str(BIN / "django-admin"), "startproject", PROJECT],
+        cwd=where,
+        check=True,
+        timeout=DEADLINE,
+        env=env(where / PROJECT),
+    )
+    return where / PROJECT
+
+
+def adopt(project: Path) -> None:
+    """The README's three edits to the project (its engine script left out)."""
+    for path, how, code in readme_blocks():
+        if path.startswith(f"{PROJECT}/"):
+            apply(project, path, how, code)
+
+
+def env(project: Path, **extra: str) -> dict[str, str]:
+    """What a new user's shell has: no settings module, no test database of ours."""
+    skip = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "DAGSTREAM_JSON", "PYTHONPATH")
+    environment = {k: v for k, v in os.environ.items() if k not in skip}
+    environment["PYTHONPATH"] = str(project.parent / "checkout")
+    environment.update(extra)
+    return environment
+
+
+def manage(project: Path, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=project,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        env=env(project),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Browser:
+    """A person's HTTP session: cookies, and Django's CSRF token from them."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, path: str) -> tuple[int, str, str]:
+        with self.opener.open(self.base + path, timeout=DEADLINE) as response:
+            return response.status, response.geturl(), response.read().decode()
+
+    def post(self, path: str, data: dict[str, str], **headers: str) -> tuple[int, str]:
+        token = next(c.value for c in self.jar if c.name == "csrftoken")
+        request = urllib.request.Request(
+            self.base + path,
+            data=urllib.parse.urlencode(data).encode(),
+            headers={"X-CSRFToken": token or "", "Referer": self.base + path, **headers},
+        )
+        try:
+            with self.opener.open(request, timeout=DEADLINE) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+
+def wait_until(what: str, check: Any) -> Any:
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)  # polling a separate process's outcome, bounded by DEADLINE
+    pytest.fail(f"timed out waiting for {what}")
