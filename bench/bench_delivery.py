@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,10 @@ async def _client(
             target = url + ("?" + query if query else "")
             try:
                 async with connect(
-                    target, origin=origin, additional_headers=headers, max_size=2**26
+                    target,
+                    origin=origin,  # type: ignore[arg-type]
+                    additional_headers=headers,
+                    max_size=2**26,
                 ) as ws:
                     if mode == "relay":
                         ready.set()
@@ -95,6 +98,10 @@ async def _client(
                         for item in message if isinstance(message, list) else [message]:
                             kind = item.get("type")
                             if kind == "snapshot":
+                                # What it stands in for is covered, not lost
+                                # (a resume too far behind gets a snapshot).
+                                for seq in range(seen + 1, min(item["seq"], last) + 1):
+                                    received[seq] = received[seq] or -now
                                 seen = max(seen, item["seq"])
                                 continue
                             seq = item.get("seq")
@@ -313,10 +320,44 @@ def _relay() -> tuple[Proc, str]:
 
 
 @dataclass
+class Tally:
+    """What the clients of one run received, added up."""
+
+    lost: int = 0
+    covered: int = 0  # stood in for by a snapshot after a resume too far behind
+    dupes: int = 0
+    disorder: int = 0
+    reconnects: int = 0
+    last_arrival: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # ms from commit
+
+
+def _tally(files: list[Path], first: int, last: int, commits: dict[int, float]) -> Tally:
+    tally = Tally()
+    for file in files:
+        for received, dupes, disorder, reconnects in _read_results(file, last):
+            tally.dupes += dupes
+            tally.disorder += disorder
+            tally.reconnects += reconnects
+            for seq in range(first, last + 1):
+                at = received[seq]
+                if not at:
+                    tally.lost += 1
+                elif at < 0:
+                    tally.covered += 1
+                else:
+                    tally.last_arrival = max(tally.last_arrival, at)
+                    if seq in commits:
+                        tally.latencies.append(max(0.0, at - commits[seq]) * 1000)
+    return tally
+
+
+@dataclass
 class Row:
     mode: str
     rate: str
     lost: int
+    covered: int
     dupes: int
     p50: float
     p99: float
@@ -412,34 +453,22 @@ async def _run(
     for proc in procs:
         await asyncio.to_thread(proc.wait, 600)
     cpu = server.cpu_seconds() - cpu
-    latencies: list[float] = []
-    lost = dupes = reconnects = 0
-    last_arrival = 0.0
-    for file in files:
-        for received, client_dupes, _, client_reconnects in _read_results(file, last):
-            dupes += client_dupes
-            reconnects += client_reconnects
-            for seq in range(first, last + 1):
-                at = received[seq]
-                if not at:
-                    lost += 1
-                    continue
-                last_arrival = max(last_arrival, at)
-                if seq in commits:
-                    latencies.append(max(0.0, at - commits[seq]) * 1000)
-    elapsed = max(last_arrival, started) - started
+    tally = _tally(files, first, last, commits)
+    latencies = tally.latencies
+    elapsed = max(tally.last_arrival, started) - started
     delivered = count * CLIENTS / elapsed if elapsed > 0 else float("nan")
     return Row(
         mode=mode,
         rate="flat out" if rate is None else f"{rate:.0f}/s",
-        lost=lost,
-        dupes=dupes,
+        lost=tally.lost,
+        covered=tally.covered,
+        dupes=tally.dupes,
         p50=_percentile(list(latencies), 0.50),
         p99=_percentile(list(latencies), 0.99),
         worst=max(latencies) if latencies else float("nan"),
         delivered=delivered,
         cpu_us=cpu / (count * CLIENTS) * 1e6,
-        reconnects=reconnects,
+        reconnects=tally.reconnects,
     )
 
 
@@ -464,7 +493,7 @@ def _track_commits(commits: dict[int, float]) -> None:
                 _commits[result] = now
         return flushed
 
-    services.apply = apply  # type: ignore[assignment]
+    services.apply = apply
     _tracked = True
 
 
@@ -506,12 +535,13 @@ def _token() -> str:
 def _print(rows: list[Row], title: str) -> None:
     print(f"-- {title}: {CLIENTS} clients on one DAG")
     print(
-        f"   {'mode':<12}{'rate':>10}{'lost':>6}{'dup':>5}{'p50 ms':>9}{'p99 ms':>9}"
+        f"   {'mode':<12}{'rate':>10}{'lost':>7}{'snap':>8}{'dup':>5}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'max ms':>9}{'events/s out':>14}{'CPU us/ev':>11}{'reconn':>8}"
     )
     for r in rows:
         print(
-            f"   {r.mode:<12}{r.rate:>10}{r.lost:>6}{r.dupes:>5}{r.p50:>9.1f}{r.p99:>9.1f}"
+            f"   {r.mode:<12}{r.rate:>10}{r.lost:>7}{r.covered:>8}{r.dupes:>5}"
+            f"{r.p50:>9.1f}{r.p99:>9.1f}"
             f"{r.worst:>9.1f}{r.delivered:>14.0f}{r.cpu_us:>11.1f}{r.reconnects:>8}",
             flush=True,
         )

@@ -124,30 +124,18 @@ async def _soak(
     samples.append(server.rss_mb())
     cpu = server.cpu_seconds() - cpu
 
-    latencies: list[float] = []
-    lost = dupes = disorder = reconnects = 0
-    last_arrival = 0.0
-    for file in files:
-        for received, d, o, r in delivery._read_results(file, last):
-            dupes, disorder, reconnects = dupes + d, disorder + o, reconnects + r
-            for seq in range(first, last + 1):
-                at = received[seq]
-                if not at:
-                    lost += 1
-                    continue
-                last_arrival = max(last_arrival, at)
-                if seq in commits:
-                    latencies.append(max(0.0, at - commits[seq]) * 1000)
+    tally = delivery._tally(files, first, last, commits)
+    latencies = tally.latencies
     return Soak(
         name=name,
-        lost=lost,
-        dupes=dupes,
-        disorder=disorder,
-        reconnects=reconnects,
+        lost=tally.lost + tally.covered,  # here a snapshot in place of events is a miss too
+        dupes=tally.dupes,
+        disorder=tally.disorder,
+        reconnects=tally.reconnects,
         p50=delivery._percentile(latencies, 0.50),
         p99=delivery._percentile(latencies, 0.99),
         worst=max(latencies) if latencies else float("nan"),
-        end_lag=max(0.0, last_arrival - commits.get(last, last_arrival)),
+        end_lag=max(0.0, tally.last_arrival - commits.get(last, tally.last_arrival)),
         rss=samples,
         server_cpu=cpu,
         clients_cpu=clients_cpu,
