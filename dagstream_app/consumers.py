@@ -43,6 +43,7 @@ from dagstream_app.protocol import (
 )
 
 log = logging.getLogger(__name__)
+transport.plain_autobahn_logs()  # where consumers run, frames cost what they must only
 
 # Layer messages a consumer may have queued; past it, it catches up from the log.
 INBOX_LIMIT = 1_000
@@ -105,6 +106,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         self.hub = fanout.hub_for(layer)
         self.inbox = fanout.Inbox(INBOX_LIMIT)
         self.base_send = send
+        self.frame_send = transport.frame_send(send)
         self.unsent = transport.unsent_bytes(send)
         self.last_send = time.monotonic()  # the keep-alive counts from the connect
         turn = asyncio.Lock()  # one handler at a time, as Channels runs them
@@ -158,8 +160,8 @@ class HubConsumer(AsyncWebsocketConsumer):
             return  # the socket is gone: what was still to send goes nowhere
         self.last_send = time.monotonic()
         try:
-            if text_data is not None and not close:  # the hot path, past two wrappers
-                await self.base_send({"type": "websocket.send", "text": text_data})
+            if text_data is not None and not close:  # the hot path, past every wrapper
+                await self.frame_send({"type": "websocket.send", "text": text_data})
             else:
                 await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         except transport.GONE:

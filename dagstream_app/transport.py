@@ -7,6 +7,12 @@ wrappers Channels' middleware puts around it) and reads its Twisted transport's
 buffer. Servers that apply back-pressure themselves (uvicorn's ``send`` waits
 while its buffer is full) need none of this; for them, and for servers this
 module does not know, :func:`unsent_bytes` returns None.
+
+Two costs per frame that buy nothing are skipped here too (the frames a server
+sends per second are what bounds it in an event storm): Channels' session
+wrapper, which only acts on ``http.response.start`` (:func:`frame_send`), and
+autobahn's styling of the arguments of a debug log line it writes for every frame
+and then discards (:func:`plain_autobahn_logs`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["GONE", "abort", "unsent_bytes"]
+__all__ = ["GONE", "abort", "frame_send", "plain_autobahn_logs", "unsent_bytes"]
 
 
 def _gone() -> tuple[type[BaseException], ...]:
@@ -40,6 +46,33 @@ def _connection(send: Any) -> Any:
         if send is None:
             return None
     return None
+
+
+def frame_send(send: Any) -> Any:
+    """``send`` for ``websocket.send`` messages: past Channels' session wrappers, which
+    save sessions and set cookies on ``http.response.start`` only."""
+    from channels.sessions import InstanceSessionWrapper
+
+    for _ in range(10):  # a few wrappers deep at most
+        owner = getattr(send, "__self__", None)
+        if not isinstance(owner, InstanceSessionWrapper):
+            return send
+        if "websocket.send" in owner.save_message_types:  # pragma: no cover - a new Channels
+            return send
+        send = owner.real_send
+    return send  # pragma: no cover - never this deep
+
+
+def plain_autobahn_logs() -> None:
+    """autobahn styles (with click, when installed) the arguments of the debug line its
+    ``sendData`` logs for every frame, even with debug logging off: about 4 us a frame.
+    Unstyled, its log lines read the same, without terminal colours."""
+    try:
+        from autobahn import util
+    except ImportError:  # pragma: no cover - not on daphne
+        return
+    if hasattr(util, "_HAS_CLICK"):
+        util._HAS_CLICK = False
 
 
 def unsent_bytes(send: Any) -> Callable[[], int] | None:

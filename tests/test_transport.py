@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from dagstream_app import services
+from dagstream_app import services, transport
 from tests.servers import Server, configured_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,3 +77,31 @@ async def test_a_client_that_does_not_read_is_dropped_and_costs_no_memory(
     assert _rss_mb(server.process.pid) - before < 40  # not the 8 MB per such client it held
     assert not any("Traceback" in line for line in server.log)
     sock.close()
+
+
+async def test_frames_go_past_the_session_wrapper_which_acts_on_http_only() -> None:
+    from channels.sessions import SessionMiddleware
+
+    sent: list[Any] = []
+    seen: dict[str, Any] = {}
+
+    async def server_send(message: Any) -> None:
+        sent.append(message)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen["send"] = send
+        await transport.frame_send(send)({"type": "websocket.send", "text": "x"})
+
+    scope = {"type": "websocket", "cookies": {}, "path": "/"}
+    await SessionMiddleware(app)(scope, None, server_send)
+    assert seen["send"] is not server_send  # Channels wrapped it ...
+    assert transport.frame_send(seen["send"]) is server_send  # ... and frames skip that
+    assert sent == [{"type": "websocket.send", "text": "x"}]
+
+
+def test_autobahn_styles_no_log_arguments_where_consumers_run() -> None:
+    from autobahn.util import hlval
+
+    import dagstream_app.consumers  # noqa: F401 - what a server process imports
+
+    assert hlval(12) == "12"  # no terminal escapes built for a discarded debug line
