@@ -40,8 +40,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # A stream silent this long (s) gets a keep-alive message: proxies with
     # idle timeouts keep it open, and clients tell a dead connection by its absence.
     "KEEPALIVE_SECONDS": 20.0,
-    # With ``?batch=1``: events are coalesced for at most this long (s) ...
-    "BATCH_WINDOW_SECONDS": 0.005,
+    # With ``?batch=1`` and on dashboards: events are coalesced for at most this
+    # long (s); fewer, fuller frames are what let a server keep up in a storm ...
+    "BATCH_WINDOW_SECONDS": 0.025,
     # ... and at most this many go into one frame.
     "BATCH_MAX_EVENTS": 500,
     # Reports an engine may queue (``stream.nowait``) before the database has
