@@ -44,6 +44,13 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "100"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 FLAT_EVENTS = int(os.environ.get("BENCH_FLAT_EVENTS", "8000"))
+# Narrow a run while working on one path (the targets are printed for a whole run only).
+SERVERS = os.environ.get("BENCH_SERVERS", "relay,daphne,uvicorn").split(",")
+MODES = os.environ.get("BENCH_MODES", "plain,batch,html").split(",")
+RATES = [
+    None if rate == "flat" else float(rate)
+    for rate in os.environ.get("BENCH_RATES", "200,1000,flat").split(",")
+]
 CLIENT_PROCESSES = 2
 NODES = [f"n{i}" for i in range(100)]
 SEQ_MARKER = re.compile(rb'id="ds-seq" data-seq="(\d+)"')
@@ -553,30 +560,33 @@ async def main() -> int:
     from channels.db import database_sync_to_async
 
     token = await database_sync_to_async(_token)()
-    rates: list[float | None] = [200, 1000, None]
+    rates: list[float | None] = RATES
     results: dict[str, list[Row]] = {}
-    relay, channel = _relay()
-    try:
-        results["relay"] = [
-            await _run("relay", rate, relay, token, folder, channel) for rate in rates
-        ]
-    finally:
-        relay.stop()
-    for kind in ("daphne", "uvicorn"):
+    if "relay" in SERVERS:
+        relay, channel = _relay()
+        try:
+            results["relay"] = [
+                await _run("relay", rate, relay, token, folder, channel) for rate in rates
+            ]
+        finally:
+            relay.stop()
+        _print(results["relay"], "raw websockets relay of Redis pub/sub (baseline)")
+    kinds = [kind for kind in ("daphne", "uvicorn") if kind in SERVERS]
+    for kind in kinds:
         server = _server(kind, env)
         try:
             rows = []
-            for mode in ("plain", "batch", "html"):
+            for mode in MODES:
                 for rate in rates:
                     rows.append(await _run(mode, rate, server, token, folder))
             results[kind] = rows
         finally:
             server.stop()
-    _print(results["relay"], "raw websockets relay of Redis pub/sub (baseline)")
-    for kind in ("daphne", "uvicorn"):
         _print(results[kind], f"dagstream on {kind}")
+    if "relay" not in results or any(len(results[kind]) < 9 for kind in kinds):
+        return 0  # a narrowed run: no targets
     relay_flat = results["relay"][2].delivered
-    for kind in ("daphne", "uvicorn"):
+    for kind in kinds:
         by = {(r.mode, r.rate): r for r in results[kind]}
         print(f"-- targets on {kind}:")
         checks = [

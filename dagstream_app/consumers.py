@@ -12,9 +12,12 @@ database tick says the DAG's last seq each ``IDLE_CHECK_SECONDS``, so a lost
 last event is noticed too; layer outages end no socket. The database is the
 truth; the channel layer only says "look now".
 
-A consumer that falls behind sends what queued up together: ``?batch=1`` JSON
-clients one array frame, dashboards one message whose node fragments are
-conflated (see :mod:`dagstream_app.live`).
+``?batch=1`` JSON clients and dashboards get events through the hub's batch
+window and send what came in it together: the clients one array frame,
+dashboards one message whose node fragments are conflated (see
+:mod:`dagstream_app.live`); one that fell behind sends its whole backlog so.
+Every consumer level with the stream sends the same message as the others of
+its kind: it is built and framed for the wire once per process (``shared``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+import zlib
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from itertools import pairwise
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -32,7 +39,7 @@ from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
 from dagstream_app import broadcast, fanout, live, protocol, render, services, state, transport
-from dagstream_app.auth import current_user
+from dagstream_app.auth import CREDENTIAL, current_user
 from dagstream_app.conf import get_config
 from dagstream_app.permissions import Refused, allowed, authorize, visible_ids
 from dagstream_app.protocol import (
@@ -43,6 +50,7 @@ from dagstream_app.protocol import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 transport.plain_autobahn_logs()  # where consumers run, frames cost what they must only
 
 # Layer messages a consumer may have queued; past it, it catches up from the log.
@@ -108,6 +116,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         self.base_send = send
         self.frame_send = transport.frame_send(send)
         self.unsent = transport.unsent_bytes(send)
+        self.write_frames = transport.wire_writer(send)
         self.last_send = time.monotonic()  # the keep-alive counts from the connect
         turn = asyncio.Lock()  # one handler at a time, as Channels runs them
         pumps = [
@@ -144,8 +153,11 @@ class HubConsumer(AsyncWebsocketConsumer):
         message = await self.inbox.get()
         return {"type": "dagstream.layer_error"} if message is None else message
 
-    async def subscribe(self, group: str, dag_id: str | None = None) -> None:
+    async def subscribe(
+        self, group: str, dag_id: str | None = None, *, coalesce: bool = False
+    ) -> None:
         self.group = group
+        self.inbox.coalesce = coalesce
         await self.hub.join(group, self.inbox, dag_id=dag_id)
 
     async def _leave(self) -> None:
@@ -156,20 +168,34 @@ class HubConsumer(AsyncWebsocketConsumer):
     async def send(
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
     ) -> None:
+        if text_data is not None and not close:  # the hot path, past every wrapper
+            await self.send_frames(transport.Frames((text_data,)))
+        elif not self.dropped:
+            with self._quiet_if_gone():
+                await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    async def send_frames(self, frames: transport.Frames) -> None:
+        """Send each of ``frames``' texts as a frame: on daphne, as one write of ready bytes."""
         if self.dropped:
             return  # the socket is gone: what was still to send goes nowhere
         self.last_send = time.monotonic()
-        try:
-            if text_data is not None and not close:  # the hot path, past every wrapper
-                await self.frame_send({"type": "websocket.send", "text": text_data})
+        with self._quiet_if_gone():
+            if self.write_frames is not None:
+                self.write_frames(frames)
             else:
-                await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+                for text in frames.texts:
+                    await self.frame_send({"type": "websocket.send", "text": text})
+        if self.unsent is not None and self.unsent() > get_config()["MAX_UNSENT_BYTES"]:
+            await self._drop_non_reader()
+
+    @contextmanager
+    def _quiet_if_gone(self) -> Iterator[None]:
+        try:
+            yield
         except transport.GONE:
             # The client left while we were sending: nothing to report, nothing to keep.
             self.dropped = True
             raise StopConsumer() from None
-        if self.unsent is not None and self.unsent() > get_config()["MAX_UNSENT_BYTES"]:
-            await self._drop_non_reader()
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         await super().close(code, reason)
@@ -194,7 +220,21 @@ class HubConsumer(AsyncWebsocketConsumer):
     checked = 0.0  # when the credential was last read again
 
     def recheck_due(self) -> bool:
-        return bool(time.monotonic() - self.checked >= get_config()["REVALIDATE_SECONDS"])
+        """Has the credential's re-check time come since it was last read?
+
+        Each credential has its own phase within ``REVALIDATE_SECONDS``: the
+        sockets of one credential come due on the same tick (and share one read,
+        see :meth:`DagStreamConsumer.still_viewer`), while those of many users who
+        connected together are spread over the period instead of all read at once.
+        """
+        period = float(get_config()["REVALIDATE_SECONDS"])
+        phase = zlib.crc32(repr(self.credential()).encode()) / 2**32 * period
+        return (time.monotonic() + phase) // period > (self.checked + phase) // period
+
+    def credential(self) -> tuple[str, str, Any]:
+        """What authenticated this socket, and as whom: sockets alike in it are re-read alike."""
+        kind, key = self.scope.get(CREDENTIAL, ("user", ""))
+        return kind, key, getattr(self.scope.get("user"), "pk", None)
 
     async def recheck(self) -> bool:
         """Read the user again; False (and the socket closed with 4001) if their
@@ -236,6 +276,7 @@ class DagStreamConsumer(HubConsumer):
         self.replays = TokenBucket(budget / 60, budget)
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.batch = query.get("batch") == ["1"]
+        self.coalesce = self.coalesce or self.batch
         # Accept, then close with a code: a close before accept reaches a
         # browser only as 1006, and the codes tell clients not to retry.
         await self.accept()
@@ -243,7 +284,7 @@ class DagStreamConsumer(HubConsumer):
         if code is not None:
             await self.close(code)
             return
-        await self.subscribe(broadcast.group_name(self.dag_id), self.dag_id)
+        await self.subscribe(broadcast.group_name(self.dag_id), self.dag_id, coalesce=self.coalesce)
         self.ready = True
         await self.start_stream(_query_int(query, "last_seq"))
 
@@ -307,11 +348,14 @@ class DagStreamConsumer(HubConsumer):
         """Committed events, consecutive by seq: drop what was sent, fill any gap first."""
         if not self.ready:
             return
+        if not (self.coalesce and len(self.inbox)) and _follows(message, self.last_sent):
+            # Level with the stream, like most viewers in a storm: send what they all do.
+            last = message["events"][-1]
+            self.last_sent, self.terminal = last["seq"], last["terminal"]
+            await self.send_events(shared(message, "pairs", lambda: _pairs(message)), message)
+            return
         messages = [message]
-        if self.coalesce:
-            if not len(self.inbox):
-                # A short window lets a storm's next flushes join this message.
-                await asyncio.sleep(get_config()["BATCH_WINDOW_SECONDS"])
+        if self.coalesce:  # behind: what queued up goes in one message
             messages += self.inbox.take_while(_is_events)
         events = [e for m in messages for e in m["events"]]
         fresh = [e for e in events if e["seq"] > self.last_sent]
@@ -331,12 +375,11 @@ class DagStreamConsumer(HubConsumer):
             return
         self.last_sent = fresh[-1]["seq"]
         self.terminal = fresh[-1]["terminal"]
-        shared = message if len(messages) == 1 and len(fresh) == len(events) else None
-        await self.send_events([(e["seq"], e["frame"]) for e in fresh], shared)
+        await self.send_events([(e["seq"], e["frame"]) for e in fresh], None)
 
     async def dagstream_progress(self, message: dict[str, Any]) -> None:
         """The hub's database tick: the DAG's last seq; time for a keep-alive and a re-check."""
-        if not self.ready or (self.recheck_due() and not await self.still_viewer()):
+        if not self.ready or (self.recheck_due() and not await self.still_viewer(message)):
             return
         behind, self.behind = self.behind, 0
         if message["seq"] > self.last_sent:
@@ -362,18 +405,33 @@ class DagStreamConsumer(HubConsumer):
         if self.ready:
             await self._catch_up()
 
-    async def still_viewer(self) -> bool:
-        """Read the user again: may they still watch? If not, the socket is closed."""
-        if not await self.recheck():
-            return False
-        try:
-            await fanout.read(authorize)(self.user, "view", self.dag_id)
-        except Refused as exc:
+    async def still_viewer(self, tick: dict[str, Any]) -> bool:
+        """Read the user again: may they still watch? If not, the socket is closed.
+
+        One read per credential per ``tick`` (the hub's message to every viewer of
+        this DAG in the process): a user's many tabs cost one.
+        """
+        self.checked = time.monotonic()
+        fresh, refusal = await shared_result(
+            tick, ("viewer", self.credential()), fanout.read(self._viewer_now)
+        )
+        if refusal is not None:
             self.ready = False
-            await self.close(_CLOSE_FOR[exc.reason])
+            await self.close(refusal)
             return False
+        self.user = fresh
         self.on_recheck()
         return True
+
+    def _viewer_now(self) -> tuple[Any, int | None]:
+        fresh = current_user(self.scope)
+        if fresh is None:
+            return None, CLOSE_UNAUTHENTICATED
+        try:
+            authorize(fresh, "view", self.dag_id)
+        except Refused as exc:
+            return fresh, _CLOSE_FOR[exc.reason]
+        return fresh, None
 
     def on_recheck(self) -> None:
         """The user was read again: forget what was worked out from the old one."""
@@ -404,7 +462,7 @@ class DagStreamConsumer(HubConsumer):
                 await asyncio.sleep(0)  # a long replay yields to the other consumers
             chunk = frames[start : start + REPLAY_CHUNK]
             self.last_sent = chunk[-1][0]
-            await self.send_events(chunk, None)
+            await self.send_events(chunk, self.hub.shared_run(self.dag_id, chunk))
             if not self.ready:
                 return False
         return True
@@ -415,10 +473,12 @@ class DagStreamConsumer(HubConsumer):
         raise NotImplementedError
 
     async def send_events(
-        self, events: list[tuple[int, str]], shared: dict[str, Any] | None
+        self, events: Sequence[tuple[int, str]], message: dict[str, Any] | None
     ) -> None:
-        """Send ``events``; ``shared`` is the one layer message they came in whole, if so
-        (the same object every local consumer got: it may hold what they all send)."""
+        """Send ``events``; ``message``, if given, is held by every consumer of this
+        process that sends exactly these events (the layer message they came in
+        whole, or the hub's holder for a run read from the log): :func:`shared`
+        keeps on it what they all send."""
         raise NotImplementedError
 
     async def send_keepalive(self) -> None:
@@ -429,33 +489,68 @@ def _is_events(message: dict[str, Any]) -> bool:
     return bool(message["type"] == "dagstream.events")
 
 
+def shared(message: dict[str, Any], key: Hashable, make: Callable[[], T]) -> T:
+    """``make()``, made once for ``message`` and kept on it for every consumer it reaches."""
+    memo: dict[Hashable, Any] = message.setdefault("_shared", {})
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]  # type: ignore[no-any-return]
+
+
+async def shared_result(
+    message: dict[str, Any], key: Hashable, work: Callable[[], Awaitable[T]]
+) -> T:
+    """The result of ``work()``, run once for ``message`` however many consumers ask.
+
+    Each asker waits behind a shield: one that leaves does not cancel it for the rest.
+    """
+    task = shared(message, key, lambda: asyncio.ensure_future(work()))
+    return await asyncio.shield(task)
+
+
+def _follows(message: dict[str, Any], last_sent: int) -> bool:
+    """Are ``message``'s events the ones after ``last_sent``, consecutive?"""
+    events = message["events"]
+    return bool(
+        events
+        and events[0]["seq"] == last_sent + 1
+        and shared(message, "consecutive", lambda: _consecutive(events))
+    )
+
+
+def _consecutive(events: list[dict[str, Any]]) -> bool:
+    return all(b["seq"] == a["seq"] + 1 for a, b in pairwise(events))
+
+
+def _pairs(message: dict[str, Any]) -> list[tuple[int, str]]:
+    return [(e["seq"], e["frame"]) for e in message["events"]]
+
+
 class DagJsonConsumer(DagStreamConsumer):
     """Protocol v1 over JSON text frames (``/ws/dags/<dag_id>/``)."""
-
-    async def connect(self) -> None:
-        await super().connect()
-        self.coalesce = self.batch
 
     async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
         await self.send(text_data=protocol.encode(protocol.Snapshot(dag=snap, seq=snap.last_seq)))
 
     async def send_events(
-        self, events: list[tuple[int, str]], shared: dict[str, Any] | None
+        self, events: Sequence[tuple[int, str]], message: dict[str, Any] | None
     ) -> None:
+        if message is not None:
+            kind = "batch" if self.batch else "plain"
+            await self.send_frames(shared(message, kind, lambda: self._frames(events)))
+        else:
+            await self.send_frames(self._frames(events))
+
+    def _frames(self, events: Sequence[tuple[int, str]]) -> transport.Frames:
         if not self.batch:
-            for _, frame in events:
-                await self.send(text_data=frame)
-            return
+            return transport.Frames([frame for _, frame in events])
         limit = get_config()["BATCH_MAX_EVENTS"]
-        if shared is not None and len(events) <= limit:
-            # Every ?batch=1 consumer of this process sends the same array: join it once.
-            text = shared.get("_batch")
-            if text is None:
-                text = shared["_batch"] = _array([frame for _, frame in events])
-            await self.send(text_data=text)
-            return
-        for start in range(0, len(events), limit):
-            await self.send(text_data=_array([f for _, f in events[start : start + limit]]))
+        return transport.Frames(
+            [
+                _array([frame for _, frame in events[start : start + limit]])
+                for start in range(0, len(events), limit)
+            ]
+        )
 
     async def send_keepalive(self) -> None:
         await self.send(text_data=_KEEPALIVE)
@@ -565,15 +660,26 @@ class DagHtmlConsumer(DagStreamConsumer):
         await self.send(text_data=html)
 
     async def send_events(
-        self, events: list[tuple[int, str]], shared: dict[str, Any] | None
+        self, events: Sequence[tuple[int, str]], message: dict[str, Any] | None
     ) -> None:
         if not events:
             return
         perms = await self._ensure_perms()
+        if message is None:
+            await self.send_frames(await self._render(events, perms))
+            return
+        # The first viewer of a permission variant renders; the others await its result.
+        await self.send_frames(
+            await shared_result(message, ("html", perms), lambda: self._render(events, perms))
+        )
+
+    async def _render(
+        self, events: Sequence[tuple[int, str]], perms: render.Perms
+    ) -> transport.Frames:
         html = live.cached_events_html(self.dag_id, events, perms)
         if html is None:
             html = await fanout.read(live.events_html)(self.dag_id, events, perms)
-        await self.send(text_data=html)
+        return transport.Frames((html,))
 
     async def send_keepalive(self) -> None:
         await self.send(text_data=render.KEEPALIVE_HTML)

@@ -6,6 +6,14 @@ mass disconnect meant as many ``group_discard`` calls. Instead a :class:`Hub`
 (one per event loop and layer) joins each group once with one channel, and hands
 each message — the same object — to the :class:`Inbox` of every local consumer.
 
+Consumers that send what queued up as one message (``?batch=1`` clients,
+dashboards) are fed through the hub's batch window: the events messages that
+arrive within ``BATCH_WINDOW_SECONDS`` of the first are merged into one, and
+every such consumer gets that same message. Each viewer level with the stream
+then sends what all the others do, built and framed once for the process
+(see :class:`~dagstream_app.transport.Frames`), instead of each waiting its own
+window and joining its own array.
+
 The hub also watches the database for its consumers, once per
 ``IDLE_CHECK_SECONDS`` for all of them (one query): each DAG consumer gets the
 DAG's last seq (so a lost *last* message is still noticed, and a deleted run is
@@ -22,7 +30,7 @@ import logging
 import threading
 import time
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -40,6 +48,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Hub", "Inbox", "hub_for", "read"]
 
 LOOK_BACK = timedelta(seconds=5)
+RECENT_RUNS = 64  # runs of log frames whose shared sends a hub keeps (see shared_run)
 
 T = TypeVar("T")
 
@@ -81,8 +90,9 @@ class Inbox:
     missed from the event log (or, too far behind, closes with 4013).
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, coalesce: bool = False) -> None:
         self.limit = limit
+        self.coalesce = coalesce  # fed events through the hub's batch window
         self.overflowed = False
         self._items: deque[Message] = deque()
         self._ready = asyncio.Event()
@@ -133,6 +143,11 @@ class Hub:
         # together fill their gaps with one query, not one each.
         self.frames: dict[str, dict[int, str]] = {}
         self._filling: dict[str, asyncio.Lock] = {}
+        self._runs: OrderedDict[tuple[str, int, int, str], Message] = OrderedDict()
+        # Events messages held for coalescing inboxes, per group, until the window ends.
+        self._held: dict[str, list[Message]] = {}
+        self._held_events: dict[str, int] = {}
+        self._windows: dict[str, asyncio.TimerHandle] = {}
 
     # ------------------------------------------------------- membership
 
@@ -165,6 +180,7 @@ class Hub:
             if members:
                 return
             del self.members[group]
+            self._release(group)  # to no one: the timer goes
             dag_id = self.dag_of.pop(group, None)
             if dag_id is not None:
                 self.frames.pop(dag_id, None)
@@ -191,8 +207,51 @@ class Hub:
     # ---------------------------------------------------------- delivery
 
     def _deliver(self, group: str, message: Message) -> None:
+        members = self.members.get(group, ())
+        if message.get("type") != "dagstream.events":
+            self._release(group)  # what the window holds came first
+            for inbox in members:
+                inbox.put(message)
+            return
+        coalescing = False
+        for inbox in members:
+            if inbox.coalesce:
+                coalescing = True
+            else:
+                inbox.put(message)
+        if coalescing:
+            self._hold(group, message)
+
+    def _hold(self, group: str, message: Message) -> None:
+        held = self._held.get(group)
+        if held is None:
+            held = self._held[group] = []
+            self._held_events[group] = 0
+            window = get_config()["BATCH_WINDOW_SECONDS"]
+            self._windows[group] = asyncio.get_running_loop().call_later(
+                window, self._release, group
+            )
+        held.append(message)
+        self._held_events[group] += len(message["events"])
+        if self._held_events[group] >= get_config()["BATCH_MAX_EVENTS"]:
+            self._release(group)  # a full frame's worth: no reason to wait
+
+    def _release(self, group: str) -> None:
+        """Hand what the window holds for ``group`` to its coalescing inboxes, as one message."""
+        held = self._held.pop(group, None)
+        self._held_events.pop(group, None)
+        window = self._windows.pop(group, None)
+        if window is not None:
+            window.cancel()
+        if not held:
+            return
+        merged = held[0]
+        if len(held) > 1:
+            events = [event for message in held for event in message["events"]]
+            merged = {"type": "dagstream.events", "group": group, "events": events}
         for inbox in self.members.get(group, ()):
-            inbox.put(message)
+            if inbox.coalesce:
+                inbox.put(merged)
 
     def _deliver_all(self, message: Message) -> None:
         for group in self.members:
@@ -286,6 +345,21 @@ class Hub:
                 known.update(rows)
                 self._trim(known)
             return [(seq, known[seq]) for seq in range(after + 1, upto + 1) if seq in known]
+
+    def shared_run(self, dag_id: str, frames: list[tuple[int, str]]) -> Message:
+        """A holder for what consumers sending this run of ``frames`` from the log all send.
+
+        Viewers that fell behind together fill the same runs: like the messages
+        of the live stream, each run is then built and framed once, not per viewer.
+        """
+        # The last frame (with its timestamp) tells apart a DAG deleted and created again.
+        key = (dag_id, frames[0][0], frames[-1][0], frames[-1][1])
+        run = self._runs.get(key)
+        if run is None:
+            run = self._runs[key] = {"type": "dagstream.run"}
+            if len(self._runs) > RECENT_RUNS:
+                self._runs.popitem(last=False)
+        return run
 
     async def _refresh(self) -> None:
         # Memberships expire (channels-redis: group_expiry); live ones are renewed.

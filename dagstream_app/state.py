@@ -396,7 +396,6 @@ def live_state(dag_id: str, event: Mapping[str, Any]) -> replay.Working:
                 view = replay.new_node(node_id, found[0])
                 view.started_at = _iso(_raw_moment(found[1]))
                 work.nodes[node_id] = view
-            work.counts = node_counts(dag_id)
         case "dag_mutated":
             # The rows already hold the change (and any later one): no reducer.
             rows = Node.objects.filter(dag_id=dag_id).values_list(
@@ -415,7 +414,6 @@ def live_state(dag_id: str, event: Mapping[str, Any]) -> replay.Working:
         case "execution_state":
             created = Dag.objects.filter(pk=dag_id).values_list("created_at", flat=True).first()
             work.created_at = format_ts(created) if created else event["ts"]
-            work.counts = node_counts(dag_id)  # an ended run marks nodes that never finished
     replay.apply(work, event)
     return work
 

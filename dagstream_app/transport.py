@@ -8,20 +8,33 @@ buffer. Servers that apply back-pressure themselves (uvicorn's ``send`` waits
 while its buffer is full) need none of this; for them, and for servers this
 module does not know, :func:`unsent_bytes` returns None.
 
-Two costs per frame that buy nothing are skipped here too (the frames a server
-sends per second are what bounds it in an event storm): Channels' session
-wrapper, which only acts on ``http.response.start`` (:func:`frame_send`), and
-autobahn's styling of the arguments of a debug log line it writes for every frame
-and then discards (:func:`plain_autobahn_logs`).
+The frames a server sends per second are what bounds it in an event storm, so
+what each costs is cut here too. On daphne, a message every viewer of a process
+gets is framed for the wire once (:class:`Frames`, with autobahn's
+``PreparedMessage``, its own way to broadcast) and each socket's share is one
+write of those bytes (:func:`wire_writer`), where daphne's ``send`` would frame
+and write every message for every socket again. Elsewhere frames go through
+``send``, past Channels' session wrapper, which only acts on
+``http.response.start`` (:func:`frame_send`). And autobahn's styling of the
+arguments of a debug line it logs for every write, then discards, is turned off
+(:func:`plain_autobahn_logs`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["GONE", "abort", "frame_send", "plain_autobahn_logs", "unsent_bytes"]
+__all__ = [
+    "GONE",
+    "Frames",
+    "abort",
+    "frame_send",
+    "plain_autobahn_logs",
+    "unsent_bytes",
+    "wire_writer",
+]
 
 
 def _gone() -> tuple[type[BaseException], ...]:
@@ -38,13 +51,9 @@ GONE: tuple[type[BaseException], ...] = _gone()
 
 def _connection(send: Any) -> Any:
     """daphne's protocol object behind ``send``, or None."""
-    for _ in range(10):  # a few wrappers deep at most
-        if isinstance(send, functools.partial):
-            return send.args[0] if send.args and hasattr(send.args[0], "transport") else None
-        owner = getattr(send, "__self__", None)
-        send = getattr(owner, "real_send", None)  # channels' session wrapper
-        if send is None:
-            return None
+    send = frame_send(send)  # daphne's own: a partial of its server's handle_reply
+    if isinstance(send, functools.partial) and send.args and hasattr(send.args[0], "transport"):
+        return send.args[0]
     return None
 
 
@@ -100,3 +109,54 @@ def abort(send: Any) -> None:
     sock = getattr(connection, "transport", None)
     if sock is not None and hasattr(sock, "abortConnection"):
         sock.abortConnection()
+
+
+class Frames:
+    """Text messages to send as they are, one WebSocket frame each.
+
+    Every viewer of a process that is level with the stream sends the same
+    messages: one :class:`Frames` serves them all, and is framed for the wire
+    (for :func:`wire_writer`) once, on first use.
+    """
+
+    __slots__ = ("_wire", "texts")
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = texts
+        self._wire: bytes | None = None
+
+    def wire(self) -> bytes:
+        """The messages as unmasked, uncompressed WebSocket text frames, back to back."""
+        if self._wire is None:
+            from autobahn.websocket.protocol import PreparedMessage
+
+            self._wire = b"".join(
+                PreparedMessage(
+                    text.encode(), isBinary=False, applyMask=False, doNotCompress=True
+                ).payloadHybi
+                for text in self.texts
+            )
+        return self._wire
+
+
+def wire_writer(send: Any) -> Callable[[Frames], None] | None:
+    """A function writing :class:`Frames` to ``send``'s socket as ready-made bytes, or None
+    where that cannot be done (not daphne). Uncompressed frames are valid on a
+    connection that negotiated permessage-deflate too (daphne offers none).
+
+    It writes through autobahn's ``sendData``, which keeps its order with what
+    autobahn sends itself (pings, the close), and raises what daphne's ``send``
+    would once the socket is no longer open.
+    """
+    connection = _connection(send)
+    if connection is None or not hasattr(connection, "sendData"):
+        return None
+    (gone,) = GONE
+    is_open = connection.STATE_OPEN
+
+    def write(frames: Frames) -> None:
+        if connection.state != is_open:
+            raise gone("Attempt to send on a closed protocol")
+        connection.sendData(frames.wire())
+
+    return write

@@ -553,3 +553,54 @@ async def test_a_frame_over_daphnes_own_limit_drops_the_connection(
     assert (await recv(ws))["type"] == "snapshot"
     await ws.send("x" * (2 * 1024 * 1024))
     assert await close_code(ws) is None  # no close frame: websockets reports 1006
+
+
+async def test_work_shared_by_viewers_survives_one_of_them_leaving() -> None:
+    from dagstream_app.consumers import shared_result
+
+    message: dict[str, Any] = {"type": "dagstream.events", "events": []}
+    release = asyncio.Event()
+    runs = 0
+
+    async def render() -> str:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+        return "html"
+
+    leaving = asyncio.ensure_future(shared_result(message, "k", render))
+    staying = asyncio.ensure_future(shared_result(message, "k", render))
+    await asyncio.sleep(0)  # both are waiting on the one render
+    leaving.cancel()
+    release.set()
+    assert await staying == "html"
+    assert runs == 1
+
+
+def test_sockets_of_one_credential_come_due_together_and_users_spread_out(
+    monkeypatch: Any, settings: Any
+) -> None:
+    from dagstream_app import consumers
+    from dagstream_app.auth import CREDENTIAL
+
+    settings.DAGSTREAM = {"REVALIDATE_SECONDS": 5.0}
+    now = [1000.0]
+    monkeypatch.setattr(consumers.time, "monotonic", lambda: now[0])
+
+    def due_tick(token: str, connected: float) -> float:
+        """The first tick (once a second) at which a socket that connected then comes due."""
+        consumer = consumers.DagJsonConsumer()
+        consumer.scope = {CREDENTIAL: ("token", token), "user": None}
+        consumer.checked = connected
+        for tick in range(1001, 1012):
+            now[0] = float(tick)
+            if consumer.recheck_due():
+                return now[0]
+        raise AssertionError("never due")
+
+    # Two tabs of one token, connected 0.6 s apart: re-read on the same tick, together.
+    assert due_tick("t-1", 1000.1) == due_tick("t-1", 1000.7)
+    # Within the period after connecting, whoever it is.
+    ticks = [due_tick(f"t-{i}", 1000.5) for i in range(40)]
+    assert all(1000.5 < tick <= 1000.5 + 5 + 1 for tick in ticks)
+    assert len(set(ticks)) >= 3  # many users who connected together: spread out

@@ -120,3 +120,75 @@ async def test_a_layer_outage_is_one_warning_not_one_per_consumer(caplog: Any, v
     assert hub._down
     for comm in viewers:
         await comm.disconnect()
+
+
+class _Layer:
+    """Just enough of a channel layer for a hub that is fed by hand."""
+
+    async def new_channel(self) -> str:
+        return "hub!1"
+
+    async def group_add(self, group: str, channel: str) -> None:
+        return None
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        return None
+
+    async def receive(self, channel: str) -> Any:
+        await asyncio.Event().wait()  # nothing comes: the test delivers
+
+
+def _events(*seqs: int) -> dict[str, Any]:
+    return {"type": "dagstream.events", "events": [{"seq": seq} for seq in seqs]}
+
+
+async def test_the_batch_window_merges_a_storm_into_one_message_every_batch_viewer_shares(
+    settings: Any,
+) -> None:
+    settings.DAGSTREAM = {"BATCH_WINDOW_SECONDS": 0.05}
+    hub = fanout.Hub(_Layer())
+    batch = [fanout.Inbox(100, coalesce=True) for _ in range(3)]
+    plain = fanout.Inbox(100)
+    for inbox in [*batch, plain]:
+        await hub.join("g", inbox, dag_id="d")
+    for seq in (2, 3, 4):
+        hub._deliver("g", _events(seq))
+    # Plain viewers get each message as it comes; batch viewers wait for the window.
+    assert [(await plain.get() or {})["events"][0]["seq"] for _ in range(3)] == [2, 3, 4]
+    assert all(len(inbox) == 0 for inbox in batch)
+    got = [await asyncio.wait_for(inbox.get(), 5) for inbox in batch]
+    assert got[0] is not None and [e["seq"] for e in got[0]["events"]] == [2, 3, 4]
+    assert all(message is got[0] for message in got)  # one object: what they send is built once
+    for inbox in [*batch, plain]:
+        await hub.leave("g", inbox)
+
+
+async def test_what_the_window_holds_goes_before_the_next_tick_and_a_full_frame_goes_at_once(
+    settings: Any,
+) -> None:
+    settings.DAGSTREAM = {"BATCH_WINDOW_SECONDS": 60, "BATCH_MAX_EVENTS": 5}
+    hub = fanout.Hub(_Layer())
+    inbox = fanout.Inbox(100, coalesce=True)
+    await hub.join("g", inbox, dag_id="d")
+    hub._deliver("g", _events(2))
+    hub._deliver("g", {"type": "dagstream.progress", "seq": 2, "status": "running"})
+    first, second = await inbox.get(), await inbox.get()
+    assert first is not None and first["events"] == [{"seq": 2}]  # order kept: events first
+    assert second is not None and second["type"] == "dagstream.progress"
+    hub._deliver("g", _events(3, 4, 5))
+    assert len(inbox) == 0  # held: the window is a minute long ...
+    hub._deliver("g", _events(6, 7))
+    full = await inbox.get()  # ... but five events fill a frame
+    assert full is not None and [e["seq"] for e in full["events"]] == [3, 4, 5, 6, 7]
+    hub._deliver("g", _events(8))
+    await hub.leave("g", inbox)  # the last viewer leaves: nothing held, no timer left
+    assert not hub._held and not hub._windows
+
+
+async def test_viewers_that_fill_the_same_run_from_the_log_share_it() -> None:
+    hub = fanout.Hub(_Layer())
+    run = [(3, '{"seq":3}'), (4, '{"seq":4}')]
+    assert hub.shared_run("d", run) is hub.shared_run("d", list(run))
+    assert hub.shared_run("d", run) is not hub.shared_run("d", run[:1])
+    # A DAG deleted and created again has other frames at the same seqs.
+    assert hub.shared_run("d", run) is not hub.shared_run("d", [run[0], (4, '{"seq":4,"x":1}')])

@@ -105,3 +105,66 @@ def test_autobahn_styles_no_log_arguments_where_consumers_run() -> None:
     import dagstream_app.consumers  # noqa: F401 - what a server process imports
 
     assert hlval(12) == "12"  # no terminal escapes built for a discarded debug line
+
+
+def _parse_frames(data: bytes) -> list[str]:
+    """Server-to-client WebSocket frames (RFC 6455, unmasked, unfragmented), decoded."""
+    texts = []
+    while data:
+        assert data[0] == 0x81  # FIN, text
+        assert not data[1] & 0x80  # a server does not mask
+        length, at = data[1] & 0x7F, 2
+        if length == 126:
+            length, at = int.from_bytes(data[2:4], "big"), 4
+        elif length == 127:
+            length, at = int.from_bytes(data[2:10], "big"), 10
+        texts.append(data[at : at + length].decode())
+        data = data[at + length :]
+    return texts
+
+
+def test_frames_are_framed_for_the_wire_once_as_text_frames() -> None:
+    texts = ["{}", "é" * 100, "x" * 70_000]  # the three length encodings
+    frames = transport.Frames(texts)
+    wire = frames.wire()
+    assert _parse_frames(wire) == texts
+    assert frames.wire() is wire  # built once, however many sockets send it
+
+
+class _Protocol:
+    """The parts of daphne's WebSocket protocol the writer uses."""
+
+    STATE_OPEN = 3
+    state = STATE_OPEN
+    transport = object()
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def sendData(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+def test_ready_frames_go_to_daphnes_socket_and_not_after_it_closed() -> None:
+    import functools
+
+    from autobahn.exception import Disconnected
+
+    protocol = _Protocol()
+
+    def handle_reply(protocol: Any, message: Any) -> None: ...
+
+    write = transport.wire_writer(functools.partial(handle_reply, protocol))
+    assert write is not None
+    write(transport.Frames(["a", "b"]))
+    assert [_parse_frames(data) for data in protocol.written] == [["a", "b"]]  # one write
+    protocol.state = 4  # closing
+    with pytest.raises(Disconnected):
+        write(transport.Frames(["c"]))
+    assert len(protocol.written) == 1
+
+
+async def test_other_servers_get_frames_through_send() -> None:
+    async def send(message: Any) -> None: ...
+
+    assert transport.wire_writer(send) is None  # not daphne: HubConsumer uses send
