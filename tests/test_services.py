@@ -505,6 +505,11 @@ def test_in_one_flush_the_gate_wins_over_an_earlier_report_and_a_later_one_over_
         lambda: services.node_state("etl-1", "extract", "running", output=object()),
         lambda: services.node_state("etl-1", "extract", "running", output=float("nan")),
         lambda: services.node_state("etl-1", "extract", "running", metrics={"x": float("inf")}),
+        # Plain strings and floats take a shortcut past the full check: not past the refusal.
+        lambda: services.node_state("etl-1", "extract", "running", output="a\x00b"),
+        lambda: services.node_state("etl-1", "extract", "running", output=float("-inf")),
+        lambda: services.node_state("etl-1", "extract", "running", metrics={"k\x00": 1}),
+        lambda: services.report_error("etl-1", "boom\x00"),
         lambda: services.complete("etl-1", {"rows": object()}),
         lambda: services.open_gate("etl-1", "load", {"when": object()}),
         lambda: services.report_error("etl-1", object()),
