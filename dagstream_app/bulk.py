@@ -10,20 +10,21 @@ rates that is most of the cost.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgspec
 from django.db import connection
 
 from dagstream_app.models import Edge, Event, Node
 
 
-@dataclass(frozen=True, slots=True)
-class EventRow:
+class EventRow(NamedTuple):
     seq: int
     type: str
     payload: str  # JSON text
@@ -132,6 +133,32 @@ def insert_edges(dag_pk: str, pairs: Sequence[tuple[str, str]]) -> None:
     """Add edges ``(src, dst)`` in one statement (per driver limit)."""
     columns = (("dag_id", "text"), ("src", "text"), ("dst", "text"))
     _insert(_q(Edge._meta.db_table), columns, [(dag_pk, src, dst) for src, dst in pairs])
+
+
+def node_metrics(dag_pk: str, node_ids: Collection[str]) -> dict[str, Any]:
+    """The metrics of these nodes, by node id, in one query (no model per row)."""
+    table = _q(Node._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"SELECT node_id, metrics FROM {table} WHERE dag_id = %s AND node_id = ANY(%s)",
+                [dag_pk, list(node_ids)],
+            )
+        else:
+            cursor.execute(
+                f"SELECT node_id, metrics FROM {table} WHERE dag_id = %s AND node_id IN "
+                "(SELECT value FROM json_each(%s))",
+                [dag_pk, _ids_encoder.encode(list(node_ids)).decode()],
+            )
+        rows = cursor.fetchall()
+    # The drivers hand jsonb and JSON text over as text (Django asks them to).
+    return {
+        node_id: json.loads(metrics) if isinstance(metrics, str | bytes) else metrics
+        for node_id, metrics in rows
+    }
+
+
+_ids_encoder = msgspec.json.Encoder()
 
 
 _SET_NODE = (

@@ -362,11 +362,7 @@ class _Flush:
         """Read, in two queries at most, what the deltas merge into or look up."""
         with_metrics = {p.node_id for _, d, p in prepared if d.kind == "node_state" and p.metrics}
         if with_metrics:
-            self.metrics = dict(
-                Node.objects.filter(dag=self.dag, node_id__in=with_metrics).values_list(
-                    "node_id", "metrics"
-                )
-            )
+            self.metrics = bulk.node_metrics(self.dag.pk, with_metrics)
         gated = {p.node_id for _, d, p in prepared if d.kind == "open_gate"}
         if gated:
             self.gates = {

@@ -152,6 +152,14 @@ def test_ids_of_any_allowed_shape() -> None:
 # ------------------------------------------------------------------ node_state
 
 
+def test_metrics_merge_one_level_deep_keeping_what_was_stored(dag: Dag) -> None:
+    nested = {"a": {"b": [1, 2.5, None, "é"]}, "n": None, "big": 2**62}
+    services.node_state("etl-1", "extract", "running", metrics=nested)
+    services.node_state("etl-1", "extract", "completed", metrics={"a": 1, "c": {"d": True}})
+    node = Node.objects.get(dag=dag, node_id="extract")
+    assert node.metrics == {"a": 1, "n": None, "big": 2**62, "c": {"d": True}}
+
+
 def test_node_state_records_status_output_metrics_and_times(dag: Dag) -> None:
     services.node_state("etl-1", "extract", "running", metrics={"rows": 1})
     node = Node.objects.get(dag=dag, node_id="extract")
