@@ -65,74 +65,75 @@ def _moment(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def _insert(table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> None:
-    """INSERT ``rows`` (values in the order of ``columns``: name, PostgreSQL type) at once."""
+def _insert(
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[Any]],
+    same: Sequence[tuple[str, str, Any]] = (),
+) -> None:
+    """INSERT ``rows`` (values in the order of ``columns``: name, PostgreSQL type) at once.
+
+    ``same``: columns (name, PostgreSQL type, value) whose value is that of every
+    row, bound once rather than once a row.
+    """
     if not rows:
         return
-    names = ", ".join(_q(name) for name, _ in columns)
+    names = ", ".join(_q(name) for name, *_ in (*same, *columns))
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Arrays keep the statement's text the same whatever the row count,
             # so the driver parses it once, not a placeholder per value.
+            fixed = "".join(f"%s::{kind}, " for _, kind, _ in same)
             arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
             cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
-                [list(column) for column in zip(*rows, strict=True)],
+                f"INSERT INTO {table} ({names}) SELECT {fixed}u.* FROM unnest({arrays}) AS u",
+                [
+                    *(value for *_, value in same),
+                    *(list(column) for column in zip(*rows, strict=True)),
+                ],
             )
             return
+        fixed = "".join("%s, " for _ in same)
+        varying = ", ".join(f"column{i}" for i in range(1, len(columns) + 1))
         row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        for chunk in _chunks(rows, len(columns)):
+        for chunk in _chunks(rows, len(columns), fixed=len(same)):
             cursor.execute(
-                f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * len(chunk))}",
-                [value for values in chunk for value in values],
+                f"INSERT INTO {table} ({names}) SELECT {fixed}{varying} "
+                f"FROM (VALUES {', '.join([row] * len(chunk))})",
+                [*(value for *_, value in same), *(value for values in chunk for value in values)],
             )
 
 
 _EVENT_COLUMNS = (
-    ("dag_id", "text"),
     ("seq", "bigint"),
     ("type", "text"),
     ("payload", "jsonb"),
-    ("created_at", "timestamptz"),
     ("command", "text"),
 )
 
 
 def insert_events(dag_pk: str, created_at: datetime, rows: Sequence[EventRow]) -> None:
     """Append ``rows`` to the DAG's event log in one statement (per driver limit)."""
-    moment = _moment(created_at)
-    _insert(
-        _q(Event._meta.db_table),
-        _EVENT_COLUMNS,
-        [(dag_pk, r.seq, r.type, r.payload, moment, r.command) for r in rows],
-    )
-
-
-_NODE_COLUMNS = (
-    ("dag_id", "text"),
-    ("node_id", "text"),
-    ("label", "text"),
-    ("status", "text"),
-    ("metrics", "jsonb"),
-    ("created_at", "timestamptz"),
-)
+    same = (("dag_id", "text", dag_pk), ("created_at", "timestamptz", _moment(created_at)))
+    _insert(_q(Event._meta.db_table), _EVENT_COLUMNS, rows, same)
 
 
 def insert_nodes(dag_pk: str, created_at: datetime, nodes: Sequence[tuple[str, str]]) -> None:
     """Add pending nodes, ``(node_id, label)`` each, in one statement (per driver limit)."""
-    moment = _moment(created_at)
-    pending = Node.Status.PENDING.value
-    _insert(
-        _q(Node._meta.db_table),
-        _NODE_COLUMNS,
-        [(dag_pk, node_id, label, pending, "{}", moment) for node_id, label in nodes],
+    same = (
+        ("dag_id", "text", dag_pk),
+        ("status", "text", Node.Status.PENDING.value),
+        ("metrics", "jsonb", "{}"),
+        ("created_at", "timestamptz", _moment(created_at)),
     )
+    columns = (("node_id", "text"), ("label", "text"))
+    _insert(_q(Node._meta.db_table), columns, nodes, same)
 
 
 def insert_edges(dag_pk: str, pairs: Sequence[tuple[str, str]]) -> None:
     """Add edges ``(src, dst)`` in one statement (per driver limit)."""
-    columns = (("dag_id", "text"), ("src", "text"), ("dst", "text"))
-    _insert(_q(Edge._meta.db_table), columns, [(dag_pk, src, dst) for src, dst in pairs])
+    columns = (("src", "text"), ("dst", "text"))
+    _insert(_q(Edge._meta.db_table), columns, pairs, (("dag_id", "text", dag_pk),))
 
 
 def node_metrics(dag_pk: str, node_ids: Collection[str]) -> dict[str, Any]:

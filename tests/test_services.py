@@ -91,6 +91,37 @@ def test_create_dag_persists_structure_and_emits_running(dag: Dag) -> None:
     assert event["ts"].endswith("Z")
 
 
+def test_a_large_dag_and_flush_are_written_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagstream_app import bulk
+
+    # Past the driver's limit on bound values: SQLite splits the rows into several
+    # statements, each binding the columns shared by every row once.
+    monkeypatch.setattr(bulk, "_max_params", lambda: 50)
+    nodes = [{"id": f"n{i}", "label": f"N {i}"} for i in range(120)]
+    edges = [(f"n{i}", f"n{i + 1}") for i in range(119)]
+    dag = services.create_dag("big-1", nodes=nodes, edges=edges)
+    rows = Node.objects.filter(dag=dag).order_by("created_at", "node_id")
+    assert rows.count() == 120
+    assert all(
+        (status, metrics, created) == ("pending", {}, dag.created_at)
+        for status, metrics, created in rows.values_list("status", "metrics", "created_at")
+    )
+    assert Node.objects.get(dag=dag, node_id="n7").label == "N 7"
+    assert set(Edge.objects.filter(dag=dag).values_list("src", "dst")) == set(edges)
+    flushed = services.apply(
+        "big-1",
+        [Delta("node_state", {"node_id": f"n{i}", "status": "running"}) for i in range(120)],
+    )
+    assert flushed.results == list(range(2, 122))
+    stored = Event.objects.filter(dag=dag, seq__gt=1).order_by("seq")
+    assert [e.seq for e in stored] == list(range(2, 122))
+    assert {(e.type, e.command, e.created_at) for e in stored} == {
+        ("node_state", "", stored[0].created_at)
+    }
+    assert stored[5].payload == {"node_id": "n5", "status": "running"}
+    assert Node.objects.filter(dag=dag, status="running").count() == 120
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
