@@ -183,6 +183,27 @@ def test_ids_of_any_allowed_shape() -> None:
 # ------------------------------------------------------------------ node_state
 
 
+@pytest.mark.parametrize(
+    "output",
+    ["null", 'a "quoted" \\ back\nslash é ☃', {"x": None}, [None, 1.5], 0, False, 2**62, ""],
+)
+def test_outputs_are_stored_exactly_and_kept_when_not_reported(dag: Dag, output: Any) -> None:
+    flushed = services.apply(
+        "etl-1",
+        [
+            Delta("node_state", {"node_id": "extract", "status": "running", "output": output}),
+            Delta("node_state", {"node_id": "transform", "status": "running", "output": output}),
+        ],
+    )
+    assert all(isinstance(r, int) for r in flushed.results)
+    services.node_state("etl-1", "extract", "completed")  # no output: the stored one stays
+    for node_id in ("extract", "transform"):
+        node = Node.objects.get(dag=dag, node_id=node_id)
+        assert node.output == output
+        assert type(node.output) is type(output)
+    assert [e["output"] for e in events()[1:3]] == [output, output]
+
+
 def test_metrics_merge_one_level_deep_keeping_what_was_stored(dag: Dag) -> None:
     nested = {"a": {"b": [1, 2.5, None, "é"]}, "n": None, "big": 2**62}
     services.node_state("etl-1", "extract", "running", metrics=nested)
