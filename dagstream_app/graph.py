@@ -44,29 +44,35 @@ def find_cycle(edges: Iterable[tuple[str, str]]) -> list[str] | None:
 
 def node_specs(nodes: Iterable[Any]) -> list[protocol.NodeSpec]:
     """Nodes given as ids or ``{"id", "label"}`` mappings, validated."""
+    given = list(nodes)
+    raw = [{"id": node} if isinstance(node, str) else node for node in given]
+    try:  # all at once (one call into msgspec); a refusal is then found node by node
+        return msgspec.convert(raw, list[protocol.NodeSpec])
+    except msgspec.ValidationError:
+        pass
     specs: list[protocol.NodeSpec] = []
-    for node in nodes:
-        raw = {"id": node} if isinstance(node, str) else node
+    for node, item in zip(given, raw, strict=True):
         try:
-            specs.append(msgspec.convert(raw, protocol.NodeSpec))
+            specs.append(msgspec.convert(item, protocol.NodeSpec))
         except msgspec.ValidationError as exc:
             raise InvalidDelta(f"Bad node {node!r}: {exc}") from None
-    return specs
+    return specs  # pragma: no cover - the whole list was refused, so one node is
 
 
 def edge_pairs(edges: Iterable[Any]) -> list[tuple[str, str]]:
     """Edges given as ``(src, dst)`` or ``{"from", "to"}``, validated."""
     pairs: list[tuple[str, str]] = []
     for edge in edges:
-        if isinstance(edge, Mapping) and set(edge) == {"from", "to"}:
-            pair = (edge["from"], edge["to"])
-        elif isinstance(edge, (tuple, list)) and len(edge) == 2:
-            pair = (edge[0], edge[1])
+        # Tuples and lists first: the Mapping check (an ABC) costs more.
+        if isinstance(edge, (tuple, list)) and len(edge) == 2:
+            src, dst = edge
+        elif isinstance(edge, Mapping) and set(edge) == {"from", "to"}:
+            src, dst = edge["from"], edge["to"]
         else:
             raise InvalidDelta(f"Bad edge {edge!r}: use (src, dst) or {{'from': .., 'to': ..}}.")
-        if not all(isinstance(end, str) and end for end in pair):
+        if not (isinstance(src, str) and src and isinstance(dst, str) and dst):
             raise InvalidDelta(f"Bad edge {edge!r}: both ends must be node ids.")
-        pairs.append(pair)
+        pairs.append((src, dst))
     return pairs
 
 

@@ -392,7 +392,10 @@ def json_problem(value: Any) -> str | None:
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
+        kind = type(item)
+        if kind is int or kind is bool or item is None:
+            continue
+        if kind is str or isinstance(item, str):
             if "\x00" in item:
                 return "contains a NUL character (\\u0000), which dagstream does not store"
         elif isinstance(item, float):
@@ -401,9 +404,12 @@ def json_problem(value: Any) -> str | None:
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
-        elif isinstance(item, list | tuple):
+        elif isinstance(item, _SEQUENCES):
             stack.extend(item)
     return None
+
+
+_SEQUENCES = (list, tuple)
 
 
 def parse_command(text: str) -> ClientCommand:

@@ -24,6 +24,7 @@ These functions are synchronous; async callers wrap them with
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 import threading
@@ -159,8 +160,13 @@ _PLAIN = (bool, int)
 
 def _json_field(name: str, value: Any) -> Any:
     """``value`` as JSON builtins, or :class:`InvalidDelta` naming the field it came in."""
-    if value is None or type(value) in _PLAIN:
+    kind = type(value)
+    if value is None or kind in _PLAIN:
         return value  # most fields of most deltas: nothing to convert or look into
+    if kind is str and "\x00" not in value:
+        return value  # ids, statuses, messages: already JSON, and storable
+    if kind is float and math.isfinite(value):
+        return value
     try:
         data = msgspec.to_builtins(value)
     except (TypeError, ValueError) as exc:
@@ -186,7 +192,13 @@ def _mapping(name: str, value: Any) -> dict[str, Any]:
 
 
 def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
-    data = {key: _json_field(key, value) for key, value in payload.items()}
+    data: dict[str, Any] = {}
+    for key, value in payload.items():
+        kind = type(value)
+        if value is None or kind is bool or kind is int or (kind is str and "\x00" not in value):
+            data[key] = value  # most fields of most deltas: taken as they are
+        else:
+            data[key] = _json_field(key, value)
     try:
         return protocol.validate_payload(data)
     except msgspec.ValidationError as exc:
@@ -350,11 +362,7 @@ class _Flush:
         """Read, in two queries at most, what the deltas merge into or look up."""
         with_metrics = {p.node_id for _, d, p in prepared if d.kind == "node_state" and p.metrics}
         if with_metrics:
-            self.metrics = dict(
-                Node.objects.filter(dag=self.dag, node_id__in=with_metrics).values_list(
-                    "node_id", "metrics"
-                )
-            )
+            self.metrics = bulk.node_metrics(self.dag.pk, with_metrics)
         gated = {p.node_id for _, d, p in prepared if d.kind == "open_gate"}
         if gated:
             self.gates = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dagstream_app import graph
@@ -36,3 +38,16 @@ def test_node_and_edge_forms() -> None:
         graph.edge_pairs([("a", "b", "c")])
     with pytest.raises(InvalidDelta, match="both ends"):
         graph.edge_pairs([("a", "")])
+
+
+def test_node_and_edge_refusals_name_the_one_at_fault() -> None:
+    # Nodes are converted all at once; a refusal still names the node, not a list index.
+    with pytest.raises(InvalidDelta, match=r"^Bad node \{'id': 'b', 'colour': 'red'\}: "):
+        graph.node_specs(["a", {"id": "b", "colour": "red"}, "c"])
+    with pytest.raises(InvalidDelta, match=r"^Bad node 7: "):
+        graph.node_specs(["a", 7])
+    assert graph.node_specs(iter(["x", "y"]))[1].id == "y"  # any iterable, once
+    assert graph.edge_pairs([["a", "b"]]) == [("a", "b")]
+    for edge in ([1, "b"], ("a", None), {"from": "a", "to": ""}, {"from": "a"}, "ab"):
+        with pytest.raises(InvalidDelta, match="^" + re.escape(f"Bad edge {edge!r}: ")):
+            graph.edge_pairs([edge])

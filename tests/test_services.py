@@ -91,6 +91,37 @@ def test_create_dag_persists_structure_and_emits_running(dag: Dag) -> None:
     assert event["ts"].endswith("Z")
 
 
+def test_a_large_dag_and_flush_are_written_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagstream_app import bulk
+
+    # Past the driver's limit on bound values: SQLite splits the rows into several
+    # statements, each binding the columns shared by every row once.
+    monkeypatch.setattr(bulk, "_max_params", lambda: 50)
+    nodes = [{"id": f"n{i}", "label": f"N {i}"} for i in range(120)]
+    edges = [(f"n{i}", f"n{i + 1}") for i in range(119)]
+    dag = services.create_dag("big-1", nodes=nodes, edges=edges)
+    rows = Node.objects.filter(dag=dag).order_by("created_at", "node_id")
+    assert rows.count() == 120
+    assert all(
+        (status, metrics, created) == ("pending", {}, dag.created_at)
+        for status, metrics, created in rows.values_list("status", "metrics", "created_at")
+    )
+    assert Node.objects.get(dag=dag, node_id="n7").label == "N 7"
+    assert set(Edge.objects.filter(dag=dag).values_list("src", "dst")) == set(edges)
+    flushed = services.apply(
+        "big-1",
+        [Delta("node_state", {"node_id": f"n{i}", "status": "running"}) for i in range(120)],
+    )
+    assert flushed.results == list(range(2, 122))
+    stored = Event.objects.filter(dag=dag, seq__gt=1).order_by("seq")
+    assert [e.seq for e in stored] == list(range(2, 122))
+    assert {(e.type, e.command, e.created_at) for e in stored} == {
+        ("node_state", "", stored[0].created_at)
+    }
+    assert stored[5].payload == {"node_id": "n5", "status": "running"}
+    assert Node.objects.filter(dag=dag, status="running").count() == 120
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -150,6 +181,35 @@ def test_ids_of_any_allowed_shape() -> None:
 
 
 # ------------------------------------------------------------------ node_state
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["null", 'a "quoted" \\ back\nslash é ☃', {"x": None}, [None, 1.5], 0, False, 2**62, ""],
+)
+def test_outputs_are_stored_exactly_and_kept_when_not_reported(dag: Dag, output: Any) -> None:
+    flushed = services.apply(
+        "etl-1",
+        [
+            Delta("node_state", {"node_id": "extract", "status": "running", "output": output}),
+            Delta("node_state", {"node_id": "transform", "status": "running", "output": output}),
+        ],
+    )
+    assert all(isinstance(r, int) for r in flushed.results)
+    services.node_state("etl-1", "extract", "completed")  # no output: the stored one stays
+    for node_id in ("extract", "transform"):
+        node = Node.objects.get(dag=dag, node_id=node_id)
+        assert node.output == output
+        assert type(node.output) is type(output)
+    assert [e["output"] for e in events()[1:3]] == [output, output]
+
+
+def test_metrics_merge_one_level_deep_keeping_what_was_stored(dag: Dag) -> None:
+    nested = {"a": {"b": [1, 2.5, None, "é"]}, "n": None, "big": 2**62}
+    services.node_state("etl-1", "extract", "running", metrics=nested)
+    services.node_state("etl-1", "extract", "completed", metrics={"a": 1, "c": {"d": True}})
+    node = Node.objects.get(dag=dag, node_id="extract")
+    assert node.metrics == {"a": 1, "n": None, "big": 2**62, "c": {"d": True}}
 
 
 def test_node_state_records_status_output_metrics_and_times(dag: Dag) -> None:
@@ -505,6 +565,11 @@ def test_in_one_flush_the_gate_wins_over_an_earlier_report_and_a_later_one_over_
         lambda: services.node_state("etl-1", "extract", "running", output=object()),
         lambda: services.node_state("etl-1", "extract", "running", output=float("nan")),
         lambda: services.node_state("etl-1", "extract", "running", metrics={"x": float("inf")}),
+        # Plain strings and floats take a shortcut past the full check: not past the refusal.
+        lambda: services.node_state("etl-1", "extract", "running", output="a\x00b"),
+        lambda: services.node_state("etl-1", "extract", "running", output=float("-inf")),
+        lambda: services.node_state("etl-1", "extract", "running", metrics={"k\x00": 1}),
+        lambda: services.report_error("etl-1", "boom\x00"),
         lambda: services.complete("etl-1", {"rows": object()}),
         lambda: services.open_gate("etl-1", "load", {"when": object()}),
         lambda: services.report_error("etl-1", object()),
