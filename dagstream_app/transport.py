@@ -144,19 +144,40 @@ def wire_writer(send: Any) -> Callable[[Frames], None] | None:
     where that cannot be done (not daphne). Uncompressed frames are valid on a
     connection that negotiated permessage-deflate too (daphne offers none).
 
-    It writes through autobahn's ``sendData``, which keeps its order with what
-    autobahn sends itself (pings, the close), and raises what daphne's ``send``
-    would once the socket is no longer open.
+    Where nothing waits to go out on the socket, the bytes go to it at once
+    (Twisted's ``writeSomeData``, the call its own writes end in) and only what
+    the kernel does not take is left to Twisted; Twisted would instead register
+    the socket for writability, and send and unregister on the next loop turn:
+    three system calls and much Python per socket per message. Otherwise they
+    go through autobahn's ``sendData``, behind what waits, in order. Either way a
+    socket that is no longer open raises what daphne's ``send`` would.
     """
     connection = _connection(send)
     if connection is None or not hasattr(connection, "sendData"):
         return None
     (gone,) = GONE
     is_open = connection.STATE_OPEN
+    sock = connection.transport
+    direct = all(hasattr(sock, name) for name in ("writeSomeData", "dataBuffer", "_tempDataLen"))
 
     def write(frames: Frames) -> None:
         if connection.state != is_open:
             raise gone("Attempt to send on a closed protocol")
-        connection.sendData(frames.wire())
+        data = frames.wire()
+        if (
+            direct
+            and not connection.send_queue
+            and not sock._tempDataLen
+            and sock.offset == len(sock.dataBuffer)
+            and sock.connected
+            and not sock.disconnecting
+        ):
+            sent = sock.writeSomeData(data)
+            if isinstance(sent, int) and sent >= 0:
+                if sent < len(data):
+                    sock.write(data[sent:])
+                return
+            # The connection is lost: Twisted finds that out on its own write.
+        connection.sendData(data)
 
     return write

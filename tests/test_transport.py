@@ -131,37 +131,81 @@ def test_frames_are_framed_for_the_wire_once_as_text_frames() -> None:
     assert frames.wire() is wire  # built once, however many sockets send it
 
 
+class _Socket:
+    """The parts of Twisted's TCP transport the writer reads: a kernel that takes ``room`` bytes."""
+
+    connected, disconnecting = True, False
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.kernel = b""
+        self.dataBuffer, self.offset, self._tempDataLen = b"", 0, 0
+
+    def writeSomeData(self, data: bytes) -> Any:
+        if self.room < 0:
+            from twisted.internet import main
+
+            return main.CONNECTION_LOST
+        taken = data[: self.room]
+        self.kernel += taken
+        self.room -= len(taken)
+        return len(taken)
+
+    def write(self, data: bytes) -> None:  # Twisted buffers what the kernel did not take
+        self.dataBuffer += data
+
+
 class _Protocol:
-    """The parts of daphne's WebSocket protocol the writer uses."""
+    """The parts of daphne's WebSocket protocol (autobahn's) the writer uses."""
 
     STATE_OPEN = 3
     state = STATE_OPEN
-    transport = object()
 
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
+    def __init__(self, sock: _Socket) -> None:
+        self.transport = sock
+        self.send_queue: list[Any] = []
+        self.through_autobahn: list[bytes] = []
 
     def sendData(self, data: bytes) -> None:
-        self.written.append(data)
+        self.through_autobahn.append(data)
 
 
-def test_ready_frames_go_to_daphnes_socket_and_not_after_it_closed() -> None:
+def _writer(protocol: _Protocol) -> Any:
     import functools
-
-    from autobahn.exception import Disconnected
-
-    protocol = _Protocol()
 
     def handle_reply(protocol: Any, message: Any) -> None: ...
 
     write = transport.wire_writer(functools.partial(handle_reply, protocol))
     assert write is not None
-    write(transport.Frames(["a", "b"]))
-    assert [_parse_frames(data) for data in protocol.written] == [["a", "b"]]  # one write
-    protocol.state = 4  # closing
+    return write
+
+
+def test_ready_frames_go_to_the_socket_at_once_and_the_rest_in_order() -> None:
+    sock = _Socket(room=4)
+    protocol = _Protocol(sock)
+    write = _writer(protocol)
+    write(transport.Frames(["a", "bcd"]))  # 3 + 5 bytes: the kernel takes 4
+    assert sock.kernel + sock.dataBuffer == transport.Frames(["a", "bcd"]).wire()
+    write(transport.Frames(["e"]))  # Twisted holds bytes: this waits behind them
+    assert protocol.through_autobahn == [transport.Frames(["e"]).wire()]
+    assert _parse_frames(sock.kernel + sock.dataBuffer + protocol.through_autobahn[0]) == [
+        "a",
+        "bcd",
+        "e",
+    ]
+
+
+def test_a_lost_or_closed_connection_gets_no_bytes_past_autobahn() -> None:
+    from autobahn.exception import Disconnected
+
+    lost = _Protocol(_Socket(room=-1))
+    _writer(lost)(transport.Frames(["a"]))  # Twisted learns of the loss on its own write
+    assert lost.through_autobahn == [transport.Frames(["a"]).wire()]
+    closing = _Protocol(_Socket(room=100))
+    closing.state = 4
     with pytest.raises(Disconnected):
-        write(transport.Frames(["c"]))
-    assert len(protocol.written) == 1
+        _writer(closing)(transport.Frames(["a"]))
+    assert closing.transport.kernel == b"" and not closing.through_autobahn
 
 
 async def test_other_servers_get_frames_through_send() -> None:
