@@ -51,7 +51,6 @@ from dagstream_app.protocol import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-transport.plain_autobahn_logs()  # where consumers run, frames cost what they must only
 
 # Layer messages a consumer may have queued; past it, it catches up from the log.
 INBOX_LIMIT = 1_000

@@ -674,7 +674,7 @@ def create_dag(
         except IntegrityError:
             raise Conflict(f"DAG {dag_id!r} already exists.") from None
         bulk.insert_nodes(dag.pk, dag.created_at, [(s.id, s.label) for s in specs])
-        bulk.insert_edges(dag.pk, list(pairs))
+        bulk.insert_edges(dag.pk, pairs)
         flush = _Flush(dag, graph.Structure((s.id for s in specs), pairs))
         flush.emit(protocol.ExecutionState(state="running"))
         flush.save(publish=True)

@@ -15,9 +15,7 @@ gets is framed for the wire once (:class:`Frames`, with autobahn's
 write of those bytes (:func:`wire_writer`), where daphne's ``send`` would frame
 and write every message for every socket again. Elsewhere frames go through
 ``send``, past Channels' session wrapper, which only acts on
-``http.response.start`` (:func:`frame_send`). And autobahn's styling of the
-arguments of a debug line it logs for every write, then discards, is turned off
-(:func:`plain_autobahn_logs`).
+``http.response.start`` (:func:`frame_send`).
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ __all__ = [
     "Frames",
     "abort",
     "frame_send",
-    "plain_autobahn_logs",
     "unsent_bytes",
     "wire_writer",
 ]
@@ -70,18 +67,6 @@ def frame_send(send: Any) -> Any:
             return send
         send = owner.real_send
     return send  # pragma: no cover - never this deep
-
-
-def plain_autobahn_logs() -> None:
-    """autobahn styles (with click, when installed) the arguments of the debug line its
-    ``sendData`` logs for every frame, even with debug logging off: about 4 us a frame.
-    Unstyled, its log lines read the same, without terminal colours."""
-    try:
-        from autobahn import util
-    except ImportError:  # pragma: no cover - not on daphne
-        return
-    if hasattr(util, "_HAS_CLICK"):
-        util._HAS_CLICK = False
 
 
 def unsent_bytes(send: Any) -> Callable[[], int] | None:

@@ -99,14 +99,6 @@ async def test_frames_go_past_the_session_wrapper_which_acts_on_http_only() -> N
     assert sent == [{"type": "websocket.send", "text": "x"}]
 
 
-def test_autobahn_styles_no_log_arguments_where_consumers_run() -> None:
-    from autobahn.util import hlval
-
-    import dagstream_app.consumers  # noqa: F401 - what a server process imports
-
-    assert hlval(12) == "12"  # no terminal escapes built for a discarded debug line
-
-
 def _parse_frames(data: bytes) -> list[str]:
     """Server-to-client WebSocket frames (RFC 6455, unmasked, unfragmented), decoded."""
     texts = []
