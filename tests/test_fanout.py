@@ -192,3 +192,35 @@ async def test_viewers_that_fill_the_same_run_from_the_log_share_it() -> None:
     assert hub.shared_run("d", run) is not hub.shared_run("d", run[:1])
     # A DAG deleted and created again has other frames at the same seqs.
     assert hub.shared_run("d", run) is not hub.shared_run("d", [run[0], (4, '{"seq":4,"x":1}')])
+
+
+async def test_a_users_sockets_on_a_run_are_checked_again_with_one_read(
+    viewer: str, make_user: Any, make_token: Any, settings: Any, monkeypatch: Any
+) -> None:
+    from dagstream_app.consumers import DagStreamConsumer
+
+    settings.DAGSTREAM = {"KEEPALIVE_SECONDS": 0}  # each socket says it handled the tick
+    other = await sync_to_async(make_token)(await sync_to_async(make_user)("view_dag"))
+    await sync_to_async(services.create_dag)("fan-3", nodes=["a"])
+    sockets = [communicator("/ws/dags/fan-3/", token) for token in (viewer, viewer, other)]
+    for comm in sockets:
+        assert (await comm.connect())[0]
+        assert json.loads(await comm.receive_from(TIMEOUT))["type"] == "snapshot"
+    reads: list[str] = []
+    real = DagStreamConsumer._viewer_now
+
+    def counted(self: DagStreamConsumer) -> Any:
+        reads.append(self.credential()[1])
+        return real(self)
+
+    monkeypatch.setattr(DagStreamConsumer, "_viewer_now", counted)
+    monkeypatch.setattr(DagStreamConsumer, "recheck_due", lambda self: True)
+    hub = fanout.hub_for(get_channel_layer())
+    hub._deliver(
+        broadcast.group_name("fan-3"), {"type": "dagstream.progress", "seq": 1, "status": "running"}
+    )
+    for comm in sockets:  # the tick handled: a keep-alive, and the socket still open
+        assert json.loads(await comm.receive_from(TIMEOUT))["type"] == "keepalive"
+    assert sorted(reads) == sorted([viewer, other])  # one read per credential, not per socket
+    for comm in sockets:
+        await comm.disconnect()
