@@ -17,8 +17,8 @@ For each mode and rate it prints: lost / duplicated events, latency from commit
 the event-storm issue asks for. ``BENCH_CLIENTS`` (100), ``BENCH_SECONDS`` (8) and
 ``BENCH_FLAT_EVENTS`` (8000) size it; ``BENCH_SERVERS`` (relay,daphne,uvicorn),
 ``BENCH_MODES`` (plain,batch,html) and ``BENCH_RATES`` (200,1000,flat) narrow a run to
-the rows being worked on (a narrowed run prints no targets). The soak (500 connections for a minute) is
-``bench_soak.py``, built on this file's helpers.
+the rows being worked on (a narrowed run prints no targets). The soak (500
+connections for a minute) is ``bench_soak.py``, built on this file's helpers.
 Compare ratios, not absolute numbers: the machines are shared and noisy.
 """
 

@@ -41,7 +41,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dagstream_app import broadcast, fanout, live, protocol, render, services, state, transport
 from dagstream_app.auth import CREDENTIAL, current_user
 from dagstream_app.conf import get_config
-from dagstream_app.permissions import Refused, allowed, authorize, visible_ids
+from dagstream_app.permissions import Refused, allowed, authorize, dashboard_perms, visible_ids
 from dagstream_app.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_NOT_FOUND,
@@ -411,7 +411,7 @@ class DagStreamConsumer(HubConsumer):
         this DAG in the process): a user's many tabs cost one.
         """
         self.checked = time.monotonic()
-        fresh, refusal = await shared_result(
+        fresh, refusal, perms = await shared_result(
             tick, ("viewer", self.credential()), fanout.read(self._viewer_now)
         )
         if refusal is not None:
@@ -419,21 +419,21 @@ class DagStreamConsumer(HubConsumer):
             await self.close(refusal)
             return False
         self.user = fresh
-        self.on_recheck()
+        self.on_recheck(perms)
         return True
 
-    def _viewer_now(self) -> tuple[Any, int | None]:
+    def _viewer_now(self) -> tuple[Any, int | None, render.Perms]:
         fresh = current_user(self.scope)
         if fresh is None:
-            return None, CLOSE_UNAUTHENTICATED
+            return None, CLOSE_UNAUTHENTICATED, NO_PERMS
         try:
-            authorize(fresh, "view", self.dag_id)
+            dag = authorize(fresh, "view", self.dag_id)
         except Refused as exc:
-            return fresh, _CLOSE_FOR[exc.reason]
-        return fresh, None
+            return fresh, _CLOSE_FOR[exc.reason], NO_PERMS
+        return fresh, None, dashboard_perms(fresh, dag)
 
-    def on_recheck(self) -> None:
-        """The user was read again: forget what was worked out from the old one."""
+    def on_recheck(self, perms: render.Perms) -> None:
+        """The user was read again, and may now do ``perms`` on the DAG."""
 
     async def _gone(self) -> None:
         self.ready = False
@@ -482,6 +482,9 @@ class DagStreamConsumer(HubConsumer):
 
     async def send_keepalive(self) -> None:
         raise NotImplementedError
+
+
+NO_PERMS: render.Perms = (False, False)
 
 
 def _is_events(message: dict[str, Any]) -> bool:
@@ -641,8 +644,8 @@ class DagHtmlConsumer(DagStreamConsumer):
     perms: render.Perms | None = None
     coalesce = True
 
-    def on_recheck(self) -> None:
-        self.perms = None  # the buttons follow what the user may do now
+    def on_recheck(self, perms: render.Perms) -> None:
+        self.perms = perms  # the buttons follow what the user may do now
 
     async def _ensure_perms(self) -> render.Perms:
         if self.perms is None:
@@ -650,8 +653,7 @@ class DagHtmlConsumer(DagStreamConsumer):
         return self.perms
 
     def _read_perms(self) -> render.Perms:
-        dag = state.dag(self.dag_id)
-        return (allowed(self.user, "decide", dag), allowed(self.user, "control", dag))
+        return dashboard_perms(self.user, state.dag(self.dag_id))
 
     async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
         perms = await self._ensure_perms()

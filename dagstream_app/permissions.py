@@ -65,6 +65,11 @@ def allowed(user: Any, action: Action, dag: Dag | None = None) -> bool:
     return hook is None or bool(hook(user, action, dag))
 
 
+def dashboard_perms(user: Any, dag: Dag | None) -> tuple[bool, bool]:
+    """What a dashboard offers ``user`` on ``dag``: (decide its gates, control the run)."""
+    return allowed(user, "decide", dag), allowed(user, "control", dag)
+
+
 def visible(user: Any, dags: QuerySet[Dag]) -> QuerySet[Dag] | list[Dag]:
     """The DAGs of ``dags`` that ``user`` may view, in order.
 

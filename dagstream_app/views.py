@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dagstream_app import render, services, state, tickets, tokens
 from dagstream_app.conf import get_config
 from dagstream_app.models import Dag
-from dagstream_app.permissions import Refused, allowed, authorize, visible
+from dagstream_app.permissions import Refused, allowed, authorize, dashboard_perms, visible
 from dagstream_app.protocol import format_ts
 
 PAGE_SIZE = 25
@@ -64,10 +64,6 @@ def viewer_required(view: View) -> View:
         return view(request, dag, **kwargs)
 
     return wrapper
-
-
-def _perms(request: HttpRequest, dag: Dag) -> render.Perms:
-    return (allowed(request.user, "decide", dag), allowed(request.user, "control", dag))
 
 
 # ------------------------------------------------------------------- list
@@ -122,7 +118,11 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
             "dag": dag,
             "last_seq": snap.last_seq,
             "regions": render.regions(
-                snap, _perms(request, dag), events, health=health, gantt=state.gantt(dag.dag_id)
+                snap,
+                dashboard_perms(request.user, dag),
+                events,
+                health=health,
+                gantt=state.gantt(dag.dag_id),
             ),
             "ws_url": f"/ws/dags/{dag.dag_id}/html/",
         },

@@ -147,3 +147,17 @@ async def test_a_session_from_another_port_is_not_signed_in(
     )  # type: ignore[arg-type]
     assert (await recv(ws))["type"] == "snapshot"
     await ws.close()
+
+
+async def test_a_dashboards_buttons_follow_a_permission_lost_while_it_is_open(
+    server: Server, dag: Dag, operator: User
+) -> None:
+    ws = await _watching(server, await _token(operator), path="/ws/dags/auth-1/html/")
+    decide = await sync_to_async(Permission.objects.get)(codename="decide_gate")
+    await sync_to_async(operator.user_permissions.remove)(decide)
+    await asyncio.wait_for(_ticks(server, RECHECK), TIMEOUT)  # a re-check comes round
+    await sync_to_async(services.open_gate)("auth-1", "second", {"title": "And this?"})
+    while "And this?" not in (html := str(await asyncio.wait_for(ws.recv(), TIMEOUT))):
+        pass  # keep-alives
+    assert "You don't have permission to decide gates." in html
+    await ws.close()
