@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Hub", "Inbox", "hub_for", "read"]
 
 LOOK_BACK = timedelta(seconds=5)
-RECENT_RUNS = 64  # runs of log frames whose shared sends a hub keeps (see shared_run)
+RECENT_RUNS = 16  # runs of log frames whose shared sends a hub keeps (see shared_run)
 
 T = TypeVar("T")
 
