@@ -33,6 +33,7 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -145,9 +146,7 @@ class Hub:
         self._filling: dict[str, asyncio.Lock] = {}
         self._runs: OrderedDict[tuple[str, int, int, str], Message] = OrderedDict()
         # Events messages held for coalescing inboxes, per group, until the window ends.
-        self._held: dict[str, list[Message]] = {}
-        self._held_events: dict[str, int] = {}
-        self._windows: dict[str, asyncio.TimerHandle] = {}
+        self._windows: dict[str, _Window] = {}
 
     # ------------------------------------------------------- membership
 
@@ -223,28 +222,24 @@ class Hub:
             self._hold(group, message)
 
     def _hold(self, group: str, message: Message) -> None:
-        held = self._held.get(group)
-        if held is None:
-            held = self._held[group] = []
-            self._held_events[group] = 0
-            window = get_config()["BATCH_WINDOW_SECONDS"]
-            self._windows[group] = asyncio.get_running_loop().call_later(
-                window, self._release, group
+        window = self._windows.get(group)
+        if window is None:
+            closes = asyncio.get_running_loop().call_later(
+                get_config()["BATCH_WINDOW_SECONDS"], self._release, group
             )
-        held.append(message)
-        self._held_events[group] += len(message["events"])
-        if self._held_events[group] >= get_config()["BATCH_MAX_EVENTS"]:
+            window = self._windows[group] = _Window(closes)
+        window.held.append(message)
+        window.events += len(message["events"])
+        if window.events >= get_config()["BATCH_MAX_EVENTS"]:
             self._release(group)  # a full frame's worth: no reason to wait
 
     def _release(self, group: str) -> None:
         """Hand what the window holds for ``group`` to its coalescing inboxes, as one message."""
-        held = self._held.pop(group, None)
-        self._held_events.pop(group, None)
         window = self._windows.pop(group, None)
-        if window is not None:
-            window.cancel()
-        if not held:
+        if window is None:
             return
+        window.closes.cancel()
+        held = window.held
         merged = held[0]
         if len(held) > 1:
             events = [event for message in held for event in message["events"]]
@@ -386,6 +381,15 @@ class Hub:
         if self._down:
             self._down = False
             log.warning("dagstream: the channel layer is back")
+
+
+@dataclass
+class _Window:
+    """A group's open batch window: what it holds, and the timer that closes it."""
+
+    closes: asyncio.TimerHandle
+    held: list[Message] = field(default_factory=list)
+    events: int = 0  # in ``held``, against BATCH_MAX_EVENTS
 
 
 def _read(
