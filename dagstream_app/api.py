@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from django.core.paginator import Paginator
@@ -20,8 +20,9 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
 from dagstream_app import protocol, state, tokens
+from dagstream_app.errors import DagstreamError, ErrorCode
 from dagstream_app.models import Dag
-from dagstream_app.permissions import Refused, allowed, authorize, visible
+from dagstream_app.permissions import allowed, authorize, visible
 from dagstream_app.protocol import DAG_ID_RE, EXECUTION_STATUSES, PROTOCOL_VERSION, DagSnapshot
 from dagstream_app.state import RunRow
 
@@ -30,9 +31,6 @@ MAX_PAGE_SIZE = 200
 EVENTS_LIMIT = 100
 MAX_EVENTS_LIMIT = 1000
 
-ErrorCode = Literal[
-    "invalid_parameter", "unauthenticated", "forbidden", "not_found", "method_not_allowed"
-]
 _STATUS: dict[str, int] = {
     "invalid_parameter": 400,
     "unauthenticated": 401,
@@ -140,8 +138,8 @@ def _dag(user: Any, dag_id: str) -> Dag:
         raise _Refusal("not_found", f"Unknown DAG {dag_id!r}.")
     try:
         return authorize(user, "view", dag_id)
-    except Refused as exc:
-        raise _Refusal(exc.reason, exc.message) from None
+    except DagstreamError as exc:
+        raise _Refusal(exc.code, exc.message) from None
 
 
 Endpoint = Callable[..., HttpResponse]

@@ -41,13 +41,15 @@ from django.core.exceptions import ImproperlyConfigured
 from dagstream_app import broadcast, fanout, live, protocol, render, services, state, transport
 from dagstream_app.auth import CREDENTIAL, current_user
 from dagstream_app.conf import get_config
-from dagstream_app.permissions import Refused, allowed, authorize, dashboard_perms, visible_ids
-from dagstream_app.protocol import (
+from dagstream_app.errors import (
     CLOSE_FORBIDDEN,
     CLOSE_NOT_FOUND,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHENTICATED,
+    DagstreamError,
+    ErrorCode,
 )
+from dagstream_app.permissions import allowed, authorize, dashboard_perms, visible_ids
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,11 +58,6 @@ T = TypeVar("T")
 INBOX_LIMIT = 1_000
 # A replay from the log is sent this many events at a time, yielding in between.
 REPLAY_CHUNK = 500
-_CLOSE_FOR = {
-    "unauthenticated": CLOSE_UNAUTHENTICATED,
-    "forbidden": CLOSE_FORBIDDEN,
-    "not_found": CLOSE_NOT_FOUND,
-}
 
 
 class TokenBucket:
@@ -293,8 +290,8 @@ class DagStreamConsumer(HubConsumer):
     def _refusal_now(self) -> int | None:
         try:
             authorize(self.user, "view", self.dag_id)
-        except Refused as exc:
-            return _CLOSE_FOR[exc.reason]
+        except DagstreamError as exc:
+            return exc.close_code
         return None
 
     async def disconnect(self, code: int) -> None:
@@ -428,8 +425,8 @@ class DagStreamConsumer(HubConsumer):
             return None, CLOSE_UNAUTHENTICATED, NO_PERMS
         try:
             dag = authorize(fresh, "view", self.dag_id)
-        except Refused as exc:
-            return fresh, _CLOSE_FOR[exc.reason], NO_PERMS
+        except DagstreamError as exc:
+            return fresh, exc.close_code, NO_PERMS
         return fresh, None, dashboard_perms(fresh, dag)
 
     def on_recheck(self, perms: render.Perms) -> None:
@@ -562,7 +559,7 @@ class DagJsonConsumer(DagStreamConsumer):
 
     async def reply_error(
         self,
-        code: protocol.ErrorCode,
+        code: ErrorCode,
         message: str,
         command_id: Any = None,
         decision: dict[str, Any] | None = None,
@@ -588,7 +585,7 @@ class DagJsonConsumer(DagStreamConsumer):
             return
         try:
             command = protocol.parse_command(text_data)
-        except protocol.ProtocolError as exc:
+        except DagstreamError as exc:
             await self.reply_error(exc.code, exc.message, exc.command_id)
             return
         # Each command is authorized as the user is now, not as they connected.

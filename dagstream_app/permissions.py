@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from django.utils.module_loading import import_string
 
 from dagstream_app.conf import get_config
+from dagstream_app.errors import Forbidden, NotFound, Unauthenticated
 from dagstream_app.protocol import DAG_ID_RE
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     from dagstream_app.models import Dag
 
-__all__ = ["PERMISSIONS", "Action", "Refused", "allowed", "authorize", "visible", "visible_ids"]
+__all__ = ["PERMISSIONS", "Action", "allowed", "authorize", "visible", "visible_ids"]
 
 Action = Literal["view", "decide", "control", "delete"]
 
@@ -35,7 +36,6 @@ PERMISSIONS: dict[Action, str] = {
     "delete": "dagstream_app.delete_dag",
 }
 
-Refusal = Literal["unauthenticated", "forbidden", "not_found"]
 Hook = Callable[[Any, Action, "Dag"], bool]
 D = TypeVar("D", bound="Dag")
 
@@ -94,17 +94,8 @@ def visible_ids(user: Any, dag_ids: Iterable[str]) -> set[str]:
     return {dag.dag_id for dag in visible(user, Dag.objects.filter(pk__in=ids))}
 
 
-class Refused(Exception):
-    """``authorize`` said no; ``reason`` tells which check failed first."""
-
-    def __init__(self, reason: Refusal, message: str) -> None:
-        super().__init__(message)
-        self.reason: Refusal = reason
-        self.message = message
-
-
 def authorize(user: Any, action: Action, dag_id: str) -> Dag:
-    """The DAG ``dag_id``, if ``user`` may perform ``action`` on it; else raise :class:`Refused`.
+    """The DAG ``dag_id``, if ``user`` may perform ``action`` on it; else raise a refusal.
 
     The checks run in this order, so an unknown id tells nothing to someone who
     may not act on DAGs at all: signed in, Django's permission, the DAG exists,
@@ -113,12 +104,12 @@ def authorize(user: Any, action: Action, dag_id: str) -> Dag:
     from dagstream_app.models import Dag
 
     if user is None or not getattr(user, "is_authenticated", False):
-        raise Refused("unauthenticated", "Sign in first.")
+        raise Unauthenticated("Sign in first.")
     if not allowed(user, action):
-        raise Refused("forbidden", f"You may not {action} DAGs.")
+        raise Forbidden(f"You may not {action} DAGs.")
     dag = Dag.objects.filter(pk=dag_id).first() if DAG_ID_RE.match(dag_id) else None
     if dag is None:
-        raise Refused("not_found", f"Unknown DAG {dag_id!r}.")
+        raise NotFound(f"Unknown DAG {dag_id!r}.")
     if not allowed(user, action, dag):
-        raise Refused("forbidden", f"You may not {action} DAG {dag_id!r}.")
+        raise Forbidden(f"You may not {action} DAG {dag_id!r}.")
     return dag

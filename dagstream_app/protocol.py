@@ -17,6 +17,17 @@ from typing import Annotated, Any, Literal, cast
 
 import msgspec
 
+from dagstream_app.errors import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHENTICATED,
+    ErrorCode,
+    InvalidDelta,
+    InvalidJson,
+    UnknownType,
+)
+
 PROTOCOL_VERSION = 1
 
 DAG_ID_CHARS = r"[A-Za-z0-9_.-]{1,100}"  # a DAG id, unanchored (routes embed it)
@@ -42,16 +53,6 @@ DECISION_TO_GATE_STATUS: dict[str, GateStatus] = {
 GATE_STATUS_TO_DECISION: dict[str, Decision] = {
     status: cast(Decision, decision) for decision, status in DECISION_TO_GATE_STATUS.items()
 }
-ErrorCode = Literal[
-    "invalid_json",
-    "invalid_message",
-    "unknown_type",
-    "too_large",
-    "rate_limited",
-    "forbidden",
-    "not_found",
-    "conflict",
-]
 
 NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Label = Annotated[str, msgspec.Meta(max_length=200)]
@@ -62,14 +63,6 @@ CommandId = (
 )
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
-# WebSocket close codes, sent after accept (a close before accept reaches a
-# browser only as 1006). The first three are refusals: clients do not retry.
-# 4013 stands in for 1013 "try again later" (a client too far behind), which
-# daphne (autobahn) cannot send: a server may send only 1000 and 3000-4999.
-CLOSE_UNAUTHENTICATED = 4001
-CLOSE_FORBIDDEN = 4003
-CLOSE_NOT_FOUND = 4004
-CLOSE_TRY_AGAIN_LATER = 4013
 CLOSE_CODES: dict[str, int] = {
     "unauthenticated": CLOSE_UNAUTHENTICATED,
     "forbidden": CLOSE_FORBIDDEN,
@@ -356,16 +349,6 @@ class Keepalive(_Message, tag="keepalive"):
 _encoder = msgspec.json.Encoder()
 
 
-class ProtocolError(Exception):
-    """A client frame that cannot be accepted; ``code`` is the protocol error code."""
-
-    def __init__(self, code: ErrorCode, message: str, command_id: Any = None) -> None:
-        super().__init__(message)
-        self.code: ErrorCode = code
-        self.message = message
-        self.command_id = command_id
-
-
 def encode(obj: Any) -> str:
     """Encode any message (struct or builtins) as compact JSON text."""
     return _encoder.encode(obj).decode()
@@ -413,31 +396,29 @@ _SEQUENCES = (list, tuple)
 
 
 def parse_command(text: str) -> ClientCommand:
-    """Decode and validate one client frame, or raise :class:`ProtocolError`."""
+    """Decode and validate one client frame, or raise a ``DagstreamError``."""
     try:
         raw = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
-        raise ProtocolError("invalid_json", f"Frame is not valid JSON: {exc}") from None
+        raise InvalidJson(f"Frame is not valid JSON: {exc}") from None
     except RecursionError:  # msgspec's answer to deep nesting
-        raise ProtocolError("invalid_json", "Frame nests too deeply.") from None
+        raise InvalidJson("Frame nests too deeply.") from None
     if not isinstance(raw, dict):
-        raise ProtocolError("invalid_message", "A message must be a JSON object.")
+        raise InvalidDelta("A message must be a JSON object.")
     command_id = _safe_id(raw)
     problem = json_problem(raw)
     if problem is not None:
-        raise ProtocolError("invalid_message", f"The message {problem}.", command_id)
+        raise InvalidDelta(f"The message {problem}.", command_id)
     kind = raw.get("type")
     if not isinstance(kind, str):
-        raise ProtocolError("invalid_message", "A message needs a string 'type'.", command_id)
+        raise InvalidDelta("A message needs a string 'type'.", command_id)
     if kind not in CLIENT_TYPES:
         known = ", ".join(sorted(CLIENT_TYPES))
-        raise ProtocolError(
-            "unknown_type", f"Unknown message type {kind!r}; expected one of: {known}.", command_id
-        )
+        raise UnknownType(f"Unknown message type {kind!r}; expected one of: {known}.", command_id)
     try:
         return msgspec.convert(raw, ClientCommand)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
-        raise ProtocolError("invalid_message", str(exc), command_id) from None
+        raise InvalidDelta(str(exc), command_id) from None
 
 
 _PAYLOAD_TYPES: dict[Any, type[Any]] = {

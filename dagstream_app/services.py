@@ -49,9 +49,10 @@ from dagstream_app.errors import (
     InvalidDelta,
     NotFound,
     RateLimited,
+    Unauthenticated,
 )
 from dagstream_app.models import CommandReceipt, Dag, Edge, Event, Gate, Node
-from dagstream_app.permissions import Action, Refused, authorize
+from dagstream_app.permissions import Action, authorize
 from dagstream_app.protocol import format_ts
 from dagstream_app.state import engine_stale, gate_dict
 
@@ -780,9 +781,8 @@ def heartbeat(dag_id: str) -> bool:
 def _authorize(actor: Any, action: Action, dag_id: str) -> Dag:
     try:
         return authorize(actor, action, dag_id)
-    except Refused as exc:
-        if exc.reason == "not_found":
-            raise NotFound(exc.message) from None
+    except Unauthenticated as exc:
+        # People's actions need a signed-in user: to them, none is a refusal.
         raise Forbidden(exc.message) from None
 
 

@@ -19,8 +19,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from dagstream_app import render, services, state, tickets, tokens
 from dagstream_app.conf import get_config
+from dagstream_app.errors import DagstreamError, NotFound
 from dagstream_app.models import Dag
-from dagstream_app.permissions import Refused, allowed, authorize, dashboard_perms, visible
+from dagstream_app.permissions import allowed, authorize, dashboard_perms, visible
 from dagstream_app.protocol import format_ts
 
 PAGE_SIZE = 25
@@ -57,8 +58,8 @@ def viewer_required(view: View) -> View:
             return view(request, **kwargs)
         try:
             dag = authorize(request.user, "view", dag_id)
-        except Refused as exc:
-            if exc.reason == "not_found":
+        except DagstreamError as exc:
+            if isinstance(exc, NotFound):
                 raise Http404(exc.message) from None
             return _refuse(request, 403, "No access", "You don't have permission to view this run.")
         return view(request, dag, **kwargs)
@@ -253,8 +254,6 @@ def dag_control(request: HttpRequest, dag: Dag) -> HttpResponse:
 
 # ---------------------------------------------------------------- tickets
 
-_REFUSAL_STATUS = {"unauthenticated": 401, "forbidden": 403, "not_found": 404}
-
 
 def _json_error(status: int, code: str, message: str) -> JsonResponse:
     response = JsonResponse({"code": code, "message": message}, status=status)
@@ -292,8 +291,8 @@ def dag_ticket(request: HttpRequest, dag_id: str) -> HttpResponse:
         user = request.user
     try:
         dag = authorize(user, "view", dag_id)
-    except Refused as exc:
-        return _json_error(_REFUSAL_STATUS[exc.reason], exc.reason, exc.message)
+    except DagstreamError as exc:
+        return _json_error(exc.http_status, exc.code, exc.message)
     key, lifetime = tickets.issue_ticket(user, dag)
     response = JsonResponse({"ticket": key, "expires_in": lifetime})
     response["Cache-Control"] = "no-store"

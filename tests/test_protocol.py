@@ -11,7 +11,8 @@ import pytest
 from django.core.management import call_command
 
 from dagstream_app import protocol, services, state
-from dagstream_app.protocol import ProtocolError, parse_command
+from dagstream_app.errors import DagstreamError
+from dagstream_app.protocol import parse_command
 
 # ------------------------------------------------------------ client commands
 
@@ -61,8 +62,8 @@ def test_client_types_are_exactly_the_parsed_commands() -> None:
     }
 
 
-def _refusal(text: str) -> ProtocolError:
-    with pytest.raises(ProtocolError) as info:
+def _refusal(text: str) -> DagstreamError:
+    with pytest.raises(DagstreamError) as info:
         parse_command(text)
     return info.value
 
@@ -458,10 +459,10 @@ def test_schema_describes_real_snapshots(make_user: Any) -> None:
 
 
 def test_deep_nesting_and_nul_characters_are_coded_refusals() -> None:
-    with pytest.raises(protocol.ProtocolError) as deep:
+    with pytest.raises(DagstreamError) as deep:
         protocol.parse_command("[" * 1000 + "]" * 1000)
     assert deep.value.code == "invalid_json"
-    with pytest.raises(protocol.ProtocolError) as nul:
+    with pytest.raises(DagstreamError) as nul:
         protocol.parse_command('{"type": "pause_execution", "id": "x\\u0000"}')
     assert nul.value.code == "invalid_message" and nul.value.command_id is None
     assert protocol.json_problem({"a": [1.5, "ok", {"b": float("nan")}]}) is not None

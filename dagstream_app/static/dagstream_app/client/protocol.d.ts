@@ -141,9 +141,12 @@ export interface ErrorReply {
     | "forbidden"
     | "invalid_json"
     | "invalid_message"
+    | "invalid_parameter"
+    | "method_not_allowed"
     | "not_found"
     | "rate_limited"
     | "too_large"
+    | "unauthenticated"
     | "unknown_type";
   decision?: {
     [k: string]: unknown | undefined;
