@@ -18,7 +18,7 @@ from django.conf import global_settings, settings
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse
 
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 
 
 class LoginView(auth_views.LoginView):
@@ -29,7 +29,7 @@ class LoginView(auth_views.LoginView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        context["dagstream_base_template"] = get_config()["BASE_TEMPLATE"]
+        context["dagstream_base_template"] = config().base_template
         return context
 
     def get_default_redirect_url(self) -> str:

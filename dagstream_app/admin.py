@@ -29,7 +29,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from dagstream_app import protocol, render, services, state, tokens
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 from dagstream_app.models import ApiToken, Dag, Edge, Event, Gate, Node
 from dagstream_app.money import format_money
 from dagstream_app.permissions import Action, allowed, visible
@@ -333,7 +333,7 @@ class FeedbackForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        limit = get_config()["FEEDBACK_MAX_LENGTH"]
+        limit = config().feedback_max_length
         field = self.fields["feedback"]
         field.validators.append(MaxLengthValidator(limit))
         field.widget.attrs["maxlength"] = str(limit)
@@ -470,7 +470,7 @@ class GateAdmin(_DagstreamAdmin):
                 request, "decide", gate
             )
             context["decision_form"] = FeedbackForm()
-            context["feedback_max_length"] = get_config()["FEEDBACK_MAX_LENGTH"]
+            context["feedback_max_length"] = config().feedback_max_length
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def _decide_from_page(

@@ -31,7 +31,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils.crypto import constant_time_compare
 
 from dagstream_app import tickets, tokens
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 
 __all__ = [
     "CREDENTIAL",
@@ -59,7 +59,7 @@ def own_origins() -> list[str]:
 
 def ticket_origins() -> list[str]:
     """Origins a ticket may be used from: our own and ``DAGSTREAM["ALLOWED_ORIGINS"]``."""
-    return [*own_origins(), *get_config()["ALLOWED_ORIGINS"]]
+    return [*own_origins(), *config().allowed_origins]
 
 
 class AllowedOriginsValidator(OriginValidator):

@@ -40,7 +40,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from dagstream_app import broadcast, fanout, live, protocol, render, services, state, transport
 from dagstream_app.auth import CREDENTIAL, current_user
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 from dagstream_app.errors import (
     CLOSE_FORBIDDEN,
     CLOSE_NOT_FOUND,
@@ -181,7 +181,7 @@ class HubConsumer(AsyncWebsocketConsumer):
             else:
                 for text in frames.texts:
                     await self.frame_send({"type": "websocket.send", "text": text})
-        if self.unsent is not None and self.unsent() > get_config()["MAX_UNSENT_BYTES"]:
+        if self.unsent is not None and self.unsent() > config().max_unsent_bytes:
             await self._drop_non_reader()
 
     @contextmanager
@@ -223,7 +223,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         see :meth:`DagStreamConsumer.still_viewer`), while those of many users who
         connected together are spread over the period instead of all read at once.
         """
-        period = float(get_config()["REVALIDATE_SECONDS"])
+        period = float(config().revalidate_seconds)
         phase = zlib.crc32(repr(self.credential()).encode()) / 2**32 * period
         return (time.monotonic() + phase) // period > (self.checked + phase) // period
 
@@ -265,10 +265,10 @@ class DagStreamConsumer(HubConsumer):
         self.dag_id = self.scope["url_route"]["kwargs"]["dag_id"]
         self.user = self.scope.get("user")
         self.checked = time.monotonic()
-        config = get_config()
-        self.bucket = TokenBucket(config["RATE_LIMIT_PER_SECOND"], config["RATE_LIMIT_BURST"])
+        settings = config()
+        self.bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
         # What replays and snapshots may cost this connection: a minute's worth.
-        budget = config["REPLAY_BUDGET_PER_MINUTE"]
+        budget = settings.replay_budget_per_minute
         self.replays = TokenBucket(budget / 60, budget)
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.batch = query.get("batch") == ["1"]
@@ -389,7 +389,7 @@ class DagStreamConsumer(HubConsumer):
                 self.behind = message["seq"]
         elif message["seq"] == self.last_sent:
             self.terminal = message["status"] in protocol.TERMINAL_STATUSES
-        if self.ready and time.monotonic() - self.last_send >= get_config()["KEEPALIVE_SECONDS"]:
+        if self.ready and time.monotonic() - self.last_send >= config().keepalive_seconds:
             await self.send_keepalive()
 
     async def dagstream_deleted(self, message: dict[str, Any]) -> None:
@@ -447,7 +447,7 @@ class DagStreamConsumer(HubConsumer):
 
     async def _fill(self, upto: int) -> bool:
         """Send the events after ``last_sent`` up to ``upto`` from the database."""
-        if upto - self.last_sent > get_config()["MAX_LAG"]:
+        if upto - self.last_sent > config().max_lag:
             # Too far behind to catch up by replay: let the client resume.
             self.ready = False
             await self.close(CLOSE_TRY_AGAIN_LATER)
@@ -543,7 +543,7 @@ class DagJsonConsumer(DagStreamConsumer):
     def _frames(self, events: Sequence[tuple[int, str]]) -> transport.Frames:
         if not self.batch:
             return transport.Frames([frame for _, frame in events])
-        limit = get_config()["BATCH_MAX_EVENTS"]
+        limit = config().batch_max_events
         return transport.Frames(
             [
                 _array([frame for _, frame in events[start : start + limit]])
@@ -579,7 +579,7 @@ class DagJsonConsumer(DagStreamConsumer):
                 "invalid_message", "Binary frames are not accepted; send JSON text."
             )
             return
-        limit = get_config()["MAX_FRAME_BYTES"]
+        limit = config().max_frame_bytes
         if len(text_data) > limit or len(text_data.encode()) > limit:
             await self.reply_error("too_large", f"Frames are limited to {limit} bytes.")
             return
@@ -762,7 +762,7 @@ class DagIndexConsumer(HubConsumer):
                 self.ready = False
                 await self.close(CLOSE_FORBIDDEN)
                 return
-        if time.monotonic() - self.last_send >= get_config()["KEEPALIVE_SECONDS"]:
+        if time.monotonic() - self.last_send >= config().keepalive_seconds:
             await self.send(text_data=render.KEEPALIVE_HTML)
 
     async def dagstream_layer_error(self, message: dict[str, Any]) -> None:

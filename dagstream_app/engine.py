@@ -31,7 +31,7 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from dagstream_app import broadcast, services, state
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 from dagstream_app.models import Gate
 from dagstream_app.protocol import TERMINAL_STATUSES
 from dagstream_app.services import Delta, DeltaKind
@@ -123,7 +123,7 @@ class DagStream:
     async def _submit(self, kind: DeltaKind, **args: Any) -> Any:
         """Queue one report and wait until it is durable; its result (a seq, a gate)."""
         self._raise_deferred()
-        limit = get_config()["ENGINE_BUFFER"]
+        limit = config().engine_buffer
         while len(self._queue) >= limit:  # back-pressure: wait for the database
             self._flushed.clear()
             await self._flushed.wait()
@@ -133,7 +133,7 @@ class DagStream:
 
     def _submit_nowait(self, kind: DeltaKind, **args: Any) -> None:
         self._raise_deferred()
-        limit = get_config()["ENGINE_BUFFER"]
+        limit = config().engine_buffer
         if len(self._queue) >= limit:
             raise BufferFull(
                 f"{limit} reports of DAG {self.dag_id!r} are waiting for the database; "
@@ -240,7 +240,7 @@ class DagStream:
     async def _heartbeat_loop(self) -> None:
         """While the stream is open and quiet, tell the server the engine is alive."""
         loop = asyncio.get_running_loop()
-        every = float(get_config()["ENGINE_HEARTBEAT_SECONDS"])
+        every = float(config().engine_heartbeat_seconds)
         while True:
             await asyncio.sleep(max(0.0, self._reported_at + every - loop.time()))
             if loop.time() - self._reported_at < every:
@@ -342,7 +342,7 @@ class DagStream:
             timeout_at=timeout_at,
             default=default,
         )
-        poll = get_config()["IDLE_CHECK_SECONDS"]
+        poll = config().idle_check_seconds
         while True:
             if gate.status != Gate.Status.PENDING:
                 return GateDecision.from_gate(gate)
@@ -376,7 +376,7 @@ class DagStream:
     async def commands(self) -> AsyncIterator[Command]:
         """Yield each pause / resume / cancel once, in order; ends when the run ends."""
         await self._listen()
-        poll = get_config()["IDLE_CHECK_SECONDS"]
+        poll = config().idle_check_seconds
         while True:
             wake = self._wake
             rows, status = await _db(state.commands_after)(self.dag_id, self._cursor)
@@ -453,7 +453,7 @@ class DagStream:
                     down = True
                     log.warning("dagstream engine: control channel failed", exc_info=True)
                 joined = False
-                await asyncio.sleep(get_config()["IDLE_CHECK_SECONDS"])
+                await asyncio.sleep(config().idle_check_seconds)
             # Wake every waiter, then arm a fresh event: no wake-up is lost
             # between a waiter's database read and its wait.
             self._wake.set()
@@ -551,7 +551,7 @@ class SyncDagStream:
         self._loop = loop
         self.dag_id = stream.dag_id
         # nowait blocks this thread while ENGINE_BUFFER reports wait: back-pressure.
-        self._room = threading.BoundedSemaphore(get_config()["ENGINE_BUFFER"])
+        self._room = threading.BoundedSemaphore(config().engine_buffer)
         self.nowait = Reporter(self._submit_nowait)
 
     def _submit_nowait(self, kind: DeltaKind, **args: Any) -> None:

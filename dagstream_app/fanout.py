@@ -42,7 +42,7 @@ from django.db import connections
 from django.utils import timezone
 
 from dagstream_app import broadcast, state
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 
 log = logging.getLogger(__name__)
 
@@ -225,12 +225,12 @@ class Hub:
         window = self._windows.get(group)
         if window is None:
             closes = asyncio.get_running_loop().call_later(
-                get_config()["BATCH_WINDOW_SECONDS"], self._release, group
+                config().batch_window_seconds, self._release, group
             )
             window = self._windows[group] = _Window(closes)
         window.held.append(message)
         window.events += len(message["events"])
-        if window.events >= get_config()["BATCH_MAX_EVENTS"]:
+        if window.events >= config().batch_max_events:
             self._release(group)  # a full frame's worth: no reason to wait
 
     def _release(self, group: str) -> None:
@@ -254,7 +254,7 @@ class Hub:
 
     async def _receive_loop(self) -> None:
         assert self.channel is not None
-        pause = get_config()["IDLE_CHECK_SECONDS"]
+        pause = config().idle_check_seconds
         while True:
             try:
                 message: Message = await self.layer.receive(self.channel)
@@ -277,7 +277,7 @@ class Hub:
 
     async def _watch_loop(self) -> None:
         while True:
-            await asyncio.sleep(get_config()["IDLE_CHECK_SECONDS"])  # the tick itself
+            await asyncio.sleep(config().idle_check_seconds)  # the tick itself
             try:
                 await self._watch()
             except asyncio.CancelledError:
@@ -324,7 +324,7 @@ class Hub:
 
     @staticmethod
     def _trim(known: dict[int, str]) -> None:
-        keep = get_config()["MAX_LAG"]
+        keep = config().max_lag
         if len(known) > 2 * keep:
             newest = max(known)
             for seq in [s for s in known if s <= newest - keep]:

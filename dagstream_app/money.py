@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 
 Level = Literal["none", "ok", "warn", "over"]
 WARN_RATIO = 0.8
@@ -19,17 +19,17 @@ WARN_RATIO = 0.8
 
 def shown(value: float) -> float:
     """``value`` rounded as it is shown."""
-    return round(float(value), int(get_config()["MONEY_DECIMALS"]))
+    return round(float(value), int(config().money_decimals))
 
 
 def format_money(value: float | None) -> str:
     """``$1,234.50``, ``-$0.05``, and ``—`` for no amount."""
     if value is None:
         return "—"
-    decimals = int(get_config()["MONEY_DECIMALS"])
+    decimals = int(config().money_decimals)
     number = shown(value)
     sign = "-" if number < 0 else ""  # after rounding: never "-$0.00"
-    return f"{sign}{get_config()['CURRENCY']}{abs(number):,.{decimals}f}"
+    return f"{sign}{config().currency}{abs(number):,.{decimals}f}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from django.utils.module_loading import import_string
 
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 from dagstream_app.errors import Forbidden, NotFound, Unauthenticated
 from dagstream_app.protocol import DAG_ID_RE
 
@@ -42,7 +42,7 @@ D = TypeVar("D", bound="Dag")
 
 @lru_cache(maxsize=1)
 def get_hook() -> Hook | None:
-    path = get_config()["PERMISSION_HOOK"]
+    path = config().permission_hook
     if path is None:
         return None
     hook: Hook = import_string(path) if isinstance(path, str) else path

@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from dagstream_app import layout
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 from dagstream_app.markup import markdown_html
 from dagstream_app.money import budget_use, format_money
 from dagstream_app.protocol import (
@@ -421,7 +421,7 @@ def engine_html(
     """What the page says about the run's engine; while the run is live it re-asks
     the server every ``ENGINE_HEARTBEAT_SECONDS`` (liveness has no event)."""
     live = health.status in LIVE_STATUSES
-    every = max(1, round(float(get_config()["ENGINE_HEARTBEAT_SECONDS"])))
+    every = max(1, round(float(config().engine_heartbeat_seconds)))
     shown = "1" if health.stale else "0"
     url = f"{reverse('dagstream:engine', args=[dag_id])}?shown={shown}"
     ago = format_duration(span_seconds(health.seen_at, None, now)) if health.seen_at else ""
@@ -478,7 +478,7 @@ def gate_context(
         "feedback": gate.feedback,
         "url": decide_url(dag_id, node_id),
         "can_decide": can_decide,
-        "max_length": get_config()["FEEDBACK_MAX_LENGTH"],
+        "max_length": config().feedback_max_length,
         "message": message,
         "tone": tone,
         "draft": draft,

@@ -41,7 +41,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from dagstream_app import broadcast, bulk, graph, protocol
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 from dagstream_app.errors import (
     Conflict,
     DagstreamError,
@@ -831,7 +831,7 @@ def force_cancel(dag_id: str, *, actor: Any, command_id: Any = None) -> Dag:
             return dag
         flush.refuse_if_ended()
         if not engine_stale(dag.status, dag.engine_seen_at, flush.now):
-            limit = get_config()["ENGINE_STALE_SECONDS"]
+            limit = config().engine_stale_seconds
             raise Conflict(
                 f"The engine of DAG {dag_id!r} reported in the last {limit:g} s; "
                 "cancel it instead (force-ending is for runs whose engine is gone)."
@@ -881,7 +881,7 @@ def decide_gate(
         raise InvalidDelta(f"decision must be approve, reject or modify, not {decision!r}.")
     if decision == "modify" and not feedback.strip():
         raise InvalidDelta("A modify decision needs feedback.")
-    limit = get_config()["FEEDBACK_MAX_LENGTH"]
+    limit = config().feedback_max_length
     if len(feedback) > limit:
         raise InvalidDelta(f"Feedback is {len(feedback)} characters; the limit is {limit}.")
     if actor is not None:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from dagstream_app import protocol, replay
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 from dagstream_app.models import Dag, Edge, Event, Gate, Node
 from dagstream_app.protocol import DagSnapshot, EdgeView, GateView, NodeStatus, NodeView, format_ts
 
@@ -52,7 +52,7 @@ def engine_stale(status: str, seen_at: datetime | None, now: datetime | None = N
     if seen_at is None:
         return True
     silent = ((now or timezone.now()) - seen_at).total_seconds()
-    return silent > float(get_config()["ENGINE_STALE_SECONDS"])
+    return silent > float(config().engine_stale_seconds)
 
 
 def engine_health(dag_id: str) -> protocol.EngineHealth | None:
@@ -323,10 +323,10 @@ def recent_events(dag_id: str, limit: int, upto: int | None = None) -> list[dict
 
 def can_replay(dag_id: str, after: int, current: int) -> bool:
     """True if the events after ``after`` are retained and within the replay window."""
-    config = get_config()
+    settings = config()
     # Never replay more than a consumer may catch up (MAX_LAG): it would close
     # with 4013 and the client would resume from the same seq, forever.
-    if after > current or current - after > min(config["REPLAY_WINDOW"], config["MAX_LAG"]):
+    if after > current or current - after > min(settings.replay_window, settings.max_lag):
         return False
     if after == current:
         return True

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from django.utils import timezone
 
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 from dagstream_app.models import Dag, Ticket
 from dagstream_app.tokens import hash_token
 
@@ -39,7 +39,7 @@ def issue_ticket(user: Any, dag: Dag) -> tuple[str, int]:
     The caller has checked that ``user`` may view ``dag``; the consumer checks
     again when the ticket is used. Expired tickets are deleted on the way.
     """
-    lifetime = int(get_config()["TICKET_SECONDS"])
+    lifetime = int(config().ticket_seconds)
     now = timezone.now()
     Ticket.objects.filter(expires_at__lte=now).delete()
     key = TICKET_PREFIX + secrets.token_urlsafe(32)

@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from dagstream_app import render, services, state, tickets, tokens
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 from dagstream_app.errors import DagstreamError, NotFound
 from dagstream_app.models import Dag
 from dagstream_app.permissions import allowed, authorize, dashboard_perms, visible
@@ -32,7 +32,7 @@ def _page(
     request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
 ) -> HttpResponse:
     context = {
-        "dagstream_base_template": get_config()["BASE_TEMPLATE"],
+        "dagstream_base_template": config().base_template,
         "dagstream_config": render.page_config(),
         "server_now": format_ts(timezone.now()),
         **context,

@@ -448,11 +448,11 @@ def server_small_window(django_db_setup: Any, django_db_blocker: Any) -> Iterato
 
 
 def test_override_settings_is_respected_by_config() -> None:
-    from dagstream_app.conf import get_config
+    from dagstream_app.conf import config
 
     with override_settings(DAGSTREAM={"REPLAY_WINDOW": 3}):
-        assert get_config()["REPLAY_WINDOW"] == 3
-    assert get_config()["REPLAY_WINDOW"] == 10_000
+        assert config().replay_window == 3
+    assert config().replay_window == 10_000
 
 
 @pytest.fixture(scope="session")

@@ -754,8 +754,8 @@ SETUPS = {
             Edit("settings.md:# myproject/dagrules.py", "myproject/dagrules.py", "new file"),
         ),
         HOOK_PROBE
-        + "from dagstream_app.conf import get_config\n"
-        + "assert get_config()['REPLAY_WINDOW'] == 50_000\n",
+        + "from dagstream_app.conf import config\n"
+        + "assert config().replay_window == 50_000\n",
     ),
     "gates": Setup(
         (

@@ -7,8 +7,8 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.test import override_settings
 
 from dagstream_app import services
-from dagstream_app.models import Dag
 from dagstream_app.errors import DagstreamError
+from dagstream_app.models import Dag
 from dagstream_app.permissions import PERMISSIONS, allowed, authorize, get_hook, visible
 from tests import hooks
 

@@ -35,7 +35,7 @@ from dagstream_app.celery.canvas import (
     CanvasGraph,
 )
 from dagstream_app.celery.options import options
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 from dagstream_app.engine import BufferFull, DagStream, GateDecision, SyncDagStream, _LoopThread
 from dagstream_app.protocol import FINISHED_NODE_STATUSES, TERMINAL_STATUSES, DagSnapshot
 from dagstream_app.services import DagstreamError, Delta
@@ -156,7 +156,7 @@ class Run:
         with self._pending_lock:
             wake = not self._pending
             self._pending.extend(deltas)
-            full = len(self._pending) >= get_config()["ENGINE_BUFFER"]
+            full = len(self._pending) >= config().engine_buffer
         if full:
             self.flush()  # back-pressure: the task waits for the database
         elif wake:
@@ -331,7 +331,7 @@ class Run:
             progress = state.progress(self.dag_id)
             if progress is not None and progress[1] != self.status:
                 self.set_status(progress[1])
-        poll = get_config()["IDLE_CHECK_SECONDS"]
+        poll = config().idle_check_seconds
         with self.changed:
             while self.status in HELD:
                 self.changed.wait(poll)
@@ -387,7 +387,7 @@ class Run:
                         return
                     recheck = self._recheck
                 if not recheck:
-                    time.sleep(get_config()["IDLE_CHECK_SECONDS"])
+                    time.sleep(config().idle_check_seconds)
         finally:
             connections.close_all()  # this thread's own connection
 
@@ -474,7 +474,7 @@ async def _watch(run: Run, stream: DagStream) -> None:
     People's commands wake it at once (the DAG's control group); other changes (a
     budget pause by another process) are read every ``IDLE_CHECK_SECONDS``.
     """
-    poll = get_config()["IDLE_CHECK_SECONDS"]
+    poll = config().idle_check_seconds
     look = asyncio.Event()
 
     async def listen() -> None:

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from dagstream_app import services, state
-from dagstream_app.conf import get_config
+from dagstream_app.conf import config
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([dhm])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -48,8 +48,8 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1.")
         if older_than is not None:
             age = parse_age(older_than)
-        elif get_config()["RETENTION_DAYS"] is not None:
-            age = timedelta(days=get_config()["RETENTION_DAYS"])
+        elif (days := config().retention_days) is not None:
+            age = timedelta(days=days)
         else:
             raise CommandError("Give --older-than (e.g. 30d) or set DAGSTREAM['RETENTION_DAYS'].")
         cutoff = timezone.now() - age
