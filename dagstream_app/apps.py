@@ -1,3 +1,5 @@
+"""The app's configuration: its name in admin, and the system checks it registers."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

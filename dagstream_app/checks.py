@@ -11,14 +11,14 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.shortcuts import resolve_url
 from django.urls import Resolver404, resolve
 
-from dagstream_app.conf import CONFIG_DEFAULTS
+from dagstream_app.conf import CONFIG_DEFAULTS, retention_days_problem
 
 IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 
 
 @register(Tags.compatibility)
 def check_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """dagstream's configuration mistakes (ids ``dagstream_app.E001`` to ``W003``)."""
+    """dagstream's configuration mistakes (ids ``dagstream_app.E001`` to ``W004``)."""
     messages: list[CheckMessage] = []
     # By app name, so "channels.apps.ChannelsConfig" counts as installed too. There is
     # no check for "daphne": it only turns runserver into an ASGI server, and a host
@@ -62,7 +62,19 @@ def check_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 id="dagstream_app.E004",
             )
         )
+    problem = retention_days_problem(
+        (getattr(settings, "DAGSTREAM", {}) or {}).get("RETENTION_DAYS")
+    )
+    if problem is not None:
+        messages.append(
+            Error(
+                problem,
+                hint="Set DAGSTREAM['RETENTION_DAYS'] to the days a finished run is kept, e.g. 30.",
+                id="dagstream_app.E005",
+            )
+        )
     messages.extend(_check_login_url())
+    messages.extend(_check_connections_per_thread())
     for alias, db in settings.DATABASES.items():
         options = db.get("OPTIONS", {})
         if db.get("ENGINE") == "django.db.backends.sqlite3" and (
@@ -100,3 +112,26 @@ def _check_login_url() -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _check_connections_per_thread() -> list[CheckMessage]:
+    """W004: under ASGI, persistent connections stay with each request's thread."""
+    if not getattr(settings, "ASGI_APPLICATION", None):
+        return []
+    messages: list[CheckMessage] = []
+    for alias, db in settings.DATABASES.items():
+        if db.get("ENGINE") == "django.db.backends.sqlite3" or db.get("CONN_MAX_AGE", 0) == 0:
+            continue
+        messages.append(
+            Warning(
+                f"Database {alias!r} keeps connections open (CONN_MAX_AGE="
+                f"{db.get('CONN_MAX_AGE')}) under ASGI, where every request runs in a "
+                "thread of its own: each thread keeps a connection, and a burst of requests "
+                "uses up the server's connections.",
+                hint="Use Django's connection pool instead: CONN_MAX_AGE = 0 and OPTIONS = "
+                "{'pool': {'min_size': 1, 'max_size': 10}} (pip install 'psycopg[pool]'); "
+                "or CONN_MAX_AGE = 0 alone (a connection per request). See docs/deployment.md.",
+                id="dagstream_app.W004",
+            )
+        )
+    return messages

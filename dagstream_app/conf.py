@@ -7,6 +7,7 @@ cache is cleared when Django's ``setting_changed`` fires, so
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -99,6 +100,23 @@ def config() -> Config:
     """
     user: dict[str, Any] = getattr(settings, "DAGSTREAM", {}) or {}
     return Config(**{key.lower(): value for key, value in user.items() if key in CONFIG_DEFAULTS})
+
+
+def retention_days_problem(value: object) -> str | None:
+    """Why ``RETENTION_DAYS`` cannot be used (None: it can).
+
+    Zero or less would delete every finished run at the next prune.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"RETENTION_DAYS must be a number of days or None, not {value!r}."
+    if not math.isfinite(value) or value <= 0:
+        return (
+            f"RETENTION_DAYS must be more than 0 (or None to keep every run), not {value!r}: "
+            "0 or less would delete every finished run."
+        )
+    return None
 
 
 @receiver(setting_changed)

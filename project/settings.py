@@ -1,6 +1,7 @@
 """Settings of the example host project, read from the environment.
 
 DATABASE_URL   default: SQLite file db.sqlite3 beside manage.py
+DATABASE_POOL_SIZE  PostgreSQL connections one process may hold (default 10)
 REDIS_URL      unset: in-memory channel layer (one process); set: channels-redis
 DJANGO_SECRET_KEY, DJANGO_DEBUG (default off), DJANGO_ALLOWED_HOSTS
 DJANGO_STATIC_ROOT (for collectstatic), DAGSTREAM_JSON (DAGSTREAM overrides)
@@ -92,13 +93,14 @@ TEMPLATES = [
 DATABASES: dict[str, Any] = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        # Engines and consumers make many short queries: keep connections open
-        # (a reconnect per event costs more than the event).
-        conn_max_age=600,
         conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Engines and consumers make many short queries: keep connections open (a
+    # reopen per event costs more than the event). A SQLite connection is a file
+    # handle, so one per thread costs the database nothing.
+    DATABASES["default"]["CONN_MAX_AGE"] = 600
     # Several writers (engine + server processes): wait for the lock, take it at
     # BEGIN, and let readers run beside the writer (WAL).
     DATABASES["default"]["OPTIONS"] = {
@@ -107,8 +109,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
     }
 else:
-    # Each process names its connections (pg_stat_activity shows which is which).
-    DATABASES["default"]["OPTIONS"] = {"application_name": f"dagstream-{os.getpid()}"}
+    # Under ASGI every request runs in a thread of its own, and persistent
+    # connections (CONN_MAX_AGE > 0) stay with the thread: 50 concurrent requests
+    # used up PostgreSQL's 100 connections. A pool per process bounds them
+    # (DATABASE_POOL_SIZE, default 10); a request or read returns its connection
+    # when it ends, and a burst waits for a free one (up to 20 s) instead of
+    # opening more. Each process names its connections (pg_stat_activity).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "application_name": f"dagstream-{os.getpid()}",
+        "pool": {
+            "min_size": 1,
+            "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "10")),
+            "timeout": 20,
+        },
+    }
 
 # Test databases: one per test run (runs may overlap), and for SQLite a file, so
 # that the daphne processes the tests start share it.

@@ -166,6 +166,74 @@ def test_example_project_passes_manage_py_check() -> None:
     assert "dagstream_app." not in out.getvalue() + err.getvalue()
 
 
+# ------------------------------------------------------------------ E005
+
+
+@pytest.mark.parametrize("days", [0, -1, 0.0, float("nan"), "30", True])
+def test_e005_when_retention_days_is_not_a_positive_number(days) -> None:
+    with override_settings(DAGSTREAM={"RETENTION_DAYS": days}):
+        [message] = [m for m in check_setup() if m.id == "dagstream_app.E005"]
+    assert isinstance(message, Error)
+    assert "RETENTION_DAYS must be" in message.msg
+
+
+@pytest.mark.parametrize("days", [None, 1, 30, 0.5])
+def test_e005_silent_for_a_positive_retention(days) -> None:
+    with override_settings(DAGSTREAM={"RETENTION_DAYS": days}):
+        assert "dagstream_app.E005" not in ids()
+
+
+# ------------------------------------------------------------------ W004
+
+
+def _with_extra(**database: object) -> dict[str, dict[str, object]]:
+    databases = copy.deepcopy(settings.DATABASES)
+    databases["extra"] = {"NAME": "extra", **database}
+    return databases
+
+
+def _checked(databases: dict[str, dict[str, object]], **extra_settings: object) -> list[str]:
+    # Django warns about overriding DATABASES; the check only reads the setting.
+    with (
+        pytest.warns(UserWarning, match="DATABASES"),
+        override_settings(DATABASES=databases, **extra_settings),
+    ):
+        return [m.id or "" for m in check_setup()]
+
+
+PG = "django.db.backends.postgresql"
+
+
+@pytest.mark.parametrize("max_age", [600, None])
+def test_w004_when_postgres_keeps_a_connection_per_thread_under_asgi(max_age) -> None:
+    databases = _with_extra(ENGINE=PG, CONN_MAX_AGE=max_age)
+    with (
+        pytest.warns(UserWarning, match="DATABASES"),
+        override_settings(DATABASES=databases),
+    ):
+        [message] = [m for m in check_setup() if m.id == "dagstream_app.W004"]
+    assert isinstance(message, Warning)
+    assert "'extra'" in message.msg and "under ASGI" in message.msg
+    assert "'pool'" in (message.hint or "")
+
+
+@pytest.mark.parametrize(
+    "database",
+    [
+        {"ENGINE": PG, "CONN_MAX_AGE": 0, "OPTIONS": {"pool": True}},
+        {"ENGINE": PG, "CONN_MAX_AGE": 0},
+        {"ENGINE": "django.db.backends.sqlite3", "CONN_MAX_AGE": 600},
+    ],
+)
+def test_w004_silent_for_pooled_per_request_or_sqlite_connections(database) -> None:
+    assert "dagstream_app.W004" not in _checked(_with_extra(**database))
+
+
+def test_w004_silent_without_asgi() -> None:
+    databases = _with_extra(ENGINE=PG, CONN_MAX_AGE=600)
+    assert "dagstream_app.W004" not in _checked(databases, ASGI_APPLICATION=None)
+
+
 # ------------------------------------------------------------------ W003
 
 

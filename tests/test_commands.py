@@ -118,10 +118,21 @@ def test_prune_uses_the_retention_setting(settings) -> None:
     assert list(Dag.objects.values_list("pk", flat=True)) == ["new"]
 
 
-@pytest.mark.parametrize("age", ["30", "d", "-1d", "3w", ""])
+@pytest.mark.parametrize("age", ["30", "d", "-1d", "3w", "", "999999999d", "1e400d", "800000d"])
 def test_prune_refuses_a_bad_age(age: str) -> None:
+    # Ages past timedelta's range, or reaching before the year 1, were OverflowErrors.
     with pytest.raises(CommandError, match="Bad age"):
         run("dagstream_prune", f"--older-than={age}")
+
+
+@pytest.mark.parametrize("days", [0, -3, 0.0, float("inf"), "30"])
+def test_prune_refuses_a_retention_that_is_not_a_positive_number(settings, days) -> None:
+    # 0 or less would delete every finished run: refused, and nothing is deleted.
+    _finished_run("old", days_ago=10)
+    settings.DAGSTREAM = {"RETENTION_DAYS": days}
+    with pytest.raises(CommandError, match="RETENTION_DAYS must be"):
+        run("dagstream_prune")
+    assert list(Dag.objects.values_list("pk", flat=True)) == ["old"]
 
 
 def test_prune_refuses_a_bad_batch_size() -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from dagstream_app import services, state
-from dagstream_app.conf import config
+from dagstream_app.conf import config, retention_days_problem
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([dhm])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -21,7 +21,18 @@ def parse_age(text: str) -> timedelta:
     match = _AGE.match(text.strip())
     if match is None:
         raise CommandError(f"Bad age {text!r}: use a number and d, h or m, e.g. 30d, 12h, 90m.")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    except OverflowError:
+        raise CommandError(f"Bad age {text!r}: at most {timedelta.max.days} days.") from None
+
+
+def cutoff(age: timedelta) -> datetime:
+    """The moment ``age`` ago; an age reaching before year 1 is refused."""
+    try:
+        return timezone.now() - age
+    except OverflowError:
+        raise CommandError(f"Bad age {age.days}d: it reaches before the year 1.") from None
 
 
 class Command(BaseCommand):
@@ -49,18 +60,21 @@ class Command(BaseCommand):
         if older_than is not None:
             age = parse_age(older_than)
         elif (days := config().retention_days) is not None:
+            problem = retention_days_problem(days)
+            if problem is not None:
+                raise CommandError(problem)
             age = timedelta(days=days)
         else:
             raise CommandError("Give --older-than (e.g. 30d) or set DAGSTREAM['RETENTION_DAYS'].")
-        cutoff = timezone.now() - age
+        moment = cutoff(age)
         if dry_run:
-            count = len(state.finished_before(cutoff))
+            count = len(state.finished_before(moment))
             self.stdout.write(
-                f"Would delete {count} run(s) finished before {cutoff:%Y-%m-%d %H:%M} UTC."
+                f"Would delete {count} run(s) finished before {moment:%Y-%m-%d %H:%M} UTC."
             )
             return
         deleted = 0
-        while batch := state.finished_before(cutoff, batch_size):
+        while batch := state.finished_before(moment, batch_size):
             for dag_id in batch:
                 try:
                     services.delete_dag(dag_id)
@@ -68,4 +82,4 @@ class Command(BaseCommand):
                     continue  # deleted meanwhile by someone else
                 deleted += 1
             self.stdout.write(f"Deleted {deleted} run(s) so far…")
-        self.stdout.write(f"Deleted {deleted} run(s) finished before {cutoff:%Y-%m-%d %H:%M} UTC.")
+        self.stdout.write(f"Deleted {deleted} run(s) finished before {moment:%Y-%m-%d %H:%M} UTC.")
