@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html
 
 from dagstream_app import render
@@ -114,6 +115,38 @@ class DagstreamAdmin(NulSafeSearch):
 
     def _may(self, request: HttpRequest, action: Action, obj: Any) -> bool:
         return allowed(request.user, action, self._dag_of(obj))
+
+    # An object's own page: buttons that POST ``page_action`` (see act_from_page),
+    # and what the page shows beside the fields (see page_context).
+    page_action = ""
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))
+        if request.method == "POST" and self.page_action and self.page_action in request.POST:
+            if obj is None:
+                raise Http404(f"No such {self.opts.verbose_name}.")
+            if not self.has_view_permission(request, obj):
+                raise PermissionDenied
+            self.act_from_page(request, obj, request.POST[self.page_action])
+            return HttpResponseRedirect(request.get_full_path())
+        context = dict(extra_context or {})
+        if obj is not None and self.has_view_permission(request, obj):
+            context.update(self.page_context(request, obj))
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def page_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
+        """Template context for ``obj``'s page, which ``request.user`` may view."""
+        return {}
+
+    def act_from_page(self, request: HttpRequest, obj: Any, action: str) -> None:
+        """Do ``action`` (a button on ``obj``'s page) and report it as a message."""
+        raise NotImplementedError
 
 
 class Outcomes:

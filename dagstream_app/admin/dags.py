@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest
 
 from dagstream_app import services, state
 from dagstream_app.admin.base import (
@@ -175,48 +173,34 @@ class DagAdmin(DagstreamAdmin):
                 self.log_change(request, dag, f"{action.capitalize()} requested.")
         outcomes.report(self, request, f"{_PAST[action]}")
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        if request.method == "POST" and "_control" in request.POST:
-            return self._control_from_page(request, object_id, request.POST["_control"])
-        dag = self.get_object(request, unquote(object_id))
-        context: dict[str, Any] = dict(extra_context or {})
-        if dag is not None and self.has_view_permission(request, dag):
-            actions = [
-                (action, action.capitalize())
-                for action, (sources, _) in services.CONTROL_TRANSITIONS.items()
-                if dag.status in sources
-            ]
-            if state.engine_stale(dag.status, dag.engine_seen_at):
-                actions.append(("force_cancel", "End run (engine not responding)"))
-            context["control_actions"] = actions if self._may(request, "control", dag) else []
-            events = Event.objects.filter(dag=dag).order_by("-seq")
-            page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("events_page"))
-            context["events_page"] = page
-            context["events"] = [(e, pretty_json(e.payload)) for e in page.object_list]
-        return super().change_view(request, object_id, form_url, extra_context=context)
+    page_action = "_control"
 
-    def _control_from_page(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
-        dag = self.get_object(request, unquote(object_id))
-        if dag is None:
-            raise Http404("No such DAG.")
-        if not self.has_view_permission(request, dag):
-            raise PermissionDenied
+    def page_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
+        actions = [
+            (action, action.capitalize())
+            for action, (sources, _) in services.CONTROL_TRANSITIONS.items()
+            if obj.status in sources
+        ]
+        if state.engine_stale(obj.status, obj.engine_seen_at):
+            actions.append(("force_cancel", "End run (engine not responding)"))
+        events = Event.objects.filter(dag=obj).order_by("-seq")
+        page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("events_page"))
+        return {
+            "control_actions": actions if self._may(request, "control", obj) else [],
+            "events_page": page,
+            "events": [(e, pretty_json(e.payload)) for e in page.object_list],
+        }
+
+    def act_from_page(self, request: HttpRequest, obj: Any, action: str) -> None:
         try:
-            control_run(dag.dag_id, action, request.user)
+            control_run(obj.dag_id, action, request.user)
         except Forbidden as exc:
             raise refusal(exc) from None
         except DagstreamError as exc:
             self.message_user(request, exc.message, messages.WARNING)
         else:
-            self.log_change(request, dag, f"{action.capitalize()} requested.")
-            self.message_user(request, f"{_PAST.get(action, action)} {dag.dag_id}.")
-        return HttpResponseRedirect(request.get_full_path())
+            self.log_change(request, obj, f"{action.capitalize()} requested.")
+            self.message_user(request, f"{_PAST.get(action, action)} {obj.dag_id}.")
 
 
 _PAST = {

@@ -7,11 +7,10 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import quote
 from django.core.validators import MaxLengthValidator
 from django.db.models import Case, IntegerField, QuerySet, Value, When
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -157,36 +156,20 @@ class GateAdmin(DagstreamAdmin):
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.decide_template, context)
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        gate = self.get_object(request, unquote(object_id))
-        if request.method == "POST" and "_decision" in request.POST:
-            return self._decide_from_page(request, gate, request.POST["_decision"])
-        context: dict[str, Any] = dict(extra_context or {})
-        if gate is not None and self.has_view_permission(request, gate):
-            context["can_decide"] = gate.status == Gate.Status.PENDING and self._may(
-                request, "decide", gate
-            )
-            context["decision_form"] = FeedbackForm()
-            context["feedback_max_length"] = config().feedback_max_length
-        return super().change_view(request, object_id, form_url, extra_context=context)
+    page_action = "_decision"
 
-    def _decide_from_page(
-        self, request: HttpRequest, gate: Gate | None, decision: str
-    ) -> HttpResponse:
-        if gate is None:
-            raise Http404("No such gate.")
-        if not self.has_view_permission(request, gate):
-            raise PermissionDenied
+    def page_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
+        return {
+            "can_decide": obj.status == Gate.Status.PENDING and self._may(request, "decide", obj),
+            "decision_form": FeedbackForm(),
+            "feedback_max_length": config().feedback_max_length,
+        }
+
+    def act_from_page(self, request: HttpRequest, obj: Any, action: str) -> None:
         feedback = request.POST.get("feedback", "")
         try:
             services.decide_gate(
-                gate.dag_id, gate.node_id, decision, feedback=feedback, actor=request.user
+                obj.dag_id, obj.node_id, action, feedback=feedback, actor=request.user
             )
         except Forbidden as exc:
             raise refusal(exc) from None
@@ -195,13 +178,12 @@ class GateAdmin(DagstreamAdmin):
         except DagstreamError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:
-            self.log_change(request, gate, _log_message(decision, feedback))
+            self.log_change(request, obj, _log_message(action, feedback))
             self.message_user(
                 request,
-                f"{_decided(decision)} gate {gate.node_id} of {gate.dag_id}.",
+                f"{_decided(action)} gate {obj.node_id} of {obj.dag_id}.",
                 messages.SUCCESS,
             )
-        return HttpResponseRedirect(request.get_full_path())
 
 
 def _decided(decision: str) -> str:
