@@ -66,7 +66,9 @@ def viewer_required(view: View) -> View:
         except DagstreamError as exc:
             if isinstance(exc, NotFound):
                 raise Http404(exc.message) from None
-            return _refuse(request, 403, "No access", "You don't have permission to view this run.")
+            return _refuse(
+                request, exc.http_status, "No access", "You don't have permission to view this run."
+            )
         return view(request, dag, **kwargs)
 
     return wrapper
