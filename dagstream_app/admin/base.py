@@ -4,7 +4,7 @@ a user may view, and the report of a bulk action."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -81,7 +81,7 @@ class NulSafeSearch(admin.ModelAdmin):  # type: ignore[type-arg]
         return super().get_search_results(request, queryset, search_term.replace("\x00", ""))
 
 
-class DagstreamAdmin(NulSafeSearch):
+class DagstreamAdmin(NulSafeSearch, Generic[M]):
     """Read-only by default; seeing needs ``view_dag``; every write goes through services."""
 
     class Media:
@@ -140,11 +140,11 @@ class DagstreamAdmin(NulSafeSearch):
             context.update(self.page_context(request, obj))
         return super().change_view(request, object_id, form_url, extra_context=context)
 
-    def page_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
+    def page_context(self, request: HttpRequest, obj: M) -> dict[str, Any]:
         """Template context for ``obj``'s page, which ``request.user`` may view."""
         return {}
 
-    def act_from_page(self, request: HttpRequest, obj: Any, action: str) -> None:
+    def act_from_page(self, request: HttpRequest, obj: M, action: str) -> None:
         """Do ``action`` (a button on ``obj``'s page) and report it as a message."""
         raise NotImplementedError
 

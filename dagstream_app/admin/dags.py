@@ -51,7 +51,7 @@ class GateInline(ReadOnlyInline):
 
 
 @admin.register(Dag)
-class DagAdmin(DagstreamAdmin):
+class DagAdmin(DagstreamAdmin[Dag]):
     list_display = ("dag_id", "name", "status", "engine", "progress", "spend", "created_at")
     list_filter = ("status", "name", "created_at")
     search_fields = ("dag_id", "name")
@@ -175,7 +175,7 @@ class DagAdmin(DagstreamAdmin):
 
     page_action = "_control"
 
-    def page_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
+    def page_context(self, request: HttpRequest, obj: Dag) -> dict[str, Any]:
         actions = [
             (action, action.capitalize())
             for action, (sources, _) in services.CONTROL_TRANSITIONS.items()
@@ -191,7 +191,7 @@ class DagAdmin(DagstreamAdmin):
             "events": [(e, pretty_json(e.payload)) for e in page.object_list],
         }
 
-    def act_from_page(self, request: HttpRequest, obj: Any, action: str) -> None:
+    def act_from_page(self, request: HttpRequest, obj: Dag, action: str) -> None:
         try:
             control_run(obj.dag_id, action, request.user)
         except Forbidden as exc:

@@ -42,7 +42,7 @@ class FeedbackForm(forms.Form):
 
 
 @admin.register(Gate)
-class GateAdmin(DagstreamAdmin):
+class GateAdmin(DagstreamAdmin[Gate]):
     list_display = (
         "node_id",
         "dag_link",
@@ -158,14 +158,14 @@ class GateAdmin(DagstreamAdmin):
 
     page_action = "_decision"
 
-    def page_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
+    def page_context(self, request: HttpRequest, obj: Gate) -> dict[str, Any]:
         return {
             "can_decide": obj.status == Gate.Status.PENDING and self._may(request, "decide", obj),
             "decision_form": FeedbackForm(),
             "feedback_max_length": config().feedback_max_length,
         }
 
-    def act_from_page(self, request: HttpRequest, obj: Any, action: str) -> None:
+    def act_from_page(self, request: HttpRequest, obj: Gate, action: str) -> None:
         feedback = request.POST.get("feedback", "")
         try:
             services.decide_gate(
