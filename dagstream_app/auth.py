@@ -124,7 +124,7 @@ class TokenAuthMiddleware(BaseMiddleware):
             text = header.decode("latin-1")
             user = await database_sync_to_async(tokens.user_for_authorization)(text)
             scope = dict(scope, user=user or AnonymousUser())
-            scope[CREDENTIAL] = ("token", text.partition(" ")[2].strip())
+            scope[CREDENTIAL] = ("token", tokens.bearer_key(text) or "")
         elif keys:
             scope = dict(scope, user=await self._ticket_user(scope, keys) or AnonymousUser())
             scope[CREDENTIAL] = ("user", "")

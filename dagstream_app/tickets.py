@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
 from dagstream_app.conf import config
@@ -33,7 +34,7 @@ class TicketRefused(Exception):
         self.reason: Refusal = reason
 
 
-def issue_ticket(user: Any, dag: Dag) -> tuple[str, int]:
+def issue_ticket(user: AbstractBaseUser, dag: Dag) -> tuple[str, int]:
     """A new ticket for ``user`` onto ``dag``: the key (shown once) and its lifetime in s.
 
     The caller has checked that ``user`` may view ``dag``; the consumer checks
@@ -44,12 +45,15 @@ def issue_ticket(user: Any, dag: Dag) -> tuple[str, int]:
     Ticket.objects.filter(expires_at__lte=now).delete()
     key = TICKET_PREFIX + secrets.token_urlsafe(32)
     Ticket.objects.create(
-        key_hash=hash_token(key), user=user, dag=dag, expires_at=now + timedelta(seconds=lifetime)
+        key_hash=hash_token(key),
+        user_id=user.pk,
+        dag=dag,
+        expires_at=now + timedelta(seconds=lifetime),
     )
     return key, lifetime
 
 
-def redeem_ticket(key: str, dag_id: str) -> Any:
+def redeem_ticket(key: str, dag_id: str) -> AbstractBaseUser:
     """The user a ticket lets onto ``dag_id``; raises :class:`TicketRefused` otherwise.
 
     Every presentation consumes the ticket, the refused ones included: a key

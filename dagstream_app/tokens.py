@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
 from dagstream_app.models import ApiToken
 
 __all__ = [
     "TOKEN_PREFIX",
+    "bearer_key",
     "create_api_token",
+    "hash_token",
     "revoke_api_token",
     "user_for_authorization",
     "user_for_token",
@@ -25,11 +27,11 @@ def hash_token(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_token(user: Any, name: str = "") -> tuple[ApiToken, str]:
+def create_api_token(user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, str]:
     """Create a bearer token for ``user``; returns it with the key (shown once, never stored)."""
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name, key_hash=hash_token(key), prefix=key[: len(TOKEN_PREFIX) + 6]
+        user_id=user.pk, name=name, key_hash=hash_token(key), prefix=key[: len(TOKEN_PREFIX) + 6]
     )
     return token, key
 
@@ -39,7 +41,7 @@ def revoke_api_token(token: ApiToken) -> None:
     ApiToken.objects.filter(pk=token.pk).delete()
 
 
-def user_for_token(key: str) -> Any:
+def user_for_token(key: str) -> AbstractBaseUser | None:
     """The active user a bearer key belongs to, or None. Notes the token's last use."""
     token = (
         ApiToken.objects.select_related("user").filter(key_hash=hash_token(key)).first()
@@ -54,13 +56,21 @@ def user_for_token(key: str) -> Any:
     return token.user
 
 
-def user_for_authorization(header: str) -> Any:
+def bearer_key(header: str) -> str | None:
+    """The key of an ``Authorization`` header value ``Bearer <key>``; None for any other.
+
+    The one parse of the header, for HTTP requests and WebSocket handshakes alike.
+    """
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key else None
+
+
+def user_for_authorization(header: str) -> AbstractBaseUser | None:
     """The user an ``Authorization`` header value (``Bearer <key>``) names, or None.
 
     Any other scheme, an empty key or a bad key is None: a request that sends
     the header is then anonymous, whatever cookie comes with it.
     """
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        return None
-    return user_for_token(key.strip())
+    key = bearer_key(header)
+    return None if key is None else user_for_token(key)

@@ -1,10 +1,10 @@
-"""Dashboard and JSON API routes; include with ``path("", include("dagstream_app.urls"))``."""
+"""Dashboard and JSON routes; include with ``path("", include("dagstream_app.urls"))``."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from dagstream_app import api, views
+from dagstream_app import api, openapi, views
 
 app_name = "dagstream"
 
@@ -14,7 +14,7 @@ urlpatterns = [
     path("dags/<str:dag_id>/history/", views.dag_replay, name="replay"),
     path("dags/<str:dag_id>/control/", views.dag_control, name="control"),
     path("dags/<str:dag_id>/engine/", views.engine_status, name="engine"),
-    path("dags/<str:dag_id>/ticket/", views.dag_ticket, name="ticket"),
+    path("dags/<str:dag_id>/ticket/", api.dag_ticket, name="ticket"),
     # Node ids are arbitrary strings: URL-encoded, and may contain "/".
     path("dags/<str:dag_id>/nodes/<path:node_id>/", views.node_panel, name="node"),
     path("dags/<str:dag_id>/gates/<path:node_id>/decide/", views.gate_decide, name="decide"),
@@ -22,5 +22,5 @@ urlpatterns = [
     path("api/dags/", api.dag_list, name="api_list"),
     path("api/dags/<str:dag_id>/", api.dag_snapshot, name="api_dag"),
     path("api/dags/<str:dag_id>/events/", api.dag_events, name="api_events"),
-    path("api/openapi.json", api.openapi_view, name="api_openapi"),
+    path("api/openapi.json", openapi.openapi_view, name="api_openapi"),
 ]

@@ -1,4 +1,9 @@
-"""Dashboard pages, and the htmx POSTs that act through :mod:`dagstream_app.services`."""
+"""Dashboard pages, and the htmx POSTs that act through :mod:`dagstream_app.services`.
+
+A refusal on a page is Django's 404 or the "No access" page; one answering an htmx
+POST is the fragment again with the refusal's message and its ``http_status``
+(:mod:`dagstream_app.errors`). The JSON endpoints are in :mod:`dagstream_app.api`.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,19 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.middleware.csrf import CsrfViewMiddleware
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import escape
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from dagstream_app import render, services, state, tickets, tokens
+from dagstream_app import render, services, state
 from dagstream_app.conf import config
-from dagstream_app.errors import DagstreamError, NotFound
+from dagstream_app.errors import Conflict, DagstreamError, NotFound
 from dagstream_app.models import Dag
 from dagstream_app.permissions import allowed, authorize, dashboard_perms, visible
 from dagstream_app.protocol import format_ts
@@ -49,8 +54,8 @@ def viewer_required(view: View) -> View:
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, dag_id: str | None = None, **kwargs: Any) -> HttpResponse:
-        if any("\x00" in str(value) for value in kwargs.values()):
+    def wrapper(request: HttpRequest, dag_id: str | None = None, **kwargs: str) -> HttpResponse:
+        if any("\x00" in value for value in kwargs.values()):
             raise Http404("No node has a NUL character in its id.")
         if dag_id is None:
             if not allowed(request.user, "view"):
@@ -61,7 +66,9 @@ def viewer_required(view: View) -> View:
         except DagstreamError as exc:
             if isinstance(exc, NotFound):
                 raise Http404(exc.message) from None
-            return _refuse(request, 403, "No access", "You don't have permission to view this run.")
+            return _refuse(
+                request, exc.http_status, "No access", "You don't have permission to view this run."
+            )
         return view(request, dag, **kwargs)
 
     return wrapper
@@ -184,7 +191,6 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
 
 # ----------------------------------------------------------------- actions
 
-_STATUS = {"conflict": 409, "forbidden": 403, "not_found": 404, "invalid_message": 400}
 # On a fragment answering an htmx POST: a refusal is swapped into its card like a
 # success, and dagstream.js keeps django-htmx's DEBUG handler (which would
 # replace the whole page with a 4xx response) away from it.
@@ -206,10 +212,10 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
     message, tone, status = "", "error", 200
     try:
         services.decide_gate(dag.dag_id, node_id, decision, feedback=feedback, actor=request.user)
-    except services.DagstreamError as exc:
-        status = _STATUS.get(exc.code, 400)
+    except DagstreamError as exc:
+        status = exc.http_status
         message = exc.message
-        if isinstance(exc, services.Conflict) and exc.decision:
+        if isinstance(exc, Conflict) and exc.decision:
             who = exc.decision.get("decided_by") or "the system"
             message = f"Someone else decided first: {exc.decision.get('decision')} by {who}."
             tone = "info"
@@ -227,18 +233,23 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
     return _fragment(html, status)
 
 
+def control_run(dag_id: str, action: str, actor: AbstractBaseUser | AnonymousUser) -> Dag:
+    """Pause, resume or cancel a run, or end one whose engine is not responding
+    (``force_cancel``): the one dispatch the dashboard and admin share."""
+    if action == "force_cancel":
+        return services.force_cancel(dag_id, actor=actor)
+    return services.control(dag_id, action, actor=actor)
+
+
 @require_POST
 @viewer_required
 def dag_control(request: HttpRequest, dag: Dag) -> HttpResponse:
     action = request.POST.get("action", "")
     message, status = "", 200
     try:
-        if action == "force_cancel":
-            dag = services.force_cancel(dag.dag_id, actor=request.user)
-        else:
-            dag = services.control(dag.dag_id, action, actor=request.user)
-    except services.DagstreamError as exc:
-        status = _STATUS.get(exc.code, 400)
+        dag = control_run(dag.dag_id, action, request.user)
+    except DagstreamError as exc:
+        status = exc.http_status
         message = exc.message
         dag = state.dag(dag.dag_id) or dag
     health = state.engine_health(dag.dag_id)
@@ -250,50 +261,3 @@ def dag_control(request: HttpRequest, dag: Dag) -> HttpResponse:
         engine_stale=health is not None and health.stale,
     )
     return _fragment(html, status)
-
-
-# ---------------------------------------------------------------- tickets
-
-
-def _json_error(status: int, code: str, message: str) -> JsonResponse:
-    response = JsonResponse({"code": code, "message": message}, status=status)
-    if status == 401:
-        response["WWW-Authenticate"] = "Bearer"
-    return response
-
-
-def _csrf_passes(request: HttpRequest) -> bool:
-    # The view is exempt so that bearer requests (no cookie, nothing to forge)
-    # need no token; session requests get Django's own check here.
-    check = CsrfViewMiddleware(lambda _: HttpResponse())
-    check.process_request(request)
-    return check.process_view(request, HttpResponse, (), {}) is None
-
-
-@csrf_exempt
-@require_POST
-def dag_ticket(request: HttpRequest, dag_id: str) -> HttpResponse:
-    """``POST /dags/<dag_id>/ticket/``: a WebSocket ticket, ``{"ticket", "expires_in"}``.
-
-    Authenticated by ``Authorization: Bearer`` or by the session (with CSRF);
-    the user must be allowed to view the DAG. See docs/client.md.
-    """
-    header = request.headers.get("Authorization")
-    if header is not None:
-        user = tokens.user_for_authorization(header)
-    elif not request.user.is_authenticated:
-        user = None
-    elif not _csrf_passes(request):
-        return _json_error(
-            403, "forbidden", "CSRF check failed: send the csrftoken cookie in X-CSRFToken."
-        )
-    else:
-        user = request.user
-    try:
-        dag = authorize(user, "view", dag_id)
-    except DagstreamError as exc:
-        return _json_error(exc.http_status, exc.code, exc.message)
-    key, lifetime = tickets.issue_ticket(user, dag)
-    response = JsonResponse({"ticket": key, "expires_in": lifetime})
-    response["Cache-Control"] = "no-store"
-    return response

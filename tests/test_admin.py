@@ -11,7 +11,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from dagstream_app import broadcast, services, tokens
@@ -578,6 +580,28 @@ def test_per_dag_view_rules_hide_dags_and_their_gates(staff: Callable[..., Clien
     assert client.post(_change_url("gate", secret.pk), {"_decision": "approve"}).status_code == 404
     secret.refresh_from_db()
     assert secret.status == "pending"
+
+
+@pytest.mark.parametrize("hook", [None, "tests.hooks.hide_secret_dags"])
+def test_narrowing_to_viewable_runs_never_reads_every_runs_results(
+    staff: Callable[..., Client], hook: str | None
+) -> None:
+    # It used to read every run's whole row, results JSON included, on every request.
+    for n in range(3):
+        _gate(_dag(f"run-{n}").dag_id)
+        services.complete(f"run-{n}", {"rows": ["x" * 100] * 100})
+    client = staff("view_dag")
+    for changelist in (DAGS, GATES):
+        with (
+            override_settings(DAGSTREAM={"PERMISSION_HOOK": hook} if hook else {}),
+            CaptureQueriesContext(connection) as queries,
+        ):
+            response = client.get(reverse(changelist))
+        assert len(response.context["cl"].result_list) == 3
+        every_run = [
+            q["sql"] for q in queries if '"results"' in q["sql"] and "WHERE" not in q["sql"]
+        ]
+        assert every_run == []
 
 
 # ----------------------------------------------------------------- deleting

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 import pytest
 from django.test import Client
 
 from dagstream_app import protocol, services, state
-from dagstream_app.api import openapi
+from dagstream_app.errors import ErrorCode
+from dagstream_app.openapi import openapi
 
 pytestmark = pytest.mark.django_db
 
@@ -208,6 +209,19 @@ def test_the_api_is_read_only(runs: None, viewer: Client, method: str) -> None:
     assert state.snapshot("etl-1") is not None
 
 
+@pytest.mark.parametrize("method", ["post", "put", "delete", "patch"])
+@pytest.mark.parametrize("url", ["/api/dags/", "/api/dags/etl-1/events/", "/api/openapi.json"])
+def test_a_write_with_a_session_and_no_csrf_token_is_405_json(
+    runs: None, make_user: Any, method: str, url: str
+) -> None:
+    # Django's CSRF middleware would answer first, with a 403 HTML page.
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("view_dag"))
+    response = getattr(client, method)(url)
+    error(response, 405, "method_not_allowed")
+    assert response["Allow"] == "GET, HEAD"
+
+
 # ---------------------------------------------------------------- OpenAPI
 
 
@@ -237,3 +251,17 @@ def test_openapi_schemas_describe_what_the_api_returns(runs: None, viewer: Clien
     assert set(schemas["RunRow"]["properties"]["status"]["enum"]) == set(
         protocol.EXECUTION_STATUSES
     )
+
+
+def test_openapi_documents_the_one_error_shape() -> None:
+    description = openapi()
+    schemas = description["components"]["schemas"]
+    assert set(schemas["ErrorBody"]["properties"]) == {"error"}
+    assert set(schemas["ErrorDetail"]["properties"]) == {"code", "message"}
+    assert set(schemas["ErrorDetail"]["properties"]["code"]["enum"]) == set(get_args(ErrorCode))
+    assert '{"error": {"code", "message"}}' in description["info"]["description"]
+    for path in description["paths"].values():
+        for code, answer in path["get"]["responses"].items():
+            if code != "200":
+                schema = answer["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorBody"}

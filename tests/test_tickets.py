@@ -92,13 +92,21 @@ def test_bearer_token_gets_a_ticket(dag: Dag, viewer: User, make_token: Any) -> 
     assert 29 <= lifetime <= 30
 
 
+def _error_code(response: Any) -> str:
+    """The code of a refusal in the one JSON error shape, ``{"error": {"code", "message"}}``."""
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    return str(body["error"]["code"])
+
+
 def test_session_needs_the_csrf_token(dag: Dag, viewer: User) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(viewer)
     refused = client.post("/dags/t-1/ticket/")
     assert refused.status_code == 403
-    assert refused.json()["code"] == "forbidden"
-    assert "CSRF" in refused.json()["message"]
+    assert _error_code(refused) == "forbidden"
+    assert "CSRF" in refused.json()["error"]["message"]
     assert not Ticket.objects.exists()
     client.get("/dags/t-1/")  # the dashboard page sets the CSRF cookie
     token = client.cookies["csrftoken"].value
@@ -116,7 +124,7 @@ def test_no_or_bad_credentials_are_401(dag: Dag, viewer: User, header: str | Non
         client.logout()
     response = client.post("/dags/t-1/ticket/", headers=headers)
     assert response.status_code == 401
-    assert response.json()["code"] == "unauthenticated"
+    assert _error_code(response) == "unauthenticated"
     assert response["WWW-Authenticate"] == "Bearer"
     assert not Ticket.objects.exists()
 
@@ -124,10 +132,10 @@ def test_no_or_bad_credentials_are_401(dag: Dag, viewer: User, header: str | Non
 def test_viewing_rights_are_needed(dag: Dag, make_user: Any, make_token: Any) -> None:
     nobody = make_token(make_user())
     response = Client().post("/dags/t-1/ticket/", headers={"Authorization": f"Bearer {nobody}"})
-    assert (response.status_code, response.json()["code"]) == (403, "forbidden")
+    assert (response.status_code, _error_code(response)) == (403, "forbidden")
     viewer = make_token(make_user("view_dag"))
     unknown = Client().post("/dags/nope/ticket/", headers={"Authorization": f"Bearer {viewer}"})
-    assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+    assert (unknown.status_code, _error_code(unknown)) == (404, "not_found")
     services.create_dag("t-secret", name="secret", nodes=["a"])
     with override_settings(DAGSTREAM={"PERMISSION_HOOK": "tests.hooks.hide_secret_dags"}):
         hooked = Client().post(
@@ -141,6 +149,7 @@ def test_only_post(dag: Dag, viewer: User, make_token: Any) -> None:
     key = make_token(viewer)
     response = Client().get("/dags/t-1/ticket/", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 405
+    assert (_error_code(response), response["Allow"]) == ("method_not_allowed", "POST")
     assert not Ticket.objects.exists()
 
 

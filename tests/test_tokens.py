@@ -40,3 +40,27 @@ def test_user_for_token_refuses_bad_keys_and_inactive_users(make_user) -> None:
 def test_hash_token_is_sha256_hex() -> None:
     digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert tokens.hash_token("abc") == digest
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [
+        ("Bearer dgs_abc", "dgs_abc"),
+        ("bearer  dgs_abc ", "dgs_abc"),
+        ("Bearer ", None),
+        ("Bearer", None),
+        ("Basic dXNlcjpwdw==", None),
+        ("", None),
+    ],
+)
+def test_bearer_key_is_the_one_parse_of_the_authorization_header(
+    header: str, key: str | None
+) -> None:
+    assert tokens.bearer_key(header) == key
+
+
+def test_user_for_authorization_reads_a_bearer_header(make_user) -> None:
+    user = make_user()
+    _, key = tokens.create_api_token(user)
+    assert tokens.user_for_authorization(f"Bearer {key}") == user
+    assert tokens.user_for_authorization(f"Token {key}") is None

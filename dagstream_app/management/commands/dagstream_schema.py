@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from dagstream_app.api import openapi
+from dagstream_app.openapi import openapi
 from dagstream_app.protocol import json_schema
 
 
