@@ -15,7 +15,15 @@ from channels.layers import get_channel_layer
 from dagstream_app import broadcast, protocol, services, state
 from dagstream_app.models import CommandReceipt, Dag, Edge, Event, Gate, Node
 from dagstream_app.protocol import format_ts
-from dagstream_app.services import Conflict, Delta, Forbidden, InvalidDelta, NotFound
+from dagstream_app.services import (
+    Conflict,
+    Delta,
+    Forbidden,
+    InvalidDelta,
+    NotFound,
+    deletion,
+    sql,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -92,11 +100,9 @@ def test_create_dag_persists_structure_and_emits_running(dag: Dag) -> None:
 
 
 def test_a_large_dag_and_flush_are_written_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagstream_app import bulk
-
     # Past the driver's limit on bound values: SQLite splits the rows into several
     # statements, each binding the columns shared by every row once.
-    monkeypatch.setattr(bulk, "_max_params", lambda: 50)
+    monkeypatch.setattr(sql, "_max_params", lambda: 50)
     nodes = [{"id": f"n{i}", "label": f"N {i}"} for i in range(120)]
     edges = [(f"n{i}", f"n{i + 1}") for i in range(119)]
     dag = services.create_dag("big-1", nodes=nodes, edges=edges)
@@ -891,7 +897,7 @@ def test_delete_dag_removes_the_run_and_everything_it_holds(
     for _ in range(7):
         services.node_state("etl-1", "extract", "running")
     services.complete("etl-1")
-    monkeypatch.setattr(services, "DELETE_CHUNK", 3)  # the log goes in several transactions
+    monkeypatch.setattr(deletion, "DELETE_CHUNK", 3)  # the log goes in several transactions
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.delete_dag("etl-1")
     assert len(callbacks) == 1

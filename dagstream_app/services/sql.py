@@ -3,7 +3,8 @@
 Also a new DAG's nodes and edges, one INSERT each.
 
 For SQLite (3.33+) a VALUES list, for PostgreSQL one JSON array of rows; only
-:mod:`dagstream_app.services` calls it, inside its transaction. The ORM would
+the flush (:mod:`.flush`, :mod:`.engine_deltas`) and DAG creation call it, inside
+their transaction. The ORM would
 build a model instance per event and a CASE per row and column; at event-storm
 rates that is most of the cost.
 """
