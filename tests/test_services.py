@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -706,6 +707,23 @@ def test_another_process_changing_the_structure_is_noticed(dag: Dag) -> None:
     Node.objects.create(dag=dag, node_id="theirs")
     Dag.objects.filter(pk="etl-1").update(structure_version=12345)
     assert services.node_state("etl-1", "theirs", "running") == 3
+
+
+def test_a_created_dag_never_shares_the_default_structure_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 0 is the column's default, which a row not written by services has (a
+    # fixture, loaddata). Even the one random draw in 2**62 that is 0 must not
+    # give a created DAG that version, or the structure this process remembers
+    # for it would be taken for such a row's.
+    monkeypatch.setattr(secrets, "randbits", lambda bits: 0)
+    assert services.create_dag("etl-0", nodes=["a"]).structure_version != 0
+    services.node_state("etl-0", "a", "running")  # this process remembers its structure
+    services.complete("etl-0")
+    services.delete_dag("etl-0")
+    restored = Dag.objects.create(dag_id="etl-0")  # the run comes back from a fixture
+    Node.objects.create(dag=restored, node_id="b")
+    assert services.node_state("etl-0", "b", "running") == 1  # read afresh, not remembered
 
 
 # ------------------------------------------------------------------ publishing
