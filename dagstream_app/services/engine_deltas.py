@@ -162,7 +162,7 @@ class DeltaFlush(Flush):
                 return seq
         raise InvalidDelta(f"Unknown delta {delta.kind!r}.")  # pragma: no cover - typed
 
-    def _cost(self, spent: Any, budget: Any, add: Any) -> int:
+    def _cost(self, spent: float | None, budget: float | None, add: float | None) -> int:
         if spent is not None:
             self.dag.spent = float(spent)
         if add is not None:  # under the row lock: increments never collide

@@ -171,7 +171,7 @@ def insert_edges(dag_pk: str, pairs: Sequence[tuple[str, str]]) -> None:
     _insert(_q(Edge._meta.db_table), columns, pairs, (("dag_id", "text", dag_pk),))
 
 
-def node_metrics(dag_pk: str, node_ids: Collection[str]) -> dict[str, Any]:
+def node_metrics(dag_pk: str, node_ids: Collection[str]) -> dict[str, dict[str, Any]]:
     """The metrics of these nodes, by node id, in one query (no model per row)."""
     table = _q(Node._meta.db_table)
     with connection.cursor() as cursor:
