@@ -25,20 +25,6 @@ from dagstream_app.services.flush import Flush
 from dagstream_app.services.structures import new_structure_version
 from dagstream_app.services.validation import Delta, DeltaKind, refuse_nul
 
-__all__ = [
-    "complete",
-    "cost",
-    "create_dag",
-    "edge_active",
-    "fail",
-    "heartbeat",
-    "mutate",
-    "node_state",
-    "open_gate",
-    "report_error",
-    "set_state",
-]
-
 
 def create_dag(
     dag_id: str,
