@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -40,14 +40,14 @@ def control_group_name(dag_id: str) -> str:
     return _group(dag_id, ".control")
 
 
-def publish(dag_id: str, events: Sequence[dict[str, Any]], *, wake_engine: bool) -> None:
+def publish(dag_id: str, events: Sequence[Mapping[str, Any]], *, wake_engine: bool) -> None:
     """:func:`publish_async` for synchronous callers (it runs on a fresh event loop)."""
     if events and get_channel_layer() is not None:
         async_to_sync(publish_async)(dag_id, events, wake_engine=wake_engine)
 
 
 async def publish_async(
-    dag_id: str, events: Sequence[dict[str, Any]], *, wake_engine: bool
+    dag_id: str, events: Sequence[Mapping[str, Any]], *, wake_engine: bool
 ) -> None:
     """Send committed events, consecutive by seq, to the DAG's group in one message.
 
@@ -63,7 +63,7 @@ async def publish_async(
 
 
 async def _publish(
-    layer: Any, dag_id: str, events: Sequence[dict[str, Any]], wake_engine: bool
+    layer: Any, dag_id: str, events: Sequence[Mapping[str, Any]], wake_engine: bool
 ) -> None:
     # One layer message per flush, not per event: each group_send costs round
     # trips to Redis, and consumers then send the run as one batch.

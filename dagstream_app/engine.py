@@ -160,7 +160,7 @@ class DagStream:
                 count = min(len(self._queue), _BATCH_LIMIT)
                 batch = [self._queue.popleft() for _ in range(count)]
                 deltas = [delta for delta, _ in batch]
-                events: list[dict[str, Any]] = []
+                events: list[services.PublishedEvent] = []
                 wake = False
                 try:
                     flushed = await _db(services.apply)(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,15 @@ from channels.layers import get_channel_layer
 from dagstream_app import broadcast, protocol, services, state
 from dagstream_app.models import CommandReceipt, Dag, Edge, Event, Gate, Node
 from dagstream_app.protocol import format_ts
-from dagstream_app.services import Conflict, Delta, Forbidden, InvalidDelta, NotFound
+from dagstream_app.services import (
+    Conflict,
+    Delta,
+    Forbidden,
+    InvalidDelta,
+    NotFound,
+    deletion,
+    sql,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -92,11 +101,9 @@ def test_create_dag_persists_structure_and_emits_running(dag: Dag) -> None:
 
 
 def test_a_large_dag_and_flush_are_written_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagstream_app import bulk
-
     # Past the driver's limit on bound values: SQLite splits the rows into several
     # statements, each binding the columns shared by every row once.
-    monkeypatch.setattr(bulk, "_max_params", lambda: 50)
+    monkeypatch.setattr(sql, "_max_params", lambda: 50)
     nodes = [{"id": f"n{i}", "label": f"N {i}"} for i in range(120)]
     edges = [(f"n{i}", f"n{i + 1}") for i in range(119)]
     dag = services.create_dag("big-1", nodes=nodes, edges=edges)
@@ -702,6 +709,23 @@ def test_another_process_changing_the_structure_is_noticed(dag: Dag) -> None:
     assert services.node_state("etl-1", "theirs", "running") == 3
 
 
+def test_a_created_dag_never_shares_the_default_structure_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 0 is the column's default, which a row not written by services has (a
+    # fixture, loaddata). Even the one random draw in 2**62 that is 0 must not
+    # give a created DAG that version, or the structure this process remembers
+    # for it would be taken for such a row's.
+    monkeypatch.setattr(secrets, "randbits", lambda bits: 0)
+    assert services.create_dag("etl-0", nodes=["a"]).structure_version != 0
+    services.node_state("etl-0", "a", "running")  # this process remembers its structure
+    services.complete("etl-0")
+    services.delete_dag("etl-0")
+    restored = Dag.objects.create(dag_id="etl-0")  # the run comes back from a fixture
+    Node.objects.create(dag=restored, node_id="b")
+    assert services.node_state("etl-0", "b", "running") == 1  # read afresh, not remembered
+
+
 # ------------------------------------------------------------------ publishing
 
 
@@ -891,7 +915,7 @@ def test_delete_dag_removes_the_run_and_everything_it_holds(
     for _ in range(7):
         services.node_state("etl-1", "extract", "running")
     services.complete("etl-1")
-    monkeypatch.setattr(services, "DELETE_CHUNK", 3)  # the log goes in several transactions
+    monkeypatch.setattr(deletion, "DELETE_CHUNK", 3)  # the log goes in several transactions
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.delete_dag("etl-1")
     assert len(callbacks) == 1

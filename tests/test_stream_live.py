@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from dagstream_app import broadcast, services
-from dagstream_app.models import Event
+from dagstream_app.models import Dag, Event
 from tests.servers import REDIS_URL, EngineProcess, Server, child_env
 from tests.wsclient import open_ws, recv_messages
 
@@ -41,7 +41,7 @@ def test_seqs_stay_gap_free_with_concurrent_writer_processes(db: Any, engines: l
     seqs = list(Event.objects.filter(dag_id="busy").order_by("seq").values_list("seq", flat=True))
     total = 1 + writers * per_writer  # the creation event, then every write
     assert seqs == list(range(1, total + 1))
-    assert services.Dag.objects.get(pk="busy").last_seq == total
+    assert Dag.objects.get(pk="busy").last_seq == total
 
 
 async def _watch(

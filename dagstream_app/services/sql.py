@@ -3,7 +3,8 @@
 Also a new DAG's nodes and edges, one INSERT each.
 
 For SQLite (3.33+) a VALUES list, for PostgreSQL one JSON array of rows; only
-:mod:`dagstream_app.services` calls it, inside its transaction. The ORM would
+the flush (:mod:`.flush`, :mod:`.engine_deltas`) and DAG creation call it, inside
+their transaction. The ORM would
 build a model instance per event and a CASE per row and column; at event-storm
 rates that is most of the cost.
 """
@@ -170,7 +171,7 @@ def insert_edges(dag_pk: str, pairs: Sequence[tuple[str, str]]) -> None:
     _insert(_q(Edge._meta.db_table), columns, pairs, (("dag_id", "text", dag_pk),))
 
 
-def node_metrics(dag_pk: str, node_ids: Collection[str]) -> dict[str, Any]:
+def node_metrics(dag_pk: str, node_ids: Collection[str]) -> dict[str, dict[str, Any]]:
     """The metrics of these nodes, by node id, in one query (no model per row)."""
     table = _q(Node._meta.db_table)
     with connection.cursor() as cursor:

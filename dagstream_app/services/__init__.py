@@ -1,0 +1,92 @@
+"""The one place that changes dagstream state (DAGs, nodes, edges, gates, events).
+
+Callers use the functions below as ``services.name(...)``; each job has a module
+of its own in this package, and only this package calls them:
+
+- :mod:`.validation`: what an engine delta is, its shape checked before the
+  database is touched;
+- :mod:`.structures`: each DAG's node ids and edges, remembered per process
+  (and its ``structure_version``);
+- :mod:`.flush`: the batched write of one transaction (row lock, events with the
+  DAG's next seqs, one multi-row INSERT, one UPDATE of nodes, one of the DAG,
+  publishing after commit), with :mod:`.sql` its SQL;
+- :mod:`.engine_deltas`: :func:`apply`, any number of engine deltas in one flush;
+- :mod:`.reporting`: the engine's reports one at a time, and :func:`create_dag`;
+- :mod:`.actors` and :mod:`.decisions`: people's actions (decide a gate, pause,
+  resume, cancel, force-end), authorized, idempotent by command id, first wins;
+- :mod:`.deletion`: deleting a finished run.
+
+Graph checks are :mod:`dagstream_app.graph`'s (the reference runner shares
+them) and publishing is :mod:`dagstream_app.broadcast`'s.
+
+These functions are synchronous; async callers wrap them with
+``database_sync_to_async`` (the engine API and consumers do).
+"""
+
+from __future__ import annotations
+
+from dagstream_app.errors import (
+    Conflict,
+    DagstreamError,
+    Forbidden,
+    InvalidDelta,
+    NotFound,
+    RateLimited,
+)
+from dagstream_app.services.actors import Actor, Person
+from dagstream_app.services.decisions import (
+    CONTROL_TRANSITIONS,
+    control,
+    decide_gate,
+    force_cancel,
+)
+from dagstream_app.services.deletion import delete_dag
+from dagstream_app.services.engine_deltas import DeltaResult, Flushed, apply
+from dagstream_app.services.flush import PublishedEvent
+from dagstream_app.services.reporting import (
+    complete,
+    cost,
+    create_dag,
+    edge_active,
+    fail,
+    heartbeat,
+    mutate,
+    node_state,
+    open_gate,
+    report_error,
+    set_state,
+)
+from dagstream_app.services.validation import Delta, DeltaKind
+
+__all__ = [
+    "CONTROL_TRANSITIONS",
+    "Actor",
+    "Conflict",
+    "DagstreamError",
+    "Delta",
+    "DeltaKind",
+    "DeltaResult",
+    "Flushed",
+    "Forbidden",
+    "InvalidDelta",
+    "NotFound",
+    "Person",
+    "PublishedEvent",
+    "RateLimited",
+    "apply",
+    "complete",
+    "control",
+    "cost",
+    "create_dag",
+    "decide_gate",
+    "delete_dag",
+    "edge_active",
+    "fail",
+    "force_cancel",
+    "heartbeat",
+    "mutate",
+    "node_state",
+    "open_gate",
+    "report_error",
+    "set_state",
+]

@@ -1,0 +1,189 @@
+"""What an engine delta is, and its shape checked before the database is touched.
+
+A :class:`Delta` is one engine report (a kind and its arguments). :func:`prepare`
+turns it into its validated payload struct, or refuses it with
+:class:`~dagstream_app.errors.InvalidDelta` naming what is wrong (and, for a field
+that takes one of a fixed set, the valid values), so a refused delta needs no
+savepoint and changes nothing. Checks against the DAG's stored state (known
+nodes and edges, its status) happen later, in the flush, under the row lock.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+from dagstream_app import protocol
+from dagstream_app.errors import InvalidDelta
+
+__all__ = ["ENGINE_TRANSITIONS", "Delta", "DeltaKind", "prepare", "refuse_nul"]
+
+DeltaKind = Literal[
+    "node_state",
+    "edge_active",
+    "mutate",
+    "cost",
+    "error",
+    "complete",
+    "fail",
+    "set_state",
+    "open_gate",
+]
+
+# Engine-initiated transitions (no command is sent back to the engine): the
+# target state, and the states it may come from.
+ENGINE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "paused": frozenset({"running"}),
+    "running": frozenset({"paused"}),
+    "cancelled": frozenset({"running", "paused", "cancelling"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """One engine report, as :func:`~dagstream_app.services.apply` takes it: a kind
+    and its arguments (those of the service function of the same name)."""
+
+    kind: DeltaKind
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+# Fields whose value is one of a fixed set: a refusal lists the valid ones.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "status": protocol.NODE_STATUSES,
+    "op": protocol.MUTATION_OPS,
+}
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    """msgspec's message, with the valid values when a field takes one of a fixed set."""
+    message = str(exc)
+    found = _AT.search(message)
+    path = found.group("path") if found else ""
+    choices = _CHOICES.get(path.rsplit(".", 1)[-1])
+    if choices and message.startswith("Invalid"):
+        return f"{message}; valid values: {', '.join(choices)}."
+    return message
+
+
+_PLAIN = (bool, int)
+
+
+def _json_field(name: str, value: Any) -> Any:
+    """``value`` as JSON builtins, or :class:`InvalidDelta` naming the field it came in."""
+    kind = type(value)
+    if value is None or kind in _PLAIN:
+        return value  # most fields of most deltas: nothing to convert or look into
+    if kind is str and "\x00" not in value:
+        return value  # ids, statuses, messages: already JSON, and storable
+    if kind is float and math.isfinite(value):
+        return value
+    try:
+        data = msgspec.to_builtins(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDelta(f"{name} is not JSON: {exc}.") from None
+    except RecursionError:
+        raise InvalidDelta(f"{name} nests too deeply to store.") from None
+    # A value dagstream cannot store (NaN, a NUL character) is refused here,
+    # not later as a database error that would also roll back the other
+    # deltas of its flush.
+    try:
+        problem = protocol.json_problem(data)
+    except RecursionError:
+        raise InvalidDelta(f"{name} nests too deeply to store.") from None
+    if problem is not None:
+        raise InvalidDelta(f"{name} {problem}.")
+    return data
+
+
+def _mapping(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidDelta(f"{name} must be a mapping (a dict), not {type(value).__name__}.")
+    return dict(value)
+
+
+def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
+    data: dict[str, Any] = {}
+    for key, value in payload.items():
+        kind = type(value)
+        if value is None or kind is bool or kind is int or (kind is str and "\x00" not in value):
+            data[key] = value  # most fields of most deltas: taken as they are
+        else:
+            data[key] = _json_field(key, value)
+    try:
+        return protocol.validate_payload(data)
+    except msgspec.ValidationError as exc:
+        raise InvalidDelta(_explain(exc)) from None
+
+
+def refuse_nul(label: str, value: str) -> None:
+    """Refuse text PostgreSQL could not store (it holds no NUL character)."""
+    if "\x00" in value:
+        raise InvalidDelta(f"The {label} contains a NUL character (\\u0000); it is not stored.")
+
+
+def _check_cost(spent: Any, budget: Any, add: Any = None) -> None:
+    for label, value in (("spent", spent), ("budget", budget), ("add", add)):
+        if value is not None and not protocol.is_non_negative(value):
+            raise InvalidDelta(f"{label} must be a non-negative number, not {value!r}.")
+    if spent is None and budget is None and add is None:
+        raise InvalidDelta("cost() needs spent, add or budget.")
+    if spent is not None and add is not None:
+        raise InvalidDelta("cost() takes spent (a total) or add (an increment), not both.")
+
+
+def prepare(delta: Delta) -> Any:
+    """The delta's shape checked, before the database is touched: its payload struct
+    (of the type its kind emits), or None for a kind whose event the flush builds."""
+    a = delta.args
+    match delta.kind:
+        case "node_state":
+            metrics = a.get("metrics")
+            return _validate(
+                {
+                    "type": "node_state",
+                    "node_id": a["node_id"],
+                    "status": a["status"],
+                    "output": a.get("output"),
+                    "metrics": None if metrics is None else _mapping("metrics", metrics),
+                }
+            )
+        case "edge_active":
+            return _validate({"type": "edge_active", "from": a["src"], "to": a["dst"]})
+        case "mutate":
+            mutation = _mapping("mutation", a["mutation"])
+            return _validate({"type": "dag_mutated", "mutation": mutation})
+        case "cost":
+            _check_cost(a.get("spent"), a.get("budget"), a.get("add"))
+            return None
+        case "error" | "fail":
+            return _validate(
+                {"type": "error", "message": a["message"], "node_id": a.get("node_id")}
+            )
+        case "complete":
+            return _validate({"type": "execution_complete", "results": a.get("results")})
+        case "set_state":
+            if a["state"] not in ENGINE_TRANSITIONS:
+                raise InvalidDelta(
+                    f"An engine sets state to one of {sorted(ENGINE_TRANSITIONS)}, "
+                    f"not {a['state']!r}; use complete() or fail() to finish."
+                )
+            return None
+        case "open_gate":
+            default = a.get("default")
+            if default is not None and default not in protocol.DECISION_TO_GATE_STATUS:
+                raise InvalidDelta(f"default must be approve, reject or modify, not {default!r}.")
+            return _validate(
+                {
+                    "type": "human_gate_waiting",
+                    "node_id": a["node_id"],
+                    "presentation": _mapping("presentation", a["presentation"]),
+                }
+            )
+    raise InvalidDelta(f"Unknown delta {delta.kind!r}.")  # pragma: no cover - typed
