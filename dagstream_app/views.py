@@ -12,9 +12,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import AnonymousUser
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -233,21 +231,13 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
     return _fragment(html, status)
 
 
-def control_run(dag_id: str, action: str, actor: AbstractBaseUser | AnonymousUser) -> Dag:
-    """Pause, resume or cancel a run, or end one whose engine is not responding
-    (``force_cancel``): the one dispatch the dashboard and admin share."""
-    if action == "force_cancel":
-        return services.force_cancel(dag_id, actor=actor)
-    return services.control(dag_id, action, actor=actor)
-
-
 @require_POST
 @viewer_required
 def dag_control(request: HttpRequest, dag: Dag) -> HttpResponse:
     action = request.POST.get("action", "")
     message, status = "", 200
     try:
-        dag = control_run(dag.dag_id, action, request.user)
+        dag = services.control(dag.dag_id, action, actor=request.user)
     except DagstreamError as exc:
         status = exc.http_status
         message = exc.message

@@ -2,7 +2,7 @@
 
 Nothing here writes models: decisions go through :func:`services.decide_gate`,
 pause / resume / cancel (and ending a run whose engine is gone) through
-:func:`views.control_run`, deleting a finished run through
+:func:`services.control`, deleting a finished run through
 :func:`services.delete_dag`, token revocation through
 :func:`tokens.revoke_api_token`. So an admin action is checked, recorded,
 broadcast and delivered to the engine exactly like the same command from a

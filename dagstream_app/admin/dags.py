@@ -22,7 +22,6 @@ from dagstream_app.errors import DagstreamError, Forbidden
 from dagstream_app.models import Dag, Edge, Event, Gate, Node
 from dagstream_app.money import format_money
 from dagstream_app.permissions import allowed
-from dagstream_app.views import control_run
 
 __all__ = ["DagAdmin"]
 
@@ -165,7 +164,7 @@ class DagAdmin(DagstreamAdmin[Dag]):
         outcomes = Outcomes()
         for dag in queryset:
             try:
-                control_run(dag.dag_id, action, request.user)
+                services.control(dag.dag_id, action, actor=request.user)
             except DagstreamError as exc:
                 outcomes.refused(dag.dag_id, exc)
             else:
@@ -193,7 +192,7 @@ class DagAdmin(DagstreamAdmin[Dag]):
 
     def act_from_page(self, request: HttpRequest, obj: Dag, action: str) -> None:
         try:
-            control_run(obj.dag_id, action, request.user)
+            services.control(obj.dag_id, action, actor=request.user)
         except Forbidden as exc:
             raise refusal(exc) from None
         except DagstreamError as exc:

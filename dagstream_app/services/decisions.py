@@ -49,7 +49,13 @@ def _is_repeat(
 def control(
     dag_id: str, action: str, *, actor: Actor, command_id: protocol.CommandId | None = None
 ) -> Dag:
-    """Pause, resume or cancel on a person's behalf; the engine gets it via commands()."""
+    """Pause, resume or cancel on a person's behalf; the engine gets it via commands().
+
+    ``force_cancel`` ends a run whose engine is not responding (:func:`force_cancel`):
+    the dashboard and admin offer it beside the others, through this one dispatch.
+    """
+    if action == "force_cancel":
+        return force_cancel(dag_id, actor=actor, command_id=command_id)
     if action not in CONTROL_TRANSITIONS:
         raise InvalidDelta(f"Unknown control action {action!r}; use pause, resume or cancel.")
     authorized(actor, "control", dag_id)
