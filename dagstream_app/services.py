@@ -51,6 +51,7 @@ from dagstream_app.errors import (
     RateLimited,
     Unauthenticated,
 )
+from dagstream_app.layer_messages import PublishedEvent
 from dagstream_app.models import CommandReceipt, Dag, Edge, Event, Gate, Node
 from dagstream_app.permissions import Action, authorize
 from dagstream_app.protocol import format_ts
@@ -126,7 +127,7 @@ class Flushed:
     the :class:`DagstreamError` that refused it; the events to publish, in seq order."""
 
     results: list[Any]
-    events: list[dict[str, Any]]
+    events: list[PublishedEvent]
     wake_engine: bool = False
     last_seq: int = 0  # the DAG's last seq after the flush
     # People's commands (seq, pause|resume|cancel) written by others since the
@@ -315,7 +316,7 @@ class _Flush:
         self.structure = structure
         self._own_structure = False
         self.rows: list[bulk.EventRow] = []
-        self.published: list[dict[str, Any]] = []
+        self.published: list[PublishedEvent] = []
         self.nodes: dict[str, bulk.NodeUpdate] = {}
         self.metrics: dict[str, dict[str, Any]] = {}  # merged so far, per node
         self.statuses: dict[str, str] = {}  # of nodes getting a gate, as read

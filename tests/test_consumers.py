@@ -584,10 +584,11 @@ def test_sockets_of_one_credential_come_due_together_and_users_spread_out(
 ) -> None:
     from dagstream_app import consumers
     from dagstream_app.auth import CREDENTIAL
+    from dagstream_app.consumers import base
 
     settings.DAGSTREAM = {"REVALIDATE_SECONDS": 5.0}
     now = [1000.0]
-    monkeypatch.setattr(consumers.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(base.time, "monotonic", lambda: now[0])
 
     def due_tick(token: str, connected: float) -> float:
         """The first tick (once a second) at which a socket that connected then comes due."""
