@@ -2,21 +2,38 @@
 
 Delivery is best effort: events are in the database before they are published,
 and every reader fills gaps from there. A layer failure is logged, never raised.
+The messages are declared in :mod:`~dagstream_app.layer_messages`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from dagstream_app.layer_messages import (
+    DagChangedMessage,
+    DagDeletedMessage,
+    DeletedMessage,
+    EventsMessage,
+    PublishedEvent,
+    WakeMessage,
+)
+
 log = logging.getLogger(__name__)
 
-__all__ = ["INDEX_GROUP", "control_group_name", "group_name", "publish"]
+__all__ = [
+    "INDEX_GROUP",
+    "control_group_name",
+    "group_name",
+    "publish",
+    "publish_async",
+    "publish_deleted",
+]
 
 # Run-list pages listen here for "this DAG changed".
 INDEX_GROUP = "dagstream.index"
@@ -40,14 +57,14 @@ def control_group_name(dag_id: str) -> str:
     return _group(dag_id, ".control")
 
 
-def publish(dag_id: str, events: Sequence[Mapping[str, Any]], *, wake_engine: bool) -> None:
+def publish(dag_id: str, events: Sequence[PublishedEvent], *, wake_engine: bool) -> None:
     """:func:`publish_async` for synchronous callers (it runs on a fresh event loop)."""
     if events and get_channel_layer() is not None:
         async_to_sync(publish_async)(dag_id, events, wake_engine=wake_engine)
 
 
 async def publish_async(
-    dag_id: str, events: Sequence[Mapping[str, Any]], *, wake_engine: bool
+    dag_id: str, events: Sequence[PublishedEvent], *, wake_engine: bool
 ) -> None:
     """Send committed events, consecutive by seq, to the DAG's group in one message.
 
@@ -63,20 +80,25 @@ async def publish_async(
 
 
 async def _publish(
-    layer: Any, dag_id: str, events: Sequence[Mapping[str, Any]], wake_engine: bool
+    layer: Any, dag_id: str, events: Sequence[PublishedEvent], wake_engine: bool
 ) -> None:
     # One layer message per flush, not per event: each group_send costs round
     # trips to Redis, and consumers then send the run as one batch.
     # Each message names its group: a process's hub hears many on one channel.
     group = group_name(dag_id)
-    await layer.group_send(group, {"type": "dagstream.events", "group": group, "events": events})
+    published: EventsMessage = {"type": "dagstream.events", "group": group, "events": events}
+    await layer.group_send(group, published)
     last = events[-1]["seq"]
     if wake_engine:
-        await layer.group_send(control_group_name(dag_id), {"type": "dagstream.wake", "seq": last})
-    await layer.group_send(
-        INDEX_GROUP,
-        {"type": "dagstream.dag_changed", "group": INDEX_GROUP, "dag_id": dag_id, "seq": last},
-    )
+        wake: WakeMessage = {"type": "dagstream.wake", "seq": last}
+        await layer.group_send(control_group_name(dag_id), wake)
+    changed: DagChangedMessage = {
+        "type": "dagstream.dag_changed",
+        "group": INDEX_GROUP,
+        "dag_id": dag_id,
+        "seq": last,
+    }
+    await layer.group_send(INDEX_GROUP, changed)
 
 
 def publish_deleted(dag_id: str) -> None:
@@ -92,7 +114,11 @@ def publish_deleted(dag_id: str) -> None:
 
 async def _publish_deleted(layer: Any, dag_id: str) -> None:
     group = group_name(dag_id)
-    await layer.group_send(group, {"type": "dagstream.deleted", "group": group})
-    await layer.group_send(
-        INDEX_GROUP, {"type": "dagstream.dag_deleted", "group": INDEX_GROUP, "dag_id": dag_id}
-    )
+    deleted: DeletedMessage = {"type": "dagstream.deleted", "group": group}
+    await layer.group_send(group, deleted)
+    row_deleted: DagDeletedMessage = {
+        "type": "dagstream.dag_deleted",
+        "group": INDEX_GROUP,
+        "dag_id": dag_id,
+    }
+    await layer.group_send(INDEX_GROUP, row_deleted)

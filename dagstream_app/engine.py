@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from dagstream_app import broadcast, services, state
 from dagstream_app.conf import config
+from dagstream_app.layer_messages import PublishedEvent
 from dagstream_app.models import Gate
 from dagstream_app.protocol import TERMINAL_STATUSES
 from dagstream_app.services import Delta, DeltaKind
@@ -160,7 +161,7 @@ class DagStream:
                 count = min(len(self._queue), _BATCH_LIMIT)
                 batch = [self._queue.popleft() for _ in range(count)]
                 deltas = [delta for delta, _ in batch]
-                events: list[services.PublishedEvent] = []
+                events: list[PublishedEvent] = []
                 wake = False
                 try:
                     flushed = await _db(services.apply)(

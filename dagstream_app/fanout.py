@@ -27,61 +27,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
-from channels.db import database_sync_to_async
-from django.db import connections
 from django.utils import timezone
 
 from dagstream_app import broadcast, state
 from dagstream_app.conf import config
+from dagstream_app.layer_messages import (
+    DagChangedMessage,
+    EventsMessage,
+    HubMessage,
+    LayerMessage,
+    RunMessage,
+)
+from dagstream_app.read_pool import read
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Hub", "Inbox", "hub_for", "read"]
+__all__ = ["Hub", "Inbox", "hub_for"]
 
 LOOK_BACK = timedelta(seconds=5)
 RECENT_RUNS = 16  # runs of log frames whose shared sends a hub keeps (see shared_run)
 
-T = TypeVar("T")
-
-
-# Reads run on a few threads of their own, not in the one thread that every
-# write and Channels' own queries share: a busy writer never holds up a
-# handshake, a replay or a tick. The threads (and their connections) live as
-# long as the process.
-READ_THREADS = 4
-_readers = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="dagstream-read")
-
-
-def read(func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    """``func``, a read, as a coroutine run on the read threads."""
-    return database_sync_to_async(  # type: ignore[no-any-return]
-        func, thread_sensitive=False, executor=_readers
-    )
-
-
-def close_read_connections() -> None:
-    """Close the read threads' database connections (say, before a test database goes)."""
-    barrier = threading.Barrier(READ_THREADS)
-
-    def close() -> None:
-        barrier.wait(timeout=10)  # one call per thread: each waits for the others
-        connections.close_all()
-
-    for future in [_readers.submit(close) for _ in range(READ_THREADS)]:
-        future.result(timeout=20)
-
-
-Message = dict[str, Any]
+M = TypeVar("M", bound=HubMessage)
 
 
 class Inbox:
@@ -95,17 +69,17 @@ class Inbox:
         self.limit = limit
         self.coalesce = coalesce  # fed events through the hub's batch window
         self.overflowed = False
-        self._items: deque[Message] = deque()
+        self._items: deque[HubMessage] = deque()
         self._ready = asyncio.Event()
 
-    def put(self, message: Message) -> None:
+    def put(self, message: HubMessage) -> None:
         if len(self._items) >= self.limit:
             self.overflowed = True
         else:
             self._items.append(message)
         self._ready.set()
 
-    async def get(self) -> Message | None:
+    async def get(self) -> HubMessage | None:
         """The next message; None once after an overflow (catch up from the log)."""
         while not self._items and not self.overflowed:
             self._ready.clear()
@@ -116,11 +90,15 @@ class Inbox:
             return None
         return self._items.popleft()
 
-    def take_while(self, keep: Callable[[Message], bool]) -> list[Message]:
+    def take_while(self, keep: Callable[[HubMessage], TypeGuard[M]]) -> list[M]:
         """The messages at the head that ``keep`` accepts, taken without waiting."""
-        taken: list[Message] = []
-        while self._items and keep(self._items[0]):
-            taken.append(self._items.popleft())
+        taken: list[M] = []
+        while self._items:
+            head = self._items[0]
+            if not keep(head):
+                break
+            taken.append(head)
+            self._items.popleft()
         return taken
 
     def __len__(self) -> int:
@@ -144,7 +122,7 @@ class Hub:
         # together fill their gaps with one query, not one each.
         self.frames: dict[str, dict[int, str]] = {}
         self._filling: dict[str, asyncio.Lock] = {}
-        self._runs: OrderedDict[tuple[str, int, int, str], Message] = OrderedDict()
+        self._runs: OrderedDict[tuple[str, int, int, str], RunMessage] = OrderedDict()
         # Events messages held for coalescing inboxes, per group, until the window ends.
         self._windows: dict[str, _Window] = {}
 
@@ -205,9 +183,9 @@ class Hub:
 
     # ---------------------------------------------------------- delivery
 
-    def _deliver(self, group: str, message: Message) -> None:
+    def _deliver(self, group: str, message: HubMessage) -> None:
         members = self.members.get(group, ())
-        if message.get("type") != "dagstream.events":
+        if message["type"] != "dagstream.events":
             self._release(group)  # what the window holds came first
             for inbox in members:
                 inbox.put(message)
@@ -221,7 +199,7 @@ class Hub:
         if coalescing:
             self._hold(group, message)
 
-    def _hold(self, group: str, message: Message) -> None:
+    def _hold(self, group: str, message: EventsMessage) -> None:
         window = self._windows.get(group)
         if window is None:
             closes = asyncio.get_running_loop().call_later(
@@ -248,7 +226,7 @@ class Hub:
             if inbox.coalesce:
                 inbox.put(merged)
 
-    def _deliver_all(self, message: Message) -> None:
+    def _deliver_all(self, message: HubMessage) -> None:
         for group in self.members:
             self._deliver(group, message)
 
@@ -257,7 +235,7 @@ class Hub:
         pause = config().idle_check_seconds
         while True:
             try:
-                message: Message = await self.layer.receive(self.channel)
+                message: LayerMessage = await self.layer.receive(self.channel)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - logged once; rejoin, fill from the log
@@ -270,9 +248,11 @@ class Hub:
             self._recovered()
             target = message.get("group")
             if isinstance(target, str):
-                dag_id = self.dag_of.get(target)
-                if dag_id is not None:
-                    self._remember(dag_id, message)
+                if message["type"] == "dagstream.deleted" and target in self.dag_of:
+                    # The frames read from the log are of a run that is gone. (Only those
+                    # are kept: a layer message may come from another deployment sharing
+                    # the Redis, see consumers.stream.)
+                    self.frames.pop(self.dag_of[target], None)
                 self._deliver(target, message)
 
     async def _watch_loop(self) -> None:
@@ -308,19 +288,15 @@ class Hub:
             self._list_seen = now
             self._deliver(broadcast.INDEX_GROUP, {"type": "dagstream.tick"})
             for dag_id, seq, new in changed:
-                self._deliver(
-                    broadcast.INDEX_GROUP,
-                    {"type": "dagstream.dag_changed", "dag_id": dag_id, "seq": 1 if new else seq},
-                )
+                changed_row: DagChangedMessage = {
+                    "type": "dagstream.dag_changed",
+                    "dag_id": dag_id,
+                    "seq": 1 if new else seq,
+                }
+                self._deliver(broadcast.INDEX_GROUP, changed_row)
         await self._refresh()
 
     # ------------------------------------------------------------- frames
-
-    def _remember(self, dag_id: str, message: Message) -> None:
-        # Only frames read from the log are kept: a layer message may come from
-        # another deployment sharing the Redis (see consumers).
-        if message.get("type") == "dagstream.deleted":
-            self.frames.pop(dag_id, None)
 
     @staticmethod
     def _trim(known: dict[int, str]) -> None:
@@ -341,7 +317,7 @@ class Hub:
                 self._trim(known)
             return [(seq, known[seq]) for seq in range(after + 1, upto + 1) if seq in known]
 
-    def shared_run(self, dag_id: str, frames: list[tuple[int, str]]) -> Message:
+    def shared_run(self, dag_id: str, frames: list[tuple[int, str]]) -> RunMessage:
         """A holder for what consumers sending this run of ``frames`` from the log all send.
 
         Viewers that fell behind together fill the same runs: like the messages
@@ -388,7 +364,7 @@ class _Window:
     """A group's open batch window: what it holds, and the timer that closes it."""
 
     closes: asyncio.TimerHandle
-    held: list[Message] = field(default_factory=list)
+    held: list[EventsMessage] = field(default_factory=list)
     events: int = 0  # in ``held``, against BATCH_MAX_EVENTS
 
 

@@ -16,12 +16,21 @@ write of those bytes (:func:`wire_writer`), where daphne's ``send`` would frame
 and write every message for every socket again. Elsewhere frames go through
 ``send``, past Channels' session wrapper, which only acts on
 ``http.response.start`` (:func:`frame_send`).
+
+This reads state that daphne, autobahn and Twisted do not publish (pyproject.toml
+bounds their versions to those tested). What it reads is checked once per kind of
+connection, at the first socket: where something is not there as expected, a
+warning says so and that kind of socket takes the public path instead. Without
+autobahn's parts, frames go through daphne's ``send``; without Twisted's buffer,
+they go through autobahn's ``sendData`` and a socket that does not read is not
+bounded.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Container, Mapping, Sequence, Sized
 from typing import Any
 
 __all__ = [
@@ -32,6 +41,8 @@ __all__ = [
     "unsent_bytes",
     "wire_writer",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def _gone() -> tuple[type[BaseException], ...]:
@@ -49,7 +60,12 @@ GONE: tuple[type[BaseException], ...] = _gone()
 def _connection(send: Any) -> Any:
     """daphne's protocol object behind ``send``, or None."""
     send = frame_send(send)  # daphne's own: a partial of its server's handle_reply
-    if isinstance(send, functools.partial) and send.args and hasattr(send.args[0], "transport"):
+    if (
+        isinstance(send, functools.partial)
+        and getattr(send.func, "__name__", None) == "handle_reply"
+        and send.args
+        and hasattr(send.args[0], "transport")
+    ):
         return send.args[0]
     return None
 
@@ -63,27 +79,106 @@ def frame_send(send: Any) -> Any:
         owner = getattr(send, "__self__", None)
         if not isinstance(owner, InstanceSessionWrapper):
             return send
-        if "websocket.send" in owner.save_message_types:  # pragma: no cover - a new Channels
-            return send
-        send = owner.real_send
+        saves = getattr(owner, "save_message_types", None)
+        inner = getattr(owner, "real_send", None)
+        if not isinstance(saves, Container) or "websocket.send" in saves or inner is None:
+            return send  # pragma: no cover - a Channels whose wrapper acts otherwise
+        send = inner
     return send  # pragma: no cover - never this deep
+
+
+# ----------------------------------------------------- the start-up checks
+
+# What the fast path reads (with the type it expects there) and calls.
+_AUTOBAHN: tuple[Mapping[str, type], tuple[str, ...]] = (
+    {"state": int, "STATE_OPEN": int, "send_queue": Sized},
+    ("sendData",),
+)
+_TWISTED: tuple[Mapping[str, type], tuple[str, ...]] = (
+    {
+        "dataBuffer": bytes,
+        "offset": int,
+        "_tempDataLen": int,
+        "connected": int,
+        "disconnecting": int,
+    },
+    ("writeSomeData", "write"),
+)
+_verdicts: dict[tuple[str, type, type], bool] = {}
+
+
+def _unlike(
+    what: str, holder: Any, expected: tuple[Mapping[str, type], tuple[str, ...]]
+) -> str | None:
+    values, methods = expected
+    for name, kind in values.items():
+        if not isinstance(getattr(holder, name, None), kind):
+            return f"{what} has no {name} of type {kind.__name__}"
+    for name in methods:
+        if not callable(getattr(holder, name, None)):
+            return f"{what} has no method {name}"
+    return None
+
+
+def autobahn_problem(connection: Any) -> str | None:
+    """What daphne's (autobahn's) connection lacks of what :func:`wire_writer` uses, if anything."""
+    problem = _unlike("daphne's WebSocket protocol", connection, _AUTOBAHN)
+    if problem is not None or not GONE:
+        return problem or "autobahn has no Disconnected"
+    try:
+        framed = Frames(["ok"]).wire()
+    except Exception as exc:  # noqa: BLE001 - any failure: the public path
+        return f"autobahn's PreparedMessage fails ({exc!r})"
+    return None if framed == b"\x81\x02ok" else "autobahn's PreparedMessage frames otherwise"
+
+
+def twisted_problem(connection: Any) -> str | None:
+    """What the Twisted transport lacks of what is read and written past it, if anything."""
+    return _unlike("Twisted's transport", connection.transport, _TWISTED)
+
+
+def _holds(check: Callable[[Any], str | None], connection: Any, instead: str) -> bool:
+    """Does ``check`` find nothing amiss with ``connection``? Asked once per kind of it."""
+    kinds = (check.__name__, type(connection), type(connection.transport))
+    holds = _verdicts.get(kinds)
+    if holds is None:
+        problem = check(connection)
+        if problem is not None:
+            log.warning("dagstream: %s; %s", problem, instead)
+        holds = _verdicts[kinds] = problem is None
+    return holds
+
+
+def _fast(connection: Any) -> bool:
+    return _holds(autobahn_problem, connection, "frames go through daphne's send")
+
+
+def _direct(connection: Any) -> bool:
+    return _fast(connection) and _holds(
+        twisted_problem,
+        connection,
+        "frames go through autobahn's sendData; a socket that does not read is not bounded",
+    )
+
+
+# ----------------------------------------------------------------- the uses
 
 
 def unsent_bytes(send: Any) -> Callable[[], int] | None:
     """A function returning how many bytes wait to go out on ``send``'s socket, or None."""
     connection = _connection(send)
-    if connection is None or not hasattr(connection.transport, "dataBuffer"):
+    if connection is None or not _direct(connection):
         return None
     sock = connection.transport
 
     def unsent() -> int:
-        queued = getattr(connection, "send_queue", ())
-        return (
+        held: int = (
             len(sock.dataBuffer)
-            - getattr(sock, "offset", 0)
-            + getattr(sock, "_tempDataLen", 0)
-            + sum(len(data) for data, _ in queued)
+            - sock.offset
+            + sock._tempDataLen
+            + sum(len(data) for data, _ in connection.send_queue)
         )
+        return held
 
     return unsent
 
@@ -126,7 +221,7 @@ class Frames:
 
 def wire_writer(send: Any) -> Callable[[Frames], None] | None:
     """A function writing :class:`Frames` to ``send``'s socket as ready-made bytes, or None
-    where that cannot be done (not daphne). Uncompressed frames are valid on a
+    where that cannot be done (not daphne, or not as checked). Uncompressed frames are valid on a
     connection that negotiated permessage-deflate too (daphne offers none).
 
     Where nothing waits to go out on the socket, the bytes go to it at once
@@ -138,12 +233,12 @@ def wire_writer(send: Any) -> Callable[[Frames], None] | None:
     socket that is no longer open raises what daphne's ``send`` would.
     """
     connection = _connection(send)
-    if connection is None or not hasattr(connection, "sendData"):
+    if connection is None or not _fast(connection):
         return None
     (gone,) = GONE
     is_open = connection.STATE_OPEN
     sock = connection.transport
-    direct = all(hasattr(sock, name) for name in ("writeSomeData", "dataBuffer", "_tempDataLen"))
+    direct = _direct(connection)
 
     def write(frames: Frames) -> None:
         if connection.state != is_open:

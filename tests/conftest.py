@@ -16,9 +16,9 @@ def release_everything(django_db_setup: Any, django_db_blocker: Any) -> Iterator
     """At the very end: this process's read threads and any other session let go of the
     test database, so that it can be dropped."""
     yield
-    from dagstream_app import fanout
+    from dagstream_app import read_pool
 
-    fanout.close_read_connections()
+    read_pool.close_read_connections()
     release_database(django_db_blocker, ours_too=True)
 
 

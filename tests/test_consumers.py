@@ -584,10 +584,11 @@ def test_sockets_of_one_credential_come_due_together_and_users_spread_out(
 ) -> None:
     from dagstream_app import consumers
     from dagstream_app.auth import CREDENTIAL
+    from dagstream_app.consumers import base
 
     settings.DAGSTREAM = {"REVALIDATE_SECONDS": 5.0}
     now = [1000.0]
-    monkeypatch.setattr(consumers.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(base.time, "monotonic", lambda: now[0])
 
     def due_tick(token: str, connected: float) -> float:
         """The first tick (once a second) at which a socket that connected then comes due."""
@@ -606,3 +607,35 @@ def test_sockets_of_one_credential_come_due_together_and_users_spread_out(
     ticks = [due_tick(f"t-{i}", 1000.5) for i in range(40)]
     assert all(1000.5 < tick <= 1000.5 + 5 + 1 for tick in ticks)
     assert len(set(ticks)) >= 3  # many users who connected together: spread out
+
+
+async def test_a_socket_found_gone_by_a_send_still_disconnects_and_stops_the_flush(
+    make_user: Any, settings: Any
+) -> None:
+    """The run list's throttled flush stops with its socket, however the socket went."""
+    from autobahn.exception import Disconnected
+
+    from dagstream_app.consumers import DagIndexConsumer
+
+    settings.DAGSTREAM = {"KEEPALIVE_SECONDS": 0}  # every tick sends a keep-alive
+    user = await sync_to_async(make_user)("view_dag")
+    client: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await client.put({"type": "websocket.connect"})
+
+    async def server_send(message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.send":
+            raise Disconnected("Attempt to send on a closed protocol")  # as daphne's does
+
+    consumer = DagIndexConsumer()
+    scope = {"type": "websocket", "path": "/ws/dags/", "query_string": b"ids=r-1", "user": user}
+    running = asyncio.ensure_future(consumer(scope, client.get, server_send))
+    async with asyncio.timeout(10):
+        while not consumer.ready:
+            await asyncio.sleep(0.01)
+    consumer.inbox.put({"type": "dagstream.dag_changed", "dag_id": "r-1", "seq": 2})
+    consumer.inbox.put({"type": "dagstream.tick"})  # its keep-alive finds the socket gone
+    await asyncio.wait_for(running, 10)  # the consumer ends without websocket.disconnect
+    flush = consumer.flush_task
+    assert flush is not None
+    await asyncio.sleep(0)
+    assert flush.cancelled() and not consumer.ready

@@ -224,3 +224,40 @@ async def test_a_users_sockets_on_a_run_are_checked_again_with_one_read(
     assert sorted(reads) == sorted([viewer, other])  # one read per credential, not per socket
     for comm in sockets:
         await comm.disconnect()
+
+
+async def test_when_channels_loop_is_not_as_checked_consumers_run_on_channels_own(
+    viewer: str, monkeypatch: Any
+) -> None:
+    from channels.consumer import AsyncConsumer
+
+    from dagstream_app.consumers import base
+
+    monkeypatch.setattr(base, "_channels_mismatch", lambda: "Channels changed")
+    warned: list[str] = []
+    monkeypatch.setattr(base.log, "warning", lambda text, *args: warned.append(text % args))
+    base.fast_dispatch.cache_clear()
+    dispatched: list[str] = []
+    channels_dispatch = AsyncConsumer.dispatch
+
+    async def counted(self: Any, message: Any) -> None:
+        dispatched.append(message["type"])
+        await channels_dispatch(self, message)
+
+    monkeypatch.setattr(AsyncConsumer, "dispatch", counted)
+    try:
+        await sync_to_async(services.create_dag)("fan-4", nodes=["a"])
+        comm = communicator("/ws/dags/fan-4/", viewer)
+        assert (await comm.connect())[0]
+        assert json.loads(await comm.receive_from(TIMEOUT))["type"] == "snapshot"
+        for status in ("running", "completed"):
+            await sync_to_async(services.node_state)("fan-4", "a", status)
+        frames = [json.loads(await comm.receive_from(TIMEOUT)) for _ in range(2)]
+        assert [(f["seq"], f["status"]) for f in frames] == [(2, "running"), (3, "completed")]
+        await comm.disconnect()
+    finally:
+        base.fast_dispatch.cache_clear()
+    # Channels' own dispatch ran them, fed from the hub's inbox; the group is left.
+    assert dispatched.count("dagstream.events") == 2 and "websocket.connect" in dispatched
+    assert broadcast.group_name("fan-4") not in get_channel_layer().groups
+    assert warned == ["dagstream: Channels changed; sockets use Channels' own dispatch (slower)"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import os
 import socket
 from collections.abc import Iterator
@@ -204,3 +206,91 @@ async def test_other_servers_get_frames_through_send() -> None:
     async def send(message: Any) -> None: ...
 
     assert transport.wire_writer(send) is None  # not daphne: HubConsumer uses send
+
+
+class _Twisted27Socket(_Socket):
+    """A Twisted that keeps its pending writes some other way: no ``_tempDataLen``."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "_tempDataLen":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+def _handle_reply_partial(protocol: Any, replies: list[Any]) -> Any:
+    import functools
+
+    async def handle_reply(protocol: Any, message: Any) -> None:  # daphne's send
+        replies.append(message)
+
+    return functools.partial(handle_reply, protocol)
+
+
+def test_without_twisteds_buffer_frames_go_through_autobahn_in_order_and_say_so(
+    monkeypatch: Any, caplog: Any
+) -> None:
+    monkeypatch.setattr(transport, "_verdicts", {})
+    protocol = _Protocol(_Twisted27Socket(room=100))
+    send = _handle_reply_partial(protocol, [])
+    write = transport.wire_writer(send)
+    assert write is not None
+    for texts in (["a", "bc"], ["d"]):
+        write(transport.Frames(texts))
+    assert protocol.transport.kernel == b""  # nothing written past autobahn
+    assert _parse_frames(b"".join(protocol.through_autobahn)) == ["a", "bc", "d"]
+    assert transport.unsent_bytes(send) is None  # it cannot tell
+    warnings = [r.getMessage() for r in caplog.records if r.name == "dagstream_app.transport"]
+    assert warnings == [
+        "dagstream: Twisted's transport has no _tempDataLen of type int; frames go through "
+        "autobahn's sendData; a socket that does not read is not bounded"
+    ]  # once, for every socket of its kind
+
+
+async def test_when_the_fast_path_check_fails_frames_go_through_daphnes_send_in_order(
+    monkeypatch: Any, caplog: Any, make_user: Any
+) -> None:
+    """A real consumer on a connection whose parts are not as checked: daphne's send."""
+    from channels.layers import get_channel_layer
+
+    from dagstream_app import fanout
+    from dagstream_app.consumers import DagJsonConsumer
+
+    monkeypatch.setattr(transport, "_verdicts", {})
+    monkeypatch.setattr(transport, "autobahn_problem", lambda connection: "autobahn changed")
+    await sync_to_async(services.create_dag)("fallback", nodes=["a"])
+    user = await sync_to_async(make_user)("view_dag")
+    protocol = _Protocol(_Socket(room=10**6))
+    replies: list[Any] = []
+    client: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await client.put({"type": "websocket.connect"})
+    scope = {
+        "type": "websocket",
+        "path": "/ws/dags/fallback/",
+        "query_string": b"",
+        "url_route": {"kwargs": {"dag_id": "fallback"}},
+        "user": user,
+    }
+    consumer = asyncio.ensure_future(
+        DagJsonConsumer.as_asgi()(scope, client.get, _handle_reply_partial(protocol, replies))
+    )
+
+    async def texts(count: int) -> list[str]:
+        async with asyncio.timeout(10):
+            while len(replies) < count:
+                await asyncio.sleep(0.01)
+        return [r["text"] for r in replies[1:count]]
+
+    await texts(2)  # accepted, then the snapshot
+    for state in ("running", "completed"):
+        await sync_to_async(services.node_state)("fallback", "a", state)
+    frames = [json.loads(text) for text in await texts(4)]
+    assert [f["type"] for f in frames] == ["snapshot", "node_state", "node_state"]
+    assert [f["seq"] for f in frames[1:]] == [2, 3]
+    assert not protocol.through_autobahn and protocol.transport.kernel == b""
+    assert any(
+        "autobahn changed; frames go through daphne's send" in r.getMessage()
+        for r in caplog.records
+    )
+    await client.put({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(consumer, 10)
+    assert not fanout.hub_for(get_channel_layer()).members

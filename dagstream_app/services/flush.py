@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypedDict
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -22,20 +22,12 @@ from django.utils import timezone
 
 from dagstream_app import broadcast, graph, protocol
 from dagstream_app.errors import Conflict, InvalidDelta, NotFound
+from dagstream_app.layer_messages import PublishedEvent
 from dagstream_app.models import Dag, Edge, Gate, Node
 from dagstream_app.services import sql
 from dagstream_app.services.structures import new_structure_version, remember
 
 __all__ = ["Flush", "PublishedEvent", "change", "lock"]
-
-
-class PublishedEvent(TypedDict):
-    """One event as a flush publishes it (an item of a ``dagstream.events`` message)."""
-
-    seq: int
-    event: str  # its type
-    frame: str  # the JSON text a client receives
-    terminal: bool  # an execution_state that ends the run
 
 
 class Flush:
