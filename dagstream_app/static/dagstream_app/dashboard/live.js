@@ -1,7 +1,8 @@
 // The live connection: the htmx ws extension's socket, resumed from the seq the page
 // shows, reconnected with the backoff the JavaScript client uses (also on the
 // server's 4013, which the extension does not retry), and shown in the connection
-// indicator (#ds-connection, the stale banner, body[data-live]).
+// indicator (#ds-connection, the stale banner, body[data-live]); polled regions wait
+// while it is not open.
 
 import { backoffDelay } from "../client/backoff.js";
 
@@ -92,6 +93,14 @@ export function startLive(closeCodes, onOpen) {
       const why = closedText[code] || "Disconnected from the server.";
       setConnection("closed", "Disconnected", `${why} Reload the page to continue.`);
     }
+  });
+
+  // Polled regions (hx-trigger="every ...", the engine's liveness) are live too: while
+  // the stream is not open they are not asked, like the clocks that stop (a server that
+  // is down or a run that is gone has nothing to say; they resume once it is open).
+  document.addEventListener("htmx:beforeRequest", (e) => {
+    const trigger = e.detail.elt.getAttribute("hx-trigger") || "";
+    if (state !== "open" && trigger.trim().startsWith("every ")) e.preventDefault();
   });
 
   return {
