@@ -8,6 +8,7 @@ import * as client from "../../../dagstream_app/static/dagstream_app/client/clie
 import {
   PAGE_BACKOFF,
   reconnectDelay,
+  startLive,
 } from "../../../dagstream_app/static/dagstream_app/dashboard/live.js";
 import { formatDuration } from "../../../dagstream_app/static/dagstream_app/dashboard/timers.js";
 
@@ -32,6 +33,23 @@ describe("dashboard reconnect backoff", () => {
         backoff.backoffDelay(retry, () => r, PAGE_BACKOFF),
       );
     }
+  });
+
+  test("the page hands it to the ws extension as its reconnect delay", (t) => {
+    const htmx = { config: {} };
+    Object.assign(globalThis, { htmx, document: { addEventListener() {} } });
+    t.after(() => {
+      delete globalThis.htmx;
+      delete globalThis.document;
+    });
+    startLive({ unauthenticated: 4001, forbidden: 4003, not_found: 4004, try_again_later: 4013 });
+    t.mock.method(Math, "random", () => 0);
+    assert.equal(htmx.config.wsReconnectDelay(5), 0); // equal jitter would wait 4 s at least
+    t.mock.method(Math, "random", () => 0.5);
+    assert.equal(
+      htmx.config.wsReconnectDelay(5),
+      reconnectDelay(5, () => 0.5),
+    );
   });
 
   test("full jitter: anywhere from 0 up to a ceiling that doubles from 1 s to 8 s", () => {
