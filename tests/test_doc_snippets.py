@@ -1118,6 +1118,10 @@ def test_the_owners_only_hooks_let_everyone_view_and_only_owners_act(
 
 # Blocks that cannot run here, and why (keyed like the others).
 DECLARED = {
+    "dashboard.md:# yourproject/storage.py": (
+        "a static files storage, run where it does its work: "
+        "tests/test_dashboard_static.py runs collectstatic with it, as written"
+    ),
     "protocol.md:import json": (
         "validates a frame with the jsonschema package, which dagstream does not depend on "
         "(it is not installed here); tests/test_protocol.py checks real frames against the "

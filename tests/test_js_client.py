@@ -1,10 +1,12 @@
-"""The JavaScript client (dagstream_app/static/dagstream_app/client) and its types.
+"""The JavaScript client (dagstream_app/static/dagstream_app/client), its types, and the
+dashboard's modules (dagstream_app/static/dagstream_app/dashboard) that share its backoff.
 
 - protocol.d.ts is what the JSON Schema generates, and the client's own .d.ts files
   are what its modules declare (both regenerated here; any difference fails);
 - the modules type-check strictly (JSDoc), and so does TypeScript that uses the
   installed package, exhaustive ``switch (msg.type)`` with a ``never`` check included;
-- node's test runner passes the store, backoff, resume, command and hook tests;
+- node's test runner passes the store, backoff, resume, command and hook tests, and the
+  dashboard's: its reconnect delay is the client's full-jitter function, capped;
 - the store folds a real run's events into exactly the server's snapshot.
 """
 
@@ -26,7 +28,8 @@ from tests.servers import ROOT
 
 pytestmark = pytest.mark.usefixtures("js_tools")
 
-DECLARATIONS = ("client.d.ts", "store.d.ts", "react.d.ts")
+DASHBOARD = CLIENT.parent / "dashboard"
+DECLARATIONS = ("backoff.d.ts", "client.d.ts", "store.d.ts", "react.d.ts")
 
 
 def _schema() -> str:
@@ -78,7 +81,7 @@ def test_a_message_type_left_unhandled_fails_to_compile() -> None:
 
 def test_javascript_is_formatted() -> None:
     node("node_modules/prettier/bin/prettier.cjs", "--config", ".prettierrc.json", "--check",
-         str(CLIENT / "*.js"), ".")  # fmt: skip
+         str(CLIENT / "*.js"), str(DASHBOARD / "*.js"), ".")  # fmt: skip
 
 
 def test_node_tests_pass() -> None:
@@ -88,6 +91,7 @@ def test_node_tests_pass() -> None:
     assert int(counts["pass"]) > 0
     for suite in (
         "backoff",
+        "dashboard reconnect backoff",
         "reconnecting",
         "commands",
         "React 18, strict mode",

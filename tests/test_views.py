@@ -154,7 +154,7 @@ def test_detail_renders_every_region(dag: Dag, operator: Client) -> None:
     assert ">Pause<" in html and ">Resume<" in html and ">Cancel<" in html
     assert "hx-confirm=" in html
     assert '"allowScriptTags": false' in html
-    assert "django_htmx/ext/hx-ws-2" in html and "dagstream_app/dagstream.js" in html
+    assert "django_htmx/ext/hx-ws-2" in html and "dagstream_app/dashboard/main.js" in html
     assert "X-CSRFToken" in html
 
 

@@ -1,12 +1,4 @@
 /**
- * The full-jitter backoff: a random delay below `min(maxMs, initialMs * 2^attempt)`.
- * @param {number} attempt 0 for the first retry.
- * @param {() => number} [random]
- * @param {BackoffOptions} [options]
- * @returns {number} milliseconds
- */
-export function backoffDelay(attempt: number, random?: () => number, options?: BackoffOptions): number;
-/**
  * A `ticket` option that asks dagstream's endpoint (`POST /dags/<dag_id>/ticket/`).
  * A 401, 403 or 404 answer stops the client (a retry would not help); anything
  * else is retried with backoff.
@@ -16,6 +8,7 @@ export function backoffDelay(attempt: number, random?: () => number, options?: B
  * @returns {() => Promise<string>}
  */
 export function ticketFetcher(url: string, init?: RequestInit): () => Promise<string>;
+export { backoffDelay };
 /**
  * @import { Ack, ClientCommand, CommandId, DagSnapshot, Decision, ErrorCode, ErrorReply,
  *   ServerEvent, ServerMessage } from "./protocol.js"
@@ -40,11 +33,7 @@ export const CLOSE_ABNORMAL: 1006;
  * @property {DagSnapshot | null} dag the DAG's state, null until the first snapshot.
  * @property {number | null} lastSeq the seq of the last event applied (or the snapshot's).
  */
-/**
- * @typedef {object} BackoffOptions
- * @property {number} [initialMs] the first ceiling, 1000 ms by default.
- * @property {number} [maxMs] the cap, 30000 ms by default.
- */
+/** @typedef {import("./backoff.js").BackoffOptions} BackoffOptions */
 /**
  * @typedef {object} ClientOptions
  * @property {string} [baseUrl] the dagstream server, e.g. `https://dags.example.com` (http(s)
@@ -67,7 +56,7 @@ export class CommandError extends Error {
      * @param {ErrorReply["decision"]} [decision] who decided first, on a `conflict` at a gate.
      */
     constructor(code: ErrorCode | "disconnected", message: string, id: CommandId | null, decision?: ErrorReply["decision"]);
-    code: "disconnected" | "conflict" | "forbidden" | "invalid_json" | "invalid_message" | "not_found" | "rate_limited" | "too_large" | "unknown_type";
+    code: "disconnected" | "conflict" | "forbidden" | "invalid_json" | "invalid_message" | "invalid_parameter" | "method_not_allowed" | "not_found" | "rate_limited" | "too_large" | "unauthenticated" | "unknown_type";
     id: CommandId | null;
     decision: {
         [k: string]: unknown;
@@ -166,16 +155,7 @@ export type ClientState = {
      */
     lastSeq: number | null;
 };
-export type BackoffOptions = {
-    /**
-     * the first ceiling, 1000 ms by default.
-     */
-    initialMs?: number | undefined;
-    /**
-     * the cap, 30000 ms by default.
-     */
-    maxMs?: number | undefined;
-};
+export type BackoffOptions = import("./backoff.js").BackoffOptions;
 export type ClientOptions = {
     /**
      * the dagstream server, e.g. `https://dags.example.com` (http(s)
@@ -196,7 +176,7 @@ export type ClientOptions = {
      * ask for batched frames (`?batch=1`), true by default.
      */
     batch?: boolean | undefined;
-    backoff?: BackoffOptions | undefined;
+    backoff?: import("./backoff.js").BackoffOptions | undefined;
     /**
      * a source in [0, 1) for the backoff's jitter.
      */
@@ -217,6 +197,7 @@ export type Pending = {
     resolve: (ack: Ack) => void;
     reject: (error: CommandError) => void;
 };
+import { backoffDelay } from "./backoff.js";
 import type { CommandId } from "./protocol.js";
 import type { ErrorCode } from "./protocol.js";
 import type { ErrorReply } from "./protocol.js";

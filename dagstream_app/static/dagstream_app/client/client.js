@@ -2,10 +2,14 @@
 // (docs/protocol.md), for browsers and Node. No build step, no dependencies.
 //
 // It keeps the state store (snapshot, then every event applied once, in seq
-// order), reconnects with full-jitter backoff and resumes with last_seq, sends
-// commands as promises, and tells an app honestly how its connection is.
+// order), reconnects with full-jitter backoff (backoff.js, shared with the
+// dashboard) and resumes with last_seq, sends commands as promises, and tells an
+// app honestly how its connection is.
 
+import { backoffDelay } from "./backoff.js";
 import { applyEvents, fromSnapshot } from "./store.js";
+
+export { backoffDelay };
 
 /**
  * @import { Ack, ClientCommand, CommandId, DagSnapshot, Decision, ErrorCode, ErrorReply,
@@ -37,11 +41,7 @@ export const CLOSE_ABNORMAL = 1006;
  * @property {number | null} lastSeq the seq of the last event applied (or the snapshot's).
  */
 
-/**
- * @typedef {object} BackoffOptions
- * @property {number} [initialMs] the first ceiling, 1000 ms by default.
- * @property {number} [maxMs] the cap, 30000 ms by default.
- */
+/** @typedef {import("./backoff.js").BackoffOptions} BackoffOptions */
 
 /**
  * @typedef {object} ClientOptions
@@ -72,19 +72,6 @@ export class CommandError extends Error {
     this.id = id;
     this.decision = decision ?? null;
   }
-}
-
-/**
- * The full-jitter backoff: a random delay below `min(maxMs, initialMs * 2^attempt)`.
- * @param {number} attempt 0 for the first retry.
- * @param {() => number} [random]
- * @param {BackoffOptions} [options]
- * @returns {number} milliseconds
- */
-export function backoffDelay(attempt, random = Math.random, options = {}) {
-  const { initialMs = 1000, maxMs = 30000 } = options;
-  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(random() * ceiling);
 }
 
 /**
@@ -137,10 +124,6 @@ function socketBase(baseUrl) {
 
 /** The live state of one DAG, kept in step with the server. */
 export class DagStreamClient {
-  /**
-   * @param {string} dagId
-   * @param {ClientOptions} [options]
-   */
   /** @type {ClientState} */
   #state = Object.freeze({
     status: /** @type {ConnectionStatus} */ ("connecting"),
