@@ -36,7 +36,7 @@ from dagstream_app.celery.canvas import (
 )
 from dagstream_app.celery.options import options
 from dagstream_app.conf import config
-from dagstream_app.engine import BufferFull, DagStream, GateDecision, SyncDagStream, _LoopThread
+from dagstream_app.engine import BufferFull, DagStream, GateDecision, LoopThread, SyncDagStream
 from dagstream_app.protocol import FINISHED_NODE_STATUSES, TERMINAL_STATUSES, DagSnapshot
 from dagstream_app.services import DagstreamError, Delta
 
@@ -72,7 +72,7 @@ class Run:
         # Set (by the registry) once a task of the run runs in this process.
         self.stream: SyncDagStream | None = None
         self.engine: DagStream | None = None
-        self.loop: _LoopThread | None = None
+        self.loop: LoopThread | None = None
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.status: str = snapshot.status
@@ -434,7 +434,7 @@ class Registry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.runs: dict[str, Run] = {}
-        self.loop: _LoopThread | None = None
+        self.loop: LoopThread | None = None
 
     def run(self, dag_id: str, *, here: bool) -> Run | None:
         """The run of ``dag_id``; ``here``: a task of it runs in this process (report
@@ -452,7 +452,7 @@ class Registry:
                 run = self.runs[dag_id] = Run(snapshot)
             if here and snapshot.status not in TERMINAL_STATUSES:
                 if self.loop is None:
-                    self.loop = _LoopThread()
+                    self.loop = LoopThread()
                 run.loop = self.loop
                 run.engine = self.loop.run(DagStream.open(dag_id))
                 run.stream = SyncDagStream(run.engine, self.loop)
