@@ -92,15 +92,8 @@ def gate(
     else:
         decision = _wait_for_decision(self, shown, timeout=timeout, default=default)
     if decision.decision == "reject":
-        who = decision.decided_by or "the timeout default"
-        raise GateRejected(
-            f"rejected by {who}" + (f": {decision.feedback}" if decision.feedback else "")
-        )
-    result: dict[str, Any] = {
-        "decision": decision.decision,
-        "feedback": decision.feedback,
-        "decided_by": decision.decided_by,
-    }
+        raise GateRejected(decision.rejection())
+    result: dict[str, Any] = {**decision.as_output()}
     if previous:
         result["input"] = previous[0]
     return result

@@ -18,7 +18,13 @@ through the stream's flush. See ``docs/engine.md``.
 
 from __future__ import annotations
 
-from dagstream_app.engine.decisions import Command, CommandType, Decision, GateDecision
+from dagstream_app.engine.decisions import (
+    Command,
+    CommandType,
+    Decision,
+    DecisionOutput,
+    GateDecision,
+)
 from dagstream_app.engine.loop import LoopThread
 from dagstream_app.engine.reporting import (
     BufferFull,
@@ -38,6 +44,7 @@ __all__ = [
     "CommandType",
     "DagStream",
     "Decision",
+    "DecisionOutput",
     "Deltas",
     "EngineState",
     "GateDecision",

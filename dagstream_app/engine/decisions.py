@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypedDict
 
 from dagstream_app.models import Gate
 
-__all__ = ["Command", "CommandType", "Decision", "GateDecision"]
+__all__ = ["Command", "CommandType", "Decision", "DecisionOutput", "GateDecision"]
 
 Decision = Literal["approve", "reject", "modify"]
 CommandType = Literal["pause", "resume", "cancel"]
+
+
+class DecisionOutput(TypedDict):
+    """A decided gate's node output: what was decided, the feedback, and by whom."""
+
+    decision: Decision
+    feedback: str
+    decided_by: str
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,15 @@ class GateDecision:
             decided_by=gate.decided_by,
             decided_at=gate.decided_at,
         )
+
+    def as_output(self) -> DecisionOutput:
+        """The decision as its gate's node shows it (output of the node)."""
+        return {"decision": self.decision, "feedback": self.feedback, "decided_by": self.decided_by}
+
+    def rejection(self) -> str:
+        """``rejected by <who>[: <feedback>]``: why a rejected gate failed."""
+        who = self.decided_by or "the timeout default"
+        return f"rejected by {who}" + (f": {self.feedback}" if self.feedback else "")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from dagstream_app import services
-from dagstream_app.engine import GateDecision
+from dagstream_app.engine import DecisionOutput, GateDecision
 from dagstream_app.runner.budget import BudgetPolicy
 from dagstream_app.runner.context import Context
 
@@ -55,7 +55,7 @@ class BudgetGates:
         run.nodes.start(gate, Context(run, gate.id, {}, {}))
 
     async def decided(
-        self, decision: GateDecision, output: dict[str, Any], metrics: dict[str, Any]
+        self, decision: GateDecision, output: DecisionOutput, metrics: dict[str, Any]
     ) -> None:
         """The open gate was decided: raise the budget and go on, or cancel the run."""
         stream = self.run.stream

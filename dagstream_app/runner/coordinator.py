@@ -257,21 +257,13 @@ class Coordinator:
     async def _decided(self, message: Decided) -> None:
         node_id, decision = message.node_id, message.decision
         self.nodes.forget(node_id)
-        output = {
-            "decision": decision.decision,
-            "feedback": decision.feedback,
-            "decided_by": decision.decided_by,
-        }
+        output = decision.as_output()
         metrics = {"duration_s": round(message.duration, 3)}
         if node_id == self.budget.open_gate:
             await self.budget_gates.decided(decision, output, metrics)
             return
         if decision.decision == "reject":
-            who = decision.decided_by or "the timeout default"
-            reason = f"was rejected by {who}" + (
-                f": {decision.feedback}" if decision.feedback else ""
-            )
-            self.failures.append((node_id, reason))
+            self.failures.append((node_id, f"was {decision.rejection()}"))
             await self._set(node_id, "failed", output=output, metrics=metrics)
             return
         if decision.decision == "modify":
