@@ -25,8 +25,7 @@ from dagstream_app.celery.options import options
 from dagstream_app.celery.settling import Settler
 from dagstream_app.celery.writing import RunWriter
 from dagstream_app.conf import config
-from dagstream_app.engine import GateDecision, deltas
-from dagstream_app.engine.decisions import Decision
+from dagstream_app.engine import deltas
 from dagstream_app.protocol import FINISHED_NODE_STATUSES, TERMINAL_STATUSES, DagSnapshot
 from dagstream_app.services import Delta
 
@@ -254,17 +253,3 @@ class Run:
             self.writer.apply([*reports, deltas.set_state("cancelled")])
         # Last: revoking may terminate this very process's task.
         revoke_run(self.dag_id)
-
-    # ------------------------------------------------------------- gates
-
-    def gate(
-        self,
-        node_id: str,
-        presentation: dict[str, Any],
-        hold: float,
-        *,
-        timeout: float | None = None,
-        default: Decision | None = None,
-    ) -> GateDecision | None:
-        """Open the gate at ``node_id`` (once) and wait up to ``hold`` s: its decision or None."""
-        return self.writer.gate(node_id, presentation, hold, timeout=timeout, default=default)

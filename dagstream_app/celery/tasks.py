@@ -59,7 +59,7 @@ def _wait_for_decision(
     if state.gate(run.dag_id, active.node) is None:
         run.write([deltas.node_state(active.node, "waiting")])
     hold = options.gate_hold
-    decision = run.gate(active.node, presentation, hold, timeout=timeout, default=default)
+    decision = run.writer.gate(active.node, presentation, hold, timeout=timeout, default=default)
     if decision is None:
         raise task.retry(countdown=options.gate_poll)
     return decision

@@ -9,7 +9,7 @@ or runs on one it is given and shares, which ``close()`` leaves running.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
 from dagstream_app.conf import config
@@ -54,23 +54,20 @@ class SyncDagStream(RunReports[int]):
         loop: LoopThread | None = None,
     ) -> SyncDagStream:
         """:meth:`DagStream.create`; on ``loop`` if given (shared), else on a loop of its own."""
-        running = loop or LoopThread()
-        try:
-            stream = running.run(
-                DagStream.create(dag_id, name=name, nodes=nodes, edges=edges, budget=budget)
-            )
-        except BaseException:
-            if loop is None:
-                running.stop()
-            raise
-        return cls(stream, running, owns_loop=loop is None)
+        making = DagStream.create(dag_id, name=name, nodes=nodes, edges=edges, budget=budget)
+        return cls._on(loop, making)
 
     @classmethod
     def open(cls, dag_id: str, *, loop: LoopThread | None = None) -> SyncDagStream:
         """:meth:`DagStream.open`; on ``loop`` if given (shared), else on a loop of its own."""
+        return cls._on(loop, DagStream.open(dag_id))
+
+    @classmethod
+    def _on(cls, loop: LoopThread | None, making: Coroutine[Any, Any, DagStream]) -> SyncDagStream:
+        """The stream ``making`` makes, on ``loop`` (shared) or on a loop of its own."""
         running = loop or LoopThread()
         try:
-            stream = running.run(DagStream.open(dag_id))
+            stream = running.run(making)
         except BaseException:
             if loop is None:
                 running.stop()
