@@ -204,3 +204,26 @@ def test_sync_nowait_blocks_for_room_and_raises_refusals_later(settings: Any) ->
     stream.close()
     rows = Event.objects.filter(dag_id="sync-nowait", type="node_state").count()
     assert rows == 51
+
+
+def test_closing_one_sync_stream_leaves_the_shared_loop_to_the_others() -> None:
+    # Celery's worker process runs every run's stream on one loop thread.
+    from dagstream_app.engine import LoopThread, SyncDagStream
+
+    shared = LoopThread()
+    try:
+        first = SyncDagStream(shared.run(DagStream.create("shared-1", nodes=["a"])), shared)
+        second = SyncDagStream.create("shared-2", nodes=["b"], loop=shared)
+        first.node_state("a", "completed")
+        first.close()
+        assert shared.thread.is_alive()
+        assert second.node_state("b", "running") > 0
+        second.nowait.node_state("b", "completed")
+        second.close()
+        assert shared.thread.is_alive()
+        assert Node.objects.get(dag_id="shared-2", node_id="b").status == "completed"
+    finally:
+        shared.stop()
+    own = SyncDagStream.open("shared-2")  # a loop of its own: closing stops it
+    own.close()
+    assert not own._loop.thread.is_alive()

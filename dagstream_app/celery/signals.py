@@ -33,8 +33,10 @@ from dagstream_app.celery.canvas import (
 )
 from dagstream_app.celery.options import options
 from dagstream_app.celery.outputs import error_text, json_output
+from dagstream_app.celery.stamps import inherited_stamps, message_tasks, stamp_headers
 
 if TYPE_CHECKING:
+    from dagstream_app.celery.process import Registry
     from dagstream_app.celery.runs import Run
 
 
@@ -86,10 +88,10 @@ def install(
     from dagstream_app.celery import tasks  # noqa: F401 - registers the gate tasks
 
 
-def _registry() -> Any:
-    from dagstream_app.celery import runs  # Django is set up once tasks run
+def _registry() -> Registry:
+    from dagstream_app.celery import process  # Django is set up once tasks run
 
-    return runs.registry
+    return process.registry
 
 
 def current() -> Active | None:
@@ -121,13 +123,11 @@ def _before_publish(headers: dict[str, Any] | None = None, body: Any = None, **_
         return
     if dag_id is not None and node is not None and active.run.knows(node):
         return  # chain order, a chord body: known already
-    from dagstream_app.celery import runs
-
-    root, after = runs.message_tasks(headers, body)
+    root, after = message_tasks(headers, body)
     added = active.run.add_runtime(
-        root, after, active.node, runs.inherited_stamps(task.request.stamps or {})
+        root, after, active.node, inherited_stamps(task.request.stamps or {})
     )
-    runs.stamp_headers(headers, root)
+    stamp_headers(headers, root)
     active.added.append(added)
 
 
@@ -143,6 +143,7 @@ def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
     if run is None:
         return
     from dagstream_app.celery import runs
+    from dagstream_app.engine import deltas
 
     parent = request.get(PARENT_HEADER)
     if node is None or not run.knows(node):
@@ -153,14 +154,7 @@ def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
     elif parent in run.labels and parent != node and parent not in run.preds.get(node, ()):
         run.add_edge(parent, node)  # after a replaced task's new work
     if task.name != BUDGET_GATE_TASK and run.status in runs.HELD:
-        run.send(
-            [
-                runs.Delta(
-                    "node_state",
-                    {"node_id": node, "status": "pending", "metrics": {"held": HELD_NOTE}},
-                )
-            ]
-        )
+        run.send([deltas.node_state(node, "pending", metrics={"held": HELD_NOTE})])
     status = run.status if task.name == BUDGET_GATE_TASK else run.hold()
     active = _active[task_id] = Active(run, node, time.monotonic())
     if status in runs.STOPPING:
@@ -185,12 +179,10 @@ def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
     metrics: dict[str, Any] = {"worker": request.hostname, "retries": request.retries or 0}
     if redelivered:
         metrics["redelivered"] = True
-    deltas = [runs.Delta("node_state", {"node_id": node, "status": "running", "metrics": metrics})]
+    reports = [deltas.node_state(node, "running", metrics=metrics)]
     if not request.retries and not redelivered:
-        deltas += [
-            runs.Delta("edge_active", {"src": p, "dst": node}) for p in sorted(run.preds[node])
-        ]
-    run.send(deltas)
+        reports += [deltas.edge_active(p, node) for p in sorted(run.preds[node])]
+    run.send(reports)
 
 
 def _end_metrics(active: Active, request: Any) -> dict[str, Any]:
@@ -205,31 +197,21 @@ def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
     active = _active.get(sender.request.id)
     if active is None or active.quiet:
         return
-    from dagstream_app.celery import runs
+    from dagstream_app.engine import deltas
 
     active.quiet = True
     run = active.run
-    run.send(
-        [
-            runs.Delta(
-                "node_state",
-                {
-                    "node_id": active.node,
-                    "status": "completed",
-                    "output": json_output(result, options.output_limit),
-                    "metrics": _end_metrics(active, sender.request),
-                },
-            )
-        ]
-    )
+    output = json_output(result, options.output_limit)
+    metrics = _end_metrics(active, sender.request)
+    run.send([deltas.node_state(active.node, "completed", output=output, metrics=metrics)])
     if not run.succs.get(active.node):
-        run.settle()
+        run.settler.settle()
 
 
 def _report_retry(active: Active, retries: int) -> None:
     """The task is about to be sent again: show it waiting, before another worker can
     start the next attempt (so the states arrive in the order they happened)."""
-    from dagstream_app.celery import runs
+    from dagstream_app.engine import deltas
 
     active.quiet = True  # this attempt is over; the next one reports again
     active.run.running.discard(active.node)
@@ -239,13 +221,7 @@ def _report_retry(active: Active, retries: int) -> None:
     reason = sys.exc_info()[1]  # the exception being handled by ``raise self.retry(...)``
     if reason is not None:
         metrics["retry_reason"] = error_text(reason)
-    active.run.write(
-        [
-            runs.Delta(
-                "node_state", {"node_id": active.node, "status": "waiting", "metrics": metrics}
-            )
-        ]
-    )
+    active.run.write([deltas.node_state(active.node, "waiting", metrics=metrics)])
 
 
 def _is_gate(active: Active) -> bool:
@@ -303,34 +279,25 @@ def _finish_elsewhere(stamps: Any, status: str, reason: str) -> None:
 
 def _finish(run: Run, node: str, status: str, reason: str, metrics: dict[str, Any]) -> None:
     """A node that will not complete: report it, skip what depended on it, end the run."""
-    from dagstream_app.celery import runs
+    from dagstream_app.engine import deltas
 
     label = run.labels.get(node, node)
-    deltas = [
-        runs.Delta(
-            "node_state",
-            {"node_id": node, "status": status, "output": {"error": reason}, "metrics": metrics},
-        )
-    ]
+    reports = [deltas.node_state(node, status, output={"error": reason}, metrics=metrics)]
     if status == "failed":
-        deltas.append(
-            runs.Delta("error", {"message": f"Task {label!r} failed: {reason}", "node_id": node})
-        )
-    deltas += [
-        runs.Delta("node_state", {"node_id": n, "status": "skipped"})
-        for n in run.descendants(node)
-        if not run.finished(n)
+        reports.append(deltas.error(f"Task {label!r} failed: {reason}", node_id=node))
+    reports += [
+        deltas.node_state(n, "skipped") for n in run.descendants(node) if not run.finished(n)
     ]
     run.running.discard(node)
-    run.send(deltas)
-    run.settle()
+    run.send(reports)
+    run.settler.settle()
 
 
 def _on_postrun(task_id: str = "", task: Any = None, state: str = "", **_: Any) -> None:
     active = _active.pop(task_id, None)
     if active is None:
         return
-    from dagstream_app.celery import runs
+    from dagstream_app.engine import deltas
 
     run = active.run
     run.running.discard(active.node)
@@ -341,19 +308,7 @@ def _on_postrun(task_id: str = "", task: Any = None, state: str = "", **_: Any) 
         else:
             output, status = {"ignored": True}, "skipped"
         metrics = _end_metrics(active, task.request)
-        run.send(
-            [
-                runs.Delta(
-                    "node_state",
-                    {
-                        "node_id": active.node,
-                        "status": status,
-                        "output": output,
-                        "metrics": metrics,
-                    },
-                )
-            ]
-        )
+        run.send([deltas.node_state(active.node, status, output=output, metrics=metrics)])
     if task.acks_late:
         # The message is acknowledged once this returns: its reports go first,
         # so a worker killed after the ack has lost nothing.
@@ -366,9 +321,9 @@ def _on_postrun(task_id: str = "", task: Any = None, state: str = "", **_: Any) 
 def _on_process_init(**_: Any) -> None:
     """A new pool child: nothing the parent had (runs, threads, locks) is ours."""
     _active.clear()
-    from dagstream_app.celery import runs
+    from dagstream_app.celery import process
 
-    runs.reset_after_fork()
+    process.reset_after_fork()
 
 
 def _on_process_shutdown(**_: Any) -> None:

@@ -11,7 +11,7 @@ an hour, and a worker restarted meanwhile loses nothing (the gate is
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import shared_task
 from celery._state import get_current_task
@@ -20,6 +20,10 @@ from celery.exceptions import Ignore
 from dagstream_app.celery.canvas import BUDGET_GATE_TASK, GATE_TASK
 from dagstream_app.celery.options import options
 from dagstream_app.celery.signals import Active, current
+from dagstream_app.celery.stamps import budget_step, inherited_stamps
+
+if TYPE_CHECKING:
+    from dagstream_app.engine import Decision, GateDecision
 
 
 class GateRejected(Exception):
@@ -37,18 +41,25 @@ def _active(what: str) -> Active:
     return active
 
 
-def _wait_for_decision(task: Any, presentation: dict[str, Any], **kwargs: Any) -> Any:
+def _wait_for_decision(
+    task: Any,
+    presentation: dict[str, Any],
+    *,
+    timeout: float | None = None,
+    default: Decision | None = None,
+) -> GateDecision:
     """Open this task's gate (once) and return its decision, or retry to look again later."""
     from dagstream_app import state
-    from dagstream_app.celery.runs import Delta
+    from dagstream_app.engine import deltas
 
     active = _active("A gate")
     run = active.run
-    if active.quiet or run.engine is None:
+    if active.quiet or run.writer.engine is None:
         raise Ignore()  # the run has ended (or this node already finished): nothing to ask
     if state.gate(run.dag_id, active.node) is None:
-        run.write([Delta("node_state", {"node_id": active.node, "status": "waiting"})])
-    decision = run.gate(active.node, presentation, options.gate_hold, **kwargs)
+        run.write([deltas.node_state(active.node, "waiting")])
+    hold = options.gate_hold
+    decision = run.writer.gate(active.node, presentation, hold, timeout=timeout, default=default)
     if decision is None:
         raise task.retry(countdown=options.gate_poll)
     return decision
@@ -63,7 +74,7 @@ def gate(
     title: str,
     body: str = "",
     timeout: float | None = None,
-    default: str | None = None,
+    default: Decision | None = None,
     **presentation: Any,
 ) -> dict[str, Any]:
     """A human gate in a chain: ``chain(draft.s(), gate.si(title="Publish?"), publish.s())``.
@@ -75,19 +86,14 @@ def gate(
     Reject raises :class:`GateRejected`: the run fails and the rest is skipped.
     With ``timeout`` seconds, ``default`` is decided if nobody decides in time.
     """
-    extra = {} if timeout is None else {"timeout": timeout, "default": default}
     shown = {"title": title, "body": body, **presentation}
-    decision = _wait_for_decision(self, shown, **extra)
+    if timeout is None:
+        decision = _wait_for_decision(self, shown)
+    else:
+        decision = _wait_for_decision(self, shown, timeout=timeout, default=default)
     if decision.decision == "reject":
-        who = decision.decided_by or "the timeout default"
-        raise GateRejected(
-            f"rejected by {who}" + (f": {decision.feedback}" if decision.feedback else "")
-        )
-    result: dict[str, Any] = {
-        "decision": decision.decision,
-        "feedback": decision.feedback,
-        "decided_by": decision.decided_by,
-    }
+        raise GateRejected(decision.rejection())
+    result: dict[str, Any] = {**decision.as_output()}
     if previous:
         result["input"] = previous[0]
     return result
@@ -112,10 +118,11 @@ def budget_gate(self: Any, presentation: dict[str, Any]) -> dict[str, Any]:
         return {"decision": "reject", "decided_by": decision.decided_by}
     policy = BudgetPolicy(presentation["budget"], presentation["step"], presentation["spent"])
     budget = policy.raise_for(decision)
-    assert run.stream is not None
-    run.stream.cost(budget=budget)
+    stream = run.writer.stream
+    assert stream is not None
+    stream.cost(budget=budget)
     with contextlib.suppress(Conflict):  # a person resumed (or ended) the run meanwhile
-        run.stream.set_state("running")
+        stream.set_state("running")
     return {"decision": decision.decision, "decided_by": decision.decided_by, "budget": budget}
 
 
@@ -132,10 +139,11 @@ def report_cost(amount: float) -> float | None:
 
     active = _active("report_cost()")
     run = active.run
-    if active.quiet or run.stream is None:
+    stream = run.writer.stream
+    if active.quiet or stream is None:
         return None
     try:
-        run.stream.cost(add=amount)  # InvalidDelta for a bad amount: the caller's error
+        stream.cost(add=amount)  # InvalidDelta for a bad amount: the caller's error
     except Conflict:
         return None
     dag = state.dag(run.dag_id)
@@ -148,24 +156,23 @@ def report_cost(amount: float) -> float | None:
 
 def _open_budget_gate(active: Active, budget: float, spent: float) -> None:
     """Pause the run and send a budget gate for it (unless another process just did)."""
-    from dagstream_app.celery import runs
     from dagstream_app.runner.budget import BudgetPolicy
     from dagstream_app.services import Conflict
 
     run = active.run
-    assert run.stream is not None
+    assert run.writer.stream is not None
     try:
-        run.stream.set_state("paused")
+        run.writer.stream.set_state("paused")
     except Conflict:
         return  # already paused: by a person, or by the task that crossed the budget first
     run.set_status("paused")
     task = get_current_task()
     request_stamps = (task.request.stamps if task is not None else None) or {}
     run.refresh()
-    policy = BudgetPolicy(budget, runs.budget_step(request_stamps) or budget, spent)
+    policy = BudgetPolicy(budget, budget_step(request_stamps) or budget, spent)
     question = policy.next_gate(set(run.labels))
     sig = budget_gate.si(presentation=question.presentation)
     sig.freeze()
     run.runtime_ids[sig.id] = question.id
-    run.add_runtime(sig, [], None, runs.inherited_stamps(request_stamps))
+    run.add_runtime(sig, [], None, inherited_stamps(request_stamps))
     sig.apply_async()

@@ -7,16 +7,16 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from dagstream_app import graph
+from dagstream_app.engine import Decision
 
 if TYPE_CHECKING:
     from dagstream_app.runner.context import Context
 
 TaskFn = Callable[["Context"], Any]
 PresentationFn = Callable[["Context"], Any]
-Decision = Literal["approve", "reject", "modify"]
 
 MAX_ID = 200
 

@@ -1,0 +1,338 @@
+"""The async engine handle: :class:`DagStream`, its report queue, flusher and heartbeat.
+
+Reports queue up in the stream and are written by one flusher task: every report
+made while a flush is in the database goes into the next one, so any number of
+concurrent calls share a transaction (:func:`services.apply`), and the events
+are published from the event loop, not from the database thread. Awaited calls
+return once their event is durable; ``stream.nowait`` reports without waiting,
+with bounded buffering (``ENGINE_BUFFER``) and its errors raised by the next
+call, by :meth:`DagStream.flush` or by :meth:`DagStream.close`.
+
+Gates and commands are read from the database, woken early by the DAG's
+control group (:mod:`.control`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from dagstream_app import broadcast, services, state
+from dagstream_app.conf import config
+from dagstream_app.engine.control import ControlChannel, wait_for
+from dagstream_app.engine.decisions import Command, Decision, GateDecision
+from dagstream_app.engine.reporting import BufferFull, Reporter, RunReports
+from dagstream_app.layer_messages import PublishedEvent
+from dagstream_app.models import Gate
+from dagstream_app.protocol import TERMINAL_STATUSES
+from dagstream_app.services import Delta
+
+__all__ = ["DagStream"]
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+# Deltas coalesced into one transaction at most.
+_BATCH_LIMIT = 1000
+
+
+def _db(func: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    return database_sync_to_async(func)  # type: ignore[no-any-return]
+
+
+class DagStream(RunReports[Coroutine[Any, Any, int]]):
+    """Async handle on one DAG execution. Build it with :meth:`create` or :meth:`open`.
+
+    Its reports (:class:`~.reporting.RunReports`) are coroutines that return
+    the event's seq once it is durable.
+    """
+
+    def __init__(self, dag_id: str, *, command_cursor: int, last_seq: int = 0) -> None:
+        self.dag_id = dag_id
+        self._cursor = command_cursor
+        # The DAG's last seq as of this stream's last flush: a flush that finds
+        # it moved on (someone else wrote) brings back the commands too.
+        self._known_seq = last_seq
+        self._learned: list[tuple[int, str]] = []  # commands a flush brought back
+        self._control = ControlChannel(dag_id)
+        self._queue: deque[tuple[Delta, asyncio.Future[Any] | None]] = deque()
+        self._flusher: asyncio.Task[None] | None = None
+        self._flushed = asyncio.Event()  # set whenever a flush ends
+        self._deferred: BaseException | None = None  # a nowait report's refusal
+        self.nowait = Reporter(self._submit_nowait)
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._reported_at = 0.0  # loop time of the last flush or heartbeat
+
+    # ---------------------------------------------------------- the queue
+
+    def raise_deferred(self) -> None:
+        """Raise the refusal of a ``nowait`` report not raised yet (once), if there is one."""
+        error, self._deferred = self._deferred, None
+        if error is not None:
+            raise error
+
+    def submit(self, delta: Delta) -> Coroutine[Any, Any, int]:
+        """Queue one report; awaited, its event's seq once it is durable."""
+        return self._report(delta)
+
+    def _enqueue(self, delta: Delta, future: asyncio.Future[Any] | None) -> None:
+        self._queue.append((delta, future))
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush_loop())
+
+    async def _report(self, delta: Delta) -> Any:
+        """Queue one report and wait until it is durable; its result (a seq, a gate)."""
+        self.raise_deferred()
+        limit = config().engine_buffer
+        while len(self._queue) >= limit:  # back-pressure: wait for the database
+            self._flushed.clear()
+            await self._flushed.wait()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._enqueue(delta, future)
+        return await future
+
+    def _submit_nowait(self, delta: Delta) -> None:
+        self.raise_deferred()
+        limit = config().engine_buffer
+        if len(self._queue) >= limit:
+            raise BufferFull(
+                f"{limit} reports of DAG {self.dag_id!r} are waiting for the database; "
+                "await a report or stream.flush() to let it catch up."
+            )
+        self._enqueue(delta, None)
+
+    def enqueue_tracked(self, delta: Delta, done: Callable[[], None]) -> None:
+        """Queue a report made by another thread's ``nowait``; ``done`` runs once it is
+        written. Call it on the stream's loop; a refusal is raised by its next call."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def finished(result: asyncio.Future[Any]) -> None:
+            error = result.exception()
+            if error is not None and self._deferred is None:
+                self._deferred = error
+            done()
+
+        future.add_done_callback(finished)
+        self._enqueue(delta, future)
+
+    async def _flush_loop(self) -> None:
+        try:
+            while self._queue:
+                count = min(len(self._queue), _BATCH_LIMIT)
+                batch = [self._queue.popleft() for _ in range(count)]
+                deltas = [delta for delta, _ in batch]
+                events: list[PublishedEvent] = []
+                wake = False
+                try:
+                    flushed = await _db(services.apply)(
+                        self.dag_id,
+                        deltas,
+                        publish=False,
+                        known_seq=self._known_seq,
+                        command_cursor=self._cursor,
+                    )
+                    results: list[Any] = flushed.results
+                    events, wake = flushed.events, flushed.wake_engine
+                    if flushed.last_seq:
+                        self._known_seq = flushed.last_seq
+                        self._learned.extend(flushed.commands)
+                except Exception as exc:  # noqa: BLE001 - the whole transaction failed
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future is None:
+                        if isinstance(result, BaseException) and self._deferred is None:
+                            self._deferred = result
+                    elif not future.done():
+                        if isinstance(result, BaseException):
+                            future.set_exception(result)
+                        else:
+                            future.set_result(result)
+                await broadcast.publish_async(self.dag_id, events, wake_engine=wake)
+                self._reported_at = asyncio.get_running_loop().time()
+                self._flushed.set()
+        finally:
+            self._flusher = None
+            self._flushed.set()
+
+    async def flush(self) -> None:
+        """Wait until every report made so far is durable; raise a ``nowait`` refusal."""
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        self.raise_deferred()
+
+    @classmethod
+    async def create(
+        cls,
+        dag_id: str,
+        *,
+        name: str = "",
+        nodes: Iterable[Any] = (),
+        edges: Iterable[Any] = (),
+        budget: float | None = None,
+    ) -> DagStream:
+        """Create and start a DAG. ``nodes``: ids or ``{"id", "label"}``; ``edges``: (src, dst)."""
+        dag = await _db(services.create_dag)(
+            dag_id, name=name, nodes=list(nodes), edges=list(edges), budget=budget
+        )
+        return cls(dag_id, command_cursor=dag.last_seq, last_seq=dag.last_seq)._start_heartbeat()
+
+    @classmethod
+    async def open(cls, dag_id: str) -> DagStream:
+        """Reattach to an existing DAG (after an engine restart)."""
+        progress = await _db(state.progress)(dag_id)
+        if progress is None:
+            raise services.NotFound(f"Unknown DAG {dag_id!r}.")
+        last_seq, status = progress
+        cursor = last_seq
+        if status in ("paused", "cancelling"):
+            # A person paused or cancelled while no engine was attached: the
+            # command that put the run in this state is delivered first.
+            latest = await _db(state.latest_command_seq)(dag_id)
+            cursor = latest - 1 if latest is not None else last_seq
+        return cls(dag_id, command_cursor=cursor, last_seq=last_seq)._start_heartbeat()
+
+    # ---------------------------------------------------------- heartbeat
+
+    def _start_heartbeat(self) -> DagStream:
+        self._reported_at = asyncio.get_running_loop().time()
+        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        return self
+
+    async def _heartbeat_loop(self) -> None:
+        """While the stream is open and quiet, tell the server the engine is alive."""
+        loop = asyncio.get_running_loop()
+        every = float(config().engine_heartbeat_seconds)
+        while True:
+            await asyncio.sleep(max(0.0, self._reported_at + every - loop.time()))
+            if loop.time() - self._reported_at < every:
+                continue  # a flush reported since: that was the heartbeat
+            self._reported_at = loop.time()
+            try:
+                if not await _db(services.heartbeat)(self.dag_id):
+                    return  # the run has ended: nothing left to watch
+            except Exception:
+                log.warning("dagstream engine: heartbeat failed", exc_info=True)
+
+    async def status(self) -> str:
+        """The DAG's current execution status."""
+        progress = await _db(state.progress)(self.dag_id)
+        if progress is None:
+            raise services.NotFound(f"Unknown DAG {self.dag_id!r}.")
+        return progress[1]
+
+    # ------------------------------------------------ decisions, commands
+
+    async def gate(
+        self,
+        node_id: str,
+        presentation: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        default: Decision | None = None,
+    ) -> GateDecision:
+        """Open a human gate and wait for its decision (first decision wins).
+
+        A gate decided earlier (say, while this engine was away) returns at once.
+        With ``timeout`` seconds, ``default`` is recorded as a system decision
+        if nobody decides in time.
+        """
+        if (timeout is None) != (default is None):
+            raise ValueError("timeout and default go together.")
+        if timeout is not None and timeout < 0:
+            raise ValueError("timeout must not be negative.")
+        await self._control.listen()
+        timeout_at = timezone.now() + timedelta(seconds=timeout) if timeout is not None else None
+        wake = self._control.wake
+        gate: Gate = await self._report(
+            Delta(
+                "open_gate",
+                {
+                    "node_id": node_id,
+                    "presentation": presentation,
+                    "timeout_at": timeout_at,
+                    "default": default,
+                },
+            )
+        )
+        poll = config().idle_check_seconds
+        while True:
+            if gate.status != Gate.Status.PENDING:
+                return GateDecision.from_gate(gate)
+            wait = poll
+            if gate.timeout_at is not None:
+                left = (gate.timeout_at - timezone.now()).total_seconds()
+                if left <= 0:
+                    try:
+                        gate = await _db(services.decide_gate)(
+                            self.dag_id, node_id, gate.default_decision or "reject"
+                        )
+                    except services.Conflict as exc:
+                        if exc.decision is None:
+                            raise  # the DAG has finished: nobody can decide this gate now
+                        # someone decided first; read it below
+                    wait = 0
+                else:
+                    wait = min(poll, left)
+            if wait:
+                await wait_for(wake, wait)
+            wake = self._control.wake  # taken before the read, so no wake-up falls between
+            found = await _db(state.gate)(self.dag_id, node_id)
+            if found is None:
+                raise services.NotFound(f"Gate {node_id!r} of DAG {self.dag_id!r} vanished.")
+            gate = found
+            if gate.status == Gate.Status.PENDING and gate.dag.is_terminal:
+                raise services.Conflict(
+                    f"DAG {self.dag_id!r} is {gate.dag.status}; gate {node_id!r} stays undecided."
+                )
+
+    async def commands(self) -> AsyncIterator[Command]:
+        """Yield each pause / resume / cancel once, in order; ends when the run ends."""
+        await self._control.listen()
+        poll = config().idle_check_seconds
+        while True:
+            wake = self._control.wake
+            rows, status = await _db(state.commands_after)(self.dag_id, self._cursor)
+            for seq, kind in rows:
+                self._cursor = seq
+                yield Command(type=kind, seq=seq)  # type: ignore[arg-type]
+            if status in TERMINAL_STATUSES:
+                return
+            if not rows:
+                await wait_for(wake, poll)
+
+    async def pending_commands(self) -> list[Command]:
+        """The people's commands this stream has not returned yet, without waiting.
+
+        While reports are queued or being written, that is what the last flush
+        brought back: each flush tells whether anyone else wrote to the DAG
+        since the previous one, and returns their commands (so the news is at
+        most one flush old, a few milliseconds). With nothing to write, it
+        reads the database.
+        """
+        if self._queue or self._flusher is not None:
+            rows = [row for row in self._learned if row[0] > self._cursor]
+        else:
+            rows, _ = await _db(state.commands_after)(self.dag_id, self._cursor)
+        self._learned.clear()
+        if rows:
+            self._cursor = rows[-1][0]
+        return [Command(type=kind, seq=seq) for seq, kind in rows]  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        """Write what is queued, stop listening and the heartbeat; raise a ``nowait``
+        refusal not yet raised."""
+        try:
+            await self.flush()
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+                self._heartbeat = None
+            await self._control.stop()
