@@ -18,7 +18,7 @@ export function backoffDelay(attempt: number, random?: () => number, options?: B
 export function ticketFetcher(url: string, init?: RequestInit): () => Promise<string>;
 /**
  * @import { Ack, ClientCommand, CommandId, DagSnapshot, Decision, ErrorCode, ErrorReply,
- *   ServerEvent, ServerMessage } from "./protocol.js"
+ *   ServerEvent, ServerMessage, ServerReply } from "./protocol.js"
  */
 /** Close codes after which the client does not reconnect (docs/protocol.md). */
 export const TERMINAL_CLOSE_CODES: readonly number[];
@@ -67,7 +67,7 @@ export class CommandError extends Error {
      * @param {ErrorReply["decision"]} [decision] who decided first, on a `conflict` at a gate.
      */
     constructor(code: ErrorCode | "disconnected", message: string, id: CommandId | null, decision?: ErrorReply["decision"]);
-    code: "disconnected" | "conflict" | "forbidden" | "invalid_json" | "invalid_message" | "not_found" | "rate_limited" | "too_large" | "unknown_type";
+    code: "disconnected" | "conflict" | "forbidden" | "invalid_json" | "invalid_message" | "invalid_parameter" | "method_not_allowed" | "not_found" | "rate_limited" | "too_large" | "unauthenticated" | "unknown_type";
     id: CommandId | null;
     decision: {
         [k: string]: unknown;
