@@ -1,11 +1,13 @@
 """The dashboard's live messages: read with :mod:`state`, render with :mod:`render`.
 
-Each event's fragments are rendered once per (DAG, seq, frame, permission
-variant) per process and cached, so a thousand viewers cost one render, and a
-message whose fragments are all cached costs no query at all. A message for
-several events (a viewer that fell behind) is conflated: each node's slot,
-the progress line and the cost card only as of the last event, gates, errors,
-the run's state and results all of them (:func:`render.conflate`).
+An event's fragments are its type's (:mod:`dagstream_app.events`), then its
+timeline entry. They are rendered once per (DAG, seq, frame, permission variant)
+per process and cached, so a thousand viewers cost one render, and a message
+whose fragments are all cached costs no query at all. A message for several
+events (a viewer that fell behind) is conflated (:func:`conflate`): each node's
+slot, the progress line and the cost card only as of the last event, gates,
+errors, the run's state and results all of them. The regions its events redraw
+(the progress line, the Gantt view) are drawn once, as of the message's last event.
 """
 
 from __future__ import annotations
@@ -16,15 +18,23 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Generic, TypeVar
 
-from dagstream_app import protocol, render, state
-from dagstream_app.protocol import DagSnapshot
+from dagstream_app import events, protocol, state
+from dagstream_app.dagviews import DagSnapshot, Working
+from dagstream_app.render.format import TIMELINE_LENGTH, Part, Perms
+from dagstream_app.render.gantt import gantt_html
+from dagstream_app.render.page import regions
+from dagstream_app.render.regions import list_notice_html, progress_html, row_html, seq_marker
+from dagstream_app.render.timeline import timeline_entry_html
 
 # (dag_id, seq, frame, perms): the frame (with its timestamp) tells apart a DAG
 # deleted and created again under the same id, whose seqs start over.
-CacheKey = tuple[str, int, str, render.Perms]
-Parts = tuple[render.Part, ...]
+CacheKey = tuple[str, int, str, Perms]
+Parts = tuple[Part, ...]
 V = TypeVar("V")
 K = TypeVar("K")
+TIMELINE_SLOT = "timeline"
+# The regions drawn once per message, in the order they end it.
+REDRAWN: tuple[events.Redraw, ...] = ("progress", "gantt")
 
 
 class FragmentCache(Generic[V, K]):
@@ -58,81 +68,116 @@ cache: FragmentCache[Parts, CacheKey] = FragmentCache()
 # The regions drawn once per message (the progress line, the Gantt view), as of
 # the message's last event: every viewer's message for those events ends with them.
 MessageKey = tuple[str, int, str, str]
-message_cache: FragmentCache[render.Part, MessageKey] = FragmentCache(2_000)
+message_cache: FragmentCache[Part, MessageKey] = FragmentCache(2_000)
 
 
-def cached_events_html(
-    dag_id: str, events: Sequence[tuple[int, str]], perms: render.Perms
-) -> str | None:
-    """The message for ``events`` if every fragment is cached (no database), else None."""
-    parts: list[render.Part] = []
-    for seq, frame in events:
+def cached_events_html(dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms) -> str | None:
+    """The message for ``frames`` if every fragment is cached (no database), else None."""
+    parts: list[Part] = []
+    for seq, frame in frames:
         cached = cache.get((dag_id, seq, frame, perms))
         if cached is None:
             return None
         parts.extend(cached)
-    for region in _message_keys(dag_id, events):
+    for region in _message_keys(dag_id, frames):
         found = message_cache.get(region)
         if found is None:
             return None
         parts.append(found)
-    return render.conflate(parts) + render.seq_marker(events[-1][0])
+    return conflate(parts) + seq_marker(frames[-1][0])
 
 
-def events_html(dag_id: str, events: Sequence[tuple[int, str]], perms: render.Perms) -> str:
-    """One message for ``events``: their fragments in order (conflated), then the seq marker."""
-    parts: list[render.Part] = []
-    for seq, frame in events:
+def events_html(dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms) -> str:
+    """One message for ``frames``: their fragments in order (conflated), then the seq marker."""
+    parts: list[Part] = []
+    for seq, frame in frames:
         key = (dag_id, seq, frame, perms)
         cached = cache.get(key)
         if cached is None:
             event = json.loads(frame)
             work = state.live_state(dag_id, event)
-            cached = tuple(render.event_parts(dag_id, seq, event, work, perms))
+            cached = tuple(event_parts(dag_id, seq, event, work, perms))
             cache.put(key, cached)
         parts.extend(cached)
-    for region in _message_keys(dag_id, events):
+    for region in _message_keys(dag_id, frames):
         found = message_cache.get(region)
         if found is None:
             found = _message_part(dag_id, region[3])
             message_cache.put(region, found)
         parts.append(found)
-    return render.conflate(parts) + render.seq_marker(events[-1][0])
+    return conflate(parts) + seq_marker(frames[-1][0])
 
 
-def _message_keys(dag_id: str, events: Sequence[tuple[int, str]]) -> list[MessageKey]:
-    """The once-per-message regions ``events`` change, keyed as of the last of them."""
-    kinds = {protocol.frame_type(frame) for _, frame in events}
-    seq, last = events[-1]
-    return [
-        (dag_id, seq, last, region)
-        for region, changed_by in (
-            ("progress", render.PROGRESS_EVENTS),
-            ("gantt", state.GANTT_EVENTS),
-        )
-        if kinds & changed_by
-    ]
+def event_parts(
+    dag_id: str, seq: int, event: events.EventData, work: Working, perms: Perms
+) -> list[Part]:
+    """One event as out-of-band fragments for only what it changed (without the seq marker).
+
+    ``work`` is what the fragments show (:func:`dagstream_app.state.live_state`).
+    Its type's fragments come first (node slots, the cost card and the edge
+    flash are latest-wins; gates, the run's state and its results never drop),
+    then its timeline entry. The progress line and the Gantt view are drawn
+    once per message.
+    """
+    kind = events.kind_of(event["type"])
+    parts = [] if kind is None else kind.fragments(dag_id, seq, event, work, perms)
+    labels = {node_id: work.label(node_id) for node_id in events.named_nodes(event)}
+    entry = timeline_entry_html(event, labels)
+    parts.append((TIMELINE_SLOT, f'<ol hx-swap-oob="afterbegin:#timeline">{entry}</ol>'))
+    return parts
 
 
-def _message_part(dag_id: str, region: str) -> render.Part:
+def conflate(parts: Sequence[Part]) -> str:
+    """Fragments of several events in order, each slot's last only, the last timeline entries."""
+    last: dict[str, int] = {}
+    for index, (slot, _) in enumerate(parts):
+        if slot is not None and slot != TIMELINE_SLOT:
+            last[slot] = index
+    entries = [i for i, (slot, _) in enumerate(parts) if slot == TIMELINE_SLOT]
+    kept_entries = set(entries[-TIMELINE_LENGTH:])
+    return "".join(
+        html
+        for index, (slot, html) in enumerate(parts)
+        if slot is None
+        or (slot == TIMELINE_SLOT and index in kept_entries)
+        or last.get(slot) == index
+    )
+
+
+def _message_keys(dag_id: str, frames: Sequence[tuple[int, str]]) -> list[MessageKey]:
+    """The once-per-message regions ``frames`` change, keyed as of the last of them."""
+    redrawn: set[str] = set()
+    for kind_name in {protocol.frame_type(frame) for _, frame in frames}:
+        kind = events.kind_of(kind_name)
+        if kind is not None:
+            redrawn |= kind.redraws
+    seq, last = frames[-1]
+    return [(dag_id, seq, last, region) for region in REDRAWN if region in redrawn]
+
+
+def _message_part(dag_id: str, region: str) -> Part:
     # Read now: the regions may be a little ahead of the message, never behind.
     if region == "gantt":
-        return ("gantt", render.gantt_html(state.gantt(dag_id), oob=True))
+        return ("gantt", gantt_html(state.gantt(dag_id), oob=True))
     found = state.progress(dag_id)
     status = found[1] if found else "running"
-    return ("progress", render.progress_html(state.node_counts(dag_id), status, oob=True))
+    return ("progress", progress_html(state.node_counts(dag_id), status, oob=True))
 
 
-def snapshot_message(snap: DagSnapshot, perms: render.Perms) -> str:
+def snapshot_message(snap: DagSnapshot, perms: Perms) -> str:
     """Every region re-rendered out of band (a resume that could not replay)."""
-    events = state.recent_events(snap.dag_id, render.TIMELINE_LENGTH, snap.last_seq)
+    recent = state.recent_events(snap.dag_id, TIMELINE_LENGTH, snap.last_seq)
     health = state.engine_health(snap.dag_id)
     gantt = state.gantt(snap.dag_id)
-    return render.snapshot_message(snap, perms, events, health=health, gantt=gantt)
+    parts = regions(snap, perms, recent, oob=True, health=health, gantt=gantt)
+    return "".join(parts.values()) + seq_marker(snap.last_seq)
 
 
 def index_message(pending: Mapping[str, int], new_runs: int) -> str:
     """Rows of the changed DAGs on a list page (out of band), and the new-runs notice."""
     # One query per throttle window per list page; rows are not cached, since
     # the list's messages carry no event to tell a re-created DAG apart.
-    return render.index_message(state.run_rows(list(pending)), new_runs)
+    parts = [row_html(row, oob=True) for row in state.run_rows(list(pending))]
+    if new_runs:
+        parts.append(list_notice_html(new_runs))
+    return "".join(parts)

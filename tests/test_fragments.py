@@ -260,8 +260,7 @@ def test_frame_json_is_what_services_publish(dag: Dag) -> None:
     services.node_state("etl-1", "extract", "failed", output=EVIL)
     seq, frame = state.event_frames("etl-1", 0)[-1]
     assert json.loads(frame)["seq"] == seq
-    event = json.loads(frame)
-    html = render.event_html("etl-1", seq, event, state.live_state("etl-1", event), ALL)
+    html = last_fragment()  # the consumer's path: frame -> live_state -> fragments
     assert EVIL not in html and "s-failed" in html
 
 

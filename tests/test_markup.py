@@ -130,5 +130,5 @@ def test_admin_pages_load_the_stylesheet_that_wraps_json(db: Any, make_user: Any
     ):
         html = client.get(url).content.decode()
         assert "dagstream_app/admin.css" in html
-    css = Path(render.__file__).parent / "static" / "dagstream_app" / "admin.css"
+    css = Path(render.__file__).parents[1] / "static" / "dagstream_app" / "admin.css"
     assert "white-space: pre-wrap" in css.read_text()

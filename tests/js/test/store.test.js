@@ -5,8 +5,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import {
+  EVENT_REDUCERS,
   applyEvent,
   applyEvents,
+  deepFreeze,
   fromSnapshot,
 } from "../../../dagstream_app/static/dagstream_app/client/store.js";
 import { nodeState, snapshot } from "../support/fake-server.js";
@@ -205,4 +207,26 @@ test("edge_active and error events change nothing but last_seq", () => {
   ]);
   assert.deepEqual({ ...next, last_seq: 3 }, { ...dag });
   assert.equal(next.last_seq, 5);
+});
+
+test("a new event type is one more entry in EVENT_REDUCERS", () => {
+  const dag = base();
+  const checkpoint = event(4, "checkpoint", { label: "half way" });
+  assert.equal(applyEvent(dag, checkpoint).results, null, "without an entry: only the seq");
+  EVENT_REDUCERS.checkpoint = (draft, e) => {
+    draft.dag.results = deepFreeze({ checkpoint: e.label });
+  };
+  try {
+    const next = applyEvent(dag, checkpoint);
+    assert.deepEqual([next.results, next.last_seq], [{ checkpoint: "half way" }, 4]);
+    assert.equal(next.nodes, dag.nodes);
+  } finally {
+    delete EVENT_REDUCERS.checkpoint;
+  }
+});
+
+test("an event type named like an Object property is not applied", () => {
+  const dag = base();
+  const next = applyEvent(dag, event(4, "toString", {}));
+  assert.deepEqual({ ...next, last_seq: 3 }, { ...dag });
 });

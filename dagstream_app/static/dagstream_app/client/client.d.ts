@@ -11,7 +11,7 @@ export function ticketFetcher(url: string, init?: RequestInit): () => Promise<st
 export { backoffDelay };
 /**
  * @import { Ack, ClientCommand, CommandId, DagSnapshot, Decision, ErrorCode, ErrorReply,
- *   ServerEvent, ServerMessage } from "./protocol.js"
+ *   ServerEvent, ServerMessage, ServerReply } from "./protocol.js"
  */
 /** Close codes after which the client does not reconnect (docs/protocol.md). */
 export const TERMINAL_CLOSE_CODES: readonly number[];

@@ -13,7 +13,7 @@ export { backoffDelay };
 
 /**
  * @import { Ack, ClientCommand, CommandId, DagSnapshot, Decision, ErrorCode, ErrorReply,
- *   ServerEvent, ServerMessage } from "./protocol.js"
+ *   ServerEvent, ServerMessage, ServerReply } from "./protocol.js"
  */
 
 /** Close codes after which the client does not reconnect (docs/protocol.md). */
@@ -400,7 +400,7 @@ export class DagStreamClient {
         this.#take(message, fresh);
       } else {
         this.#flush(fresh);
-        this.#handle(message);
+        this.#handle(/** @type {ServerReply} */ (message));
       }
     }
     this.#flush(fresh);
@@ -454,7 +454,7 @@ export class DagStreamClient {
     });
   }
 
-  /** @param {ServerMessage} message a message without a seq, or a snapshot */
+  /** @param {ServerReply} message a reply (no seq), or a snapshot: events never come here */
   #handle(message) {
     switch (message.type) {
       case "snapshot":
@@ -465,23 +465,12 @@ export class DagStreamClient {
         this.#settle(message.id)?.resolve(message);
         break;
       case "error":
-        if ("code" in message) {
-          this.#settle(message.id)?.reject(
-            new CommandError(message.code, message.message, message.id ?? null, message.decision),
-          );
-        }
+        this.#settle(message.id)?.reject(
+          new CommandError(message.code, message.message, message.id ?? null, message.decision),
+        );
         break;
       case "keepalive":
         break; // it arrived: that is all it says
-      case "node_state":
-      case "edge_active":
-      case "dag_mutated":
-      case "cost_update":
-      case "execution_complete":
-      case "human_gate_waiting":
-      case "gate_decided":
-      case "execution_state":
-        break; // events carry a seq and never come here
       default: {
         /** @type {never} */
         const unknown = message;

@@ -35,5 +35,48 @@ export function applyEvent(dag: DagSnapshot, event: ServerEvent): DagSnapshot;
 export const FINISHED_NODE_STATUSES: readonly string[];
 /** A run in one of these is over: nothing follows. */
 export const TERMINAL_STATUSES: readonly string[];
+/**
+ * How each event type changes the state, one entry per type: the browser's side
+ * of each type's reducer in dagstream_app/events/. A new event type is one more
+ * entry (TypeScript checks that every type of protocol.d.ts has one).
+ * @type {{ [K in ServerEvent["type"]]: (draft: Draft, event: Extract<ServerEvent, { type: K }>) => void }}
+ */
+export const EVENT_REDUCERS: { [K in ServerEvent["type"]]: (draft: Draft, event: Extract<ServerEvent, {
+    type: K;
+}>) => void; };
 import type { DagSnapshot } from "./protocol.js";
 import type { ServerEvent } from "./protocol.js";
+/** Copy-on-write state of one batch of events: each list is copied at most once. */
+declare class Draft {
+    /** @param {DagSnapshot} dag */
+    constructor(dag: DagSnapshot);
+    /** @type {DagSnapshot} */
+    dag: DagSnapshot;
+    /** @type {NodeView[] | null} */
+    nodes: NodeView[] | null;
+    /** @type {EdgeView[] | null} */
+    edges: EdgeView[] | null;
+    /** @type {GateView[] | null} */
+    gates: GateView[] | null;
+    /** @returns {NodeView[]} */
+    ownNodes(): NodeView[];
+    /** @returns {EdgeView[]} */
+    ownEdges(): EdgeView[];
+    /** @returns {GateView[]} */
+    ownGates(): GateView[];
+    /** @returns {NodeView[]} */
+    currentNodes(): NodeView[];
+    /** @param {ServerEvent} event */
+    apply(event: ServerEvent): void;
+    /** @param {DagMutated["mutation"]} mutation */
+    mutate(mutation: DagMutated["mutation"]): void;
+    /** @param {GateView} gate */
+    putGate(gate: GateView): void;
+    /** @returns {DagSnapshot} */
+    finish(): DagSnapshot;
+}
+import type { NodeView } from "./protocol.js";
+import type { EdgeView } from "./protocol.js";
+import type { GateView } from "./protocol.js";
+import type { DagMutated } from "./protocol.js";
+export {};

@@ -1,6 +1,7 @@
 // dagstream's DAG state, folded from events: the browser's side of
-// dagstream_app/replay.py (tests/test_js_client.py checks that both agree
-// with the server's snapshot). Pure functions over frozen snapshots.
+// dagstream_app/replay.py, one entry of EVENT_REDUCERS per event type
+// (tests/test_js_client.py checks that both agree with the server's snapshot).
+// Pure functions over frozen snapshots.
 
 /**
  * @import { DagSnapshot, DagMutated, EdgeView, GateView, NodeView, ServerEvent }
@@ -139,81 +140,12 @@ class Draft {
   /** @param {ServerEvent} event */
   apply(event) {
     this.dag.last_seq = event.seq;
-    switch (event.type) {
-      case "node_state": {
-        const nodes = this.currentNodes();
-        const at = positions(nodes).get(event.node_id);
-        if (at === undefined) break; // not in the DAG: the server never sends this
-        const node = nodes[at];
-        const finished = FINISHED_NODE_STATUSES.includes(event.status);
-        this.ownNodes()[at] = Object.freeze({
-          ...node,
-          status: event.status,
-          output: event.output ?? node.output,
-          metrics:
-            event.metrics && Object.keys(event.metrics).length
-              ? deepFreeze({ ...node.metrics, ...event.metrics })
-              : node.metrics,
-          started_at:
-            event.status === "running" && node.started_at === null ? event.ts : node.started_at,
-          finished_at: finished ? event.ts : node.finished_at,
-        });
-        if (event.output !== undefined) deepFreeze(event.output);
-        break;
-      }
-      case "edge_active":
-        break; // data flowing changes no state
-      case "dag_mutated":
-        this.mutate(event.mutation);
-        break;
-      case "cost_update":
-        this.dag.spent = event.spent;
-        this.dag.budget = event.budget ?? null;
-        this.dag.remaining = this.dag.budget === null ? null : this.dag.budget - this.dag.spent;
-        break;
-      case "execution_complete":
-        this.dag.results = deepFreeze(event.results ?? null);
-        break;
-      case "human_gate_waiting":
-        this.putGate(
-          Object.freeze({
-            node_id: event.node_id,
-            presentation: deepFreeze(event.presentation),
-            status: "pending",
-            decision: null,
-            feedback: "",
-            decided_by: "",
-            decided_at: null,
-          }),
-        );
-        break;
-      case "gate_decided": {
-        const waiting = (this.gates ?? this.dag.gates).find((g) => g.node_id === event.node_id);
-        this.putGate(
-          Object.freeze({
-            node_id: event.node_id,
-            presentation: waiting ? waiting.presentation : Object.freeze({}),
-            status: GATE_STATUS[event.decision],
-            decision: event.decision,
-            feedback: event.feedback || "",
-            decided_by: event.decided_by || "",
-            decided_at: event.ts,
-          }),
-        );
-        break;
-      }
-      case "execution_state":
-        this.dag.status = event.state;
-        if (TERMINAL_STATUSES.includes(event.state)) this.dag.finished_at = event.ts;
-        break;
-      case "error":
-        break; // an error alone changes no state (a failure is an execution_state)
-      default: {
-        /** @type {never} */
-        const unknown = event;
-        void unknown; // a newer server's event type: only its seq counts
-      }
-    }
+    // A newer server's event type without an entry: only its seq counts.
+    if (!Object.hasOwn(EVENT_REDUCERS, event.type)) return;
+    const reduce = /** @type {(draft: Draft, event: ServerEvent) => void} */ (
+      EVENT_REDUCERS[event.type]
+    );
+    reduce(this, event);
   }
 
   /** @param {DagMutated["mutation"]} mutation */
@@ -278,3 +210,76 @@ class Draft {
     return Object.freeze(this.dag);
   }
 }
+
+/**
+ * How each event type changes the state, one entry per type: the browser's side
+ * of each type's reducer in dagstream_app/events/. A new event type is one more
+ * entry (TypeScript checks that every type of protocol.d.ts has one).
+ * @type {{ [K in ServerEvent["type"]]: (draft: Draft, event: Extract<ServerEvent, { type: K }>) => void }}
+ */
+export const EVENT_REDUCERS = {
+  node_state(draft, event) {
+    const nodes = draft.currentNodes();
+    const at = positions(nodes).get(event.node_id);
+    if (at === undefined) return; // not in the DAG: the server never sends this
+    const node = nodes[at];
+    const finished = FINISHED_NODE_STATUSES.includes(event.status);
+    draft.ownNodes()[at] = Object.freeze({
+      ...node,
+      status: event.status,
+      output: event.output ?? node.output,
+      metrics:
+        event.metrics && Object.keys(event.metrics).length
+          ? deepFreeze({ ...node.metrics, ...event.metrics })
+          : node.metrics,
+      started_at:
+        event.status === "running" && node.started_at === null ? event.ts : node.started_at,
+      finished_at: finished ? event.ts : node.finished_at,
+    });
+    if (event.output !== undefined) deepFreeze(event.output);
+  },
+  edge_active() {}, // data flowing changes no state
+  dag_mutated(draft, event) {
+    draft.mutate(event.mutation);
+  },
+  cost_update(draft, event) {
+    draft.dag.spent = event.spent;
+    draft.dag.budget = event.budget ?? null;
+    draft.dag.remaining = draft.dag.budget === null ? null : draft.dag.budget - draft.dag.spent;
+  },
+  execution_complete(draft, event) {
+    draft.dag.results = deepFreeze(event.results ?? null);
+  },
+  human_gate_waiting(draft, event) {
+    draft.putGate(
+      Object.freeze({
+        node_id: event.node_id,
+        presentation: deepFreeze(event.presentation),
+        status: "pending",
+        decision: null,
+        feedback: "",
+        decided_by: "",
+        decided_at: null,
+      }),
+    );
+  },
+  gate_decided(draft, event) {
+    const waiting = (draft.gates ?? draft.dag.gates).find((g) => g.node_id === event.node_id);
+    draft.putGate(
+      Object.freeze({
+        node_id: event.node_id,
+        presentation: waiting ? waiting.presentation : Object.freeze({}),
+        status: GATE_STATUS[event.decision],
+        decision: event.decision,
+        feedback: event.feedback || "",
+        decided_by: event.decided_by || "",
+        decided_at: event.ts,
+      }),
+    );
+  },
+  execution_state(draft, event) {
+    draft.dag.status = event.state;
+    if (TERMINAL_STATUSES.includes(event.state)) draft.dag.finished_at = event.ts;
+  },
+  error() {}, // an error alone changes no state (a failure is an execution_state)
+};

@@ -1,0 +1,27 @@
+"""``error``: something went wrong, at a node or in the run (it shows in the timeline only).
+
+An error alone changes no state: a failure is a ``node_state`` or ``execution_state``.
+"""
+
+from __future__ import annotations
+
+from dagstream_app.events.registry import EventData, EventKind, Namer, Wording, no_change
+from dagstream_app.vocabulary import EventPayload, NodeId
+
+
+class ErrorEvent(EventPayload, tag="error"):
+    message: str
+    node_id: NodeId | None = None
+
+
+def describe(event: EventData, name: Namer) -> Wording:
+    node_id = event.get("node_id")
+    return Wording(
+        icon="alert",
+        tone="failed",
+        subject=name(node_id) if node_id else "Run",
+        text=event["message"],
+    )
+
+
+KIND = EventKind(ErrorEvent, no_change, describe)

@@ -1,0 +1,42 @@
+"""``execution_state``: the run's state changed (paused, resumed, cancelled, ended)."""
+
+from __future__ import annotations
+
+from dagstream_app.dagviews import Working
+from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
+from dagstream_app.render.format import STATUS_ICONS, Part, Perms
+from dagstream_app.render.regions import controls_html, status_html
+from dagstream_app.vocabulary import TERMINAL_STATUSES, EventPayload, ExecutionStatus
+
+
+class ExecutionState(EventPayload, tag="execution_state"):
+    state: ExecutionStatus
+
+
+def reduce(work: Working, event: EventData) -> None:
+    work.status = event["state"]
+    if work.status in TERMINAL_STATUSES:
+        work.finished_at = event["ts"]
+
+
+def describe(event: EventData, name: Namer) -> Wording:
+    state = event["state"]
+    return Wording(icon=STATUS_ICONS.get(state, "pending"), tone=state, subject="Run", text=state)
+
+
+def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:
+    """The status badge and the controls."""
+    return [
+        (None, status_html(work.status, work.created_at, work.finished_at, oob=True)),
+        (None, controls_html(dag_id, work.status, perms[1], oob=True)),
+    ]
+
+
+KIND = EventKind(
+    ExecutionState,
+    reduce,
+    describe,
+    fragments,
+    reads=frozenset({"run"}),
+    redraws=frozenset({"progress", "gantt"}),
+)

@@ -1,0 +1,53 @@
+"""``gate_decided``: a person (or the system) decided a gate."""
+
+from __future__ import annotations
+
+from dagstream_app.dagviews import GateView, Working
+from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
+from dagstream_app.render.format import Part, Perms
+from dagstream_app.render.regions import gate_html
+from dagstream_app.vocabulary import DECISION_TO_GATE_STATUS, Decision, EventPayload, NodeId
+
+
+class GateDecided(EventPayload, tag="gate_decided"):
+    node_id: NodeId
+    decision: Decision
+    feedback: str
+    decided_by: str
+
+
+def reduce(work: Working, event: EventData) -> None:
+    node_id, decision = event["node_id"], event["decision"]
+    waiting = work.gates.get(node_id)
+    work.gates[node_id] = GateView(
+        node_id=node_id,
+        presentation=waiting.presentation if waiting is not None else {},
+        status=DECISION_TO_GATE_STATUS[decision],
+        decision=decision,
+        feedback=event.get("feedback") or "",
+        decided_by=event.get("decided_by") or "",
+        decided_at=event["ts"],
+    )
+
+
+def describe(event: EventData, name: Namer) -> Wording:
+    who = event.get("decided_by") or "the system"
+    past = DECISION_TO_GATE_STATUS.get(event["decision"], event["decision"])
+    return Wording(
+        icon="gate", tone="info", subject=name(event["node_id"]), text=f"{past} by {who}"
+    )
+
+
+def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:
+    """The gate's card, replaced by the decided one."""
+    return [(None, gate_html(dag_id, work.gates[event["node_id"]], perms[0], oob=True))]
+
+
+KIND = EventKind(
+    GateDecided,
+    reduce,
+    describe,
+    fragments,
+    reads=frozenset({"gate"}),
+    redraws=frozenset({"gantt"}),
+)

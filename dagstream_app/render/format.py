@@ -1,0 +1,115 @@
+"""What every fragment shares: DOM ids, URLs, durations, JSON for people, icons.
+
+Also the shapes the renderers take and give: :data:`Perms` (what the viewer may
+do) and :data:`Part` (one fragment of a live message with the slot it replaces).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+
+from dagstream_app.vocabulary import CLOSE_CODES
+
+# How many events the timeline shows (the page trims to it as events arrive).
+TIMELINE_LENGTH = 100
+STATUS_ICONS = {
+    "pending": "pending",
+    "running": "running",
+    "waiting": "waiting",
+    "completed": "completed",
+    "failed": "failed",
+    "skipped": "skipped",
+    "cancelled": "cancelled",
+    "paused": "paused",
+    "cancelling": "cancelled",
+}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+Perms = tuple[bool, bool]  # (may decide gates, may control the run)
+# One fragment of a live message, with the slot it replaces: of several fragments
+# for one slot in a message only the last is sent. None: never dropped.
+Part = tuple[str | None, str]
+
+
+def dom_id(prefix: str, raw: str) -> str:
+    """A DOM id (and CSS selector) safe for any string, stable and unique per string."""
+    digest = hashlib.blake2s(raw.encode(), digest_size=5).hexdigest()
+    return f"{prefix}-{_UNSAFE.sub('', raw)[:32]}-{digest}"
+
+
+def edge_dom_id(src: str, dst: str) -> str:
+    return dom_id("e", f"{src}\x00{dst}")
+
+
+def nodes_base(dag_id: str) -> str:
+    return f"{reverse('dagstream:detail', args=[dag_id])}nodes/"
+
+
+def node_url(dag_id: str, node_id: str, base: str | None = None) -> str:
+    """The node panel's URL; node ids are arbitrary strings, so fully encoded."""
+    return f"{base or nodes_base(dag_id)}{quote(node_id, safe='')}/"
+
+
+def decide_url(dag_id: str, node_id: str) -> str:
+    return f"{reverse('dagstream:detail', args=[dag_id])}gates/{quote(node_id, safe='')}/decide/"
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def format_duration(seconds: float | None) -> str:
+    """``850 ms``, ``4.2 s``, ``3 m 05 s``, ``2 h 04 m``."""
+    if seconds is None:
+        return ""
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{round(seconds * 1000)} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} m {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} m"
+
+
+def span_seconds(start: str | None, end: str | None, now: str | None = None) -> float | None:
+    """Seconds from ``start`` to ``end`` (still going: to ``now``, default the present)."""
+    begin = parse_ts(start)
+    if begin is None:
+        return None
+    finish = parse_ts(end) or parse_ts(now) or timezone.now()
+    return (finish - begin).total_seconds()
+
+
+def pretty_json(value: Any) -> str:
+    """JSON for people: indented, keys sorted; a string stays as it is."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def oob_attr(oob: bool) -> str:
+    """The attribute that makes a region replace its copy on the page (``oob``)."""
+    return ' hx-swap-oob="true"' if oob else ""
+
+
+def fragment(template: str, context: dict[str, Any]) -> SafeString:
+    """One of the overridable templates under ``dagstream_app/fragments/``."""
+    return mark_safe(render_to_string(f"dagstream_app/fragments/{template}", context))
+
+
+def page_config() -> dict[str, Any]:
+    """What ``dagstream.js`` takes from Python (the pages embed it with ``json_script``)."""
+    return {"closeCodes": CLOSE_CODES, "timelineLength": TIMELINE_LENGTH}

@@ -1,0 +1,60 @@
+"""Every live region of the detail page, rendered from one snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.utils.safestring import SafeString
+
+from dagstream_app.dagviews import DagSnapshot, EngineHealth, GanttView, count_nodes
+from dagstream_app.render.format import Perms
+from dagstream_app.render.gantt import gantt_html
+from dagstream_app.render.graph import graph_html
+from dagstream_app.render.regions import (
+    controls_html,
+    cost_html,
+    engine_html,
+    gates_html,
+    progress_html,
+    results_html,
+    status_html,
+)
+from dagstream_app.render.timeline import timeline_html
+
+
+def regions(
+    snap: DagSnapshot,
+    perms: Perms,
+    events: Sequence[Mapping[str, Any]],
+    *,
+    oob: bool = False,
+    readonly: bool = False,
+    now: str | None = None,
+    health: EngineHealth | None = None,
+    gantt: GanttView | None = None,
+) -> dict[str, SafeString]:
+    """Every live region of the detail page, rendered from one snapshot.
+
+    ``now`` is the moment durations run to (a replayed state is "as of" its
+    last event); by default, the present. ``health`` (from
+    :func:`dagstream_app.state.engine_health`) adds what the snapshot lacks;
+    with ``gantt`` (:func:`dagstream_app.state.gantt`) the Gantt view is a region too.
+    """
+    dag_id = snap.dag_id
+    if health is None:
+        health = EngineHealth(snap.status, snap.engine_seen_at, snap.engine_stale)
+    return {
+        "graph": graph_html(dag_id, snap.nodes, snap.edges, now, oob=oob),
+        "status": status_html(snap.status, snap.created_at, snap.finished_at, oob=oob, now=now),
+        "engine": engine_html(dag_id, health, oob=oob, now=now),
+        "progress": progress_html(count_nodes(snap.nodes), snap.status, oob=oob),
+        "cost": cost_html(snap.spent, snap.budget, oob=oob),
+        "controls": controls_html(
+            dag_id, snap.status, perms[1], oob=oob, engine_stale=health.stale
+        ),
+        "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly),
+        "results": results_html(snap.status, snap.results, oob=oob),
+        "timeline": timeline_html(events, oob=oob, labels={n.id: n.label for n in snap.nodes}),
+        **({"gantt": gantt_html(gantt, oob=oob, now=now)} if gantt is not None else {}),
+    }

@@ -1,0 +1,111 @@
+"""A DAG's state folded from events: what one live event shows, and history at a seq."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from dagstream_app import events, replay
+from dagstream_app.dagviews import Working, new_node
+from dagstream_app.models import Dag, Edge, Event, Node
+from dagstream_app.protocol import format_ts
+from dagstream_app.state.log import EVENT_FIELDS, event_dict
+from dagstream_app.state.shared import iso, raw_moment
+from dagstream_app.state.snapshots import edges_of, gate_view, node_view_of
+
+
+def live_state(dag_id: str, event: events.EventData) -> Working:
+    """What one event's live fragments show: the rows they need, with the event applied.
+
+    The rows are those its type says it ``reads`` (:class:`dagstream_app.events.EventKind`),
+    read now, so they may be ahead of the event; the fields the event carries
+    are its own.
+    """
+    work = Working(dag_id=dag_id)
+    kind = events.kind_of(event["type"])
+    reads = kind.reads if kind is not None else frozenset()
+    # The timeline names nodes by their labels: read those the event names
+    # (its own node's comes with its row).
+    named = events.named_nodes(event)
+    if "node" in reads:
+        named.discard(event["node_id"])
+    if named:
+        work.labels = dict(
+            Node.objects.filter(dag_id=dag_id, node_id__in=named).values_list("node_id", "label")
+        )
+    if "node" in reads:
+        _read_node(work, event["node_id"])
+    if "structure" in reads:
+        # The rows already hold the change (and any later one): no reducer.
+        _read_structure(work)
+        return work
+    if "gate" in reads:
+        found_gate = gate_view(dag_id, event["node_id"])
+        if found_gate is not None:
+            work.gates[found_gate.node_id] = found_gate
+    if "run" in reads:
+        created = Dag.objects.filter(pk=dag_id).values_list("created_at", flat=True).first()
+        work.created_at = format_ts(created) if created else event["ts"]
+    replay.apply(work, event)
+    return work
+
+
+def _read_node(work: Working, node_id: str) -> None:
+    table = connection.ops.quote_name(Node._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT label, started_at FROM {table} WHERE dag_id = %s AND node_id = %s",
+            [work.dag_id, node_id],
+        )
+        found = cursor.fetchone()
+    if found is not None:
+        view = new_node(node_id, found[0])
+        view.started_at = iso(raw_moment(found[1]))
+        work.nodes[node_id] = view
+
+
+def _read_structure(work: Working) -> None:
+    rows = Node.objects.filter(dag_id=work.dag_id).values_list(
+        "node_id", "label", "status", "started_at", "finished_at"
+    )
+    for node_id, label, status, started, finished in rows:
+        work.nodes[node_id] = node_view_of(node_id, label, status, None, {}, started, finished)
+    work.edges = dict.fromkeys((e.src, e.dst) for e in edges_of(work.dag_id))
+
+
+def history(dag_id: str, seq: int) -> Working | None:
+    """The DAG after event ``seq``, rebuilt from its log, or None if it is unknown.
+
+    Reads the events up to ``seq`` and, of those after it, only the
+    ``dag_mutated`` ones (to undo today's structure back to ``seq``).
+    """
+    found = Dag.objects.filter(pk=dag_id).values_list("name", "created_at", "budget").first()
+    if found is None:
+        return None
+    name, created, budget = found
+    events = Event.objects.filter(dag_id=dag_id)
+    upto = [
+        event_dict(*row)
+        for row in events.filter(seq__lte=seq).order_by("seq").values_list(*EVENT_FIELDS)
+    ]
+    later = (
+        events.filter(seq__gt=seq, type="dag_mutated")
+        .order_by("seq")
+        .values_list("payload", flat=True)
+    )
+    mutations = [e["mutation"] for e in upto if e["type"] == "dag_mutated"]
+    mutations += [payload["mutation"] for payload in later]
+    # A budget set at creation has no event: take the first update's (or today's).
+    first_cost = next((e for e in upto if e["type"] == "cost_update"), None)
+    if first_cost is None:
+        first_cost = (
+            events.filter(seq__gt=seq, type="cost_update")
+            .order_by("seq")
+            .values_list("payload", flat=True)
+            .first()
+        )
+    if first_cost is not None:
+        budget = first_cost.get("budget")
+    labels = dict(Node.objects.filter(dag_id=dag_id).values_list("node_id", "label"))
+    edges = Edge.objects.filter(dag_id=dag_id).values_list("src", "dst")
+    start = Working(dag_id=dag_id, name=name, budget=budget, created_at=format_ts(created))
+    return replay.rebuild(start, labels, edges, mutations, upto)

@@ -1,0 +1,74 @@
+"""The event log: frames to send, recent events, whether a resume can replay, commands."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from dagstream_app import protocol
+from dagstream_app.conf import config
+from dagstream_app.models import Dag, Event
+from dagstream_app.protocol import format_ts
+
+
+def event_dict(seq: int, kind: str, created: datetime, payload: dict[str, Any]) -> dict[str, Any]:
+    """An event as clients receive it, without ``dag_id``."""
+    return {"type": kind, "seq": seq, "ts": format_ts(created), **payload}
+
+
+EVENT_FIELDS = ("seq", "type", "created_at", "payload")
+
+
+def event_frames(dag_id: str, after: int, upto: int | None = None) -> list[tuple[int, str]]:
+    """(seq, JSON text) of the events with ``after < seq <= upto``, in order."""
+    rows = Event.objects.filter(dag_id=dag_id, seq__gt=after)
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    return [
+        (seq, protocol.event_frame(kind, dag_id, seq, format_ts(created), payload))
+        for seq, kind, created, payload in rows.order_by("seq").values_list(*EVENT_FIELDS)
+    ]
+
+
+def recent_events(dag_id: str, limit: int, upto: int | None = None) -> list[dict[str, Any]]:
+    """The last ``limit`` events (at or before ``upto``), newest first."""
+    rows = Event.objects.filter(dag_id=dag_id)
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    return [event_dict(*row) for row in rows.order_by("-seq").values_list(*EVENT_FIELDS)[:limit]]
+
+
+def can_replay(dag_id: str, after: int, current: int) -> bool:
+    """True if the events after ``after`` are retained and within the replay window."""
+    settings = config()
+    # Never replay more than a consumer may catch up (MAX_LAG): it would close
+    # with 4013 and the client would resume from the same seq, forever.
+    if after > current or current - after > min(settings.replay_window, settings.max_lag):
+        return False
+    if after == current:
+        return True
+    return Event.objects.filter(dag_id=dag_id, seq=after + 1).exists()
+
+
+def latest_command_seq(dag_id: str) -> int | None:
+    """The seq of the DAG's latest pause / resume / cancel, or None."""
+    return (
+        Event.objects.filter(dag_id=dag_id)
+        .exclude(command="")
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
+
+
+def commands_after(dag_id: str, cursor: int) -> tuple[list[tuple[int, str]], str | None]:
+    """People's commands (seq, pause|resume|cancel) after ``cursor``, and the DAG's status."""
+    # Status first: commands precede a terminal state, so they are visible then.
+    status = Dag.objects.filter(pk=dag_id).values_list("status", flat=True).first()
+    rows = list(
+        Event.objects.filter(dag_id=dag_id, seq__gt=cursor)
+        .exclude(command="")
+        .order_by("seq")
+        .values_list("seq", "command")
+    )
+    return rows, status

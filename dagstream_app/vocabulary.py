@@ -1,0 +1,72 @@
+"""The words the protocol is made of: ids, statuses, decisions, field types, message bases.
+
+Every message module builds on these: :mod:`dagstream_app.protocol` (commands,
+replies, codecs), each event type's home in :mod:`dagstream_app.events`, and the
+views of a DAG's state in :mod:`dagstream_app.dagviews`. Nothing here imports
+another part of dagstream but :mod:`dagstream_app.errors`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, cast
+
+import msgspec
+
+from dagstream_app.errors import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHENTICATED,
+)
+
+DAG_ID_CHARS = r"[A-Za-z0-9_.-]{1,100}"  # a DAG id, unanchored (routes embed it)
+DAG_ID_PATTERN = rf"^{DAG_ID_CHARS}$"
+DAG_ID_RE = re.compile(DAG_ID_PATTERN)
+
+NodeStatus = Literal["pending", "running", "waiting", "completed", "failed", "skipped", "cancelled"]
+NODE_STATUSES: tuple[str, ...] = NodeStatus.__args__  # type: ignore[attr-defined]
+ExecutionStatus = Literal["running", "paused", "cancelling", "cancelled", "completed", "failed"]
+EXECUTION_STATUSES: tuple[str, ...] = ExecutionStatus.__args__  # type: ignore[attr-defined]
+TERMINAL_STATUSES = frozenset({"cancelled", "completed", "failed"})
+# A run in one of these expects its engine to report (or heartbeat).
+LIVE_STATUSES = frozenset({"running", "paused", "cancelling"})
+# A node in one of these has finished (its ``finished_at`` is set).
+FINISHED_NODE_STATUSES = frozenset({"completed", "failed", "skipped", "cancelled"})
+Decision = Literal["approve", "reject", "modify"]
+GateStatus = Literal["pending", "approved", "rejected", "modified"]
+DECISION_TO_GATE_STATUS: dict[str, GateStatus] = {
+    "approve": "approved",
+    "reject": "rejected",
+    "modify": "modified",
+}
+GATE_STATUS_TO_DECISION: dict[str, Decision] = {
+    status: cast(Decision, decision) for decision, status in DECISION_TO_GATE_STATUS.items()
+}
+
+NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Label = Annotated[str, msgspec.Meta(max_length=200)]
+# Ints are bounded too: ids are stored (CommandReceipt.command_id, 100 chars).
+CommandId = (
+    Annotated[str, msgspec.Meta(max_length=100)]
+    | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+)
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+CLOSE_CODES: dict[str, int] = {
+    "unauthenticated": CLOSE_UNAUTHENTICATED,
+    "forbidden": CLOSE_FORBIDDEN,
+    "not_found": CLOSE_NOT_FOUND,
+    "try_again_later": CLOSE_TRY_AGAIN_LATER,
+}
+
+
+class Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, omit_defaults=True):
+    # No docstring: msgspec would give it to every message's JSON Schema.
+    pass
+
+
+class EventPayload(Message):
+    # The payload of a DAG event, without the envelope (dag_id, seq, ts) that
+    # services add. Each event type's struct subclasses it, in its home.
+    pass
