@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from django.utils.module_loading import import_string
 
@@ -21,13 +21,28 @@ from dagstream_app.errors import Forbidden, NotFound, Unauthenticated
 from dagstream_app.protocol import DAG_ID_RE
 
 if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
     from django.db.models import QuerySet
 
     from dagstream_app.models import Dag
 
-__all__ = ["PERMISSIONS", "Action", "allowed", "authorize", "visible", "visible_ids"]
+__all__ = [
+    "PERMISSIONS",
+    "Action",
+    "Actor",
+    "Person",
+    "allowed",
+    "authorize",
+    "visible",
+    "visible_ids",
+]
 
 Action = Literal["view", "decide", "control", "delete"]
+# Whom a rule is asked about: a page's ``request.user``, a socket's
+# ``scope["user"]`` (``AnonymousUser`` when no one is signed in), or None (nobody).
+Person: TypeAlias = "AbstractBaseUser | AnonymousUser"
+Actor: TypeAlias = "Person | None"
 
 PERMISSIONS: dict[Action, str] = {
     "view": "dagstream_app.view_dag",
@@ -49,7 +64,7 @@ def get_hook() -> Hook | None:
     return hook
 
 
-def allowed(user: Any, action: Action, dag: Dag | None = None) -> bool:
+def allowed(user: Actor, action: Action, dag: Dag | None = None) -> bool:
     """True if ``user`` may perform ``action``: on ``dag``, or (None) on DAGs in general.
 
     Anonymous and inactive users never may; then Django's permission; then,
@@ -57,7 +72,9 @@ def allowed(user: Any, action: Action, dag: Dag | None = None) -> bool:
     """
     if user is None or not getattr(user, "is_authenticated", False):
         return False
-    if not (getattr(user, "is_active", False) and user.has_perm(PERMISSIONS[action])):
+    # A user model without Django's PermissionsMixin has no has_perm: it may do nothing.
+    has_perm = getattr(user, "has_perm", None)
+    if not (getattr(user, "is_active", False) and has_perm and has_perm(PERMISSIONS[action])):
         return False
     if dag is None:
         return True
@@ -65,12 +82,12 @@ def allowed(user: Any, action: Action, dag: Dag | None = None) -> bool:
     return hook is None or bool(hook(user, action, dag))
 
 
-def dashboard_perms(user: Any, dag: Dag | None) -> tuple[bool, bool]:
+def dashboard_perms(user: Actor, dag: Dag | None) -> tuple[bool, bool]:
     """What a dashboard offers ``user`` on ``dag``: (decide its gates, control the run)."""
     return allowed(user, "decide", dag), allowed(user, "control", dag)
 
 
-def visible(user: Any, dags: QuerySet[Dag]) -> QuerySet[Dag] | list[Dag]:
+def visible(user: Actor, dags: QuerySet[Dag]) -> QuerySet[Dag] | list[Dag]:
     """The DAGs of ``dags`` that ``user`` may view, in order.
 
     Without a hook that is Django's permission alone, and ``dags`` stays a
@@ -84,7 +101,7 @@ def visible(user: Any, dags: QuerySet[Dag]) -> QuerySet[Dag] | list[Dag]:
     return [dag for dag in dags if hook(user, "view", dag)]
 
 
-def visible_ids(user: Any, dag_ids: Iterable[str]) -> set[str]:
+def visible_ids(user: Actor, dag_ids: Iterable[str]) -> set[str]:
     """The ids among ``dag_ids`` of existing DAGs that ``user`` may view."""
     from dagstream_app.models import Dag
 
@@ -94,7 +111,7 @@ def visible_ids(user: Any, dag_ids: Iterable[str]) -> set[str]:
     return {dag.dag_id for dag in visible(user, Dag.objects.filter(pk__in=ids))}
 
 
-def authorize(user: Any, action: Action, dag_id: str) -> Dag:
+def authorize(user: Actor, action: Action, dag_id: str) -> Dag:
     """The DAG ``dag_id``, if ``user`` may perform ``action`` on it; else raise a refusal.
 
     The checks run in this order, so an unknown id tells nothing to someone who

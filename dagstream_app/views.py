@@ -190,7 +190,7 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
 # ----------------------------------------------------------------- actions
 
 # On a fragment answering an htmx POST: a refusal is swapped into its card like a
-# success, and dagstream.js keeps django-htmx's DEBUG handler (which would
+# success, and dashboard/refusals.js keeps django-htmx's DEBUG handler (which would
 # replace the whole page with a 4xx response) away from it.
 FRAGMENT_HEADER = "X-Dagstream-Fragment"
 

@@ -25,7 +25,7 @@ def describe(event: EventData, name: Namer) -> Wording:
 
 
 def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:
-    """The flash marker ``dagstream.js`` lights the edge by (latest wins)."""
+    """The flash marker ``dashboard/swaps.js`` lights the edge by (latest wins)."""
     marker = (
         f'<div id="ds-flash" hidden hx-swap-oob="true" data-seq="{seq}"'
         f' data-edge="{edge_dom_id(event["from"], event["to"])}"></div>'

@@ -111,5 +111,5 @@ def fragment(template: str, context: dict[str, Any]) -> SafeString:
 
 
 def page_config() -> dict[str, Any]:
-    """What ``dagstream.js`` takes from Python (the pages embed it with ``json_script``)."""
+    """What the dashboard's scripts take from Python (the pages embed it with ``json_script``)."""
     return {"closeCodes": CLOSE_CODES, "timelineLength": TIMELINE_LENGTH}

@@ -1,7 +1,8 @@
 """The DAG as one server-rendered SVG: a slot per node, a path per edge.
 
 Built here in Python, not in templates, because a 5,000-node DAG must render
-in well under a second. ``dagstream.js`` adds zoom, pan and the tooltip.
+in well under a second. The dashboard's scripts (``static/dagstream_app/dashboard/``)
+add zoom, pan and the tooltip.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def node_svg(
     return (
         f'<g class="node s-{status}" data-node-id="{e_id}" data-status="{status}"'
         f' data-seq="{seq}" data-href="{escape(node_url(dag_id, node_id, base))}" tabindex="0"'
-        # The full label shows on hover and focus (dagstream.js's tooltip); the
+        # The full label shows on hover and focus (dashboard/tooltip.js); the
         # accessible name carries it too. Few elements per node: 5,000 must parse fast.
         f' role="button" aria-label="{e_label}: {escape(said)}">'
         f'<rect class="node-box" width="{layout.NODE_W}" height="{layout.NODE_H}" rx="10"/>'
@@ -92,7 +93,7 @@ def graph_html(
 ) -> SafeString:
     """The whole graph: ``<div id="graph">`` around one server-rendered ``<svg>``.
 
-    The drawing fits its card (``viewBox``, never enlarged); ``dagstream.js`` adds
+    The drawing fits its card (``viewBox``, never enlarged); ``dashboard/zoom.js`` adds
     zoom and pan (wheel, drag, pinch, keys, the buttons), a minimap for big graphs
     and a tooltip with each node's full label.
     """

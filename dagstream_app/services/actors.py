@@ -9,18 +9,10 @@ permission where a function allows it.
 
 from __future__ import annotations
 
-from typing import TypeAlias
-
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
-
 from dagstream_app.errors import Forbidden, Unauthenticated
-from dagstream_app.permissions import Action, authorize
+from dagstream_app.permissions import Action, Actor, Person, authorize
 
 __all__ = ["Actor", "Person", "authorized"]
-
-Person: TypeAlias = AbstractBaseUser | AnonymousUser
-Actor: TypeAlias = Person | None
 
 
 def authorized(actor: Actor, action: Action, dag_id: str) -> Person:
