@@ -49,6 +49,7 @@ def budget_use(spent: float, budget: float | None) -> BudgetUse:
     if budget is None:
         return BudgetUse(spent, None, None, 0, "none")
     budget = shown(budget)
-    ratio = spent / budget if budget else (1.0 if spent == 0 else 2.0)
+    # A ratio may be infinite (1e308 spent of a 0.01 budget): bound it before round().
+    ratio = min(spent / budget, 1.0) if budget else (1.0 if spent == 0 else 2.0)
     level: Level = "over" if spent > budget else "warn" if ratio >= WARN_RATIO else "ok"
     return BudgetUse(spent, budget, shown(budget - spent), min(100, round(ratio * 100)), level)

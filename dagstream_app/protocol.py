@@ -15,6 +15,7 @@ here too, with the event structs, as the protocol's names.
 from __future__ import annotations
 
 import math
+import sys
 import typing
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -153,11 +154,13 @@ __all__ = [
     "format_ts",
     "frame_from_payload",
     "frame_type",
+    "int_problem",
     "is_non_negative",
     "json_problem",
     "json_schema",
     "parse_command",
     "payload_to_builtins",
+    "text_problem",
     "validate_payload",
 ]
 
@@ -256,30 +259,67 @@ def _safe_id(raw: dict[str, Any]) -> CommandId | None:
     return None
 
 
+# What a JSON number may be here: msgspec writes integers in this range (and a
+# float's range); PostgreSQL's jsonb could hold more, but no client could read it.
+JSON_INT_MIN = -(2**63)
+JSON_INT_MAX = 2**64 - 1
+
+
+def int_problem(value: int) -> str | None:
+    """What makes the integer ``value`` unfit to store, or None."""
+    if JSON_INT_MIN <= value <= JSON_INT_MAX:
+        return None
+    # bit_length, not str(): a 5,000-digit int cannot even be printed by default.
+    return (
+        f"holds an integer of {value.bit_length()} bits; integers are stored from -2**63 to 2**64-1"
+    )
+
+
+def text_problem(value: str) -> str | None:
+    """What makes the text ``value`` unfit to store, or None (PostgreSQL holds no
+    NUL character; a lone surrogate is not Unicode text and cannot be encoded)."""
+    if "\x00" in value:
+        return "contains a NUL character (\\u0000), which dagstream does not store"
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            return (
+                f"contains a lone surrogate ({value[exc.start]!r}), which is not text "
+                "dagstream can store"
+            )
+    return None
+
+
 def json_problem(value: Any) -> str | None:
     """What makes ``value`` (JSON builtins) unfit to store, or None.
 
-    JSON has no NaN or infinity (msgspec would write them as null), and
-    PostgreSQL's text and jsonb cannot hold a NUL character, so dagstream
-    refuses both on every database rather than store them on one.
+    JSON has no NaN or infinity (msgspec would write them as null); integers
+    past 64 bits and lone surrogates cannot be encoded; PostgreSQL's text and
+    jsonb cannot hold a NUL character. dagstream refuses all of them on every
+    database rather than store them on one.
     """
     stack = [value]
     while stack:
         item = stack.pop()
         kind = type(item)
-        if kind is int or kind is bool or item is None:
+        if kind is bool or item is None:
             continue
-        if kind is str or isinstance(item, str):
-            if "\x00" in item:
-                return "contains a NUL character (\\u0000), which dagstream does not store"
+        problem: str | None = None
+        if kind is int or (isinstance(item, int) and not isinstance(item, bool)):
+            problem = int_problem(item)
+        elif kind is str or isinstance(item, str):
+            problem = text_problem(item)
         elif isinstance(item, float):
             if not math.isfinite(item):
-                return f"holds {item!r}, which JSON cannot represent"
+                problem = f"holds {item!r}, which JSON cannot represent"
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, _SEQUENCES):
             stack.extend(item)
+        if problem is not None:
+            return problem
     return None
 
 
@@ -387,9 +427,10 @@ def format_ts(moment: datetime) -> str:
 
 
 def is_non_negative(value: object) -> bool:
-    """True for a finite number ≥ 0 (not a bool, not NaN): a cost, a budget."""
+    """True for a finite number ≥ 0 that a float holds (not a bool, not NaN): a
+    cost, a budget. ``10**400`` is not one: it has no float."""
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
-        and 0 <= value < float("inf")  # also refuses NaN
+        and 0 <= value <= sys.float_info.max  # also refuses NaN and infinity
     )

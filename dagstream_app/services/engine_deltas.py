@@ -9,6 +9,7 @@ writes them all at once (:class:`.flush.Flush`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -163,10 +164,15 @@ class DeltaFlush(Flush):
         raise InvalidDelta(f"Unknown delta {delta.kind!r}.")  # pragma: no cover - typed
 
     def _cost(self, spent: float | None, budget: float | None, add: float | None) -> int:
-        if spent is not None:
-            self.dag.spent = float(spent)
+        total = float(spent) if spent is not None else self.dag.spent
         if add is not None:  # under the row lock: increments never collide
-            self.dag.spent = round(self.dag.spent + float(add), 6)
+            total = round(total + float(add), 6)
+        if not math.isfinite(total):
+            raise InvalidDelta(
+                f"The running cost would pass the largest number stored ({total!r}); "
+                "nothing was changed."
+            )
+        self.dag.spent = total
         if budget is not None:
             self.dag.budget = float(budget)
         return self.emit(

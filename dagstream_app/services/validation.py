@@ -72,16 +72,23 @@ def _explain(exc: msgspec.ValidationError) -> str:
     return message
 
 
-_PLAIN = (bool, int)
+def _plain(value: Any) -> bool:
+    """True for a value stored as it is: None, a bool, an integer JSON carries, or
+    ASCII text without NUL (ids, statuses, messages). Anything else is looked into."""
+    kind = type(value)
+    return (
+        value is None
+        or kind is bool
+        or (kind is int and protocol.JSON_INT_MIN <= value <= protocol.JSON_INT_MAX)
+        or (kind is str and value.isascii() and "\x00" not in value)
+    )
 
 
 def _json_field(name: str, value: Any) -> Any:
     """``value`` as JSON builtins, or :class:`InvalidDelta` naming the field it came in."""
-    kind = type(value)
-    if value is None or kind in _PLAIN:
+    if _plain(value):
         return value  # most fields of most deltas: nothing to convert or look into
-    if kind is str and "\x00" not in value:
-        return value  # ids, statuses, messages: already JSON, and storable
+    kind = type(value)
     if kind is float and math.isfinite(value):
         return value
     try:
@@ -111,11 +118,8 @@ def _mapping(name: str, value: Any) -> dict[str, Any]:
 def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
     data: dict[str, Any] = {}
     for key, value in payload.items():
-        kind = type(value)
-        if value is None or kind is bool or kind is int or (kind is str and "\x00" not in value):
-            data[key] = value  # most fields of most deltas: taken as they are
-        else:
-            data[key] = _json_field(key, value)
+        # Most fields of most deltas are taken as they are.
+        data[key] = value if _plain(value) else _json_field(key, value)
     try:
         return protocol.validate_payload(data)
     except msgspec.ValidationError as exc:
@@ -123,9 +127,10 @@ def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
 
 
 def refuse_nul(label: str, value: str) -> None:
-    """Refuse text PostgreSQL could not store (it holds no NUL character)."""
-    if "\x00" in value:
-        raise InvalidDelta(f"The {label} contains a NUL character (\\u0000); it is not stored.")
+    """Refuse text dagstream could not store: a NUL character or a lone surrogate."""
+    problem = protocol.text_problem(value)
+    if problem is not None:
+        raise InvalidDelta(f"The {label} {problem}; it is not stored.")
 
 
 def _check_cost(spent: Any, budget: Any, add: Any = None) -> None:
