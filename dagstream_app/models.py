@@ -17,7 +17,8 @@ from dagstream_app.protocol import (
 )
 
 dag_id_validator = RegexValidator(
-    DAG_ID_PATTERN, "A DAG id is 1-100 characters of letters, digits, '_', '.' or '-'."
+    DAG_ID_PATTERN,
+    "A DAG id is 1-100 characters of letters, digits, '_', '.' or '-', and not '.' or '..'.",
 )
 
 

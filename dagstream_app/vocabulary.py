@@ -21,7 +21,9 @@ from dagstream_app.errors import (
 )
 
 DAG_ID_CHARS = r"[A-Za-z0-9_.-]{1,100}"  # a DAG id, unanchored (routes embed it)
-DAG_ID_PATTERN = rf"^{DAG_ID_CHARS}$"
+# "." and ".." are refused: a browser resolves /dags/../ to /, so such a run could
+# never be opened.
+DAG_ID_PATTERN = rf"^(?!\.\.?$){DAG_ID_CHARS}$"
 DAG_ID_RE = re.compile(DAG_ID_PATTERN)
 
 NodeStatus = Literal["pending", "running", "waiting", "completed", "failed", "skipped", "cancelled"]

@@ -136,6 +136,8 @@ def test_a_large_dag_and_flush_are_written_whole(monkeypatch: pytest.MonkeyPatch
         ({"dag_id": ""}, "Bad DAG id"),
         ({"dag_id": "x" * 101}, "Bad DAG id"),
         ({"dag_id": "a/b"}, "Bad DAG id"),
+        ({"dag_id": "."}, "Bad DAG id"),
+        ({"dag_id": ".."}, "Bad DAG id"),
         ({"nodes": ["a", "a"]}, "Duplicate node id"),
         ({"nodes": ["a", {"id": "a", "label": "again"}]}, "Duplicate node id"),
         ({"nodes": ["a"], "edges": [("a", "ghost")]}, "unknown node 'ghost'"),
@@ -981,3 +983,10 @@ def test_nul_in_a_decision_is_refused(dag: Dag, make_user) -> None:
         lambda: services.decide_gate("etl-1", "lo\x00ad", "approve", actor=user),
         "NUL",
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("dag_id", ["...", ".hidden", "a..b", "v1.2", "-_."])
+def test_ids_with_dots_are_kept_unless_a_browser_would_resolve_them(dag_id: str) -> None:
+    services.create_dag(dag_id, nodes=["a"])
+    assert Dag.objects.filter(pk=dag_id).exists()

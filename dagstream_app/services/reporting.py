@@ -36,7 +36,10 @@ def create_dag(
 ) -> Dag:
     """Create a running DAG with its nodes and edges; emits ``execution_state``."""
     if not isinstance(dag_id, str) or not protocol.DAG_ID_RE.match(dag_id):
-        raise InvalidDelta(f"Bad DAG id {dag_id!r}: use 1-100 letters, digits, '_', '.' or '-'.")
+        raise InvalidDelta(
+            f"Bad DAG id {dag_id!r}: use 1-100 letters, digits, '_', '.' or '-' "
+            "(not '.' or '..', which no browser can open)."
+        )
     if budget is not None and not protocol.is_non_negative(budget):
         raise InvalidDelta(f"Budget must be a non-negative number, not {budget!r}.")
     if len(name) > 200:
