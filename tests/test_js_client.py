@@ -29,7 +29,7 @@ from tests.servers import ROOT
 pytestmark = pytest.mark.usefixtures("js_tools")
 
 DASHBOARD = CLIENT.parent / "dashboard"
-DECLARATIONS = ("backoff.d.ts", "client.d.ts", "store.d.ts", "react.d.ts")
+DECLARATIONS = sorted(module.with_suffix(".d.ts").name for module in CLIENT.glob("*.js"))
 
 
 def _schema() -> str:

@@ -1,5 +1,5 @@
 // Type-check the client's JavaScript (strict, through its JSDoc) and emit its
-// declarations: backoff.d.ts, client.d.ts, store.d.ts and react.d.ts, from the modules alone.
+// declarations: one .d.ts for each of its .js modules, from the modules alone.
 //
 //   node build-types.mjs          check, and write the .d.ts files beside the modules
 //   node build-types.mjs OUTDIR   check, and write them to OUTDIR instead (the tests compare)
@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const client = resolve(here, "../../dagstream_app/static/dagstream_app/client");
-const MODULES = ["backoff.js", "client.js", "store.js", "react.js"];
+const MODULES = readdirSync(client).filter((name) => name.endsWith(".js"));
 const work = join(here, "build", "types");
 const outDir = process.argv[2] ? resolve(process.argv[2]) : client;
 

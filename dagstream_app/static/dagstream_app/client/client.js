@@ -2,125 +2,31 @@
 // (docs/protocol.md), for browsers and Node. No build step, no dependencies.
 //
 // It keeps the state store (snapshot, then every event applied once, in seq
-// order), reconnects with full-jitter backoff (backoff.js, shared with the
-// dashboard) and resumes with last_seq, sends commands as promises, and tells an
-// app honestly how its connection is.
+// order) and sends commands as promises; its connection (connection.js)
+// reconnects with full-jitter backoff (backoff.js, shared with the dashboard) and
+// resumes with last_seq, and its status (status.js) tells an app honestly how the
+// connection is. This module is the package's entry point: it exports the public
+// names of the others too.
 
-import { backoffDelay } from "./backoff.js";
 import { applyEvents, fromSnapshot } from "./store.js";
+import { CommandError, PendingCommands, newCommandId } from "./commands.js";
+import { Connection } from "./connection.js";
 
-export { backoffDelay };
-
-/**
- * @import { Ack, ClientCommand, CommandId, DagSnapshot, Decision, ErrorCode, ErrorReply,
- *   ServerEvent, ServerMessage, ServerReply } from "./protocol.js"
- */
-
-/** Close codes after which the client does not reconnect (docs/protocol.md). */
-export const TERMINAL_CLOSE_CODES = Object.freeze([4001, 4003, 4004]);
-/** HTTP statuses of a ticket request after which the client gives up. */
-const TERMINAL_HTTP_STATUSES = [401, 403, 404];
-/** Reconnect when nothing at all arrived for this many keep-alive intervals. */
-export const KEEPALIVE_MISSES = 2.5;
-/** Close code the client reports for a connection it gave up on itself (no close frame). */
-export const CLOSE_ABNORMAL = 1006;
-
-/** @typedef {"connecting" | "open" | "reconnecting" | "closed"} ConnectionStatus */
+export { backoffDelay } from "./backoff.js";
+export { CommandError } from "./commands.js";
+export { ticketFetcher } from "./options.js";
+export { CLOSE_ABNORMAL, KEEPALIVE_MISSES, TERMINAL_CLOSE_CODES } from "./status.js";
 
 /**
- * What `getSnapshot()` returns: a new frozen object whenever anything in it changes.
- * @typedef {object} ClientState
- * @property {ConnectionStatus} status `connecting` from creation to the first open;
- *   `closed` only after a terminal close code, a refused ticket, or `close()`: the client
- *   then stays closed until `connect()`.
- * @property {number | null} closeCode the code of the last close (`1006` when the network
- *   failed or the client gave up on a silent connection), or null before any.
- * @property {string} closeReason why the last connection ended, for people.
- * @property {number | null} retryDelay ms until the next attempt while `reconnecting`.
- * @property {DagSnapshot | null} dag the DAG's state, null until the first snapshot.
- * @property {number | null} lastSeq the seq of the last event applied (or the snapshot's).
+ * @import { Ack, ClientCommand, Decision, ServerEvent, ServerMessage, ServerReply }
+ *   from "./protocol.js"
  */
 
+/** @typedef {import("./status.js").ConnectionStatus} ConnectionStatus */
+/** @typedef {import("./status.js").ClientState} ClientState */
 /** @typedef {import("./backoff.js").BackoffOptions} BackoffOptions */
-
-/**
- * @typedef {object} ClientOptions
- * @property {string} [baseUrl] the dagstream server, e.g. `https://dags.example.com` (http(s)
- *   or ws(s)); by default the page's own origin.
- * @property {() => string | Promise<string>} [ticket] called before every connection attempt
- *   for a fresh single-use ticket (apps on another origin); see `ticketFetcher`.
- * @property {number} [keepaliveSeconds] the server's `KEEPALIVE_SECONDS` (20 by default):
- *   the client reconnects after 2.5 times it without any message.
- * @property {boolean} [batch] ask for batched frames (`?batch=1`), true by default.
- * @property {BackoffOptions} [backoff]
- * @property {() => number} [random] a source in [0, 1) for the backoff's jitter.
- * @property {typeof WebSocket} [WebSocket] the WebSocket class (Node < 22: `ws`'s).
- */
-
-/** A command the server refused, or one that could not be sent or answered. */
-export class CommandError extends Error {
-  /**
-   * @param {ErrorCode | "disconnected"} code the protocol's error code, or `disconnected`.
-   * @param {string} message
-   * @param {CommandId | null} id
-   * @param {ErrorReply["decision"]} [decision] who decided first, on a `conflict` at a gate.
-   */
-  constructor(code, message, id, decision = null) {
-    super(message);
-    this.name = "CommandError";
-    this.code = code;
-    this.id = id;
-    this.decision = decision ?? null;
-  }
-}
-
-/**
- * A `ticket` option that asks dagstream's endpoint (`POST /dags/<dag_id>/ticket/`).
- * A 401, 403 or 404 answer stops the client (a retry would not help); anything
- * else is retried with backoff.
- * @param {string} url the endpoint, e.g. `https://dags.example.com/dags/etl-42/ticket/`,
- *   or your own backend's route that asks it with a bearer token.
- * @param {RequestInit} [init] e.g. `{credentials: "include", headers: {...}}`.
- * @returns {() => Promise<string>}
- */
-export function ticketFetcher(url, init = {}) {
-  return async () => {
-    const response = await fetch(url, { method: "POST", ...init });
-    if (!response.ok) {
-      throw Object.assign(new Error(`Ticket request failed: HTTP ${response.status}.`), {
-        status: response.status,
-      });
-    }
-    const body = await response.json();
-    return body.ticket;
-  };
-}
-
-/** A fresh, unguessable command id: ids are remembered per (DAG, user) for good. */
-function newCommandId() {
-  const bytes = new Uint8Array(12);
-  globalThis.crypto.getRandomValues(bytes);
-  return "c-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/**
- * @param {string | undefined} baseUrl
- * @returns {string} the ws(s) origin and path prefix, without a trailing slash.
- */
-function socketBase(baseUrl) {
-  const base = baseUrl ?? globalThis.location?.origin;
-  if (!base) throw new TypeError("DagStreamClient needs baseUrl outside a browser page.");
-  const url = new URL(base);
-  if (url.protocol === "http:") url.protocol = "ws:";
-  else if (url.protocol === "https:") url.protocol = "wss:";
-  return url.href.replace(/\/$/, "");
-}
-
-/**
- * @typedef {object} Pending
- * @property {(ack: Ack) => void} resolve
- * @property {(error: CommandError) => void} reject
- */
+/** @typedef {import("./options.js").ClientOptions} ClientOptions */
+/** @typedef {import("./commands.js").Pending} Pending */
 
 /** The live state of one DAG, kept in step with the server. */
 export class DagStreamClient {
@@ -137,19 +43,10 @@ export class DagStreamClient {
   #listeners = new Set();
   /** @type {Set<(event: ServerEvent) => void>} */
   #eventListeners = new Set();
-  /** @type {WebSocket | null} */
-  #socket = null;
-  /** @type {Map<CommandId, Pending>} replies come in the order commands were sent */
-  #pending = new Map();
-  #attempt = 0;
-  #running = false;
+  #pending = new PendingCommands();
   #resyncing = false;
-  /** Bumped on every (re)start and stop: callbacks of older connections do nothing. */
-  #generation = 0;
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  #retryTimer = undefined;
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  #silenceTimer = undefined;
+  /** @type {Connection} */
+  #connection;
 
   /**
    * @param {string} dagId
@@ -158,6 +55,15 @@ export class DagStreamClient {
   constructor(dagId, options = {}) {
     this.dagId = dagId;
     this.options = options;
+    this.#connection = new Connection(this, {
+      lastSeq: () => this.#state.lastSeq,
+      update: (change) => this.#update(change),
+      started: () => {
+        this.#resyncing = false;
+      },
+      receive: (data) => this.#receive(data),
+      dropped: (why) => this.#pending.rejectAll(why),
+    });
   }
 
   // ------------------------------------------------------------ store
@@ -202,182 +108,12 @@ export class DagStreamClient {
 
   /** Start (or restart after `close()`); the socket opens on the next microtask. */
   connect() {
-    if (this.#running) return;
-    this.#running = true;
-    this.#attempt = 0;
-    const generation = ++this.#generation;
-    this.#update({ status: "connecting", retryDelay: null });
-    // Deferred: a close() in the same task (React strict mode's double mount)
-    // then opens no socket at all.
-    queueMicrotask(() => {
-      if (generation === this.#generation) void this.#open(generation);
-    });
+    this.#connection.connect();
   }
 
   /** Stop for good: close the socket, cancel any retry, refuse pending commands. */
   close() {
-    if (!this.#running) return;
-    this.#running = false;
-    this.#generation++;
-    this.#drop("closed by the app");
-    this.#update({
-      status: "closed",
-      closeCode: 1000,
-      closeReason: "closed by the app",
-      retryDelay: null,
-    });
-  }
-
-  /** @param {number} generation */
-  async #open(generation) {
-    /** @type {string | null} */
-    let ticket = null;
-    if (this.options.ticket) {
-      try {
-        ticket = await this.options.ticket();
-      } catch (error) {
-        if (generation !== this.#generation) return;
-        const status = /** @type {{status?: unknown}} */ (error)?.status;
-        const reason = error instanceof Error ? error.message : String(error);
-        if (typeof status === "number" && TERMINAL_HTTP_STATUSES.includes(status)) {
-          this.#running = false;
-          this.#update({
-            status: "closed",
-            closeCode: null,
-            closeReason: reason,
-            retryDelay: null,
-          });
-        } else {
-          this.#retry(CLOSE_ABNORMAL, reason);
-        }
-        return;
-      }
-      if (generation !== this.#generation) return;
-    }
-    const params = new URLSearchParams();
-    if (this.options.batch ?? true) params.set("batch", "1");
-    if (this.#state.lastSeq !== null) params.set("last_seq", String(this.#state.lastSeq));
-    if (ticket !== null) params.set("ticket", ticket);
-    const path = `/ws/dags/${encodeURIComponent(this.dagId)}/?${params}`;
-    const Socket = this.options.WebSocket ?? globalThis.WebSocket;
-    /** @type {WebSocket} */
-    let socket;
-    try {
-      socket = new Socket(socketBase(this.options.baseUrl) + path);
-    } catch (error) {
-      // No server to name (outside a page without baseUrl), or a URL the browser refuses.
-      this.#running = false;
-      const reason = error instanceof Error ? error.message : String(error);
-      this.#update({
-        status: "closed",
-        closeCode: null,
-        closeReason: reason,
-        retryDelay: null,
-      });
-      return;
-    }
-    this.#socket = socket;
-    this.#resyncing = false;
-    // Errors are followed by a close, which is handled; a socket dropped while
-    // connecting reports one too (and Node's ws throws one nobody listens to).
-    socket.onerror = () => {};
-    this.#expectMessages(generation); // a handshake that hangs counts as silence too
-    socket.onopen = () => {
-      if (generation !== this.#generation) return;
-      this.#expectMessages(generation);
-      this.#update({ status: "open", retryDelay: null });
-    };
-    socket.onmessage = (message) => {
-      if (generation !== this.#generation) return;
-      this.#attempt = 0; // it works: the next failure starts the backoff afresh
-      this.#expectMessages(generation);
-      this.#receive(message.data);
-    };
-    socket.onclose = (closed) => {
-      if (generation !== this.#generation) return;
-      this.#socket = null;
-      this.#drop(`connection closed (${closed.code})`);
-      if (TERMINAL_CLOSE_CODES.includes(closed.code)) {
-        this.#running = false;
-        this.#generation++;
-        this.#update({
-          status: "closed",
-          closeCode: closed.code,
-          closeReason: closed.reason,
-          retryDelay: null,
-        });
-      } else {
-        this.#retry(closed.code, closed.reason || "connection lost");
-      }
-    };
-  }
-
-  /**
-   * Reconnect after a full-jitter delay, resuming from `lastSeq`.
-   * @param {number} code
-   * @param {string} reason
-   */
-  #retry(code, reason) {
-    const generation = ++this.#generation;
-    const delay = backoffDelay(this.#attempt++, this.options.random, this.options.backoff);
-    this.#update({
-      status: "reconnecting",
-      closeCode: code,
-      closeReason: reason,
-      retryDelay: delay,
-    });
-    this.#retryTimer = setTimeout(() => {
-      if (generation !== this.#generation) return;
-      this.#update({ retryDelay: null });
-      void this.#open(generation);
-    }, delay);
-  }
-
-  /**
-   * (Re)arm the dead-connection timer: silence past 2.5 keep-alive intervals ends it.
-   * @param {number} generation
-   */
-  #expectMessages(generation) {
-    clearTimeout(this.#silenceTimer);
-    const seconds = this.options.keepaliveSeconds ?? 20;
-    this.#silenceTimer = setTimeout(
-      () => {
-        if (generation !== this.#generation) return;
-        // A dead TCP connection may take minutes to report its close: do not wait.
-        this.#drop("no message, not even a keep-alive");
-        this.#retry(CLOSE_ABNORMAL, `nothing received for ${KEEPALIVE_MISSES * seconds} s`);
-      },
-      KEEPALIVE_MISSES * seconds * 1000,
-    );
-  }
-
-  /**
-   * Forget the current socket and its timers; refuse every command still waiting.
-   * @param {string} why
-   */
-  #drop(why) {
-    clearTimeout(this.#retryTimer);
-    clearTimeout(this.#silenceTimer);
-    const socket = this.#socket;
-    this.#socket = null;
-    if (socket !== null) {
-      socket.onopen = socket.onmessage = socket.onclose = null;
-      if (socket.readyState === socket.CONNECTING || socket.readyState === socket.OPEN) {
-        socket.close(1000);
-      }
-    }
-    const waiting = [...this.#pending];
-    this.#pending.clear();
-    for (const [id, { reject }] of waiting) {
-      reject(
-        new CommandError(
-          "disconnected",
-          `No reply before the ${why}: the command may or may not have been applied. ` +
-            "Send it again with the same id to be sure; it is applied at most once.",
-          id,
-        ),
-      );
-    }
+    this.#connection.close();
   }
 
   // ---------------------------------------------------------- receive
@@ -444,12 +180,11 @@ export class DagStreamClient {
 
   /** Ask the server to replay after `lastSeq`; if that fails, reconnect (which resumes too). */
   #resync() {
-    const socket = this.#socket;
+    const socket = this.#connection.socket;
     const lastSeq = /** @type {number} */ (this.#state.lastSeq);
     this.send({ type: "resume", last_seq: lastSeq }).catch(() => {
-      if (socket !== null && socket === this.#socket) {
-        this.#drop("resync");
-        this.#retry(CLOSE_ABNORMAL, "could not resync");
+      if (socket !== null && socket === this.#connection.socket) {
+        this.#connection.reconnect("resync", "could not resync");
       }
     });
   }
@@ -462,12 +197,14 @@ export class DagStreamClient {
         this.#update({ dag: fromSnapshot(message.dag), lastSeq: message.seq });
         break;
       case "ack":
-        this.#settle(message.id)?.resolve(message);
+        this.#pending.settle(message.id)?.resolve(message);
         break;
       case "error":
-        this.#settle(message.id)?.reject(
-          new CommandError(message.code, message.message, message.id ?? null, message.decision),
-        );
+        this.#pending
+          .settle(message.id)
+          ?.reject(
+            new CommandError(message.code, message.message, message.id ?? null, message.decision),
+          );
         break;
       case "keepalive":
         break; // it arrived: that is all it says
@@ -477,20 +214,6 @@ export class DagStreamClient {
         void unknown; // a newer server's message: ignored
       }
     }
-  }
-
-  /**
-   * The command a reply answers: by its id, else the oldest waiting (the server
-   * answers each frame once, in order; `rate_limited` echoes no id).
-   * @param {CommandId | null | undefined} id
-   * @returns {Pending | undefined}
-   */
-  #settle(id) {
-    const key = id ?? this.#pending.keys().next().value;
-    if (key === undefined) return undefined;
-    const found = this.#pending.get(key);
-    this.#pending.delete(key);
-    return found;
   }
 
   // ------------------------------------------------------------- send
@@ -505,7 +228,7 @@ export class DagStreamClient {
    */
   send(command) {
     const id = command.id ?? newCommandId();
-    const socket = this.#socket;
+    const socket = this.#connection.socket;
     if (socket === null || socket.readyState !== socket.OPEN || this.#state.status !== "open") {
       return Promise.reject(
         new CommandError("disconnected", "Not connected: the command was not sent.", id),
@@ -517,7 +240,7 @@ export class DagStreamClient {
       );
     }
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.add(id, { resolve, reject });
       socket.send(JSON.stringify({ ...command, id }));
     });
   }

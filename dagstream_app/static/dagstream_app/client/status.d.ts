@@ -1,0 +1,77 @@
+/** @typedef {"connecting" | "open" | "reconnecting" | "closed"} ConnectionStatus */
+/**
+ * What `getSnapshot()` returns: a new frozen object whenever anything in it changes.
+ * @typedef {object} ClientState
+ * @property {ConnectionStatus} status `connecting` from creation to the first open;
+ *   `closed` only after a terminal close code, a refused ticket, or `close()`: the client
+ *   then stays closed until `connect()`.
+ * @property {number | null} closeCode the code of the last close (`1006` when the network
+ *   failed or the client gave up on a silent connection), or null before any.
+ * @property {string} closeReason why the last connection ended, for people.
+ * @property {number | null} retryDelay ms until the next attempt while `reconnecting`.
+ * @property {DagSnapshot | null} dag the DAG's state, null until the first snapshot.
+ * @property {number | null} lastSeq the seq of the last event applied (or the snapshot's).
+ */
+/**
+ * The change to a client that stopped for good (until `connect()`).
+ * @param {number | null} code the close code, or null when no socket closed (a refused
+ *   ticket, a server that could not be named).
+ * @param {string} reason
+ * @returns {Partial<ClientState>}
+ */
+export function closedState(code: number | null, reason: string): Partial<ClientState>;
+/**
+ * The change to a client that lost its connection and tries again in `delay` ms.
+ * @param {number} code
+ * @param {string} reason
+ * @param {number} delay
+ * @returns {Partial<ClientState>}
+ */
+export function reconnectingState(code: number, reason: string, delay: number): Partial<ClientState>;
+/**
+ * A thrown value as a close reason, for people.
+ * @param {unknown} error
+ * @returns {string}
+ */
+export function reasonOf(error: unknown): string;
+/** @import { DagSnapshot } from "./protocol.js" */
+/** Close codes after which the client does not reconnect (docs/protocol.md). */
+export const TERMINAL_CLOSE_CODES: readonly number[];
+/** Reconnect when nothing at all arrived for this many keep-alive intervals. */
+export const KEEPALIVE_MISSES: 2.5;
+/** Close code the client reports for a connection it gave up on itself (no close frame). */
+export const CLOSE_ABNORMAL: 1006;
+export type ConnectionStatus = "connecting" | "open" | "reconnecting" | "closed";
+/**
+ * What `getSnapshot()` returns: a new frozen object whenever anything in it changes.
+ */
+export type ClientState = {
+    /**
+     * `connecting` from creation to the first open;
+     * `closed` only after a terminal close code, a refused ticket, or `close()`: the client
+     * then stays closed until `connect()`.
+     */
+    status: ConnectionStatus;
+    /**
+     * the code of the last close (`1006` when the network
+     * failed or the client gave up on a silent connection), or null before any.
+     */
+    closeCode: number | null;
+    /**
+     * why the last connection ended, for people.
+     */
+    closeReason: string;
+    /**
+     * ms until the next attempt while `reconnecting`.
+     */
+    retryDelay: number | null;
+    /**
+     * the DAG's state, null until the first snapshot.
+     */
+    dag: DagSnapshot | null;
+    /**
+     * the seq of the last event applied (or the snapshot's).
+     */
+    lastSeq: number | null;
+};
+import type { DagSnapshot } from "./protocol.js";
