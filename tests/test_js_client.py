@@ -7,7 +7,8 @@ dashboard's modules (dagstream_app/static/dagstream_app/dashboard) that share it
   installed package, exhaustive ``switch (msg.type)`` with a ``never`` check included;
 - node's test runner passes the store, backoff, resume, command and hook tests, and the
   dashboard's: its reconnect delay is the client's full-jitter function, capped;
-- the store folds a real run's events into exactly the server's snapshot.
+- the store folds a real run's events into exactly the server's snapshot;
+- no module (client or dashboard) is over 450 lines.
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ def test_a_message_type_left_unhandled_fails_to_compile() -> None:
     )  # fmt: skip
     assert done.returncode != 0
     assert "Type 'Keepalive' is not assignable to type 'never'" in done.stdout
+
+
+def test_no_module_is_over_450_lines() -> None:
+    """The bound tests/test_module_sizes.py keeps for the app's Python, for its JavaScript."""
+    modules = [*CLIENT.glob("*.js"), *DASHBOARD.glob("*.js")]
+    long = {p.name: n for p in modules if (n := len(p.read_text().splitlines())) > 450}
+    assert long == {}
 
 
 def test_javascript_is_formatted() -> None:
