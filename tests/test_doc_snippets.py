@@ -1118,6 +1118,11 @@ def test_the_owners_only_hooks_let_everyone_view_and_only_owners_act(
 
 # Blocks that cannot run here, and why (keyed like the others).
 DECLARED = {
+    'deployment.md:DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them': (
+        "PostgreSQL's connection pool, which a fresh (SQLite) project cannot take; "
+        "tests/test_db_connections.py serves a burst of requests with the example project, "
+        "whose PostgreSQL settings are these (max_size from DATABASE_POOL_SIZE)"
+    ),
     "dashboard.md:# yourproject/storage.py": (
         "a static files storage, run where it does its work: "
         "tests/test_dashboard_static.py runs collectstatic with it, as written"
