@@ -55,7 +55,7 @@ def build() -> str:
     nodes = [{"id": node_id, "label": f"Task {node_id[5:]}"} for node_id in ids]
     services.create_dag("big", name="bench-5000", nodes=nodes, edges=edges, budget=100.0)
     for node_id in ids[: NODES // 3]:
-        services.node_state("big", node_id, "completed")
+        services.reports("big").node_state(node_id, "completed")
     return ids[NODES // 3]
 
 
@@ -92,7 +92,7 @@ def main() -> bool:
     layout_s, _ = timed(lambda: layout.compute(ids, pairs))
     graph_s, _ = timed(lambda: render.graph_html("big", snap.nodes, snap.edges))  # type: ignore[attr-defined]
 
-    services.node_state("big", next_node, "running")
+    services.reports("big").node_state(next_node, "running")
     seq, frame = state.event_frames("big", 0)[-1]
 
     def render_update() -> str:

@@ -88,7 +88,7 @@ def main() -> bool:
             for status in ("running", "completed", "failed"):
                 start = time.perf_counter()
                 # Off this thread, where sync Playwright runs its event loop.
-                writer.submit(services.node_state, "big", next_node, status).result()
+                writer.submit(services.reports("big").node_state, next_node, status).result()
                 node.and_(page.locator(f'[data-status="{status}"]')).wait_for(
                     state="attached", timeout=30_000
                 )

@@ -3,7 +3,7 @@
 It prints ``ready``, waits for a line on stdin (go), does its work, prints ``done``.
 
 Modes:
-- ``writes``: COUNT synchronous ``services.node_state`` calls (seq allocation under
+- ``writes``: COUNT synchronous ``services.reports(dag_id).node_state`` calls (seq allocation under
   concurrency);
 - ``stream``: COUNT events through the async engine API;
 - ``chaos``: COUNT events whose channel-layer messages are dropped, duplicated
@@ -37,7 +37,7 @@ def node_for(i: int) -> str:
 
 def writes(dag_id: str, count: int) -> None:
     for i in range(count):
-        services.node_state(dag_id, node_for(i), STATUSES[i % 2])
+        services.reports(dag_id).node_state(node_for(i), STATUSES[i % 2])
 
 
 async def stream(dag_id: str, count: int) -> None:

@@ -344,10 +344,10 @@ def test_gates_cannot_be_added_edited_or_deleted(staff: Callable[..., Client]) -
 def test_dag_list_columns_filters_and_search(staff: Callable[..., Client]) -> None:
     services.create_dag("etl-7", name="etl", nodes=["a", "b", "c", "d"], budget=2.0)
     services.create_dag("ml-1", name="train", nodes=["x"])
-    services.node_state("etl-7", "a", "completed")
-    services.node_state("etl-7", "b", "skipped")
-    services.node_state("etl-7", "c", "running")
-    services.cost("etl-7", spent=0.5)
+    services.reports("etl-7").node_state("a", "completed")
+    services.reports("etl-7").node_state("b", "skipped")
+    services.reports("etl-7").node_state("c", "running")
+    services.reports("etl-7").cost(spent=0.5)
     client = staff("view_dag")
     response = client.get(reverse(DAGS))
     html = response.content.decode()
@@ -363,7 +363,7 @@ def test_dag_list_columns_filters_and_search(staff: Callable[..., Client]) -> No
         assert column in html
     found = client.get(reverse(DAGS), {"q": "train"}).context["cl"].result_list
     assert [d.dag_id for d in found] == ["ml-1"]
-    services.fail("ml-1", "boom")
+    services.reports("ml-1").fail("boom")
     failed = client.get(reverse(DAGS), {"status__exact": "failed"}).context["cl"].result_list
     assert [d.dag_id for d in failed] == ["ml-1"]
     assert staff().get(reverse(DAGS)).status_code == 403
@@ -401,7 +401,7 @@ def test_dag_control_action_in_the_wrong_state_is_reported_and_changes_nothing(
     staff: Callable[..., Client],
 ) -> None:
     _dag("r-1")
-    services.complete(_dag("c-1").dag_id, {"ok": True})
+    services.reports(_dag("c-1").dag_id).complete({"ok": True})
     client = staff("view_dag", "control_dag")
     response = client.post(
         reverse(DAGS),
@@ -439,7 +439,7 @@ def test_dag_control_action_honours_the_per_dag_hook(staff: Callable[..., Client
 def test_dag_page_lists_events_newest_first_paginated(staff: Callable[..., Client]) -> None:
     dag = _dag("etl_12.x")  # an id the admin must quote in URLs
     for i in range(60):
-        services.node_state(dag.dag_id, "extract", "running" if i % 2 else "pending")
+        services.reports(dag.dag_id).node_state("extract", "running" if i % 2 else "pending")
     client = staff("view_dag")
     url = _change_url("dag", dag.dag_id)
     first = client.get(url)
@@ -589,7 +589,7 @@ def test_narrowing_to_viewable_runs_never_reads_every_runs_results(
     # It used to read every run's whole row, results JSON included, on every request.
     for n in range(3):
         _gate(_dag(f"run-{n}").dag_id)
-        services.complete(f"run-{n}", {"rows": ["x" * 100] * 100})
+        services.reports(f"run-{n}").complete({"rows": ["x" * 100] * 100})
     client = staff("view_dag")
     for changelist in (DAGS, GATES):
         with (
@@ -609,7 +609,7 @@ def test_narrowing_to_viewable_runs_never_reads_every_runs_results(
 
 def _finished(dag_id: str) -> Dag:
     dag = _dag(dag_id)
-    services.complete(dag_id, {"ok": True})
+    services.reports(dag_id).complete({"ok": True})
     return dag
 
 

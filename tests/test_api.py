@@ -27,9 +27,9 @@ def _fast_passwords(settings: Any) -> None:
 @pytest.fixture
 def runs(db: Any) -> None:
     services.create_dag("etl-1", name="etl", nodes=["a", "b"], edges=[("a", "b")], budget=2)
-    services.node_state("etl-1", "a", "completed")
+    services.reports("etl-1").node_state("a", "completed")
     services.create_dag("etl-2", name="etl", nodes=["a"])
-    services.complete("etl-2")
+    services.reports("etl-2").complete()
     services.create_dag("secret-1", name="secret", nodes=["a"])
 
 
@@ -127,7 +127,7 @@ def test_snapshot_is_the_sockets_with_last_seq(runs: None, viewer: Client) -> No
 
 
 def test_events_page_by_seq_as_the_socket_sends_them(runs: None, viewer: Client) -> None:
-    services.cost("etl-1", spent=1)
+    services.reports("etl-1").cost(spent=1)
     first = viewer.get("/api/dags/etl-1/events/", {"limit": 2}).json()
     assert [e["seq"] for e in first["events"]] == [1, 2]
     assert (first["last_seq"], first["next_after"], first["has_more"]) == (3, 2, True)

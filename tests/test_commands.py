@@ -87,7 +87,7 @@ def test_schema_prints_valid_json_with_every_event_type() -> None:
 
 def _finished_run(dag_id: str, days_ago: float) -> None:
     services.create_dag(dag_id, nodes=["n"])
-    services.complete(dag_id)
+    services.reports(dag_id).complete()
     Dag.objects.filter(pk=dag_id).update(finished_at=timezone.now() - timedelta(days=days_ago))
 
 

@@ -67,7 +67,7 @@ async def test_unknown_dag_is_closed_4004(server: Server, dag: Dag, viewer: str)
 async def test_viewers_of_a_deleted_run_are_closed_4004(
     server: Server, dag: Dag, viewer: str
 ) -> None:
-    await sync_to_async(services.complete)(dag.dag_id)
+    await sync_to_async(services.reports(dag.dag_id).complete)()
     ws = await open_ws(server, dag.dag_id, token=viewer)
     assert (await recv(ws))["type"] == "snapshot"
     # Deleted by another process: the server's idle check finds the run gone.
@@ -80,7 +80,7 @@ async def test_viewers_hear_of_a_deletion_through_the_layer(dag: Dag, viewer: st
 
     from project.asgi import application
 
-    await sync_to_async(services.complete)(dag.dag_id)
+    await sync_to_async(services.reports(dag.dag_id).complete)()
     comm = WebsocketCommunicator(
         application,
         f"/ws/dags/{dag.dag_id}/",
@@ -127,8 +127,8 @@ async def test_snapshot_comes_first(server: Server, dag: Dag, viewer: str) -> No
 async def _events(dag_id: str, count: int) -> None:
     """Append ``count`` node_state events from this process (committed, not pushed)."""
     for i in range(count):
-        await sync_to_async(services.node_state)(
-            dag_id, "extract", "running" if i % 2 == 0 else "completed"
+        await sync_to_async(services.reports(dag_id).node_state)(
+            "extract", "running" if i % 2 == 0 else "completed"
         )
 
 
@@ -417,7 +417,7 @@ async def test_lost_last_event_is_found_by_the_idle_check(
     ws = await open_ws(server, dag.dag_id, token=viewer)
     assert (await recv(ws))["type"] == "snapshot"
     # Written by this process: the server's in-memory layer never hears of it.
-    await sync_to_async(services.node_state)(dag.dag_id, "extract", "running")
+    await sync_to_async(services.reports(dag.dag_id).node_state)("extract", "running")
     event = await recv(ws, timeout=10)
     assert (event["seq"], event["node_id"], event["status"]) == (2, "extract", "running")
     await ws.close()

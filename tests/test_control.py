@@ -56,11 +56,11 @@ def _dag_in(dag_id: str, status: str) -> None:
             services.control(dag_id, "cancel", actor=setup)
         case "cancelled":
             services.control(dag_id, "cancel", actor=setup)
-            services.set_state(dag_id, "cancelled")
+            services.reports(dag_id).set_state("cancelled")
         case "completed":
-            services.complete(dag_id, {"ok": True})
+            services.reports(dag_id).complete({"ok": True})
         case "failed":
-            services.fail(dag_id, "boom")
+            services.reports(dag_id).fail("boom")
     assert Dag.objects.get(pk=dag_id).status == status
 
 
@@ -125,14 +125,14 @@ def test_engine_side_transitions() -> None:
         _dag_in(dag_id, status)
         before = _status(dag_id)
         if (target, status) in engine_moves:
-            services.set_state(dag_id, target)
+            services.reports(dag_id).set_state(target)
             assert _status(dag_id) == (target, before[1] + 1)
         else:
             with pytest.raises(services.Conflict):
-                services.set_state(dag_id, target)
+                services.reports(dag_id).set_state(target)
             assert _status(dag_id) == before
     with pytest.raises(services.InvalidDelta):
-        services.set_state("engine-0", "completed")
+        services.reports("engine-0").set_state("completed")
 
 
 # ------------------------------------------------- engine hears each once

@@ -655,7 +655,7 @@ def _burst(dag_id: str, count: int) -> None:
     """``count`` events committed in one transaction (so they arrive as one lag)."""
     with transaction.atomic():
         for i in range(count):
-            services.node_state(dag_id, f"n{i % 6}", "running" if i < 6 else "completed")
+            services.reports(dag_id).node_state(f"n{i % 6}", "running" if i < 6 else "completed")
 
 
 def test_a_client_too_far_behind_is_closed_4013_and_resumes_by_snapshot(

@@ -63,7 +63,7 @@ async def test_gate_on_a_run_that_ends_meanwhile_raises_instead_of_waiting_forev
     subscription = await _subscribe("ended")
     waiting = asyncio.ensure_future(stream.gate("review", {"title": "Ship it?"}))
     await _next_event(subscription, "human_gate_waiting")
-    await database_sync_to_async(services.fail)("ended", "the engine crashed elsewhere")
+    await database_sync_to_async(services.reports("ended").fail)("the engine crashed elsewhere")
     with pytest.raises(services.Conflict, match="stays undecided"):
         await asyncio.wait_for(waiting, 10)
     await stream.close()
@@ -227,3 +227,21 @@ def test_closing_one_sync_stream_leaves_the_shared_loop_to_the_others() -> None:
     own = SyncDagStream.open("shared-2")  # a loop of its own: closing stops it
     own.close()
     assert not own._loop.thread.is_alive()
+
+
+def test_every_handle_reports_through_the_one_definition() -> None:
+    # The reports are written once (services.reports); each kind of handle only
+    # says what submit() does, and overrides none of them.
+    from dagstream_app.engine import DagStream, Deltas, Reporter, SyncDagStream
+    from dagstream_app.services import DirectReports, Reports, RunReports
+
+    every = [n for n in vars(Reports) if not n.startswith("_") and callable(vars(Reports)[n])]
+    run = [n for n in vars(RunReports) if not n.startswith("_") and callable(vars(RunReports)[n])]
+    assert {"node_state", "edge_active", "mutate", "cost", "error"} <= set(every)
+    assert {"complete", "fail", "set_state"} <= set(run)
+    for handle in (DagStream, SyncDagStream, Deltas, DirectReports):
+        for name in every + run:
+            owner = next(c for c in handle.__mro__ if name in vars(c))
+            assert owner in (Reports, RunReports), f"{handle.__name__}.{name}"
+    for name in every:
+        assert next(c for c in Reporter.__mro__ if name in vars(c)) is Reports

@@ -36,8 +36,8 @@ def _fast_passwords(settings: Any) -> None:
 @pytest.fixture
 def dag(db: Any) -> Dag:
     dag = services.create_dag("etl-1", nodes=NODES, edges=[("extract", "load")])
-    services.node_state("etl-1", "extract", "completed")
-    services.node_state("etl-1", "load", "running")
+    services.reports("etl-1").node_state("extract", "completed")
+    services.reports("etl-1").node_state("load", "running")
     services.open_gate("etl-1", "report", {"title": "Send it?"})
     return dag
 
@@ -58,7 +58,7 @@ def client_for(user: Any) -> Client:
 
 def test_engine_reports_set_seen_and_peoples_actions_do_not(dag: Dag, make_user: Any) -> None:
     silence()
-    services.cost("etl-1", spent=1)
+    services.reports("etl-1").cost(spent=1)
     assert not state.engine_health("etl-1").stale  # type: ignore[union-attr]
     silence()
     services.control("etl-1", "pause", actor=make_user("control_dag"))
@@ -75,7 +75,7 @@ def test_a_heartbeat_is_one_update_and_no_event(dag: Dag, django_assert_num_quer
 
 
 def test_a_heartbeat_of_an_ended_or_unknown_run_says_stop(dag: Dag) -> None:
-    services.fail("etl-1", "boom")
+    services.reports("etl-1").fail("boom")
     assert services.heartbeat("etl-1") is False
     assert services.heartbeat("nope") is False
 
@@ -93,7 +93,7 @@ def test_only_a_live_run_can_be_stale(dag: Dag, status: str, settings: Any) -> N
 
 
 def test_an_ended_run_is_never_stale(dag: Dag) -> None:
-    services.complete("etl-1")
+    services.reports("etl-1").complete()
     silence(seconds=3600)
     assert state.snapshot("etl-1").engine_stale is False  # type: ignore[union-attr]
 
@@ -103,9 +103,9 @@ def test_paused_with_node_events_after_the_pause_says_engine_still_reporting(
 ) -> None:
     services.control("etl-1", "pause", actor=make_user("control_dag"))
     assert not state.engine_health("etl-1").reporting_while_paused  # type: ignore[union-attr]
-    services.node_state("etl-1", "load", "completed")
+    services.reports("etl-1").node_state("load", "completed")
     assert state.engine_health("etl-1").reporting_while_paused  # type: ignore[union-attr]
-    services.set_state("etl-1", "running")
+    services.reports("etl-1").set_state("running")
     assert not state.engine_health("etl-1").reporting_while_paused  # type: ignore[union-attr]
 
 
@@ -219,7 +219,7 @@ def test_the_page_polls_liveness_and_gets_the_controls_when_they_change(
     services.heartbeat("etl-1")  # the engine came back: the button goes away
     back = operator.get("/dags/etl-1/engine/", {"shown": "1"}).content.decode()
     assert 'data-engine="ok"' in back and 'id="controls"' in back and "End run" not in back
-    services.complete("etl-1")
+    services.reports("etl-1").complete()
     assert "hx-trigger" not in operator.get("/dags/etl-1/engine/").content.decode()
 
 
@@ -236,7 +236,7 @@ def test_end_run_from_the_dashboard(dag: Dag, make_user: Any) -> None:
 def test_paused_engine_still_reporting_is_shown(dag: Dag, make_user: Any) -> None:
     operator = client_for(make_user("view_dag", "control_dag"))
     services.control("etl-1", "pause", actor=make_user("control_dag"))
-    services.node_state("etl-1", "load", "completed")
+    services.reports("etl-1").node_state("load", "completed")
     page = operator.get("/dags/etl-1/").content.decode()
     assert "Paused — engine still reporting" in page
 

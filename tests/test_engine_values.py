@@ -44,7 +44,7 @@ def _events(dag_id: str) -> int:
 
 def test_a_huge_finite_cost_renders_on_every_page_and_in_the_api(viewer: Client) -> None:
     dag_id = _run(budget=0.01)
-    services.cost(dag_id, spent=1e308)
+    services.reports(dag_id).cost(spent=1e308)
     for url in (f"/dags/{dag_id}/", "/dags/", f"/dags/{dag_id}/history/?seq=2"):
         response = viewer.get(url)
         assert response.status_code == 200, url
@@ -59,10 +59,10 @@ def test_a_huge_finite_cost_renders_on_every_page_and_in_the_api(viewer: Client)
 
 def test_a_running_cost_that_would_overflow_is_refused_and_changes_nothing() -> None:
     dag_id = _run(budget=1.0)
-    services.cost(dag_id, add=1e308)
+    services.reports(dag_id).cost(add=1e308)
     before = _events(dag_id)
     with pytest.raises(services.InvalidDelta, match="running cost"):
-        services.cost(dag_id, add=1e308)
+        services.reports(dag_id).cost(add=1e308)
     assert Dag.objects.get(pk=dag_id).spent == 1e308
     assert _events(dag_id) == before
 
@@ -71,7 +71,7 @@ def test_a_running_cost_that_would_overflow_is_refused_and_changes_nothing() -> 
 def test_a_cost_no_float_can_hold_is_refused_by_name(field: str) -> None:
     dag_id = _run()
     with pytest.raises(services.InvalidDelta, match=field):
-        services.cost(dag_id, **{field: HUGE})
+        services.reports(dag_id).cost(**{field: HUGE})
     assert _events(dag_id) == 1  # only the creation's
 
 
@@ -89,7 +89,7 @@ def test_a_cost_no_float_can_hold_is_refused_by_name(field: str) -> None:
 def test_outputs_json_cannot_carry_are_refused_by_name(output: Any, named: str) -> None:
     dag_id = _run()
     with pytest.raises(services.InvalidDelta, match=named) as refused:
-        services.node_state(dag_id, "a", "completed", output=output)
+        services.reports(dag_id).node_state("a", "completed", output=output)
     assert "output" in str(refused.value)
     assert Node.objects.get(dag_id=dag_id, node_id="a").status == "pending"
 
@@ -97,7 +97,7 @@ def test_outputs_json_cannot_carry_are_refused_by_name(output: Any, named: str) 
 def test_metrics_and_presentations_are_checked_alike() -> None:
     dag_id = _run()
     with pytest.raises(services.InvalidDelta, match="integer of"):
-        services.node_state(dag_id, "a", "running", metrics={"tokens": MANY_DIGITS})
+        services.reports(dag_id).node_state("a", "running", metrics={"tokens": MANY_DIGITS})
     with pytest.raises(services.InvalidDelta, match="lone surrogate"):
         services.open_gate(dag_id, "a", {"title": SURROGATE})
     assert _events(dag_id) == 1
@@ -106,7 +106,7 @@ def test_metrics_and_presentations_are_checked_alike() -> None:
 def test_the_largest_storable_values_are_kept_as_they_are() -> None:
     dag_id = _run()
     output = {"max": 2**64 - 1, "min": -(2**63), "text": "café ☕", "big": 1e308}
-    services.node_state(dag_id, "a", "completed", output=output)
+    services.reports(dag_id).node_state("a", "completed", output=output)
     assert Node.objects.get(dag_id=dag_id, node_id="a").output == output
 
 

@@ -43,7 +43,7 @@ async def test_many_viewers_hold_one_membership_and_share_each_message(viewer: s
         assert (await comm.connect())[0]
         assert json.loads(await comm.receive_from(TIMEOUT))["type"] == "snapshot"
     assert len(layer.groups[group]) == 1  # one channel for the whole process
-    await sync_to_async(services.node_state)("fan-1", "a", "running")
+    await sync_to_async(services.reports("fan-1").node_state)("a", "running")
     frames = [await comm.receive_from(TIMEOUT) for comm in viewers]
     assert len(set(frames)) == 1 and json.loads(frames[0])["seq"] == 2
     for comm in viewers:
@@ -63,7 +63,7 @@ async def test_a_full_inbox_drops_and_the_consumer_fills_from_the_log(viewer: st
     assert (await comm.connect())[0]
     assert json.loads(await comm.receive_from(TIMEOUT))["seq"] == 1
     for _ in range(3):
-        await sync_to_async(services.node_state)("fan-2", "a", "running")
+        await sync_to_async(services.reports("fan-2").node_state)("a", "running")
     # Every layer message lost: the overflow signal alone brings all three back.
     consumer_inboxes = next(iter(fanout.hub_for(get_channel_layer()).members.values()))
     (target,) = consumer_inboxes
@@ -71,7 +71,7 @@ async def test_a_full_inbox_drops_and_the_consumer_fills_from_the_log(viewer: st
     assert got == [2, 3, 4]
     target.overflowed = True
     target.put({"type": "dagstream.events", "events": []})
-    await sync_to_async(services.node_state)("fan-2", "a", "completed")
+    await sync_to_async(services.reports("fan-2").node_state)("a", "completed")
     assert json.loads(await comm.receive_from(TIMEOUT))["seq"] == 5
     await comm.disconnect()
 
@@ -83,7 +83,7 @@ async def test_the_tick_brings_what_the_layer_never_carried(server: Server, view
     listing = await open_ws(server, "", token=viewer, path="/ws/dags/", query="ids=fan-3")
     stream = await open_ws(server, "fan-3", token=viewer)
     assert (await recv(stream))["type"] == "snapshot"
-    await sync_to_async(services.node_state)("fan-3", "a", "running")  # this process only
+    await sync_to_async(services.reports("fan-3").node_state)("a", "running")  # this process only
     assert (await recv(stream))["seq"] == 2
     row = str(await asyncio.wait_for(listing.recv(), TIMEOUT))
     assert 'hx-swap-oob="true"' in row and "fan-3" in row
@@ -109,7 +109,7 @@ async def test_a_layer_outage_is_one_warning_not_one_per_consumer(caplog: Any, v
         for comm in viewers:
             assert (await comm.connect())[0]
             await comm.receive_from(TIMEOUT)
-        await sync_to_async(services.node_state)("fan-5", "a", "running")
+        await sync_to_async(services.reports("fan-5").node_state)("a", "running")
         # Not in the group: the tick delivers from the log.
         for comm in viewers:
             assert json.loads(await comm.receive_from(TIMEOUT))["seq"] == 2
@@ -251,7 +251,7 @@ async def test_when_channels_loop_is_not_as_checked_consumers_run_on_channels_ow
         assert (await comm.connect())[0]
         assert json.loads(await comm.receive_from(TIMEOUT))["type"] == "snapshot"
         for status in ("running", "completed"):
-            await sync_to_async(services.node_state)("fan-4", "a", status)
+            await sync_to_async(services.reports("fan-4").node_state)("a", status)
         frames = [json.loads(await comm.receive_from(TIMEOUT)) for _ in range(2)]
         assert [(f["seq"], f["status"]) for f in frames] == [(2, "running"), (3, "completed")]
         await comm.disconnect()

@@ -79,7 +79,7 @@ def targets(html: str) -> list[str]:
 
 
 def test_node_state_swaps_the_node_progress_and_timeline(dag: Dag) -> None:
-    services.node_state("etl-1", "extract", "running")
+    services.reports("etl-1").node_state("extract", "running")
     html = last_fragment()
     slot = render.dom_id("ns", "extract")
     assert targets(html) == [
@@ -95,32 +95,32 @@ def test_node_state_swaps_the_node_progress_and_timeline(dag: Dag) -> None:
 
 
 def test_completed_node_shows_its_duration(dag: Dag) -> None:
-    services.node_state("etl-1", "extract", "running")
-    services.node_state("etl-1", "extract", "completed")
+    services.reports("etl-1").node_state("extract", "running")
+    services.reports("etl-1").node_state("extract", "completed")
     html = last_fragment()
     assert 'data-status="completed"' in html and "Completed · " in html
     assert "<strong>1</strong> / 2 nodes done" in html
 
 
 def test_a_retry_and_a_held_start_say_so_on_the_graph(dag: Dag) -> None:
-    services.node_state("etl-1", "extract", "waiting", metrics={"retries": 2})
+    services.reports("etl-1").node_state("extract", "waiting", metrics={"retries": 2})
     assert 'aria-label="Extract: Retrying · #2"' in last_fragment()
     assert ">Retrying · #2</text>" in last_fragment()
-    services.node_state("etl-1", "load", "pending", metrics={"held": "The run is paused."})
+    services.reports("etl-1").node_state("load", "pending", metrics={"held": "The run is paused."})
     assert ">Held: paused</text>" in last_fragment()
-    services.node_state("etl-1", "extract", "running")  # the retry's next attempt
+    services.reports("etl-1").node_state("extract", "running")  # the retry's next attempt
     assert ">Running · " in last_fragment()
 
 
 def test_edge_active_flashes_one_edge(dag: Dag) -> None:
-    services.edge_active("etl-1", "extract", "load")
+    services.reports("etl-1").edge_active("extract", "load")
     html = last_fragment()
     assert targets(html) == ["#ds-flash", "afterbegin:#timeline", "#ds-seq"]
     assert f'data-edge="{render.edge_dom_id("extract", "load")}"' in html
 
 
 def test_dag_mutated_rerenders_the_graph(dag: Dag) -> None:
-    services.mutate("etl-1", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
+    services.reports("etl-1").mutate({"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
     html = last_fragment()
     assert targets(html) == [
         "#graph",
@@ -133,20 +133,20 @@ def test_dag_mutated_rerenders_the_graph(dag: Dag) -> None:
 
 
 def test_cost_update_warns_at_80_percent_and_goes_red_over_budget(dag: Dag) -> None:
-    services.cost("etl-1", spent=2.0)
+    services.reports("etl-1").cost(spent=2.0)
     assert "cost--ok" in last_fragment()
-    services.cost("etl-1", spent=8.5)
+    services.reports("etl-1").cost(spent=8.5)
     html = last_fragment()
     assert targets(html)[0] == "#cost" and "cost--warn" in html and "85% of budget used" in html
-    services.cost("etl-1", spent=12.0)
+    services.reports("etl-1").cost(spent=12.0)
     html = last_fragment()
     assert "cost--over" in html and "Over budget" in html and "-$2.00" in html
 
 
 def test_complete_with_nodes_still_open_marks_them_as_never_finished(dag: Dag) -> None:
-    services.node_state("etl-1", "extract", "running")
+    services.reports("etl-1").node_state("extract", "running")
     assert "never finished" not in last_fragment()  # still running: nothing to say
-    services.complete("etl-1", {"ok": True})
+    services.reports("etl-1").complete({"ok": True})
     html = last_fragment()
     assert "#dag-progress" in targets(html)
     assert 'data-never-finished="2"' in html and "2 never finished" in html
@@ -156,12 +156,12 @@ def test_complete_with_nodes_still_open_marks_them_as_never_finished(dag: Dag) -
 
 def test_money_says_only_what_the_shown_numbers_say(db: Any) -> None:
     services.create_dag("m", budget=0.32)
-    services.cost("m", spent=0.3235)  # rounds to the budget: not over it
+    services.reports("m").cost(spent=0.3235)  # rounds to the budget: not over it
     html = last_fragment("m")
     assert 'data-cost="spent">$0.32<' in html and 'data-cost="budget">$0.32<' in html
     assert 'data-cost="remaining">$0.00<' in html
     assert "Over budget" not in html and "cost--warn" in html and "100% of budget used" in html
-    services.cost("m", spent=0.3251)
+    services.reports("m").cost(spent=0.3251)
     html = last_fragment("m")
     assert "Over budget" in html and 'data-cost="remaining">-$0.01<' in html
     # The timeline shows the same figures.
@@ -171,7 +171,7 @@ def test_money_says_only_what_the_shown_numbers_say(db: Any) -> None:
 def test_currency_and_decimals_are_settings(db: Any, settings: Any) -> None:
     settings.DAGSTREAM = {"CURRENCY": "€ ", "MONEY_DECIMALS": 3}
     services.create_dag("m", budget=1)
-    services.cost("m", spent=0.3235)
+    services.reports("m").cost(spent=0.3235)
     html = last_fragment("m")
     assert 'data-cost="spent">€ 0.324<' in html and "€ 0.324 of € 1.000" in html
 
@@ -212,7 +212,7 @@ def test_execution_state_updates_badge_and_controls(dag: Dag, make_user) -> None
 
 
 def test_execution_complete_shows_results(dag: Dag) -> None:
-    services.complete("etl-1", {"rows": EVIL})
+    services.reports("etl-1").complete({"rows": EVIL})
     seq = Dag.objects.get().last_seq
     live.cache.clear()
     html = live.events_html("etl-1", state.event_frames("etl-1", seq - 2), ALL)
@@ -221,14 +221,14 @@ def test_execution_complete_shows_results(dag: Dag) -> None:
 
 
 def test_error_is_escaped_in_the_timeline(dag: Dag) -> None:
-    services.report_error("etl-1", EVIL, node_id="extract")
+    services.reports("etl-1").error(EVIL, node_id="extract")
     html = last_fragment()
     assert targets(html) == ["afterbegin:#timeline", "#ds-seq"]
     assert EVIL not in html and "tl--failed" in html
 
 
 def test_fragments_render_once_per_process(dag: Dag, django_assert_num_queries) -> None:
-    services.node_state("etl-1", "extract", "running")
+    services.reports("etl-1").node_state("extract", "running")
     events = state.event_frames("etl-1", 1)
     live.cache.clear()
     first = live.events_html("etl-1", events, ALL)
@@ -238,7 +238,7 @@ def test_fragments_render_once_per_process(dag: Dag, django_assert_num_queries) 
 
 
 def test_snapshot_message_rerenders_every_region(dag: Dag) -> None:
-    services.node_state("etl-1", "extract", "running")
+    services.reports("etl-1").node_state("extract", "running")
     snap = state.snapshot("etl-1")
     assert snap is not None
     html = live.snapshot_message(snap, ALL)
@@ -257,7 +257,7 @@ def test_snapshot_message_rerenders_every_region(dag: Dag) -> None:
 
 
 def test_frame_json_is_what_services_publish(dag: Dag) -> None:
-    services.node_state("etl-1", "extract", "failed", output=EVIL)
+    services.reports("etl-1").node_state("extract", "failed", output=EVIL)
     seq, frame = state.event_frames("etl-1", 0)[-1]
     assert json.loads(frame)["seq"] == seq
     html = last_fragment()  # the consumer's path: frame -> live_state -> fragments
@@ -300,12 +300,12 @@ def test_a_host_override_of_the_gate_card_still_updates_live(
 def test_a_backlog_is_one_message_with_each_node_once_and_nothing_else_dropped(dag: Dag) -> None:
     first = Event.objects.filter(dag=dag).count()
     for status in ("running", "completed"):
-        services.node_state("etl-1", "extract", status)
-        services.node_state("etl-1", "load", status)
-    services.cost("etl-1", spent=1.0)
+        services.reports("etl-1").node_state("extract", status)
+        services.reports("etl-1").node_state("load", status)
+    services.reports("etl-1").cost(spent=1.0)
     services.open_gate("etl-1", "load", {"title": "Ship?"})
-    services.cost("etl-1", spent=2.0)
-    services.report_error("etl-1", "slow")
+    services.reports("etl-1").cost(spent=2.0)
+    services.reports("etl-1").error("slow")
     live.cache.clear()
     html = live.events_html("etl-1", state.event_frames("etl-1", first), ALL)
     found = targets(html)

@@ -46,10 +46,10 @@ def fuzz_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server
 
 def _ended_run() -> None:
     services.create_dag(DAG_ID, name="fuzz", nodes=NODES, edges=[("extract", "review")])
-    services.node_state(DAG_ID, "extract", "completed", output={"rows": 3})
+    services.reports(DAG_ID).node_state("extract", "completed", output={"rows": 3})
     services.open_gate(DAG_ID, "review", {"title": "Ship it?"})
     services.decide_gate(DAG_ID, "review", "approve", actor=None)
-    services.complete(DAG_ID, {"ok": True})
+    services.reports(DAG_ID).complete({"ok": True})
 
 
 def _state() -> Any:

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.django_db
 def run(db: Any, make_user: Any) -> Any:
     services.create_dag("g", nodes=[{"id": "a", "label": "Extract"}, "b", "c", "never"])
     user = make_user("decide_gate", "control_dag", "view_dag")
-    services.node_state("g", "a", "running")
-    services.node_state("g", "a", "completed")
-    services.node_state("g", "b", "running")
+    services.reports("g").node_state("a", "running")
+    services.reports("g").node_state("a", "completed")
+    services.reports("g").node_state("b", "running")
     services.control("g", "pause", actor=user)
     services.control("g", "resume", actor=user)
     services.open_gate("g", "c", {"title": "ok?"})
@@ -68,7 +68,7 @@ def test_a_pause_still_going_has_no_end(run: Any) -> None:
 def test_only_the_first_rows_are_drawn_and_the_rest_counted(db: Any) -> None:
     services.create_dag("many", nodes=[f"n{i}" for i in range(5)])
     for i in range(5):
-        services.node_state("many", f"n{i}", "running")
+        services.reports("many").node_state(f"n{i}", "running")
     view = state.gantt("many", limit=3)
     assert view is not None and [b.node_id for b in view.bars] == ["n0", "n1", "n2"]
     assert view.more == 2
@@ -111,7 +111,7 @@ def test_pauses_are_shaded_across_the_chart(run: Any) -> None:
 
 def test_labels_are_escaped(db: Any) -> None:
     services.create_dag("x", nodes=[{"id": "n", "label": "<script>alert(1)</script>"}])
-    services.node_state("x", "n", "running")
+    services.reports("x").node_state("n", "running")
     html = render.gantt_html(state.gantt("x"))
     assert "<script>" not in html and "&lt;script&gt;" in html
 
@@ -124,15 +124,15 @@ def test_nothing_ran_yet(db: Any) -> None:
 @pytest.mark.parametrize(
     ("event", "redrawn"),
     [
-        (lambda: services.node_state("g", "b", "completed"), True),
-        (lambda: services.cost("g", spent=1), False),
-        (lambda: services.edge_active("g", "a", "b"), False),
-        (lambda: services.complete("g"), True),
+        (lambda: services.reports("g").node_state("b", "completed"), True),
+        (lambda: services.reports("g").cost(spent=1), False),
+        (lambda: services.reports("g").edge_active("a", "b"), False),
+        (lambda: services.reports("g").complete(), True),
     ],
 )
 def test_the_live_events_that_change_it_redraw_it(run: Any, event: Any, redrawn: bool) -> None:
     if not Event.objects.filter(type="edge_active").exists():
-        services.mutate("g", {"op": "add_edge", "from": "a", "to": "b"})
+        services.reports("g").mutate({"op": "add_edge", "from": "a", "to": "b"})
     event()
     live.cache.clear()
     seq, frame = state.event_frames("g", 0)[-1]

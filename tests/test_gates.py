@@ -376,7 +376,7 @@ async def test_invalid_decisions_change_nothing(
 
 
 async def test_gates_of_a_finished_dag_are_closed(server: Server, gated: str) -> None:
-    await database_sync_to_async(services.fail)(gated, "engine crashed")
+    await database_sync_to_async(services.reports(gated).fail)("engine crashed")
     _, token = await _operator()
     ws = await _connected(server, gated, token)
     await send(ws, {"type": "human_decision", "id": 1, "node_id": "review", "decision": "approve"})
@@ -453,7 +453,7 @@ async def test_gate_past_its_deadline_on_a_finished_dag_raises_instead_of_spinni
         timeout_at=timezone.now() - timedelta(seconds=1),
         default="approve",
     )
-    await database_sync_to_async(services.fail)("timeout-5", "engine crashed")
+    await database_sync_to_async(services.reports("timeout-5").fail)("engine crashed")
     stream = await DagStream.open("timeout-5")
     with pytest.raises(services.Conflict, match="gates are closed"):
         await asyncio.wait_for(stream.gate("review", {}, timeout=1, default="approve"), 5)

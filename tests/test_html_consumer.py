@@ -73,14 +73,14 @@ async def test_resume_sends_exactly_the_missed_events_then_live(
     server: Server, dag: Dag, viewer: str
 ) -> None:
     for status in ("running", "completed"):
-        await sync_to_async(services.node_state)(dag.dag_id, "extract", status)
+        await sync_to_async(services.reports(dag.dag_id).node_state)("extract", status)
     ws = await html_ws(server, dag.dag_id, viewer, query="last_seq=1")
     html = await recv_text(ws)
     assert ENTRY.findall(html) == ["2", "3"]
     assert SEQ.findall(html) == ["3"]
     assert 'data-status="completed"' in html
     # Written by this process: the server notices on its idle re-check.
-    await sync_to_async(services.edge_active)(dag.dag_id, "extract", "load")
+    await sync_to_async(services.reports(dag.dag_id).edge_active)("extract", "load")
     html = await recv_text(ws)
     assert ENTRY.findall(html) == ["4"] and SEQ.findall(html) == ["4"]
     await ws.close()
@@ -114,8 +114,8 @@ async def test_live_events_arrive_in_order_with_one_marker_each(dag: Dag, viewer
     comm = communicator(f"/ws/dags/{dag.dag_id}/html/?last_seq=1", viewer)
     connected, _ = await comm.connect()
     assert connected
-    await sync_to_async(services.node_state)(dag.dag_id, "extract", "running")
-    await sync_to_async(services.cost)(dag.dag_id, spent=1.0)
+    await sync_to_async(services.reports(dag.dag_id).node_state)("extract", "running")
+    await sync_to_async(services.reports(dag.dag_id).cost)(spent=1.0)
     # Two events may come as two frames or, conflated, as one; either way each
     # frame carries one seq marker, that of its newest entry.
     entries: list[str] = []
@@ -133,8 +133,8 @@ async def test_list_rows_update_live_and_new_runs_raise_a_notice(dag: Dag, viewe
     comm = communicator(f"/ws/dags/?ids={dag.dag_id}", viewer)
     connected, _ = await comm.connect()
     assert connected
-    await sync_to_async(services.node_state)(dag.dag_id, "extract", "completed")
-    await sync_to_async(services.node_state)(dag.dag_id, "load", "running")
+    await sync_to_async(services.reports(dag.dag_id).node_state)("extract", "completed")
+    await sync_to_async(services.reports(dag.dag_id).node_state)("load", "running")
     html = await comm.receive_from(timeout=TIMEOUT)
     # Throttled: both changes arrive as one row.
     assert html.count("<tr ") == 1 and 'hx-swap-oob="true"' in html and "1 / 2" in html
@@ -162,9 +162,9 @@ async def test_list_socket_shows_only_what_the_hook_lets_the_user_see(
     comm = communicator(f"/ws/dags/?ids={dag.dag_id},covert", viewer)
     connected, _ = await comm.connect()
     assert connected
-    await sync_to_async(services.node_state)("covert", "n", "running")
+    await sync_to_async(services.reports("covert").node_state)("n", "running")
     await sync_to_async(services.create_dag)("covert-2", name="secret")
-    await sync_to_async(services.node_state)(dag.dag_id, "extract", "running")
+    await sync_to_async(services.reports(dag.dag_id).node_state)("extract", "running")
     html = await comm.receive_from(timeout=TIMEOUT)
     assert html.count("<tr ") == 1 and "etl-1" in html
     assert "covert" not in html and "ds-list-notice" not in html
@@ -178,7 +178,7 @@ async def test_a_deleted_run_leaves_the_list(dag: Dag, viewer: str) -> None:
     comm = communicator(f"/ws/dags/?ids={dag.dag_id}", viewer)
     connected, _ = await comm.connect()
     assert connected
-    await sync_to_async(services.complete)(dag.dag_id)
+    await sync_to_async(services.reports(dag.dag_id).complete)()
     assert "Completed" in await comm.receive_from(timeout=TIMEOUT)
     await sync_to_async(services.delete_dag)(dag.dag_id)
     html = await comm.receive_from(timeout=TIMEOUT)

@@ -99,11 +99,11 @@ async def test_consumer_survives_a_redis_restart_and_misses_nothing(
     await sync_to_async(private_redis.stop)()
     # Written while the layer is down (and never published to it).
     for status in ("running", "completed"):
-        await sync_to_async(services.node_state)("outage", "a", status)
+        await sync_to_async(services.reports("outage").node_state)("a", status)
     got = [await recv(ws, timeout=20), await recv(ws, timeout=20)]
     assert [(m["seq"], m["status"]) for m in got] == [(2, "running"), (3, "completed")]
     await sync_to_async(private_redis.start)()
-    await sync_to_async(services.node_state)("outage", "a", "failed")
+    await sync_to_async(services.reports("outage").node_state)("a", "failed")
     event = await recv(ws, timeout=20)
     assert (event["seq"], event["status"]) == (4, "failed")
     await ws.close()

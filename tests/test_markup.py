@@ -93,10 +93,10 @@ def test_the_timeline_names_nodes_by_their_labels(db: Any) -> None:
         nodes=[{"id": "n1", "label": "Extract rows"}, {"id": "n2", "label": "Load"}],
         edges=[("n1", "n2")],
     )
-    services.node_state("t", "n1", "running")
-    services.edge_active("t", "n1", "n2")
+    services.reports("t").node_state("n1", "running")
+    services.reports("t").edge_active("n1", "n2")
     services.open_gate("t", "n2", {"title": "ok?"})
-    services.report_error("t", "slow", node_id="n1")
+    services.reports("t").error("slow", node_id="n1")
     live.cache.clear()
     frames = state.event_frames("t", 1)
     messages = [live.events_html("t", [frame], (True, True)) for frame in frames]

@@ -99,6 +99,6 @@ def test_deleting_a_dag_deletes_its_rows(dag: Dag) -> None:
 
 
 def test_events_order_by_seq(dag: Dag) -> None:
-    services.node_state("m1", "a", "running")
-    services.node_state("m1", "b", "running")
+    services.reports("m1").node_state("a", "running")
+    services.reports("m1").node_state("b", "running")
     assert list(Event.objects.filter(dag=dag).values_list("seq", flat=True)) == [1, 2, 3]

@@ -211,16 +211,16 @@ def test_history_at_the_last_event_is_the_live_snapshot(make_user: Any) -> None:
     services.create_dag(
         "h1", name="etl", nodes=[{"id": "a", "label": "A"}, "b"], edges=[("a", "b")], budget=5
     )
-    services.node_state("h1", "a", "running")
-    services.node_state("h1", "a", "completed", output={"rows": 2}, metrics={"ms": 3})
-    services.mutate("h1", {"op": "add_node", "node": {"id": "c", "label": "C"}})
-    services.mutate("h1", {"op": "add_edge", "from": "b", "to": "c"})
-    services.cost("h1", spent=1.25)
+    services.reports("h1").node_state("a", "running")
+    services.reports("h1").node_state("a", "completed", output={"rows": 2}, metrics={"ms": 3})
+    services.reports("h1").mutate({"op": "add_node", "node": {"id": "c", "label": "C"}})
+    services.reports("h1").mutate({"op": "add_edge", "from": "b", "to": "c"})
+    services.reports("h1").cost(spent=1.25)
     services.open_gate("h1", "b", {"title": "Ship?"})
     services.decide_gate("h1", "b", "approve", feedback="ok", actor=user)
     services.control("h1", "pause", actor=user)
     services.control("h1", "resume", actor=user)
-    services.complete("h1", {"rows": 2})
+    services.reports("h1").complete({"rows": 2})
     live = state.snapshot("h1")
     assert live is not None
     # The engine's liveness is today's, not the log's: history leaves it unknown.
@@ -231,8 +231,8 @@ def test_history_at_the_last_event_is_the_live_snapshot(make_user: Any) -> None:
 @pytest.mark.django_db
 def test_history_before_a_removal_shows_the_node_and_its_recorded_edges() -> None:
     services.create_dag("h2", nodes=["a", "b", "c"], edges=[("a", "b"), ("b", "c")])
-    services.node_state("h2", "b", "running")
-    removal = services.mutate("h2", {"op": "remove_node", "node_id": "b"})
+    services.reports("h2").node_state("b", "running")
+    removal = services.reports("h2").mutate({"op": "remove_node", "node_id": "b"})
     # services records the edges that went with the node.
     stored = Event.objects.get(dag_id="h2", seq=removal).payload["mutation"]
     assert stored["edges"] == [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}]
@@ -250,7 +250,7 @@ def test_history_before_a_removal_shows_the_node_and_its_recorded_edges() -> Non
 @pytest.mark.django_db
 def test_history_of_an_old_removal_lacks_only_its_edges() -> None:
     services.create_dag("h3", nodes=["a", "b"], edges=[("a", "b")])
-    removal = services.mutate("h3", {"op": "remove_node", "node_id": "b"})
+    removal = services.reports("h3").mutate({"op": "remove_node", "node_id": "b"})
     # As recorded before services filled in the edges.
     Event.objects.filter(dag_id="h3", seq=removal).update(
         payload={"mutation": {"op": "remove_node", "node_id": "b"}}
@@ -279,15 +279,15 @@ def reads(call: Callable[[], Any]) -> tuple[int, int]:
 @pytest.mark.django_db
 def test_history_reads_nothing_after_the_seq_but_mutations() -> None:
     services.create_dag("h4", nodes=["a", "b"], edges=[("a", "b")])
-    services.node_state("h4", "a", "running")
-    seq = services.node_state("h4", "a", "completed")
+    services.reports("h4").node_state("a", "running")
+    seq = services.reports("h4").node_state("a", "completed")
     before = reads(lambda: state.history("h4", seq))
     for _ in range(60):
-        services.node_state("h4", "b", "running")
-        services.edge_active("h4", "a", "b")
+        services.reports("h4").node_state("b", "running")
+        services.reports("h4").edge_active("a", "b")
     assert reads(lambda: state.history("h4", seq)) == before
     # Mutations after the seq are read: they are undone to get the structure back.
-    services.mutate("h4", {"op": "add_node", "node": {"id": "late", "label": "Late"}})
+    services.reports("h4").mutate({"op": "add_node", "node": {"id": "late", "label": "Late"}})
     past = history("h4", seq)
     assert {n.id: n.status for n in past.nodes} == {"a": "completed", "b": "pending"}
     assert past.last_seq == seq

@@ -185,7 +185,7 @@ def test_create_existing_dag_is_a_conflict(dag: Dag) -> None:
 def test_ids_of_any_allowed_shape() -> None:
     services.create_dag("A.b_c-9", nodes=["with space / and ✓"])
     services.create_dag("x" * 100)
-    services.node_state("A.b_c-9", "with space / and ✓", "running")
+    services.reports("A.b_c-9").node_state("with space / and ✓", "running")
     assert Dag.objects.count() == 2
 
 
@@ -205,7 +205,7 @@ def test_outputs_are_stored_exactly_and_kept_when_not_reported(dag: Dag, output:
         ],
     )
     assert all(isinstance(r, int) for r in flushed.results)
-    services.node_state("etl-1", "extract", "completed")  # no output: the stored one stays
+    services.reports("etl-1").node_state("extract", "completed")  # no output: the stored one stays
     for node_id in ("extract", "transform"):
         node = Node.objects.get(dag=dag, node_id=node_id)
         assert node.output == output
@@ -215,17 +215,19 @@ def test_outputs_are_stored_exactly_and_kept_when_not_reported(dag: Dag, output:
 
 def test_metrics_merge_one_level_deep_keeping_what_was_stored(dag: Dag) -> None:
     nested = {"a": {"b": [1, 2.5, None, "é"]}, "n": None, "big": 2**62}
-    services.node_state("etl-1", "extract", "running", metrics=nested)
-    services.node_state("etl-1", "extract", "completed", metrics={"a": 1, "c": {"d": True}})
+    services.reports("etl-1").node_state("extract", "running", metrics=nested)
+    services.reports("etl-1").node_state("extract", "completed", metrics={"a": 1, "c": {"d": True}})
     node = Node.objects.get(dag=dag, node_id="extract")
     assert node.metrics == {"a": 1, "n": None, "big": 2**62, "c": {"d": True}}
 
 
 def test_node_state_records_status_output_metrics_and_times(dag: Dag) -> None:
-    services.node_state("etl-1", "extract", "running", metrics={"rows": 1})
+    services.reports("etl-1").node_state("extract", "running", metrics={"rows": 1})
     node = Node.objects.get(dag=dag, node_id="extract")
     assert (node.status, node.started_at is not None, node.finished_at) == ("running", True, None)
-    services.node_state("etl-1", "extract", "completed", output={"rows": 3}, metrics={"ms": 5})
+    services.reports("etl-1").node_state(
+        "extract", "completed", output={"rows": 3}, metrics={"ms": 5}
+    )
     node.refresh_from_db()
     assert node.status == "completed"
     assert node.output == {"rows": 3}
@@ -257,19 +259,19 @@ def test_node_state_records_status_output_metrics_and_times(dag: Dag) -> None:
 def test_node_state_refusals_append_nothing(
     dag: Dag, node_id: str, status: str, error: type[Exception], match: str
 ) -> None:
-    refused(error, lambda: services.node_state("etl-1", node_id, status), match)  # type: ignore[arg-type]
+    refused(error, lambda: services.reports("etl-1").node_state(node_id, status), match)  # type: ignore[arg-type]
     assert Dag.objects.get(pk="etl-1").last_seq == 1
 
 
 def test_deltas_on_unknown_dag_are_not_found() -> None:
     for call in (
-        lambda: services.node_state("nope", "a", "running"),
-        lambda: services.edge_active("nope", "a", "b"),
-        lambda: services.mutate("nope", {"op": "add_node", "node": {"id": "a"}}),
-        lambda: services.cost("nope", spent=1),
-        lambda: services.complete("nope"),
-        lambda: services.fail("nope", "x"),
-        lambda: services.set_state("nope", "paused"),
+        lambda: services.reports("nope").node_state("a", "running"),
+        lambda: services.reports("nope").edge_active("a", "b"),
+        lambda: services.reports("nope").mutate({"op": "add_node", "node": {"id": "a"}}),
+        lambda: services.reports("nope").cost(spent=1),
+        lambda: services.reports("nope").complete(),
+        lambda: services.reports("nope").fail("x"),
+        lambda: services.reports("nope").set_state("paused"),
     ):
         with pytest.raises(NotFound):
             call()
@@ -280,27 +282,31 @@ def test_deltas_on_unknown_dag_are_not_found() -> None:
 
 
 def test_edge_active_uses_from_and_to(dag: Dag) -> None:
-    services.edge_active("etl-1", "extract", "transform")
+    services.reports("etl-1").edge_active("extract", "transform")
     event = events()[-1]
     assert (event["type"], event["from"], event["to"]) == ("edge_active", "extract", "transform")
     assert "src" not in event and "dst" not in event
 
 
 def test_edge_active_on_unknown_edge_is_refused(dag: Dag) -> None:
-    refused(InvalidDelta, lambda: services.edge_active("etl-1", "extract", "load"), "Unknown edge")
+    refused(
+        InvalidDelta,
+        lambda: services.reports("etl-1").edge_active("extract", "load"),
+        "Unknown edge",
+    )
 
 
 # ---------------------------------------------------------------------- mutate
 
 
 def test_add_node(dag: Dag) -> None:
-    services.mutate("etl-1", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
+    services.reports("etl-1").mutate({"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
     assert Node.objects.get(dag=dag, node_id="retry").label == "Retry"
     assert events()[-1]["mutation"] == {"op": "add_node", "node": {"id": "retry", "label": "Retry"}}
 
 
 def test_remove_node_removes_its_edges(dag: Dag) -> None:
-    services.mutate("etl-1", {"op": "remove_node", "node_id": "transform"})
+    services.reports("etl-1").mutate({"op": "remove_node", "node_id": "transform"})
     assert list(Node.objects.filter(dag=dag).values_list("node_id", flat=True)) == [
         "extract",
         "load",
@@ -315,9 +321,9 @@ def test_remove_node_removes_its_edges(dag: Dag) -> None:
 
 
 def test_add_and_remove_edge(dag: Dag) -> None:
-    services.mutate("etl-1", {"op": "add_edge", "from": "extract", "to": "load"})
+    services.reports("etl-1").mutate({"op": "add_edge", "from": "extract", "to": "load"})
     assert Edge.objects.filter(dag=dag, src="extract", dst="load").exists()
-    services.mutate("etl-1", {"op": "remove_edge", "from": "extract", "to": "load"})
+    services.reports("etl-1").mutate({"op": "remove_edge", "from": "extract", "to": "load"})
     assert not Edge.objects.filter(dag=dag, src="extract", dst="load").exists()
     added, removed = (e["mutation"] for e in events()[-2:])
     assert added == {"op": "add_edge", "from": "extract", "to": "load"}
@@ -345,16 +351,16 @@ def test_add_and_remove_edge(dag: Dag) -> None:
     ],
 )
 def test_mutation_refusals_change_nothing(dag: Dag, mutation: dict[str, Any], match: str) -> None:
-    refused(InvalidDelta, lambda: services.mutate("etl-1", mutation), match)
+    refused(InvalidDelta, lambda: services.reports("etl-1").mutate(mutation), match)
 
 
 # ------------------------------------------------------------------------ cost
 
 
 def test_cost_sets_absolute_spent_and_budget(dag: Dag) -> None:
-    services.cost("etl-1", spent=1.25)
-    services.cost("etl-1", spent=2)
-    services.cost("etl-1", budget=20)
+    services.reports("etl-1").cost(spent=1.25)
+    services.reports("etl-1").cost(spent=2)
+    services.reports("etl-1").cost(budget=20)
     first, second, third = events()[-3:]
     assert {k: first[k] for k in ("spent", "budget", "remaining")} == {
         "spent": 1.25,
@@ -369,15 +375,15 @@ def test_cost_sets_absolute_spent_and_budget(dag: Dag) -> None:
 
 def test_cost_without_budget_has_null_remaining() -> None:
     services.create_dag("nb")
-    services.cost("nb", spent=3)
+    services.reports("nb").cost(spent=3)
     event = events("nb")[-1]
     assert (event["spent"], event["budget"], event["remaining"]) == (3, None, None)
 
 
 def test_cost_add_increments_spent_under_the_lock(dag: Dag) -> None:
-    services.cost("etl-1", spent=1)
-    services.cost("etl-1", add=0.1)
-    services.cost("etl-1", add=0.2, budget=12)
+    services.reports("etl-1").cost(spent=1)
+    services.reports("etl-1").cost(add=0.1)
+    services.reports("etl-1").cost(add=0.2, budget=12)
     assert [(e["spent"], e["budget"]) for e in events()[-2:]] == [(1.1, 10), (1.3, 12)]
     dag.refresh_from_db()
     assert dag.spent == 1.3
@@ -399,14 +405,14 @@ def test_cost_add_increments_spent_under_the_lock(dag: Dag) -> None:
     ],
 )
 def test_bad_cost_is_refused(dag: Dag, kwargs: dict[str, Any]) -> None:
-    refused(InvalidDelta, lambda: services.cost("etl-1", **kwargs))
+    refused(InvalidDelta, lambda: services.reports("etl-1").cost(**kwargs))
 
 
 # ------------------------------------------------------ complete / fail / state
 
 
 def test_complete_sets_results_and_terminal_status(dag: Dag) -> None:
-    services.complete("etl-1", {"rows": 1200})
+    services.reports("etl-1").complete({"rows": 1200})
     dag.refresh_from_db()
     assert (dag.status, dag.results, dag.finished_at is not None) == (
         "completed",
@@ -420,7 +426,7 @@ def test_complete_sets_results_and_terminal_status(dag: Dag) -> None:
 
 
 def test_fail_emits_error_then_failed(dag: Dag) -> None:
-    services.fail("etl-1", "disk full", node_id="load")
+    services.reports("etl-1").fail("disk full", node_id="load")
     dag.refresh_from_db()
     assert dag.status == "failed"
     error, final = events()[-2:]
@@ -429,7 +435,7 @@ def test_fail_emits_error_then_failed(dag: Dag) -> None:
 
 
 def test_report_error_keeps_running_and_omits_missing_node(dag: Dag) -> None:
-    services.report_error("etl-1", "retrying")
+    services.reports("etl-1").error("retrying")
     event = events()[-1]
     assert (event["type"], event["message"]) == ("error", "retrying")
     assert "node_id" not in event
@@ -437,30 +443,35 @@ def test_report_error_keeps_running_and_omits_missing_node(dag: Dag) -> None:
 
 
 @pytest.mark.parametrize(
-    "finish", [lambda: services.complete("etl-1"), lambda: services.fail("etl-1", "x")]
+    "finish",
+    [lambda: services.reports("etl-1").complete(), lambda: services.reports("etl-1").fail("x")],
 )
 def test_finished_dag_takes_no_more_deltas(dag: Dag, finish: Callable[[], Any]) -> None:
     finish()
     for call in (
-        lambda: services.node_state("etl-1", "extract", "running"),
-        lambda: services.edge_active("etl-1", "extract", "transform"),
-        lambda: services.mutate("etl-1", {"op": "add_node", "node": {"id": "z"}}),
-        lambda: services.cost("etl-1", spent=1),
-        lambda: services.report_error("etl-1", "late"),
-        lambda: services.complete("etl-1"),
-        lambda: services.fail("etl-1", "again"),
-        lambda: services.set_state("etl-1", "paused"),
+        lambda: services.reports("etl-1").node_state("extract", "running"),
+        lambda: services.reports("etl-1").edge_active("extract", "transform"),
+        lambda: services.reports("etl-1").mutate({"op": "add_node", "node": {"id": "z"}}),
+        lambda: services.reports("etl-1").cost(spent=1),
+        lambda: services.reports("etl-1").error("late"),
+        lambda: services.reports("etl-1").complete(),
+        lambda: services.reports("etl-1").fail("again"),
+        lambda: services.reports("etl-1").set_state("paused"),
         lambda: services.open_gate("etl-1", "load", {"title": "late"}),
     ):
         refused(Conflict, call)
 
 
 def test_set_state_transitions(dag: Dag) -> None:
-    services.set_state("etl-1", "paused")
-    refused(Conflict, lambda: services.set_state("etl-1", "paused"), "from paused to paused")
-    services.set_state("etl-1", "running")
-    refused(Conflict, lambda: services.set_state("etl-1", "running"), "from running to running")
-    services.set_state("etl-1", "cancelled")
+    services.reports("etl-1").set_state("paused")
+    refused(
+        Conflict, lambda: services.reports("etl-1").set_state("paused"), "from paused to paused"
+    )
+    services.reports("etl-1").set_state("running")
+    refused(
+        Conflict, lambda: services.reports("etl-1").set_state("running"), "from running to running"
+    )
+    services.reports("etl-1").set_state("cancelled")
     dag.refresh_from_db()
     assert (dag.status, dag.finished_at is not None) == ("cancelled", True)
     assert [e["state"] for e in events()[1:]] == ["paused", "running", "cancelled"]
@@ -469,21 +480,23 @@ def test_set_state_transitions(dag: Dag) -> None:
 
 @pytest.mark.parametrize("target", ["completed", "failed", "cancelling", "bogus"])
 def test_set_state_refuses_other_targets(dag: Dag, target: str) -> None:
-    refused(InvalidDelta, lambda: services.set_state("etl-1", target), "complete() or fail()")
+    refused(
+        InvalidDelta, lambda: services.reports("etl-1").set_state(target), "complete() or fail()"
+    )
 
 
 # --------------------------------------------------------------------- seqs
 
 
 def test_seqs_are_consecutive_from_one(dag: Dag) -> None:
-    services.node_state("etl-1", "extract", "running")
+    services.reports("etl-1").node_state("extract", "running")
     with pytest.raises(InvalidDelta):
-        services.node_state("etl-1", "ghost", "running")
-    services.edge_active("etl-1", "extract", "transform")
+        services.reports("etl-1").node_state("ghost", "running")
+    services.reports("etl-1").edge_active("extract", "transform")
     with pytest.raises(InvalidDelta):
-        services.mutate("etl-1", {"op": "add_edge", "from": "load", "to": "extract"})
-    services.cost("etl-1", spent=1)
-    services.complete("etl-1", None)
+        services.reports("etl-1").mutate({"op": "add_edge", "from": "load", "to": "extract"})
+    services.reports("etl-1").cost(spent=1)
+    services.reports("etl-1").complete(None)
     seqs = list(Event.objects.filter(dag=dag).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, 7))
     dag.refresh_from_db()
@@ -493,22 +506,22 @@ def test_seqs_are_consecutive_from_one(dag: Dag) -> None:
 
 def test_each_dag_has_its_own_seqs(dag: Dag) -> None:
     services.create_dag("other", nodes=["a"])
-    services.node_state("other", "a", "running")
-    services.node_state("etl-1", "load", "running")
+    services.reports("other").node_state("a", "running")
+    services.reports("etl-1").node_state("load", "running")
     assert [e["seq"] for e in events("other")] == [1, 2]
     assert [e["seq"] for e in events()] == [1, 2]
 
 
 def test_every_stored_payload_validates_against_the_protocol(dag: Dag, make_user) -> None:
     user = make_user("decide_gate", "control_dag", "view_dag")
-    services.node_state("etl-1", "extract", "completed", output=[1, 2])
-    services.edge_active("etl-1", "extract", "transform")
-    services.mutate("etl-1", {"op": "add_node", "node": {"id": "n"}})
-    services.cost("etl-1", spent=1)
+    services.reports("etl-1").node_state("extract", "completed", output=[1, 2])
+    services.reports("etl-1").edge_active("extract", "transform")
+    services.reports("etl-1").mutate({"op": "add_node", "node": {"id": "n"}})
+    services.reports("etl-1").cost(spent=1)
     services.open_gate("etl-1", "load", {"title": "ok?"})
     services.decide_gate("etl-1", "load", "reject", actor=user)
     services.control("etl-1", "cancel", actor=user)
-    services.set_state("etl-1", "cancelled")
+    services.reports("etl-1").set_state("cancelled")
     for event in Event.objects.filter(dag=dag):
         protocol.validate_payload({"type": event.type, **event.payload})
 
@@ -523,7 +536,7 @@ def kinds(dag_id: str = "etl-1", after: int = 1) -> list[tuple[str, Any, Any]]:
 
 
 def test_a_new_gate_puts_its_node_in_waiting_whatever_the_engine_said(dag: Dag) -> None:
-    services.node_state("etl-1", "transform", "running")
+    services.reports("etl-1").node_state("transform", "running")
     services.open_gate("etl-1", "transform", {"title": "ok?"})
     assert kinds(after=2) == [
         ("node_state", "transform", "waiting"),
@@ -536,7 +549,7 @@ def test_a_new_gate_puts_its_node_in_waiting_whatever_the_engine_said(dag: Dag) 
 
 
 def test_a_node_already_waiting_gets_no_second_event(dag: Dag) -> None:
-    services.node_state("etl-1", "load", "waiting")
+    services.reports("etl-1").node_state("load", "waiting")
     services.open_gate("etl-1", "load", {"title": "ok?"})
     assert kinds(after=2) == [("human_gate_waiting", "load", None)]
 
@@ -571,17 +584,19 @@ def test_in_one_flush_the_gate_wins_over_an_earlier_report_and_a_later_one_over_
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: services.node_state("etl-1", "extract", "running", output=object()),
-        lambda: services.node_state("etl-1", "extract", "running", output=float("nan")),
-        lambda: services.node_state("etl-1", "extract", "running", metrics={"x": float("inf")}),
+        lambda: services.reports("etl-1").node_state("extract", "running", output=object()),
+        lambda: services.reports("etl-1").node_state("extract", "running", output=float("nan")),
+        lambda: services.reports("etl-1").node_state(
+            "extract", "running", metrics={"x": float("inf")}
+        ),
         # Plain strings and floats take a shortcut past the full check: not past the refusal.
-        lambda: services.node_state("etl-1", "extract", "running", output="a\x00b"),
-        lambda: services.node_state("etl-1", "extract", "running", output=float("-inf")),
-        lambda: services.node_state("etl-1", "extract", "running", metrics={"k\x00": 1}),
-        lambda: services.report_error("etl-1", "boom\x00"),
-        lambda: services.complete("etl-1", {"rows": object()}),
+        lambda: services.reports("etl-1").node_state("extract", "running", output="a\x00b"),
+        lambda: services.reports("etl-1").node_state("extract", "running", output=float("-inf")),
+        lambda: services.reports("etl-1").node_state("extract", "running", metrics={"k\x00": 1}),
+        lambda: services.reports("etl-1").error("boom\x00"),
+        lambda: services.reports("etl-1").complete({"rows": object()}),
         lambda: services.open_gate("etl-1", "load", {"when": object()}),
-        lambda: services.report_error("etl-1", object()),
+        lambda: services.reports("etl-1").error(object()),
     ],
 )
 def test_values_json_cannot_hold_are_refused(dag: Dag, call: Callable[[], Any]) -> None:
@@ -592,29 +607,37 @@ def test_values_json_cannot_hold_are_refused(dag: Dag, call: Callable[[], Any]) 
     ("call", "match"),
     [
         (
-            lambda: services.node_state("etl-1", "extract", "done"),
+            lambda: services.reports("etl-1").node_state("extract", "done"),
             "valid values: pending, running, waiting, completed, failed, skipped, cancelled.",
         ),
         (
-            lambda: services.mutate("etl-1", {"op": "rename", "node_id": "extract"}),
+            lambda: services.reports("etl-1").mutate({"op": "rename", "node_id": "extract"}),
             "valid values: add_node, remove_node, add_edge, remove_edge.",
         ),
         (
-            lambda: services.node_state("etl-1", "extract", "running", output=object()),
+            lambda: services.reports("etl-1").node_state("extract", "running", output=object()),
             "output is not JSON: ",
         ),
         (
-            lambda: services.node_state("etl-1", "extract", "running", metrics={"x": float("nan")}),
+            lambda: services.reports("etl-1").node_state(
+                "extract", "running", metrics={"x": float("nan")}
+            ),
             "metrics holds nan, which JSON cannot represent",
         ),
-        (lambda: services.complete("etl-1", {"rows": object()}), "results is not JSON: "),
+        (lambda: services.reports("etl-1").complete({"rows": object()}), "results is not JSON: "),
         (
             lambda: services.open_gate("etl-1", "load", ["not", "a", "mapping"]),  # type: ignore[arg-type]
             "presentation must be a mapping (a dict), not list.",
         ),
         (lambda: services.open_gate("etl-1", "load", "text"), "presentation must be a mapping"),  # type: ignore[arg-type]
-        (lambda: services.mutate("etl-1", [("op", "add_node")]), "mutation must be a mapping"),  # type: ignore[arg-type]
-        (lambda: services.node_state("etl-1", "extract", "running", metrics=[1]), "metrics must"),  # type: ignore[arg-type]
+        (
+            lambda: services.reports("etl-1").mutate([("op", "add_node")]),
+            "mutation must be a mapping",
+        ),  # type: ignore[arg-type]
+        (
+            lambda: services.reports("etl-1").node_state("extract", "running", metrics=[1]),
+            "metrics must",
+        ),  # type: ignore[arg-type]
     ],
 )
 def test_engine_refusals_say_what_is_valid(dag: Dag, call: Callable[[], Any], match: str) -> None:
@@ -624,7 +647,7 @@ def test_engine_refusals_say_what_is_valid(dag: Dag, call: Callable[[], Any], ma
 def test_json_compatible_values_are_stored_as_json(dag: Dag) -> None:
     from datetime import date
 
-    services.node_state("etl-1", "extract", "completed", output={"day": date(2026, 1, 2)})
+    services.reports("etl-1").node_state("extract", "completed", output={"day": date(2026, 1, 2)})
     assert Node.objects.get(dag=dag, node_id="extract").output == {"day": "2026-01-02"}
     assert events()[-1]["output"] == {"day": "2026-01-02"}
 
@@ -704,11 +727,13 @@ def test_deltas_in_one_flush_see_each_other(dag: Dag) -> None:
 
 
 def test_another_process_changing_the_structure_is_noticed(dag: Dag) -> None:
-    services.node_state("etl-1", "extract", "running")  # this process now knows the structure
+    services.reports("etl-1").node_state(
+        "extract", "running"
+    )  # this process now knows the structure
     # Another process adds a node: the DAG's structure_version moves on.
     Node.objects.create(dag=dag, node_id="theirs")
     Dag.objects.filter(pk="etl-1").update(structure_version=12345)
-    assert services.node_state("etl-1", "theirs", "running") == 3
+    assert services.reports("etl-1").node_state("theirs", "running") == 3
 
 
 def test_a_created_dag_never_shares_the_default_structure_version(
@@ -720,12 +745,12 @@ def test_a_created_dag_never_shares_the_default_structure_version(
     # for it would be taken for such a row's.
     monkeypatch.setattr(secrets, "randbits", lambda bits: 0)
     assert services.create_dag("etl-0", nodes=["a"]).structure_version != 0
-    services.node_state("etl-0", "a", "running")  # this process remembers its structure
-    services.complete("etl-0")
+    services.reports("etl-0").node_state("a", "running")  # this process remembers its structure
+    services.reports("etl-0").complete()
     services.delete_dag("etl-0")
     restored = Dag.objects.create(dag_id="etl-0")  # the run comes back from a fixture
     Node.objects.create(dag=restored, node_id="b")
-    assert services.node_state("etl-0", "b", "running") == 1  # read afresh, not remembered
+    assert services.reports("etl-0").node_state("b", "running") == 1  # read afresh, not remembered
 
 
 # ------------------------------------------------------------------ publishing
@@ -749,10 +774,10 @@ def test_events_are_published_after_commit_only(
         django_capture_on_commit_callbacks(execute=False) as callbacks,
         pytest.raises(InvalidDelta),
     ):
-        services.node_state("etl-1", "ghost", "running")
+        services.reports("etl-1").node_state("ghost", "running")
     assert callbacks == []  # a refusal publishes nothing
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        services.complete("etl-1", {"ok": True})
+        services.reports("etl-1").complete({"ok": True})
     assert len(callbacks) == 1
     # One layer message per transaction, carrying its events in seq order.
     message = _receive(layer, channel)
@@ -915,8 +940,8 @@ def test_delete_dag_removes_the_run_and_everything_it_holds(
         "etl-1", "load", "approve", actor=make_user("decide_gate", "view_dag"), command_id=1
     )
     for _ in range(7):
-        services.node_state("etl-1", "extract", "running")
-    services.complete("etl-1")
+        services.reports("etl-1").node_state("extract", "running")
+    services.reports("etl-1").complete()
     monkeypatch.setattr(deletion, "DELETE_CHUNK", 3)  # the log goes in several transactions
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.delete_dag("etl-1")
@@ -926,7 +951,7 @@ def test_delete_dag_removes_the_run_and_everything_it_holds(
 
 
 def test_delete_dag_needs_the_delete_permission(dag: Dag, make_user) -> None:
-    services.complete("etl-1")
+    services.reports("etl-1").complete()
     with pytest.raises(Forbidden):
         services.delete_dag("etl-1", actor=make_user("view_dag", "control_dag"))
     with pytest.raises(NotFound):
@@ -941,7 +966,7 @@ def test_a_deleted_run_is_announced_to_its_viewers(
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(broadcast.group_name("etl-1"), channel)
-    services.complete("etl-1")
+    services.reports("etl-1").complete()
     with django_capture_on_commit_callbacks(execute=True):
         services.delete_dag("etl-1")
     assert _receive(layer, channel) == {"type": "dagstream.deleted", "group": "dagstream.etl-1"}
@@ -954,12 +979,16 @@ def test_a_deleted_run_is_announced_to_its_viewers(
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: services.node_state("etl-1", "extract", "completed", output={"text": "a\x00b"}),
-        lambda: services.node_state("etl-1", "extract", "completed", metrics={"k\x00": 1}),
-        lambda: services.mutate("etl-1", {"op": "add_node", "node": {"id": "n", "label": "\x00"}}),
+        lambda: services.reports("etl-1").node_state(
+            "extract", "completed", output={"text": "a\x00b"}
+        ),
+        lambda: services.reports("etl-1").node_state("extract", "completed", metrics={"k\x00": 1}),
+        lambda: services.reports("etl-1").mutate(
+            {"op": "add_node", "node": {"id": "n", "label": "\x00"}}
+        ),
         lambda: services.open_gate("etl-1", "load", {"title": "Ship\x00?"}),
-        lambda: services.report_error("etl-1", "bad\x00news"),
-        lambda: services.complete("etl-1", {"rows": ["\x00"]}),
+        lambda: services.reports("etl-1").error("bad\x00news"),
+        lambda: services.reports("etl-1").complete({"rows": ["\x00"]}),
         lambda: services.create_dag("etl-2", name="na\x00me"),
         lambda: services.create_dag("etl-3", nodes=[{"id": "a\x00"}]),
     ],

@@ -24,8 +24,8 @@ def dag() -> Dag:
         edges=[("a", "b")],
         budget=4,
     )
-    services.node_state("s1", "a", "completed", output={"n": 1}, metrics={"ms": 3})
-    services.cost("s1", spent=1.5)
+    services.reports("s1").node_state("a", "completed", output={"n": 1}, metrics={"ms": 3})
+    services.reports("s1").cost(spent=1.5)
     return dag
 
 
@@ -93,7 +93,7 @@ def test_snapshot_holds_the_whole_current_state(dag: Dag, make_user) -> None:
 
 
 def test_snapshot_of_finished_dag(dag: Dag) -> None:
-    services.complete("s1", {"rows": 9})
+    services.reports("s1").complete({"rows": 9})
     snap = wire(state.snapshot("s1"))
     assert (snap["status"], snap["results"], snap["last_seq"]) == ("completed", {"rows": 9}, 5)
     assert snap["finished_at"] is not None
@@ -150,7 +150,7 @@ def test_can_replay_needs_the_missed_events(dag: Dag) -> None:
 def test_commands_after(dag: Dag, make_user: Any) -> None:
     user = make_user("control_dag", "view_dag")
     services.control("s1", "pause", actor=user)
-    services.node_state("s1", "b", "running")
+    services.reports("s1").node_state("b", "running")
     services.control("s1", "resume", actor=user)
     rows, status = state.commands_after("s1", 0)
     assert (rows, status) == ([(4, "pause"), (6, "resume")], "running")
@@ -173,7 +173,7 @@ def test_changed_since_names_changed_runs_and_says_which_are_new(db: Any) -> Non
     services.create_dag("on-page", nodes=["a"])
     moment = timezone.now()
     assert state.changed_since(moment) == []
-    services.node_state("on-page", "a", "running")
+    services.reports("on-page").node_state("a", "running")
     services.create_dag("elsewhere", nodes=["a"])
     changed = {dag_id: (seq, new) for dag_id, seq, new in state.changed_since(moment)}
     assert changed == {"on-page": (2, False), "elsewhere": (1, True)}

@@ -145,7 +145,7 @@ async def test_events_the_log_cannot_account_for_are_not_forwarded(
             "events": [{"seq": 50, "frame": frame, "terminal": False}],
         },
     )
-    await sync_to_async(services.node_state)("phantom", "n1", "running")  # the real seq 2
+    await sync_to_async(services.reports("phantom").node_state)("n1", "running")  # the real seq 2
     (event,) = await recv_messages(ws)
     assert (event["seq"], event["status"]) == (2, "running")
     await ws.close()

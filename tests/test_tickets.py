@@ -205,7 +205,7 @@ async def test_a_ticket_opens_the_stream_once(app_server: Server, dag: Dag, view
 async def test_a_ticket_resumes_like_any_connection(
     app_server: Server, dag: Dag, viewer: User
 ) -> None:
-    await sync_to_async(services.node_state)("t-1", "a", "running")
+    await sync_to_async(services.reports("t-1").node_state)("a", "running")
     key = await sync_to_async(_ticket)(viewer)
     ws = await _open(app_server, "t-1", f"{key}&last_seq=1&batch=1")
     [event] = await recv_messages(ws)

@@ -63,8 +63,8 @@ async def test_a_client_that_does_not_read_is_dropped_and_costs_no_memory(
     sock = _non_reader(server, token)
     before = _rss_mb(server.process.pid)
     for i in range(EVENTS):
-        await sync_to_async(services.node_state)(
-            "slow", "a", "running", output={"b": "x" * BLOB, "i": i}
+        await sync_to_async(services.reports("slow").node_state)(
+            "a", "running", output={"b": "x" * BLOB, "i": i}
         )
     # The server holds at most LIMIT for this socket, then drops it: reading now
     # finds only what the kernels had buffered, then the end of the connection.
@@ -282,7 +282,7 @@ async def test_when_the_fast_path_check_fails_frames_go_through_daphnes_send_in_
 
     await texts(2)  # accepted, then the snapshot
     for state in ("running", "completed"):
-        await sync_to_async(services.node_state)("fallback", "a", state)
+        await sync_to_async(services.reports("fallback").node_state)("a", state)
     frames = [json.loads(text) for text in await texts(4)]
     assert [f["type"] for f in frames] == ["snapshot", "node_state", "node_state"]
     assert [f["seq"] for f in frames[1:]] == [2, 3]

@@ -95,8 +95,8 @@ def test_login_page_is_styled(db: Any) -> None:
 
 
 def test_list_shows_runs_with_progress_and_cost(dag: Dag, viewer: Client) -> None:
-    services.node_state("etl-1", "extract", "completed")
-    services.cost("etl-1", spent=1.25)
+    services.reports("etl-1").node_state("extract", "completed")
+    services.reports("etl-1").cost(spent=1.25)
     html = viewer.get("/dags/").content.decode()
     assert 'data-dag-id="etl-1"' in html
     assert "1 / 2" in html
@@ -112,7 +112,7 @@ def test_list_shows_runs_with_progress_and_cost(dag: Dag, viewer: Client) -> Non
 def test_list_filters_and_paginates(db: Any, viewer: Client) -> None:
     for i in range(30):
         services.create_dag(f"run-{i}", name="nightly" if i % 2 else "hourly")
-    services.fail("run-3", "boom")
+    services.reports("run-3").fail("boom")
     html = viewer.get("/dags/", {"status": "failed"}).content.decode()
     assert html.count("data-dag-id=") == 1 and 'data-dag-id="run-3"' in html
     html = viewer.get("/dags/", {"q": "hourly"}).content.decode()
@@ -140,7 +140,7 @@ def test_list_counts_and_pages_only_the_runs_the_hook_shows(db: Any, viewer: Cli
 
 
 def test_detail_renders_every_region(dag: Dag, operator: Client) -> None:
-    services.node_state("etl-1", "extract", "running")
+    services.reports("etl-1").node_state("extract", "running")
     services.open_gate("etl-1", "load", {"title": "Ship it?", "body": "Looks fine"})
     html = operator.get("/dags/etl-1/").content.decode()
     assert 'data-node-id="extract" data-status="running"' in html
@@ -183,9 +183,9 @@ def test_feedback_box_takes_the_configured_limit(dag: Dag, operator: Client) -> 
 
 def test_engine_text_is_escaped(dag: Dag, operator: Client) -> None:
     evil = "<script>alert(1)</script>"
-    services.node_state("etl-1", "extract", "completed", output=evil, metrics={evil: evil})
+    services.reports("etl-1").node_state("extract", "completed", output=evil, metrics={evil: evil})
     services.open_gate("etl-1", "load", {"title": evil, "body": evil, evil: evil})
-    services.report_error("etl-1", evil, node_id="extract")
+    services.reports("etl-1").error(evil, node_id="extract")
     for url in ("/dags/etl-1/", "/dags/etl-1/nodes/extract/", "/dags/etl-1/history/"):
         html = operator.get(url).content.decode()
         assert evil not in html
@@ -201,7 +201,9 @@ def test_viewer_sees_disabled_actions(dag: Dag, viewer: Client) -> None:
 
 
 def test_node_panel_shows_output_and_metrics(dag: Dag, viewer: Client) -> None:
-    services.node_state("etl-1", "extract", "completed", output={"rows": 12}, metrics={"ms": 5})
+    services.reports("etl-1").node_state(
+        "extract", "completed", output={"rows": 12}, metrics={"ms": 5}
+    )
     html = viewer.get("/dags/etl-1/nodes/extract/").content.decode()
     assert "&quot;rows&quot;: 12" in html and "ms" in html
 
@@ -214,9 +216,9 @@ def test_node_ids_with_slashes_and_spaces_route(db: Any, viewer: Client) -> None
 
 
 def test_history_steps_through_state(dag: Dag, viewer: Client) -> None:
-    services.node_state("etl-1", "extract", "running")
-    services.node_state("etl-1", "extract", "completed")
-    services.mutate("etl-1", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
+    services.reports("etl-1").node_state("extract", "running")
+    services.reports("etl-1").node_state("extract", "completed")
+    services.reports("etl-1").mutate({"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
     at2 = viewer.get("/dags/etl-1/history/", {"seq": 2}).content.decode()
     assert 'data-node-id="extract" data-status="running"' in at2
     assert "Running · 0 ms" in at2  # durations are as of the replayed event, not now
@@ -228,7 +230,7 @@ def test_history_steps_through_state(dag: Dag, viewer: Client) -> None:
 
 
 def test_history_steps_name_the_event_shown_in_the_address(dag: Dag, viewer: Client) -> None:
-    services.node_state("etl-1", "extract", "running")
+    services.reports("etl-1").node_state("extract", "running")
     hx = {"HX-Request": "true"}
     for asked, shown in (("1", 1), ("2", 2), ("99", 2), ("x", 2), ("-5", 1)):
         response = viewer.get("/dags/etl-1/history/", {"seq": asked}, headers=hx)

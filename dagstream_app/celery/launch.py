@@ -63,7 +63,7 @@ def launch(
     try:
         result = signature.apply_async()
     except Exception as exc:
-        services.fail(dag_id, f"The canvas could not be sent to Celery: {exc}")
+        services.reports(dag_id).fail(f"The canvas could not be sent to Celery: {exc}")
         raise
     return Launched(dag_id, result)
 

@@ -11,7 +11,9 @@ of its own in this package, and only this package calls them:
   DAG's next seqs, one multi-row INSERT, one UPDATE of nodes, one of the DAG,
   publishing after commit), with :mod:`.sql` its SQL;
 - :mod:`.engine_deltas`: :func:`apply`, any number of engine deltas in one flush;
-- :mod:`.reporting`: the engine's reports one at a time, and :func:`create_dag`;
+- :mod:`.reports`: the engine's reports, written once over a ``submit`` hook, and
+  :func:`reports`, a DAG's reports applied one at a time;
+- :mod:`.reporting`: :func:`create_dag`, :func:`open_gate`, :func:`heartbeat`;
 - :mod:`.actors` and :mod:`.decisions`: people's actions (decide a gate, pause,
   resume, cancel, force-end), authorized, idempotent by command id, first wins;
 - :mod:`.deletion`: deleting a finished run.
@@ -33,6 +35,7 @@ from dagstream_app.errors import (
     NotFound,
     RateLimited,
 )
+from dagstream_app.layer_messages import PublishedEvent
 from dagstream_app.services.actors import Actor, Person
 from dagstream_app.services.decisions import (
     CONTROL_TRANSITIONS,
@@ -42,20 +45,8 @@ from dagstream_app.services.decisions import (
 )
 from dagstream_app.services.deletion import delete_dag
 from dagstream_app.services.engine_deltas import DeltaResult, Flushed, apply
-from dagstream_app.services.flush import PublishedEvent
-from dagstream_app.services.reporting import (
-    complete,
-    cost,
-    create_dag,
-    edge_active,
-    fail,
-    heartbeat,
-    mutate,
-    node_state,
-    open_gate,
-    report_error,
-    set_state,
-)
+from dagstream_app.services.reporting import create_dag, heartbeat, open_gate
+from dagstream_app.services.reports import DirectReports, Reports, RunReports, reports
 from dagstream_app.services.validation import Delta, DeltaKind
 
 __all__ = [
@@ -66,6 +57,7 @@ __all__ = [
     "Delta",
     "DeltaKind",
     "DeltaResult",
+    "DirectReports",
     "Flushed",
     "Forbidden",
     "InvalidDelta",
@@ -73,20 +65,15 @@ __all__ = [
     "Person",
     "PublishedEvent",
     "RateLimited",
+    "Reports",
+    "RunReports",
     "apply",
-    "complete",
     "control",
-    "cost",
     "create_dag",
     "decide_gate",
     "delete_dag",
-    "edge_active",
-    "fail",
     "force_cancel",
     "heartbeat",
-    "mutate",
-    "node_state",
     "open_gate",
-    "report_error",
-    "set_state",
+    "reports",
 ]

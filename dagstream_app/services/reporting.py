@@ -1,10 +1,9 @@
-"""The engine's reports one at a time: a DAG's creation, then one delta per call.
+"""What an engine does beside its reports: create a DAG, open a gate, show it is alive.
 
-Each report function (:func:`node_state`, :func:`edge_active`, ...) is
-:func:`~.engine_deltas.apply` with one :class:`~.validation.Delta` of its name,
-and raises that delta's refusal. :func:`create_dag` and :func:`heartbeat` are
-the two that are not deltas: the first writes the DAG and its structure, the
-second only shows the engine is alive.
+The reports themselves (``node_state``, ``cost``, ...) are written once, in
+:mod:`.reports`. :func:`create_dag` writes the DAG and its structure,
+:func:`open_gate` applies one ``open_gate`` delta, and :func:`heartbeat` only
+shows the engine is alive.
 """
 
 from __future__ import annotations
@@ -76,67 +75,6 @@ def _report(dag_id: str, kind: DeltaKind, **args: Any) -> int | Gate:
     if isinstance(result, DagstreamError):
         raise result
     return result
-
-
-def _seq(dag_id: str, kind: DeltaKind, **args: Any) -> int:
-    """:func:`_report` of a kind whose result is the seq of its event."""
-    return cast(int, _report(dag_id, kind, **args))
-
-
-def node_state(
-    dag_id: str,
-    node_id: str,
-    status: str,
-    *,
-    output: Any = None,
-    metrics: Mapping[str, Any] | None = None,
-) -> int:
-    """Record a node's new status (and output / metrics); emits ``node_state``; its seq."""
-    return _seq(
-        dag_id, "node_state", node_id=node_id, status=status, output=output, metrics=metrics
-    )
-
-
-def edge_active(dag_id: str, src: str, dst: str) -> int:
-    """Mark data flowing along an existing edge; emits ``edge_active``; its seq."""
-    return _seq(dag_id, "edge_active", src=src, dst=dst)
-
-
-def mutate(dag_id: str, mutation: Mapping[str, Any]) -> int:
-    """Change the DAG's structure; emits ``dag_mutated``; its seq. Cycles are refused."""
-    return _seq(dag_id, "mutate", mutation=mutation)
-
-
-def cost(
-    dag_id: str,
-    *,
-    spent: float | None = None,
-    budget: float | None = None,
-    add: float | None = None,
-) -> int:
-    """Set the running cost (absolute ``spent``, or ``add`` to it) and/or the budget;
-    emits ``cost_update``; its seq."""
-    return _seq(dag_id, "cost", spent=spent, budget=budget, add=add)
-
-
-def complete(dag_id: str, results: Any = None) -> int:
-    """Finish the run with its results; emits ``execution_complete`` then the state."""
-    return _seq(dag_id, "complete", results=results)
-
-
-def fail(dag_id: str, message: str, *, node_id: str | None = None) -> int:
-    """End the run as failed; emits ``error`` then ``execution_state`` failed."""
-    return _seq(dag_id, "fail", message=message, node_id=node_id)
-
-
-def report_error(dag_id: str, message: str, *, node_id: str | None = None) -> int:
-    """Emit an ``error`` event without ending the run."""
-    return _seq(dag_id, "error", message=message, node_id=node_id)
-
-
-def set_state(dag_id: str, state: str) -> int:
-    """Engine-side transition: ``paused``, ``running`` (resume) or ``cancelled``."""
-    return _seq(dag_id, "set_state", state=state)
 
 
 def open_gate(

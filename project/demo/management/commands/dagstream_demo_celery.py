@@ -48,7 +48,9 @@ class Command(BaseCommand):
             raise CommandError(f"Redis does not answer at {BROKER}: {exc}") from None
         for dag_id in Dag.objects.filter(name=DEMO_NAME).exclude(status__in=TERMINAL_STATUSES):
             with contextlib.suppress(services.Conflict):  # it finished meanwhile
-                services.fail(dag_id.pk, "The Celery demo stopped before this run finished.")
+                services.reports(dag_id.pk).fail(
+                    "The Celery demo stopped before this run finished."
+                )
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         children = [
             subprocess.Popen(

@@ -47,7 +47,7 @@ def fail_stale_runs() -> list[str]:
     failed = []
     for dag_id in stale:
         try:
-            services.fail(dag_id, "The demo engine stopped before this run finished.")
+            services.reports(dag_id).fail("The demo engine stopped before this run finished.")
         except services.Conflict:
             continue  # it finished meanwhile
         failed.append(dag_id)
