@@ -4,7 +4,7 @@ ASGI gives an application no back-pressure on a WebSocket: daphne accepts every
 ``send`` and buffers what the peer does not read, without bound. To bound it,
 dagstream finds daphne's connection behind the ``send`` callable (through the
 wrappers Channels' middleware puts around it) and reads its Twisted transport's
-buffer. What is left of the largest message being sent does not count
+buffer. What is left of the largest frame being sent does not count
 (:func:`unsent_bytes`): a client reading a snapshot larger than the bound at a
 normal pace is not one that does not read. Servers that apply back-pressure
 themselves (uvicorn's ``send`` waits while its buffer is full) need none of
@@ -178,11 +178,12 @@ def _direct(connection: Any) -> bool:
 
 
 class _InFlight:
-    """What one socket's writer handed to the server, and its largest message not yet sent.
+    """What one socket's writer handed to the server, and its largest frame not yet sent.
 
     ``written`` counts the bytes of every write; the socket has sent all but what it
-    holds, so a message ending at ``end`` (in that count) of ``size`` bytes still has
-    ``end - (written - held)`` of them to go, at most ``size``.
+    holds, so a write ending at ``end`` (in that count) has ``end - (written - held)``
+    bytes to go, of which at most ``size``, the largest frame in it, is exempt: a
+    frame is what a client reads at once, and a replay written in one go is many.
     """
 
     __slots__ = ("end", "size", "written")
@@ -191,12 +192,12 @@ class _InFlight:
         self.written = self.end = self.size = 0
 
     def waiting(self, size: int) -> None:
-        """A message of ``size`` bytes, the last written, was not all sent at once."""
+        """The last write, with a largest frame of ``size`` bytes, was not all sent at once."""
         if size > self.size:
             self.end, self.size = self.written, size
 
     def left(self, held: int) -> int:
-        """What is left to send of the largest message in flight, with ``held`` bytes unsent."""
+        """What is left to send of the largest frame in flight, with ``held`` bytes unsent."""
         left = self.end - (self.written - held)
         if left <= 0:
             self.size = 0  # sent: the next message that waits may be the largest
@@ -218,10 +219,10 @@ def _in_flight_of(connection: Any) -> _InFlight:
 def unsent_bytes(send: Any) -> Callable[[], int] | None:
     """A function returning how many bytes wait to go out on ``send``'s socket, or None.
 
-    What is left of the largest message in flight (written by :func:`wire_writer`)
+    What is left of the largest frame in flight (written by :func:`wire_writer`)
     does not count: the client is reading it, maybe for a while (a big snapshot),
     and is judged by what waits behind it. A client that reads nothing is still
-    bounded, by that message plus the bound on what waits.
+    bounded, by that frame plus the bound on what waits.
     """
     connection = _connection(send)
     if connection is None or not _direct(connection):
@@ -271,23 +272,26 @@ class Frames:
     (for :func:`wire_writer`) once, on first use.
     """
 
-    __slots__ = ("_wire", "texts")
+    __slots__ = ("_wire", "largest", "texts")
 
     def __init__(self, texts: Sequence[str]) -> None:
         self.texts = texts
         self._wire: bytes | None = None
+        self.largest = 0  # bytes of the largest frame, once framed
 
     def wire(self) -> bytes:
         """The messages as unmasked, uncompressed WebSocket text frames, back to back."""
         if self._wire is None:
             from autobahn.websocket.protocol import PreparedMessage
 
-            self._wire = b"".join(
+            framed = [
                 PreparedMessage(
                     text.encode(), isBinary=False, applyMask=False, doNotCompress=True
                 ).payloadHybi
                 for text in self.texts
-            )
+            ]
+            self.largest = max(map(len, framed), default=0)
+            self._wire = b"".join(framed)
         return self._wire
 
 
@@ -331,10 +335,10 @@ def wire_writer(send: Any) -> Callable[[Frames], None] | None:
             if isinstance(sent, int) and sent >= 0:
                 if sent < len(data):
                     sock.write(data[sent:])
-                    in_flight.waiting(len(data))
+                    in_flight.waiting(frames.largest)
                 return
             # The connection is lost: Twisted finds that out on its own write.
         connection.sendData(data)
-        in_flight.waiting(len(data))
+        in_flight.waiting(frames.largest)
 
     return write
