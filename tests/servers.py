@@ -207,15 +207,16 @@ def rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def non_reader(server: Server, dag_id: str, token: str) -> socket.socket:
+def non_reader(server: Server, dag_id: str, token: str, query: str = "") -> socket.socket:
     """A WebSocket handshake by hand on ``dag_id``'s stream, then a client that reads nothing."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))
     key = base64.b64encode(os.urandom(16)).decode()
+    path = f"/ws/dags/{dag_id}/" + (f"?{query}" if query else "")
     sock.sendall(
         (
-            f"GET /ws/dags/{dag_id}/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
             f"Origin: {server.http}\r\nAuthorization: Bearer {token}\r\n\r\n"
