@@ -33,9 +33,14 @@ class Config:
     # Replays and snapshots one connection may cost in a minute, in events (a
     # snapshot: its nodes, edges and gates); past it, resumes get rate_limited.
     replay_budget_per_minute: int = 50_000
-    # Bytes a server may hold for a socket whose client does not read; past it
+    # Bytes a server may hold for a socket whose client does not read, besides
+    # what is left of the largest message it is sending (a big snapshot); past it
     # the socket is closed with 4013 (daphne; uvicorn applies back-pressure itself).
     max_unsent_bytes: int = 4 * 1024 * 1024
+    # What an engine may put in one event: an output, metrics, a presentation or
+    # results whose JSON is longer is stored as {"truncated", "bytes", "preview"};
+    # a longer error message is cut.
+    max_value_bytes: int = 64 * 1024
     # A consumer this many events behind closes with 4013 (client resumes).
     max_lag: int = 5_000
     # Idle consumers and waiting engines re-check the database this often (s),

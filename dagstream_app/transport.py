@@ -4,9 +4,18 @@ ASGI gives an application no back-pressure on a WebSocket: daphne accepts every
 ``send`` and buffers what the peer does not read, without bound. To bound it,
 dagstream finds daphne's connection behind the ``send`` callable (through the
 wrappers Channels' middleware puts around it) and reads its Twisted transport's
-buffer. Servers that apply back-pressure themselves (uvicorn's ``send`` waits
-while its buffer is full) need none of this; for them, and for servers this
-module does not know, :func:`unsent_bytes` returns None.
+buffer. What is left of the largest frame being sent does not count
+(:func:`unsent_bytes`): a client reading a snapshot larger than the bound at a
+normal pace is not one that does not read. Servers that apply back-pressure
+themselves (uvicorn's ``send`` waits while its buffer is full) need none of
+this; for them, and for servers this module does not know, :func:`unsent_bytes`
+returns None.
+
+A closed connection's buffers are let go at once (:func:`wire_writer` sees to
+it): autobahn's protocol object holds itself in a cycle (its ``is_closed``
+Deferred's result) that only Python's cyclic collector frees, and megabytes of
+unsent bytes do not make that run, so a server dropping clients mid-snapshot
+held hundreds of megabytes for dead sockets.
 
 The frames a server sends per second are what bounds it in an event storm, so
 what each costs is cut here too. On daphne, a message every viewer of a process
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import weakref
 from collections.abc import Callable, Container, Mapping, Sequence, Sized
 from typing import Any
 
@@ -92,15 +102,17 @@ def frame_send(send: Any) -> Any:
 # What the fast path reads (with the type it expects there) and calls.
 _AUTOBAHN: tuple[Mapping[str, type], tuple[str, ...]] = (
     {"state": int, "STATE_OPEN": int, "send_queue": Sized},
-    ("sendData",),
+    ("sendData", "is_closed.addCallback"),
 )
 _TWISTED: tuple[Mapping[str, type], tuple[str, ...]] = (
     {
         "dataBuffer": bytes,
         "offset": int,
+        "_tempDataBuffer": list,
         "_tempDataLen": int,
         "connected": int,
         "disconnecting": int,
+        "disconnected": int,
     },
     ("writeSomeData", "write"),
 )
@@ -115,7 +127,8 @@ def _unlike(
         if not isinstance(getattr(holder, name, None), kind):
             return f"{what} has no {name} of type {kind.__name__}"
     for name in methods:
-        if not callable(getattr(holder, name, None)):
+        owner, _, method = name.rpartition(".")
+        if not callable(getattr(getattr(holder, owner, None) if owner else holder, method, None)):
             return f"{what} has no method {name}"
     return None
 
@@ -164,12 +177,58 @@ def _direct(connection: Any) -> bool:
 # ----------------------------------------------------------------- the uses
 
 
+class _InFlight:
+    """What one socket's writer handed to the server, and its largest frame not yet sent.
+
+    ``written`` counts the bytes of every write; the socket has sent all but what it
+    holds, so a write ending at ``end`` (in that count) has ``end - (written - held)``
+    bytes to go, of which at most ``size``, the largest frame in it, is exempt: a
+    frame is what a client reads at once, and a replay written in one go is many.
+    """
+
+    __slots__ = ("end", "size", "written")
+
+    def __init__(self) -> None:
+        self.written = self.end = self.size = 0
+
+    def waiting(self, size: int) -> None:
+        """The last write, with a largest frame of ``size`` bytes, was not all sent at once."""
+        if size > self.size:
+            self.end, self.size = self.written, size
+
+    def left(self, held: int) -> int:
+        """What is left to send of the largest frame in flight, with ``held`` bytes unsent."""
+        left = self.end - (self.written - held)
+        if left <= 0:
+            self.size = 0  # sent: the next message that waits may be the largest
+            return 0
+        return min(left, self.size)
+
+
+# Per connection, while it lives (the value holds no reference to it).
+_in_flight: weakref.WeakKeyDictionary[Any, _InFlight] = weakref.WeakKeyDictionary()
+
+
+def _in_flight_of(connection: Any) -> _InFlight:
+    found = _in_flight.get(connection)
+    if found is None:
+        found = _in_flight[connection] = _InFlight()
+    return found
+
+
 def unsent_bytes(send: Any) -> Callable[[], int] | None:
-    """A function returning how many bytes wait to go out on ``send``'s socket, or None."""
+    """A function returning how many bytes wait to go out on ``send``'s socket, or None.
+
+    What is left of the largest frame in flight (written by :func:`wire_writer`)
+    does not count: the client is reading it, maybe for a while (a big snapshot),
+    and is judged by what waits behind it. A client that reads nothing is still
+    bounded, by that frame plus the bound on what waits.
+    """
     connection = _connection(send)
     if connection is None or not _direct(connection):
         return None
     sock = connection.transport
+    in_flight = _in_flight_of(connection)
 
     def unsent() -> int:
         held: int = (
@@ -178,9 +237,23 @@ def unsent_bytes(send: Any) -> Callable[[], int] | None:
             + sock._tempDataLen
             + sum(len(data) for data, _ in connection.send_queue)
         )
-        return held
+        return held - in_flight.left(held) if in_flight.size else held
 
     return unsent
+
+
+def _release(connection: Any) -> None:
+    """``is_closed``'s callback: let go of what a closed connection holds.
+
+    Returning None, it replaces the Deferred's result (the protocol itself), so the
+    protocol is no longer in a cycle with it and goes as soon as daphne and the
+    consumer let go of it. Once Twisted has lost the connection, what it still held
+    to send goes now, whoever still refers to the protocol.
+    """
+    sock = getattr(connection, "transport", None)
+    if sock is not None and _direct(connection) and sock.disconnected:
+        sock.dataBuffer, sock.offset = b"", 0
+        sock._tempDataBuffer, sock._tempDataLen = [], 0
 
 
 def abort(send: Any) -> None:
@@ -199,23 +272,26 @@ class Frames:
     (for :func:`wire_writer`) once, on first use.
     """
 
-    __slots__ = ("_wire", "texts")
+    __slots__ = ("_wire", "largest", "texts")
 
     def __init__(self, texts: Sequence[str]) -> None:
         self.texts = texts
         self._wire: bytes | None = None
+        self.largest = 0  # bytes of the largest frame, once framed
 
     def wire(self) -> bytes:
         """The messages as unmasked, uncompressed WebSocket text frames, back to back."""
         if self._wire is None:
             from autobahn.websocket.protocol import PreparedMessage
 
-            self._wire = b"".join(
+            framed = [
                 PreparedMessage(
                     text.encode(), isBinary=False, applyMask=False, doNotCompress=True
                 ).payloadHybi
                 for text in self.texts
-            )
+            ]
+            self.largest = max(map(len, framed), default=0)
+            self._wire = b"".join(framed)
         return self._wire
 
 
@@ -239,11 +315,14 @@ def wire_writer(send: Any) -> Callable[[Frames], None] | None:
     is_open = connection.STATE_OPEN
     sock = connection.transport
     direct = _direct(connection)
+    in_flight = _in_flight_of(connection)
+    connection.is_closed.addCallback(_release)
 
     def write(frames: Frames) -> None:
         if connection.state != is_open:
             raise gone("Attempt to send on a closed protocol")
         data = frames.wire()
+        in_flight.written += len(data)
         if (
             direct
             and not connection.send_queue
@@ -256,8 +335,10 @@ def wire_writer(send: Any) -> Callable[[Frames], None] | None:
             if isinstance(sent, int) and sent >= 0:
                 if sent < len(data):
                     sock.write(data[sent:])
+                    in_flight.waiting(frames.largest)
                 return
             # The connection is lost: Twisted finds that out on its own write.
         connection.sendData(data)
+        in_flight.waiting(frames.largest)
 
     return write

@@ -5,9 +5,11 @@ Test modules import these from here (never from conftest or from each other).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -195,3 +197,31 @@ class EngineProcess:
         out, _ = self.process.communicate(timeout=timeout)
         assert self.process.returncode == 0
         assert out.strip().endswith("done")
+
+
+def rss_mb(pid: int) -> float:
+    """The resident memory of process ``pid``, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def non_reader(server: Server, dag_id: str, token: str, query: str = "") -> socket.socket:
+    """A WebSocket handshake by hand on ``dag_id``'s stream, then a client that reads nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    path = f"/ws/dags/{dag_id}/" + (f"?{query}" if query else "")
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Origin: {server.http}\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ).encode()
+    )
+    sock.settimeout(15)
+    assert sock.recv(12) == b"HTTP/1.1 101"
+    return sock

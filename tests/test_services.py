@@ -652,6 +652,40 @@ def test_json_compatible_values_are_stored_as_json(dag: Dag) -> None:
     assert events()[-1]["output"] == {"day": "2026-01-02"}
 
 
+def test_values_past_max_value_bytes_are_stored_truncated_with_their_size(
+    dag: Dag, settings: Any
+) -> None:
+    settings.DAGSTREAM = {"MAX_VALUE_BYTES": 100}
+    stand_in = {"truncated": True, "bytes": 502, "preview": '"' + "x" * 99}
+    services.reports("etl-1").node_state("extract", "completed", output="x" * 500, metrics={"n": 1})
+    assert Node.objects.get(dag=dag, node_id="extract").output == stand_in
+    assert events()[-1]["output"] == stand_in and events()[-1]["metrics"] == {"n": 1}
+    services.reports("etl-1").node_state("transform", "running", metrics={"log": "y" * 200})
+    assert events()[-1]["metrics"]["bytes"] == len('{"log":""}') + 200
+    services.open_gate("etl-1", "load", {"diff": "d" * 200})
+    presentation = Gate.objects.get(dag=dag, node_id="load").presentation
+    assert presentation["truncated"] is True and presentation["preview"].startswith('{"diff":"dd')
+    assert events()[-1]["presentation"] == presentation
+    services.reports("etl-1").error("é" * 80)  # 160 bytes: cut at 100, and says how long
+    assert events()[-1]["message"] == "é" * 50 + "… [truncated: 160 bytes]"
+    services.reports("etl-1").complete({"rows": list(range(100))})
+    assert events()[-2]["results"]["truncated"] is True
+
+
+def test_a_truncated_value_is_the_shape_celery_results_have() -> None:
+    from dagstream_app.services.validation import bounded_json, bounded_text
+
+    assert bounded_json({"rows": [1, 2]}, 100) == {"rows": [1, 2]}
+    assert bounded_json("x" * 500, 100) == {
+        "truncated": True,
+        "bytes": 502,
+        "preview": '"' + "x" * 99,
+    }
+    assert bounded_json("é" * 10, 4)["preview"] == '"é'  # a character cut in two is left out
+    assert bounded_text("short", 10) is not None and bounded_text("é" * 3, 6) == "é" * 3
+    assert bounded_text("é" * 3, 5) == "éé… [truncated: 6 bytes]"
+
+
 def test_a_refused_delta_in_a_flush_leaves_the_others(dag: Dag) -> None:
     flushed = services.apply(
         "etl-1",

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
-import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 
 from dagstream_app import services, transport
-from tests.servers import Server, configured_server
+from tests.servers import Server, configured_server, non_reader, rss_mb
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,39 +25,13 @@ def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
         yield srv
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
-def _non_reader(server: Server, token: str) -> socket.socket:
-    """A WebSocket handshake by hand, then a client that reads nothing."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", server.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws/dags/slow/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Origin: {server.http}\r\nAuthorization: Bearer {token}\r\n\r\n"
-        ).encode()
-    )
-    sock.settimeout(15)
-    assert sock.recv(12) == b"HTTP/1.1 101"
-    return sock
-
-
 async def test_a_client_that_does_not_read_is_dropped_and_costs_no_memory(
     server: Server, make_user: Any, make_token: Any
 ) -> None:
     await sync_to_async(services.create_dag)("slow", nodes=["a"])
     token = await sync_to_async(make_token)(await sync_to_async(make_user)("view_dag"))
-    sock = _non_reader(server, token)
-    before = _rss_mb(server.process.pid)
+    sock = non_reader(server, "slow", token)
+    before = rss_mb(server.process.pid)
     for i in range(EVENTS):
         await sync_to_async(services.reports("slow").node_state)(
             "a", "running", output={"b": "x" * BLOB, "i": i}
@@ -76,7 +46,7 @@ async def test_a_client_that_does_not_read_is_dropped_and_costs_no_memory(
                 raise EOFError
             received += len(chunk)
     assert received < EVENTS * BLOB / 4
-    assert _rss_mb(server.process.pid) - before < 40  # not the 8 MB per such client it held
+    assert rss_mb(server.process.pid) - before < 40  # not the 8 MB per such client it held
     assert not any("Traceback" in line for line in server.log)
     sock.close()
 
@@ -128,12 +98,13 @@ def test_frames_are_framed_for_the_wire_once_as_text_frames() -> None:
 class _Socket:
     """The parts of Twisted's TCP transport the writer reads: a kernel that takes ``room`` bytes."""
 
-    connected, disconnecting = True, False
+    connected, disconnecting, disconnected = True, False, False
 
     def __init__(self, room: int) -> None:
         self.room = room
         self.kernel = b""
         self.dataBuffer, self.offset, self._tempDataLen = b"", 0, 0
+        self._tempDataBuffer: list[bytes] = []
 
     def writeSomeData(self, data: bytes) -> Any:
         if self.room < 0:
@@ -156,9 +127,12 @@ class _Protocol:
     state = STATE_OPEN
 
     def __init__(self, sock: _Socket) -> None:
+        from twisted.internet.defer import Deferred
+
         self.transport = sock
         self.send_queue: list[Any] = []
         self.through_autobahn: list[bytes] = []
+        self.is_closed: Deferred[Any] = Deferred()
 
     def sendData(self, data: bytes) -> None:
         self.through_autobahn.append(data)
@@ -294,3 +268,53 @@ async def test_when_the_fast_path_check_fails_frames_go_through_daphnes_send_in_
     await client.put({"type": "websocket.disconnect", "code": 1000})
     await asyncio.wait_for(consumer, 10)
     assert not fanout.hub_for(get_channel_layer()).members
+
+
+class _Autobahn(_Protocol):
+    """sendData as autobahn's: behind what Twisted holds."""
+
+    def sendData(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+def _socket_of(room: int) -> tuple[_Socket, _Autobahn, Any, Any]:
+    sock = _Socket(room)
+    protocol = _Autobahn(sock)
+    send = _handle_reply_partial(protocol, [])
+    return sock, protocol, transport.wire_writer(send), transport.unsent_bytes(send)
+
+
+def test_a_big_frame_being_read_does_not_count_but_what_waits_behind_it_does() -> None:
+    sock, _, write, unsent = _socket_of(room=1_000)
+    write(transport.Frames(["s" * 100_000]))  # a snapshot: the kernel takes 1,000 bytes of it
+    assert len(sock.dataBuffer) > 99_000 and unsent() == 0
+    write(transport.Frames(["e" * 10]))  # an event behind it
+    assert unsent() == 12
+    sock.offset = len(sock.dataBuffer) - 12  # the client has read the snapshot
+    assert unsent() == 12
+    write(transport.Frames(["t" * 50_000]))  # a bigger one behind the event: the one in flight
+    assert unsent() == 12
+    sock.offset = len(sock.dataBuffer)
+    assert unsent() == 0
+
+
+def test_a_client_that_reads_nothing_is_held_to_one_frame_and_the_bound() -> None:
+    sock, _, write, unsent = _socket_of(room=0)
+    write(transport.Frames(["s" * 100_000]))
+    events = transport.Frames(["e" * 1_000] * 50)  # a replay chunk: 50 frames in one write
+    write(events)
+    assert unsent() == len(sock.dataBuffer) - 100_010  # all but the largest frame
+    assert unsent() == len(events.wire()) > 50_000
+
+
+def test_a_lost_connection_lets_go_of_what_it_held_to_send() -> None:
+    sock, protocol, write, unsent = _socket_of(room=0)
+    write(transport.Frames(["s" * 100_000]))
+    protocol.is_closed.callback(protocol)  # closed, Twisted still sending: kept
+    assert len(sock.dataBuffer) > 100_000
+    assert protocol.is_closed.result is None  # no longer a cycle through the protocol
+    sock, protocol, write, unsent = _socket_of(room=0)
+    write(transport.Frames(["s" * 100_000]))
+    sock.disconnected = True  # the connection is lost
+    protocol.is_closed.callback(protocol)
+    assert sock.dataBuffer == b"" and unsent() == 0

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import msgspec
 from celery.utils.saferepr import saferepr
+
+from dagstream_app.protocol import json_problem
+from dagstream_app.services.validation import bounded_json
 
 
 def json_output(value: Any, limit: int) -> Any:
     """``value`` as JSON builtins, or a bounded stand-in when it is not JSON or too large."""
     try:
         data = msgspec.to_builtins(value)
-        text = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError, OverflowError, RecursionError):
         return {"repr": saferepr(value, maxlen=limit)}
-    if len(text) > limit:
-        return {"truncated": True, "bytes": len(text), "preview": text[:limit]}
-    return data
+    if json_problem(data) is not None:  # NaN, a NUL, an integer past 64 bits...
+        return {"repr": saferepr(value, maxlen=limit)}
+    return bounded_json(data, limit)
 
 
 def error_text(exception: BaseException | None) -> str:

@@ -6,6 +6,12 @@ turns it into its validated payload struct, or refuses it with
 that takes one of a fixed set, the valid values), so a refused delta needs no
 savepoint and changes nothing. Checks against the DAG's stored state (known
 nodes and edges, its status) happen later, in the flush, under the row lock.
+
+What an engine puts in one event is bounded (``MAX_VALUE_BYTES``): an output,
+metrics, a presentation or results whose JSON is longer is stored as the stand-in
+:func:`bounded_json` makes (its size and a preview), and a longer error message
+is cut (:func:`bounded_text`). One event then never costs a viewer more than
+about that, and never makes a client that reads look like one that does not.
 """
 
 from __future__ import annotations
@@ -19,9 +25,18 @@ from typing import Any, Literal
 import msgspec
 
 from dagstream_app import protocol
+from dagstream_app.conf import config
 from dagstream_app.errors import InvalidDelta
 
-__all__ = ["ENGINE_TRANSITIONS", "Delta", "DeltaKind", "prepare", "refuse_nul"]
+__all__ = [
+    "ENGINE_TRANSITIONS",
+    "Delta",
+    "DeltaKind",
+    "bounded_json",
+    "bounded_text",
+    "prepare",
+    "refuse_nul",
+]
 
 DeltaKind = Literal[
     "node_state",
@@ -115,11 +130,45 @@ def _mapping(name: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _validate(payload: Mapping[str, Any]) -> protocol.EventPayload:
+def bounded_json(data: Any, limit: int) -> Any:
+    """``data`` (JSON builtins) as it is stored: itself, or, where its JSON is longer
+    than ``limit`` bytes, ``{"truncated": True, "bytes": N, "preview": P}``: N the
+    size of its compact UTF-8 JSON, P the first ``limit`` bytes of that JSON (a
+    character cut in two left out)."""
+    if data is None or type(data) in (bool, int):
+        return data
+    encoded = msgspec.json.encode(data)
+    if len(encoded) <= limit:
+        return data
+    preview = encoded[:limit].decode(errors="ignore")
+    return {"truncated": True, "bytes": len(encoded), "preview": preview}
+
+
+def bounded_text(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` UTF-8 bytes and how long it was, where it is longer."""
+    if len(text) * 4 <= limit:  # no character takes more than 4 bytes
+        return text
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return f"{encoded[:limit].decode(errors='ignore')}… [truncated: {len(encoded)} bytes]"
+
+
+def _validate(payload: Mapping[str, Any], bounded: tuple[str, ...] = ()) -> protocol.EventPayload:
+    """``payload`` checked into its struct; the fields named in ``bounded`` are bounded
+    by ``MAX_VALUE_BYTES`` (:func:`bounded_json`, a message :func:`bounded_text`)."""
     data: dict[str, Any] = {}
     for key, value in payload.items():
         # Most fields of most deltas are taken as they are.
         data[key] = value if _plain(value) else _json_field(key, value)
+    if bounded:
+        limit = config().max_value_bytes
+        for key in bounded:
+            value = data[key]
+            if key != "message":
+                data[key] = bounded_json(value, limit)
+            elif isinstance(value, str):
+                data[key] = bounded_text(value, limit)
     try:
         return protocol.validate_payload(data)
     except msgspec.ValidationError as exc:
@@ -157,7 +206,8 @@ def prepare(delta: Delta) -> Any:
                     "status": a["status"],
                     "output": a.get("output"),
                     "metrics": None if metrics is None else _mapping("metrics", metrics),
-                }
+                },
+                bounded=("output", "metrics"),
             )
         case "edge_active":
             return _validate({"type": "edge_active", "from": a["src"], "to": a["dst"]})
@@ -169,10 +219,13 @@ def prepare(delta: Delta) -> Any:
             return None
         case "error" | "fail":
             return _validate(
-                {"type": "error", "message": a["message"], "node_id": a.get("node_id")}
+                {"type": "error", "message": a["message"], "node_id": a.get("node_id")},
+                bounded=("message",),
             )
         case "complete":
-            return _validate({"type": "execution_complete", "results": a.get("results")})
+            return _validate(
+                {"type": "execution_complete", "results": a.get("results")}, bounded=("results",)
+            )
         case "set_state":
             if a["state"] not in ENGINE_TRANSITIONS:
                 raise InvalidDelta(
@@ -189,6 +242,7 @@ def prepare(delta: Delta) -> Any:
                     "type": "human_gate_waiting",
                     "node_id": a["node_id"],
                     "presentation": _mapping("presentation", a["presentation"]),
-                }
+                },
+                bounded=("presentation",),
             )
     raise InvalidDelta(f"Unknown delta {delta.kind!r}.")  # pragma: no cover - typed
