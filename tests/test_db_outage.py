@@ -29,7 +29,7 @@ from dagstream_app.engine import DagStream
 from dagstream_app.engine.outage import DatabaseUnavailable, is_transient
 from dagstream_app.models import Event, Node
 from tests.servers import ROOT, child_env
-from tests.test_db_connections import postgres_database  # noqa: F401 - a fixture
+from tests.test_db_connections import _admin_url, postgres_database  # noqa: F401 - a fixture
 
 REPORTS = 400
 
@@ -175,12 +175,16 @@ class EngineInOwnProcess:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(timeout=10)
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 @pytest.fixture
 def admin(postgres_database: str) -> Iterator[psycopg.Connection[Any]]:  # noqa: F811
-    """A session of the test's own on the engine's database (not named like the engine's)."""
-    with psycopg.connect(postgres_database, autocommit=True) as conn:
+    """A session of the test's own on the server's ``postgres`` database: it may close
+    the engine's database to new connections."""
+    with psycopg.connect(_admin_url(), autocommit=True) as conn:
         yield conn
 
 
@@ -245,26 +249,27 @@ def test_an_engine_reports_through_terminated_connections_and_a_restart(
     assert killed[0] > 0
     assert result["raised"] == []
     assert result["commands"] == "ended"  # its polls survived, and it saw the run end
-    seqs = [
-        row[0]
-        for row in admin.execute(
-            "SELECT seq FROM dagstream_app_event WHERE dag_id = 'outage' ORDER BY seq"
+    with psycopg.connect(postgres_database) as own:
+        seqs = [
+            row[0]
+            for row in own.execute(
+                "SELECT seq FROM dagstream_app_event WHERE dag_id = 'outage' ORDER BY seq"
+            ).fetchall()
+        ]
+        rows = own.execute(
+            "SELECT node_id, status, metrics FROM dagstream_app_node WHERE dag_id = 'outage'"
         ).fetchall()
-    ]
+        status = own.execute("SELECT status FROM dagstream_app_dag WHERE dag_id = 'outage'")
+        assert status.fetchone() == ("completed",)
     # create (1), the reports, and complete's two events: each once, in order.
     assert seqs == list(range(1, REPORTS + 4))
     awaited = result["seqs"]  # what the awaited calls returned, in call order
     assert awaited == sorted(set(awaited))
     last = {f"n{i % 10}": ("running", "completed")[i % 2] for i in range(REPORTS)}
     metrics = {f"n{i % 10}": i for i in range(REPORTS)}
-    rows = admin.execute(
-        "SELECT node_id, status, metrics FROM dagstream_app_node WHERE dag_id = 'outage'"
-    ).fetchall()
     assert {node: (status, m["i"]) for node, status, m in rows} == {
         node: (last[node], metrics[node]) for node in last
     }
-    status = admin.execute("SELECT status FROM dagstream_app_dag WHERE dag_id = 'outage'")
-    assert status.fetchone() == ("completed",)
 
 
 def test_past_db_retry_seconds_an_engine_call_raises_database_unavailable(
