@@ -1,7 +1,8 @@
-"""An engine in its own process through database outages: ``python -m tests.outage_engine MODE DAG_ID COUNT``.
+"""An engine in its own process through database outages.
 
-It creates the DAG (nodes ``n0`` … ``n9``), prints ``ready`` and waits for a line
-on stdin (go); then it prints one JSON line of what happened.
+``python -m tests.outage_engine MODE DAG_ID COUNT`` creates the DAG (nodes ``n0``
+… ``n9``), prints ``ready`` and waits for a line on stdin (go); then it prints
+one JSON line of what happened.
 
 Modes:
 - ``blip``: COUNT reports (awaited, five at a time so that flushes batch them,

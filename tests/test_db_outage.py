@@ -25,8 +25,8 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from django.test import override_settings
 
 from dagstream_app import services
-from dagstream_app.engine import DagStream
-from dagstream_app.engine.outage import DatabaseUnavailable, is_transient
+from dagstream_app.engine import DagStream, DatabaseUnavailable
+from dagstream_app.engine.outage import is_transient
 from dagstream_app.models import Event, Node
 from tests.servers import ROOT, child_env
 from tests.test_db_connections import _admin_url, postgres_database  # noqa: F401 - a fixture
