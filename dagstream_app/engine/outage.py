@@ -20,12 +20,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from channels.db import database_sync_to_async
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
 from dagstream_app.conf import config
-from dagstream_app.services.engine_deltas import CommitUnknown
+from dagstream_app.services import Flushed
+from dagstream_app.services.engine_deltas import CommitUnknown, committed
 
-__all__ = ["DatabaseUnavailable", "Outage", "is_transient", "patiently"]
+__all__ = ["DatabaseUnavailable", "Outage", "is_transient", "patiently", "write_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +122,40 @@ async def patiently(what: str, call: Callable[[], Awaitable[T]]) -> T:
         if outage is not None:
             outage.ended()
         return result
+
+
+async def write_batch(dag_id: str, count: int, apply: Callable[[], Awaitable[Flushed]]) -> Flushed:
+    """``await apply()`` (``services.apply`` of ``count`` reports), tried again through an outage.
+
+    A connection error before the COMMIT means nothing was written: the batch
+    is applied again. One during the COMMIT (:class:`CommitUnknown`) is settled
+    first (:func:`~dagstream_app.services.engine_deltas.committed`): if the
+    flush was written, its results stand and nothing is written twice.
+    """
+    try:
+        return await apply()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        error: Exception = exc
+    unsure = error if isinstance(error, CommitUnknown) else None
+    outage = Outage(f"the flush of {count} reports", error)
+    was_written = database_sync_to_async(committed)
+    while True:
+        await outage.wait(error)
+        try:
+            if unsure is not None:
+                if await was_written(dag_id, unsure):
+                    flushed = unsure.flushed
+                    break
+                unsure = None  # not written: apply it again
+            flushed = await apply()
+            break
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            error = exc
+            if isinstance(exc, CommitUnknown):
+                unsure = exc
+    outage.ended()
+    return flushed

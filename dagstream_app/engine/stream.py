@@ -24,6 +24,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from datetime import timedelta
+from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 from channels.db import database_sync_to_async
@@ -33,13 +34,12 @@ from dagstream_app import broadcast, services, state
 from dagstream_app.conf import config
 from dagstream_app.engine.control import ControlChannel, wait_for
 from dagstream_app.engine.decisions import Command, Decision, GateDecision
-from dagstream_app.engine.outage import DatabaseUnavailable, Outage, is_transient, patiently
+from dagstream_app.engine.outage import DatabaseUnavailable, patiently, write_batch
 from dagstream_app.engine.reporting import BufferFull, Reporter, RunReports
 from dagstream_app.layer_messages import PublishedEvent
 from dagstream_app.models import Gate
 from dagstream_app.protocol import TERMINAL_STATUSES
-from dagstream_app.services import Delta, Flushed
-from dagstream_app.services.engine_deltas import CommitUnknown, committed
+from dagstream_app.services import Delta
 
 __all__ = ["DagStream"]
 
@@ -87,7 +87,6 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
         self.nowait = Reporter(self._submit_nowait)
         self._heartbeat: asyncio.Task[None] | None = None
         self._reported_at = 0.0  # loop time of the last flush or heartbeat
-        self._outage: Outage | None = None  # while a flush waits for the database
 
     # ---------------------------------------------------------- the queue
 
@@ -149,7 +148,19 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
                 events: list[PublishedEvent] = []
                 wake = False
                 try:
-                    flushed = await self._write([delta for delta, _ in batch])
+                    apply = _db(services.apply)
+                    flushed = await write_batch(
+                        self.dag_id,
+                        count,
+                        partial(
+                            apply,
+                            self.dag_id,
+                            [delta for delta, _ in batch],
+                            publish=False,
+                            known_seq=self._known_seq,
+                            command_cursor=self._cursor,
+                        ),
+                    )
                     results: list[Any] = flushed.results
                     events, wake = flushed.events, flushed.wake_engine
                     if flushed.last_seq:
@@ -178,52 +189,6 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
         finally:
             self._flusher = None
             self._flushed.set()
-
-    def _apply(self, deltas: list[Delta]) -> Awaitable[Flushed]:
-        return _db(services.apply)(
-            self.dag_id,
-            deltas,
-            publish=False,
-            known_seq=self._known_seq,
-            command_cursor=self._cursor,
-        )
-
-    async def _write(self, deltas: list[Delta]) -> Flushed:
-        """``services.apply`` of one batch, tried again through a database outage.
-
-        A connection error before the COMMIT means nothing was written: the
-        batch is applied again. One during the COMMIT (:class:`CommitUnknown`)
-        is settled first: if the flush was written, its results stand.
-        """
-        try:
-            return await self._apply(deltas)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            error: Exception = exc
-        unsure = error if isinstance(error, CommitUnknown) else None
-        self._outage = outage = Outage(f"the flush of {len(deltas)} reports", error)
-        try:
-            while True:
-                await outage.wait(error)
-                try:
-                    if unsure is not None:
-                        if await _db(committed)(self.dag_id, unsure):
-                            flushed = unsure.flushed
-                            break
-                        unsure = None  # not written: apply it again
-                    flushed = await self._apply(deltas)
-                    break
-                except Exception as exc:
-                    if not is_transient(exc):
-                        raise
-                    error = exc
-                    if isinstance(exc, CommitUnknown):
-                        unsure = exc
-        finally:
-            self._outage = None
-        outage.ended()
-        return flushed
 
     async def flush(self) -> None:
         """Wait until every report made so far is durable; raise a ``nowait`` refusal."""
@@ -266,34 +231,8 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
 
     def _start_heartbeat(self) -> DagStream:
         self._reported_at = asyncio.get_running_loop().time()
-        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        self._heartbeat = asyncio.ensure_future(_heartbeat_loop(self))
         return self
-
-    async def _heartbeat_loop(self) -> None:
-        """While the stream is open and quiet, tell the server the engine is alive.
-
-        While a flush waits for the database, the heartbeat waits too (one
-        failing call at a time is enough); one that fails is logged once until
-        one succeeds, and not tried again before its next turn.
-        """
-        loop = asyncio.get_running_loop()
-        every = float(config().engine_heartbeat_seconds)
-        failing = False
-        while True:
-            await asyncio.sleep(max(0.0, self._reported_at + every - loop.time()))
-            if loop.time() - self._reported_at < every:
-                continue  # a flush reported since: that was the heartbeat
-            self._reported_at = loop.time()
-            if self._outage is not None:
-                continue  # the flush is already waiting for the database
-            try:
-                if not await _db(services.heartbeat)(self.dag_id):
-                    return  # the run has ended: nothing left to watch
-                failing = False
-            except Exception:
-                if not failing:
-                    log.warning("dagstream engine: heartbeat failed", exc_info=True)
-                failing = True
 
     async def status(self) -> str:
         """The DAG's current execution status."""
@@ -414,3 +353,30 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
                 self._heartbeat.cancel()
                 self._heartbeat = None
             await self._control.stop()
+
+
+async def _heartbeat_loop(stream: DagStream) -> None:
+    """While ``stream`` is open and quiet, tell the server the engine is alive.
+
+    While a flush is under way (waiting for the database, maybe), it is the
+    heartbeat; a heartbeat that fails is logged once until one succeeds, and
+    not tried again before its next turn.
+    """
+    loop = asyncio.get_running_loop()
+    every = float(config().engine_heartbeat_seconds)
+    failing = False
+    while True:
+        await asyncio.sleep(max(0.0, stream._reported_at + every - loop.time()))
+        if loop.time() - stream._reported_at < every:
+            continue  # a flush reported since: that was the heartbeat
+        stream._reported_at = loop.time()
+        if stream._flusher is not None:
+            continue  # a flush is under way: it will report, or is waiting
+        try:
+            if not await _db(services.heartbeat)(stream.dag_id):
+                return  # the run has ended: nothing left to watch
+            failing = False
+        except Exception:
+            if not failing:
+                log.warning("dagstream engine: heartbeat failed", exc_info=True)
+            failing = True
