@@ -61,6 +61,10 @@ class Config:
     # Reports an engine may queue (``stream.nowait``) before the database has
     # written them; past it nowait raises BufferFull (async) or blocks (sync).
     engine_buffer: int = 10_000
+    # How long (s) the engine API waits out a database that does not answer (a
+    # restart, a dropped connection): its reports and reads are tried again,
+    # in order, until it answers; past it they raise DatabaseUnavailable.
+    db_retry_seconds: float = 30.0
     # Money on pages, the timeline and admin: the currency's prefix and how
     # many decimals every amount shows.
     currency: str = "$"

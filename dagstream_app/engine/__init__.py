@@ -9,6 +9,8 @@
   heartbeat, gates and commands.
 - :mod:`.control`: the DAG's control group, heard as "look now".
 - :mod:`.decisions`: what comes back: :class:`GateDecision`, :class:`Command`.
+- :mod:`.outage`: waiting out a database that does not answer (``DB_RETRY_SECONDS``),
+  then :class:`DatabaseUnavailable`.
 - :mod:`.sync`: :class:`SyncDagStream`, the same operations for synchronous code,
   on a :class:`LoopThread` (:mod:`.loop`) of its own or a shared one.
 
@@ -26,6 +28,7 @@ from dagstream_app.engine.decisions import (
     GateDecision,
 )
 from dagstream_app.engine.loop import LoopThread
+from dagstream_app.engine.outage import DatabaseUnavailable
 from dagstream_app.engine.reporting import (
     BufferFull,
     Deltas,
@@ -43,6 +46,7 @@ __all__ = [
     "Command",
     "CommandType",
     "DagStream",
+    "DatabaseUnavailable",
     "Decision",
     "DecisionOutput",
     "Deltas",

@@ -10,6 +10,11 @@ call, by :meth:`DagStream.flush` or by :meth:`DagStream.close`.
 
 Gates and commands are read from the database, woken early by the DAG's
 control group (:mod:`.control`).
+
+When the database is away, reports and reads wait for it (:mod:`.outage`): a
+flush that fails with a connection error is tried again, the same batch at
+the head of the queue, for up to ``DB_RETRY_SECONDS``; one whose COMMIT went
+unanswered is looked up first, so nothing is written twice.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from datetime import timedelta
+from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 from channels.db import database_sync_to_async
@@ -28,6 +34,7 @@ from dagstream_app import broadcast, services, state
 from dagstream_app.conf import config
 from dagstream_app.engine.control import ControlChannel, wait_for
 from dagstream_app.engine.decisions import Command, Decision, GateDecision
+from dagstream_app.engine.outage import DatabaseUnavailable, patiently, write_batch
 from dagstream_app.engine.reporting import BufferFull, Reporter, RunReports
 from dagstream_app.layer_messages import PublishedEvent
 from dagstream_app.models import Gate
@@ -46,6 +53,16 @@ _BATCH_LIMIT = 1000
 
 def _db(func: Callable[P, T]) -> Callable[P, Awaitable[T]]:
     return database_sync_to_async(func)  # type: ignore[no-any-return]
+
+
+def _patient(what: str, func: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    """:func:`_db` of ``func``, tried again through a database outage (:func:`.patiently`)."""
+    call = _db(func)
+
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await patiently(what, lambda: call(*args, **kwargs))
+
+    return run
 
 
 class DagStream(RunReports[Coroutine[Any, Any, int]]):
@@ -128,22 +145,33 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
             while self._queue:
                 count = min(len(self._queue), _BATCH_LIMIT)
                 batch = [self._queue.popleft() for _ in range(count)]
-                deltas = [delta for delta, _ in batch]
                 events: list[PublishedEvent] = []
                 wake = False
                 try:
-                    flushed = await _db(services.apply)(
+                    apply = _db(services.apply)
+                    flushed = await write_batch(
                         self.dag_id,
-                        deltas,
-                        publish=False,
-                        known_seq=self._known_seq,
-                        command_cursor=self._cursor,
+                        count,
+                        partial(
+                            apply,
+                            self.dag_id,
+                            [delta for delta, _ in batch],
+                            publish=False,
+                            known_seq=self._known_seq,
+                            command_cursor=self._cursor,
+                        ),
                     )
                     results: list[Any] = flushed.results
                     events, wake = flushed.events, flushed.wake_engine
                     if flushed.last_seq:
                         self._known_seq = flushed.last_seq
                         self._learned.extend(flushed.commands)
+                except DatabaseUnavailable as exc:
+                    # Waited long enough: this batch and every report queued
+                    # behind it fail, in order; the next report tries afresh.
+                    batch.extend(self._queue)
+                    self._queue.clear()
+                    results = [exc] * len(batch)
                 except Exception as exc:  # noqa: BLE001 - the whole transaction failed
                     results = [exc] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
@@ -187,7 +215,7 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
     @classmethod
     async def open(cls, dag_id: str) -> DagStream:
         """Reattach to an existing DAG (after an engine restart)."""
-        progress = await _db(state.progress)(dag_id)
+        progress = await _patient("DagStream.open", state.progress)(dag_id)
         if progress is None:
             raise services.NotFound(f"Unknown DAG {dag_id!r}.")
         last_seq, status = progress
@@ -195,7 +223,7 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
         if status in ("paused", "cancelling"):
             # A person paused or cancelled while no engine was attached: the
             # command that put the run in this state is delivered first.
-            latest = await _db(state.latest_command_seq)(dag_id)
+            latest = await _patient("DagStream.open", state.latest_command_seq)(dag_id)
             cursor = latest - 1 if latest is not None else last_seq
         return cls(dag_id, command_cursor=cursor, last_seq=last_seq)._start_heartbeat()
 
@@ -203,27 +231,12 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
 
     def _start_heartbeat(self) -> DagStream:
         self._reported_at = asyncio.get_running_loop().time()
-        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        self._heartbeat = asyncio.ensure_future(_heartbeat_loop(self))
         return self
-
-    async def _heartbeat_loop(self) -> None:
-        """While the stream is open and quiet, tell the server the engine is alive."""
-        loop = asyncio.get_running_loop()
-        every = float(config().engine_heartbeat_seconds)
-        while True:
-            await asyncio.sleep(max(0.0, self._reported_at + every - loop.time()))
-            if loop.time() - self._reported_at < every:
-                continue  # a flush reported since: that was the heartbeat
-            self._reported_at = loop.time()
-            try:
-                if not await _db(services.heartbeat)(self.dag_id):
-                    return  # the run has ended: nothing left to watch
-            except Exception:
-                log.warning("dagstream engine: heartbeat failed", exc_info=True)
 
     async def status(self) -> str:
         """The DAG's current execution status."""
-        progress = await _db(state.progress)(self.dag_id)
+        progress = await _patient("status()", state.progress)(self.dag_id)
         if progress is None:
             raise services.NotFound(f"Unknown DAG {self.dag_id!r}.")
         return progress[1]
@@ -271,7 +284,7 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
                 left = (gate.timeout_at - timezone.now()).total_seconds()
                 if left <= 0:
                     try:
-                        gate = await _db(services.decide_gate)(
+                        gate = await _patient("gate()", services.decide_gate)(
                             self.dag_id, node_id, gate.default_decision or "reject"
                         )
                     except services.Conflict as exc:
@@ -284,7 +297,7 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
             if wait:
                 await wait_for(wake, wait)
             wake = self._control.wake  # taken before the read, so no wake-up falls between
-            found = await _db(state.gate)(self.dag_id, node_id)
+            found = await _patient("gate()", state.gate)(self.dag_id, node_id)
             if found is None:
                 raise services.NotFound(f"Gate {node_id!r} of DAG {self.dag_id!r} vanished.")
             gate = found
@@ -299,7 +312,9 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
         poll = config().idle_check_seconds
         while True:
             wake = self._control.wake
-            rows, status = await _db(state.commands_after)(self.dag_id, self._cursor)
+            rows, status = await _patient("commands()", state.commands_after)(
+                self.dag_id, self._cursor
+            )
             for seq, kind in rows:
                 self._cursor = seq
                 yield Command(type=kind, seq=seq)  # type: ignore[arg-type]
@@ -320,7 +335,9 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
         if self._queue or self._flusher is not None:
             rows = [row for row in self._learned if row[0] > self._cursor]
         else:
-            rows, _ = await _db(state.commands_after)(self.dag_id, self._cursor)
+            rows, _ = await _patient("pending_commands()", state.commands_after)(
+                self.dag_id, self._cursor
+            )
         self._learned.clear()
         if rows:
             self._cursor = rows[-1][0]
@@ -336,3 +353,30 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
                 self._heartbeat.cancel()
                 self._heartbeat = None
             await self._control.stop()
+
+
+async def _heartbeat_loop(stream: DagStream) -> None:
+    """While ``stream`` is open and quiet, tell the server the engine is alive.
+
+    While a flush is under way (waiting for the database, maybe), it is the
+    heartbeat; a heartbeat that fails is logged once until one succeeds, and
+    not tried again before its next turn.
+    """
+    loop = asyncio.get_running_loop()
+    every = float(config().engine_heartbeat_seconds)
+    failing = False
+    while True:
+        await asyncio.sleep(max(0.0, stream._reported_at + every - loop.time()))
+        if loop.time() - stream._reported_at < every:
+            continue  # a flush reported since: that was the heartbeat
+        stream._reported_at = loop.time()
+        if stream._flusher is not None:
+            continue  # a flush is under way: it will report, or is waiting
+        try:
+            if not await _db(services.heartbeat)(stream.dag_id):
+                return  # the run has ended: nothing left to watch
+            failing = False
+        except Exception:
+            if not failing:
+                log.warning("dagstream engine: heartbeat failed", exc_info=True)
+            failing = True

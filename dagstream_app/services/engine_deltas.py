@@ -5,6 +5,11 @@ database is touched, so a refused one needs no savepoint and changes nothing.
 Then, under the DAG's row lock, each is checked against the DAG's known
 structure and status and applied in memory (:class:`DeltaFlush`), and the flush
 writes them all at once (:class:`.flush.Flush`).
+
+A connection lost while the COMMIT was on its way leaves the outcome unknown:
+:func:`apply` then raises :class:`CommitUnknown`, carrying what it would have
+returned, and :func:`committed` tells, once the database answers again,
+whether that flush was written (so a retry never writes it twice).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from dagstream_app import graph, protocol
 from dagstream_app.errors import Conflict, DagstreamError, InvalidDelta, NotFound
@@ -26,7 +31,7 @@ from dagstream_app.services.flush import Flush, PublishedEvent, lock
 from dagstream_app.services.structures import structure_of
 from dagstream_app.services.validation import ENGINE_TRANSITIONS, Delta, prepare
 
-__all__ = ["DeltaFlush", "DeltaResult", "Flushed", "apply"]
+__all__ = ["CommitUnknown", "DeltaFlush", "DeltaResult", "Flushed", "apply", "committed"]
 
 # What :func:`apply` made of one delta: its seq, the gate of ``open_gate``, or the
 # refusal.
@@ -51,6 +56,20 @@ class Flushed:
     commands: list[tuple[int, str]] = field(default_factory=list)
 
 
+class CommitUnknown(OperationalError):
+    """The connection failed as the flush committed: it may or may not be written.
+
+    ``flushed`` is what :func:`apply` would have returned, ``written_at`` the
+    time its events carry; :func:`committed` tells which it was. The
+    connection error is its ``__cause__``.
+    """
+
+    def __init__(self, flushed: Flushed, written_at: datetime) -> None:
+        super().__init__("The connection failed during COMMIT: the flush may be written.")
+        self.flushed = flushed
+        self.written_at = written_at
+
+
 def apply(
     dag_id: str,
     deltas: Sequence[Delta],
@@ -65,6 +84,7 @@ def apply(
     thread); the engine API passes False and publishes from its event loop.
     ``known_seq``: the DAG's last seq as the caller last saw it; if someone else
     has written since, the commands after ``command_cursor`` come back too.
+    Raises :class:`CommitUnknown` if the connection fails during the COMMIT.
     """
     results: list[Any] = [None] * len(deltas)  # every slot is set below
     prepared: list[Prepared] = []
@@ -75,6 +95,7 @@ def apply(
             results[index] = exc
     if not prepared:
         return Flushed(results, [])
+    done: Flushed | None = None
     try:
         with transaction.atomic():
             dag = lock(dag_id)
@@ -89,11 +110,33 @@ def apply(
                 except DagstreamError as exc:
                     results[index] = exc
             flush.save(publish=publish)
+            done = Flushed(results, flush.published, flush.wake_engine, dag.last_seq, commands)
     except NotFound as exc:
         for index, _, _ in prepared:
             results[index] = exc
         return Flushed(results, [])
-    return Flushed(results, flush.published, flush.wake_engine, dag.last_seq, commands)
+    except (OperationalError, InterfaceError) as exc:
+        if done is not None and done.events:  # the COMMIT was sent: its fate is unknown
+            raise CommitUnknown(done, flush.now) from exc
+        raise  # failed before the COMMIT: nothing was written
+    assert done is not None
+    return done
+
+
+def committed(dag_id: str, unsure: CommitUnknown) -> bool:
+    """Whether the flush whose COMMIT went unanswered was written.
+
+    Read under the DAG's row lock, so a COMMIT still under way has ended. Its
+    last event's seq holds an event of its type stamped with its time (to the
+    microsecond) only if it was written: another writer that took that seq
+    after it failed stamps its own time.
+    """
+    last = unsure.flushed.events[-1]
+    with transaction.atomic():
+        lock(dag_id)
+        return Event.objects.filter(
+            dag_id=dag_id, seq=last["seq"], type=last["event"], created_at=unsure.written_at
+        ).exists()
 
 
 def _commands_after(dag: Dag, cursor: int) -> list[tuple[int, str]]:
