@@ -54,6 +54,8 @@ T = TypeVar("T")
 INBOX_LIMIT = 1_000
 # The code a consumer's disconnect() gets when the socket went without a close.
 CLOSE_ABNORMAL = 1006
+# How many ticks before REVALIDATE_SECONDS runs out a socket's re-check comes due.
+_TICKS_EARLY = 1.5
 
 # The names Channels' own AsyncConsumer.__call__ and dispatch use (channels 4.3):
 # HubConsumer's loop does that work (less the per-message thread hop). A name
@@ -272,8 +274,9 @@ class HubConsumer(AsyncWebsocketConsumer):
     def recheck_due(self) -> bool:
         """Has the credential's re-check time come since it was last read?
 
-        Re-checks run on the hub's ticks (every ``IDLE_CHECK_SECONDS``), so a
-        socket comes due a tick early: two reads are never further apart than
+        Re-checks run on the hub's ticks (every ``IDLE_CHECK_SECONDS``, and a
+        tick runs late by the time its read takes), so a socket comes due a tick
+        and a half early: two reads are never further apart than
         ``REVALIDATE_SECONDS``, the longest a revocation goes unnoticed.
         Each credential has its own phase within that: the sockets of one
         credential come due on the same tick (and share one read, see
@@ -281,7 +284,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         connected together are spread over the period instead of all read at once.
         """
         settings = config()
-        period = float(settings.revalidate_seconds) - float(settings.idle_check_seconds)
+        period = settings.revalidate_seconds - _TICKS_EARLY * settings.idle_check_seconds
         if period <= 0:
             return True  # the period is shorter than a tick: every tick
         phase = zlib.crc32(repr(self.credential()).encode()) / 2**32 * period
