@@ -24,7 +24,7 @@ from dagstream_app.auth import CREDENTIAL
 from dagstream_app.errors import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 from dagstream_app.models import ApiToken, Dag
 from tests.servers import Server, configured_server
-from tests.wsclient import TIMEOUT, close_code, open_ws, recv, send
+from tests.wsclient import TIMEOUT, close_code, open_ws, recv, send, until_closed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -151,19 +151,9 @@ async def test_a_resume_after_losing_view_is_refused_not_replayed(
     assert (await recv(ws))["type"] == "snapshot"
     await _lose_view(viewer)
     await send(ws, {"type": "resume", "last_seq": 0, "id": "again"})
-    answered, code = await _until_closed(ws)
+    answered, code = await until_closed(ws)
     assert code == CLOSE_FORBIDDEN
     assert answered == []  # no snapshot, no ack first
-
-
-async def _until_closed(ws: Any) -> tuple[list[Any], int | None]:
-    """What the server sends until it closes, and its close code."""
-    messages: list[Any] = []
-    try:
-        while True:
-            messages.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))
-    except ConnectionClosed as exc:
-        return messages, exc.rcvd.code if exc.rcvd else None
 
 
 async def test_a_command_after_losing_view_closes_without_waiting_for_the_tick(
