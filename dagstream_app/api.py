@@ -252,7 +252,7 @@ def dag_ticket(request: HttpRequest, dag_id: str) -> HttpResponse:
     """
     user = _caller(request, csrf=True)
     dag = authorize(user, "view", dag_id)
-    key, lifetime = tickets.issue_ticket(user, dag)
+    key, lifetime = tickets.issue_ticket(user, dag, tickets.issuer_of(request))
     response = json_response(TicketGrant(key, lifetime))
     response["Cache-Control"] = "no-store"
     return response

@@ -12,7 +12,9 @@ A refused ticket or token leaves the user anonymous; the consumer then closes 40
 A socket's credential is read at the handshake, but a token can be revoked, a user
 deactivated and a session ended while the socket stays open. :func:`current_user`
 reads the credential again, so consumers authorize each command against the user as
-they are now and close the sockets whose credential has gone.
+they are now and close the sockets whose credential has gone. A ticket's socket
+has the credential that asked for the ticket (:func:`tickets.issuer_of`): it ends
+with that token or session.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ __all__ = [
     "ticket_origins",
 ]
 
-# What authenticated a socket, for re-checks: ("token", key), ("session", key) or
-# ("user", "") (a ticket: one use, then the user alone).
+# What authenticated a socket, for re-checks: ("token", the key's SHA-256),
+# ("session", key), or for a ticket its issuer's (tickets.Issuer; ("user", "")
+# when the host's code issued it: then the user alone).
 CREDENTIAL = "dagstream.credential"
 
 log = logging.getLogger(__name__)
@@ -124,10 +127,10 @@ class TokenAuthMiddleware(BaseMiddleware):
             text = header.decode("latin-1")
             user = await database_sync_to_async(tokens.user_for_authorization)(text)
             scope = dict(scope, user=user or AnonymousUser())
-            scope[CREDENTIAL] = ("token", tokens.bearer_key(text) or "")
+            key = tokens.bearer_key(text)
+            scope[CREDENTIAL] = ("token", "" if key is None else tokens.hash_token(key))
         elif keys:
-            scope = dict(scope, user=await self._ticket_user(scope, keys) or AnonymousUser())
-            scope[CREDENTIAL] = ("user", "")
+            scope = await database_sync_to_async(self._ticket_scope)(scope, keys)
         else:
             origin = _origin(scope)
             if origin is not None and not (
@@ -138,18 +141,25 @@ class TokenAuthMiddleware(BaseMiddleware):
                 scope = dict(scope, **{CREDENTIAL: ("session", scope["session"].session_key)})
         return await super().__call__(scope, receive, send)
 
-    async def _ticket_user(self, scope: Any, keys: list[str]) -> Any:
+    @staticmethod
+    def _ticket_scope(scope: Any, keys: list[str]) -> Any:
+        """``scope`` with the ticket's user and its issuer's credential (anonymous if refused)."""
         dag_id = scope.get("url_route", {}).get("kwargs", {}).get("dag_id", "")
+        anonymous = dict(scope, user=AnonymousUser(), **{CREDENTIAL: tickets.NO_ISSUER})
         try:
-            user = await database_sync_to_async(tickets.redeem_ticket)(keys[0], dag_id)
+            user, issuer = tickets.redeem_ticket(keys[0], dag_id)
         except tickets.TicketRefused as exc:
             log.info("dagstream: WebSocket ticket refused on %r: %s", dag_id, exc.reason)
-            return None
+            return anonymous
         # Checked after the ticket is consumed: one shown to a wrong origin is spent.
         if len(keys) > 1 or not _matches(_origin(scope), ticket_origins()):
             log.info("dagstream: WebSocket ticket refused on %r: origin", dag_id)
-            return None
-        return user
+            return anonymous
+        scope = dict(scope, user=user, **{CREDENTIAL: issuer})
+        if current_user(scope) is None:  # its token was revoked, its session ended, since
+            log.info("dagstream: WebSocket ticket refused on %r: issuer gone", dag_id)
+            return anonymous
+        return scope
 
 
 def current_user(scope: Any) -> Any:
@@ -163,7 +173,7 @@ def current_user(scope: Any) -> Any:
         return None
     kind, key = scope.get(CREDENTIAL, ("user", ""))
     if kind == "token":
-        fresh = tokens.user_for_token(key)
+        fresh = tokens.user_for_token_hash(key)
         return fresh if fresh is not None and fresh.pk == user.pk else None
     fresh = get_user_model()._default_manager.filter(pk=user.pk, is_active=True).first()
     if fresh is None or kind != "session":

@@ -28,10 +28,12 @@ class Config:
     # Largest client frame accepted, in bytes (answered with ``too_large``).
     max_frame_bytes: int = 64 * 1024
     # Per-connection token bucket for client frames: sustained rate and burst.
+    # Past it frames are dropped unread; another burst past it closes the socket (4008).
     rate_limit_per_second: float = 20.0
     rate_limit_burst: int = 40
-    # Replays and snapshots one connection may cost in a minute, in events (a
-    # snapshot: its nodes, edges and gates); past it, resumes get rate_limited.
+    # Replays and snapshots one credential may cost in a minute on one process, in
+    # events (a snapshot: its nodes, edges and gates); past it, resumes get
+    # rate_limited and new connections close with 4013.
     replay_budget_per_minute: int = 50_000
     # Bytes a server may hold for a socket whose client does not read, besides
     # what is left of the largest message it is sending (a big snapshot); past it
@@ -48,7 +50,8 @@ class Config:
     idle_check_seconds: float = 1.0
     # Open sockets read their credential and permission again this often (s):
     # a revoked token, an ended session, a deactivated user or a lost view
-    # permission closes them within it. Commands are checked as they arrive.
+    # permission closes them within it, whatever the client sends. Commands are
+    # checked as they arrive too.
     revalidate_seconds: float = 5.0
     # A stream silent this long (s) gets a keep-alive message: proxies with
     # idle timeouts keep it open, and clients tell a dead connection by its absence.

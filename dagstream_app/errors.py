@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, TypedDict
 __all__ = [
     "CLOSE_FORBIDDEN",
     "CLOSE_NOT_FOUND",
+    "CLOSE_TOO_MANY_FRAMES",
     "CLOSE_TRY_AGAIN_LATER",
     "CLOSE_UNAUTHENTICATED",
     "Conflict",
@@ -49,11 +50,14 @@ ErrorCode = Literal[
 
 # WebSocket close codes, sent after accept (a close before accept reaches a
 # browser only as 1006). The first three are refusals: clients do not retry.
-# 4013 stands in for 1013 "try again later" (a client too far behind), which
-# daphne (autobahn) cannot send: a server may send only 1000 and 3000-4999.
+# 4013 stands in for 1013 "try again later" (a client too far behind), and 4008
+# for 1008 "policy violation" (a client that keeps sending far past the rate
+# limit), which daphne (autobahn) cannot send: a server may send only 1000 and
+# 3000-4999.
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_FORBIDDEN = 4003
 CLOSE_NOT_FOUND = 4004
+CLOSE_TOO_MANY_FRAMES = 4008
 CLOSE_TRY_AGAIN_LATER = 4013
 
 

@@ -225,6 +225,12 @@ class Ticket(models.Model):
     dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="tickets")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
+    # What the ticket was asked with: its socket lasts no longer than that token
+    # (revoking it deletes its unused tickets too) or that session.
+    issuer_token = models.ForeignKey(
+        ApiToken, null=True, blank=True, on_delete=models.CASCADE, related_name="tickets"
+    )
+    issuer_session = models.CharField(max_length=40, blank=True, editable=False)
 
     class Meta:
         verbose_name = "WebSocket ticket"

@@ -18,6 +18,7 @@ __all__ = [
     "revoke_api_token",
     "user_for_authorization",
     "user_for_token",
+    "user_for_token_hash",
 ]
 
 TOKEN_PREFIX = "dgs_"
@@ -43,11 +44,15 @@ def revoke_api_token(token: ApiToken) -> None:
 
 def user_for_token(key: str) -> AbstractBaseUser | None:
     """The active user a bearer key belongs to, or None. Notes the token's last use."""
-    token = (
-        ApiToken.objects.select_related("user").filter(key_hash=hash_token(key)).first()
-        if key.startswith(TOKEN_PREFIX)
-        else None
-    )
+    return user_for_token_hash(hash_token(key)) if key.startswith(TOKEN_PREFIX) else None
+
+
+def user_for_token_hash(key_hash: str) -> AbstractBaseUser | None:
+    """The active user of the token stored as ``key_hash``, or None once it is revoked.
+
+    How an open socket's token is read again: the socket keeps the hash, not the key.
+    """
+    token = ApiToken.objects.select_related("user").filter(key_hash=key_hash).first()
     if token is None or not token.user.is_active:
         return None
     now = timezone.now()

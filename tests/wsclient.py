@@ -57,6 +57,18 @@ async def close_code(ws: ClientConnection, timeout: float = TIMEOUT) -> int | No
         return exc.rcvd.code if exc.rcvd else None
 
 
+async def until_closed(
+    ws: ClientConnection, timeout: float = TIMEOUT
+) -> tuple[list[Any], int | None]:
+    """What the server sends until it closes the socket, and its close code."""
+    messages: list[Any] = []
+    try:
+        while True:
+            messages.append(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+    except ConnectionClosed as exc:
+        return messages, exc.rcvd.code if exc.rcvd else None
+
+
 async def events_until(ws: ClientConnection, last_seq: int, timeout: float = TIMEOUT) -> list[Any]:
     """Collect event messages (those with a seq) until ``last_seq`` arrives."""
     got: list[Any] = []

@@ -2,6 +2,8 @@
 
 * :mod:`.base`: :class:`HubConsumer`, every socket's base, fed by its process's
   hub; what a process's sockets share per message (:func:`shared`).
+* :mod:`.limits`: what a client may cost: the frame gate (rate, then 4008 for a
+  flood) and the replay budget each credential's sockets share.
 * :mod:`.stream`: :class:`DagStreamConsumer`, the delivery rules of a DAG's stream.
 * :mod:`.json_stream`: :class:`DagJsonConsumer`, protocol v1 (``/ws/dags/<id>/``).
 * :mod:`.html_stream`: :class:`DagHtmlConsumer`, the dashboard (``/ws/dags/<id>/html/``).

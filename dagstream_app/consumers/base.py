@@ -36,7 +36,12 @@ from django.core.exceptions import ImproperlyConfigured
 from dagstream_app import fanout, transport
 from dagstream_app.auth import CREDENTIAL, current_user
 from dagstream_app.conf import config
-from dagstream_app.errors import CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHENTICATED
+from dagstream_app.consumers.limits import FrameGate, FrameVerdict
+from dagstream_app.errors import (
+    CLOSE_TOO_MANY_FRAMES,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHENTICATED,
+)
 from dagstream_app.layer_messages import HubMessage, Shareable
 from dagstream_app.read_pool import read
 
@@ -49,6 +54,8 @@ T = TypeVar("T")
 INBOX_LIMIT = 1_000
 # The code a consumer's disconnect() gets when the socket went without a close.
 CLOSE_ABNORMAL = 1006
+# How many ticks before REVALIDATE_SECONDS runs out a socket's re-check comes due.
+_TICKS_EARLY = 1.5
 
 # The names Channels' own AsyncConsumer.__call__ and dispatch use (channels 4.3):
 # HubConsumer's loop does that work (less the per-message thread hop). A name
@@ -102,6 +109,7 @@ class HubConsumer(AsyncWebsocketConsumer):
     unsent: Callable[[], int] | None = None  # bytes the server holds for this socket
     dropped = False  # nothing more is sent: the socket is closed or gone
     ended = False  # disconnect() has run
+    ready = False  # streaming: connected, allowed, subscribed
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         layer = get_channel_layer(self.channel_layer_alias)
@@ -112,6 +120,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         self.frame_send = transport.frame_send(send)
         self.unsent = transport.unsent_bytes(send)
         self.write_frames = transport.wire_writer(send)
+        self.frame_gate = FrameGate()
         self.last_send = time.monotonic()  # the keep-alive counts from the connect
         try:
             if fast_dispatch():
@@ -181,6 +190,27 @@ class HubConsumer(AsyncWebsocketConsumer):
         if group is not None:
             await self.hub.leave(group, self.inbox)
 
+    async def websocket_receive(self, message: Mapping[str, Any]) -> None:
+        """A client frame: read (``receive``) only if the frame gate lets it through.
+
+        Past the rate a frame is dropped before anything looks at it, the first
+        of a spell answered by :meth:`rate_limited`; a flooder is closed (4008).
+        """
+        if self.dropped:
+            return  # closed: what the client still sends goes nowhere
+        verdict = self.frame_gate.admit()
+        if verdict is FrameVerdict.READ:
+            await super().websocket_receive(message)
+        elif verdict is FrameVerdict.REFUSED:
+            await self.rate_limited()
+        elif verdict is FrameVerdict.FLOOD:
+            log.info("dagstream: closing a socket that floods (%s)", self.scope.get("client"))
+            self.ready = False
+            await self.close(CLOSE_TOO_MANY_FRAMES)
+
+    async def rate_limited(self) -> None:
+        """The client sent past the rate limit; its frames are dropped until it slows down."""
+
     async def websocket_disconnect(self, message: Mapping[str, Any]) -> None:
         self.ended = True
         await super().websocket_disconnect(message)
@@ -237,17 +267,26 @@ class HubConsumer(AsyncWebsocketConsumer):
 
     # ----------------------------------------------------- revalidation
 
-    checked = 0.0  # when the credential was last read again
+    # When the credential was last read again on a tick. Only the tick's re-check
+    # sets it: a client command must never put off the next one.
+    checked = 0.0
 
     def recheck_due(self) -> bool:
         """Has the credential's re-check time come since it was last read?
 
-        Each credential has its own phase within ``REVALIDATE_SECONDS``: the
-        sockets of one credential come due on the same tick (and share one read,
-        see :meth:`DagStreamConsumer.still_viewer`), while those of many users who
+        Re-checks run on the hub's ticks (every ``IDLE_CHECK_SECONDS``, and a
+        tick runs late by the time its read takes), so a socket comes due a tick
+        and a half early: two reads are never further apart than
+        ``REVALIDATE_SECONDS``, the longest a revocation goes unnoticed.
+        Each credential has its own phase within that: the sockets of one
+        credential come due on the same tick (and share one read, see
+        :meth:`DagStreamConsumer.still_viewer`), while those of many users who
         connected together are spread over the period instead of all read at once.
         """
-        period = float(config().revalidate_seconds)
+        settings = config()
+        period = settings.revalidate_seconds - _TICKS_EARLY * settings.idle_check_seconds
+        if period <= 0:
+            return True  # the period is shorter than a tick: every tick
         phase = zlib.crc32(repr(self.credential()).encode()) / 2**32 * period
         return (time.monotonic() + phase) // period > (self.checked + phase) // period
 
@@ -257,8 +296,9 @@ class HubConsumer(AsyncWebsocketConsumer):
         return kind, key, getattr(self.scope.get("user"), "pk", None)
 
     async def recheck(self) -> bool:
-        """Read the user again; False (and the socket closed with 4001) if their
-        credential has gone: a revoked token, an ended session, a deactivated user.
+        """On a tick: read the user again; False (and the socket closed with 4001)
+        if their credential has gone: a revoked token, an ended session, a
+        deactivated user.
         """
         self.checked = time.monotonic()
         fresh = await read(current_user)(self.scope)

@@ -34,7 +34,6 @@ class DagIndexConsumer(HubConsumer):
 
     THROTTLE = 0.5
     ids: frozenset[str] = frozenset()
-    ready = False
     new_count = 0
     flush_task: asyncio.Task[None] | None = None
 

@@ -62,11 +62,12 @@ class DagJsonConsumer(DagStreamConsumer):
             protocol.ErrorReply(code=exc.code, message=exc.message, id=command, decision=decision)
         )
 
+    async def rate_limited(self) -> None:
+        if self.ready:
+            await self.refuse(RateLimited("Too many messages; slow down."))
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.ready:
-            return
-        if not self.bucket.take():
-            await self.refuse(RateLimited("Too many messages; slow down."))
             return
         if text_data is None:
             await self.refuse(InvalidDelta("Binary frames are not accepted; send JSON text."))
@@ -80,8 +81,9 @@ class DagJsonConsumer(DagStreamConsumer):
         except DagstreamError as exc:
             await self.refuse(exc, exc.command_id)
             return
-        # Each command is authorized as the user is now, not as they connected.
-        if not isinstance(command, protocol.Resume) and not await self.recheck():
+        # Each command is authorized as the user is now, not as they connected:
+        # one who may no longer watch is closed, whatever the command.
+        if not await self.still_allowed():
             return
         try:
             await self.handle(command)

@@ -34,6 +34,7 @@ from dagstream_app import broadcast, protocol, render, state
 from dagstream_app.auth import current_user
 from dagstream_app.conf import config
 from dagstream_app.consumers.base import HubConsumer, shared, shared_result
+from dagstream_app.consumers.limits import replay_budget
 from dagstream_app.errors import (
     CLOSE_NOT_FOUND,
     CLOSE_TRY_AGAIN_LATER,
@@ -53,31 +54,12 @@ from dagstream_app.layer_messages import (
 from dagstream_app.permissions import authorize, dashboard_perms
 from dagstream_app.read_pool import read
 
-__all__ = ["REPLAY_CHUNK", "DagStreamConsumer", "TokenBucket"]
+__all__ = ["REPLAY_CHUNK", "DagStreamConsumer"]
 
 log = logging.getLogger(__name__)
 
 # A replay from the log is sent this many events at a time, yielding in between.
 REPLAY_CHUNK = 500
-
-
-class TokenBucket:
-    """Per-connection budget: ``rate`` units a second, bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.capacity = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def take(self, cost: float = 1) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < cost:
-            return False
-        self.tokens -= cost
-        return True
 
 
 def _query_int(query: dict[str, list[str]], key: str) -> int | None:
@@ -96,7 +78,6 @@ class DagStreamConsumer(HubConsumer):
 
     dag_id: str
     user: Any
-    ready = False
     last_sent = 0
     terminal = False
     batch = False
@@ -110,11 +91,8 @@ class DagStreamConsumer(HubConsumer):
         self.dag_id = self.scope["url_route"]["kwargs"]["dag_id"]
         self.user = self.scope.get("user")
         self.checked = time.monotonic()
-        settings = config()
-        self.bucket = TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
-        # What replays and snapshots may cost this connection: a minute's worth.
-        budget = settings.replay_budget_per_minute
-        self.replays = TokenBucket(budget / 60, budget)
+        # What replays and snapshots may cost: shared by the credential's sockets.
+        self.replays = replay_budget(self.credential())
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.batch = query.get("batch") == ["1"]
         self.coalesce = self.coalesce or self.batch
@@ -146,12 +124,21 @@ class DagStreamConsumer(HubConsumer):
     async def start_stream(self, last_seq: int | None, *, asked: bool = False) -> None:
         """Replay after ``last_seq`` when retained, else send a snapshot.
 
-        Both are paid from the connection's replay budget
+        Both are paid from the credential's replay budget
         (``REPLAY_BUDGET_PER_MINUTE`` events, a snapshot costing its nodes, edges
-        and gates): a client that resumes over and over is refused with
-        ``rate_limited`` instead of making the server stream to it alone. The
-        first stream of a connection (``asked`` False) is always sent.
+        and gates, see :func:`~.limits.replay_budget`): a client that resumes over
+        and over is refused with ``rate_limited`` instead of making the server
+        stream to it alone. The first stream of a connection (``asked`` False) is
+        sent even if it costs more than is left, unless the budget is already
+        spent: then the socket is closed with 4013 (try again later), before
+        anything is read, so that reconnecting gets no more than resuming does.
         """
+        if self.replays.spent():
+            if asked:
+                raise RateLimited("Too many replays; resume later.")
+            self.ready = False
+            await self.close(CLOSE_TRY_AGAIN_LATER)
+            return
         progress = await read(state.progress)(self.dag_id)
         if progress is None:
             await self._gone()
@@ -178,7 +165,7 @@ class DagStreamConsumer(HubConsumer):
         if self.replays.take(cost):
             return True
         if not asked:
-            self.replays.tokens = 0.0  # the first stream is owed; it uses the budget up
+            self.replays.charge(cost)  # the first stream is owed: what it lacks is a debt
         return not asked
 
     # ----------------------------------------------------------- delivery
@@ -245,15 +232,24 @@ class DagStreamConsumer(HubConsumer):
             await self._catch_up()
 
     async def still_viewer(self, tick: ProgressMessage) -> bool:
-        """Read the user again: may they still watch? If not, the socket is closed.
+        """On the hub's tick: may the user still watch? If not, the socket is closed.
 
         One read per credential per ``tick`` (the hub's message to every viewer of
         this DAG in the process): a user's many tabs cost one.
         """
         self.checked = time.monotonic()
-        fresh, refusal, perms = await shared_result(
-            tick, ("viewer", self.credential()), read(self._viewer_now)
-        )
+        found = await shared_result(tick, ("viewer", self.credential()), read(self._viewer_now))
+        return await self._still(*found)
+
+    async def still_allowed(self) -> bool:
+        """Before a client's command: may the user, as they are now, still watch?
+
+        Its own read, and it leaves the tick's re-check timer alone: a client that
+        keeps talking is re-checked on the ticks all the same.
+        """
+        return await self._still(*await read(self._viewer_now)())
+
+    async def _still(self, fresh: Any, refusal: int | None, perms: render.Perms) -> bool:
         if refusal is not None:
             self.ready = False
             await self.close(refusal)
