@@ -264,6 +264,25 @@ def abort(send: Any) -> None:
         sock.abortConnection()
 
 
+def stop_reading(send: Any) -> None:
+    """Read nothing more from ``send``'s client (a flooder being closed): what it
+    still sends waits in the kernel instead of being parsed until the close."""
+    connection = _connection(send)
+    sock = getattr(connection, "transport", None)
+    if sock is not None and hasattr(sock, "pauseProducing"):
+        sock.pauseProducing()
+
+
+def close_malformed_with_a_code(send: Any) -> None:
+    """Have autobahn close a connection that breaks the WebSocket protocol with the
+    code RFC 6455 names (1002 a protocol error, 1007 text that is not UTF-8, 1009 a
+    message over daphne's size limit), rather than drop it without a close frame
+    (autobahn's ``failByDrop``, a documented protocol option, on by default)."""
+    connection = _connection(send)
+    if isinstance(getattr(connection, "failByDrop", None), bool):
+        connection.failByDrop = False
+
+
 class Frames:
     """Text messages to send as they are, one WebSocket frame each.
 

@@ -546,15 +546,16 @@ async def test_a_quiet_stream_gets_keepalives(server_chatty: Server, dag: Dag, v
     await page.close()
 
 
-async def test_a_frame_over_daphnes_own_limit_drops_the_connection(
+async def test_a_frame_over_daphnes_own_limit_closes_with_1009(
     server: Server, dag: Dag, viewer: str
 ) -> None:
-    """As docs/protocol.md says: daphne drops it, and the client sees 1006, not 1009."""
+    """As docs/protocol.md says: daphne refuses it with 1009 ("message too big"), the
+    code the standard names, not a drop without a close frame (1006)."""
     ws = await open_ws(server, dag.dag_id, token=viewer)
     assert (await recv(ws))["type"] == "snapshot"
     with contextlib.suppress(ConnectionClosed):  # dropped while the frame is still going out
         await ws.send("x" * (2 * 1024 * 1024))
-    assert await close_code(ws) is None  # no close frame: websockets reports 1006
+    assert await close_code(ws) == 1009
 
 
 async def test_work_shared_by_viewers_survives_one_of_them_leaving() -> None:

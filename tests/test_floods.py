@@ -110,8 +110,8 @@ async def test_the_others_keep_every_event_while_one_floods(
     for number in range(500):
         await send(flooder, {"type": "explode", "id": number})
     for i in range(20):
-        await sync_to_async(services.node_state)(
-            dag.dag_id, "a", "running" if i % 2 == 0 else "completed"
+        await sync_to_async(services.reports(dag.dag_id).node_state)(
+            "a", "running" if i % 2 == 0 else "completed"
         )
     _, code = await until_closed(flooder)
     assert code == CLOSE_TOO_MANY_FRAMES
@@ -139,8 +139,8 @@ async def test_reconnecting_gets_no_fresh_replay_budget(
     small_budget: Server, dag: Dag, viewer: str, make_user: Any, make_token: Any
 ) -> None:
     for i in range(60):  # seqs 2..61
-        await sync_to_async(services.node_state)(
-            dag.dag_id, "a", "running" if i % 2 == 0 else "completed"
+        await sync_to_async(services.reports(dag.dag_id).node_state)(
+            "a", "running" if i % 2 == 0 else "completed"
         )
     everything = list(range(2, 62))
     assert await _replayed(small_budget, dag.dag_id, viewer) == everything  # 60 of 100

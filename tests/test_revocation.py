@@ -80,7 +80,7 @@ class Publisher:
     async def _run(self) -> None:
         for i in range(10_000):  # bounded; stopped by the test long before
             status = "running" if i % 2 == 0 else "completed"
-            seq = await sync_to_async(services.node_state)(self.dag_id, "a", status)
+            seq = await sync_to_async(services.reports(self.dag_id).node_state)("a", status)
             self.committed[seq] = time.monotonic()
             await asyncio.sleep(0.02)  # the engine's pace, not synchronisation
 

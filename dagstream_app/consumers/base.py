@@ -120,6 +120,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         self.frame_send = transport.frame_send(send)
         self.unsent = transport.unsent_bytes(send)
         self.write_frames = transport.wire_writer(send)
+        transport.close_malformed_with_a_code(send)
         self.frame_gate = FrameGate()
         self.last_send = time.monotonic()  # the keep-alive counts from the connect
         try:
@@ -207,6 +208,7 @@ class HubConsumer(AsyncWebsocketConsumer):
             log.info("dagstream: closing a socket that floods (%s)", self.scope.get("client"))
             self.ready = False
             await self.close(CLOSE_TOO_MANY_FRAMES)
+            transport.stop_reading(self.base_send)  # its frames in flight go unparsed
 
     async def rate_limited(self) -> None:
         """The client sent past the rate limit; its frames are dropped until it slows down."""

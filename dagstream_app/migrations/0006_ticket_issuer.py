@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dagstream_app', '0004_ticket'),
+        ('dagstream_app', '0005_dag_id_not_dots'),
     ]
 
     operations = [
