@@ -388,3 +388,39 @@ def test_nul_in_a_search_or_a_decision_is_no_error(dag: Dag, operator: Client) -
     )
     assert response.status_code == 400 and "NUL" in response.content.decode()
     assert Gate.objects.get(dag=dag, node_id="load").status == "pending"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_pages_render_one_at_a_time_per_process(make_user, monkeypatch) -> None:
+    # Two big pages at once starved the event loop (docs/deployment.md): the second
+    # waits until the first is rendered.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dagstream_app import state
+
+    services.create_dag("one-at-a-time", nodes=["a"])
+    user = make_user("view_dag")
+    entered, release = threading.Semaphore(0), threading.Event()
+    real = state.snapshot
+
+    def held(dag_id: str):
+        entered.release()
+        assert release.wait(30)
+        return real(dag_id)
+
+    monkeypatch.setattr(state, "snapshot", held)
+
+    def get(path: str) -> int:
+        client = Client()
+        client.force_login(user)
+        return client.get(path).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(get, "/dags/one-at-a-time/")
+        assert entered.acquire(timeout=30)  # the first page is being built
+        second = pool.submit(get, "/dags/one-at-a-time/")
+        assert not entered.acquire(timeout=0.5)  # the second waits its turn
+        release.set()
+        assert entered.acquire(timeout=30)  # then it is built
+        assert (first.result(30), second.result(30)) == (200, 200)
