@@ -194,6 +194,8 @@ class _Silent:
 
         return call
 
+    def submit(self, delta: Any) -> None: ...  # the runner's nowait reports
+
     def node_state(self, *args: Any, **kwargs: Any) -> None: ...
 
     def edge_active(self, *args: Any, **kwargs: Any) -> None: ...

@@ -303,24 +303,37 @@ def json_problem(value: Any) -> str | None:
     while stack:
         item = stack.pop()
         kind = type(item)
-        if kind is bool or item is None:
-            continue
-        problem: str | None = None
-        if kind is int or (isinstance(item, int) and not isinstance(item, bool)):
-            problem = int_problem(item)
-        elif kind is str or isinstance(item, str):
-            problem = text_problem(item)
-        elif isinstance(item, float):
+        # The common kinds first, by exact type: this runs for every engine value.
+        if kind is str:
+            if "\x00" in item or not item.isascii():
+                problem = text_problem(item)
+                if problem is not None:
+                    return problem
+        elif kind is int:
+            if not JSON_INT_MIN <= item <= JSON_INT_MAX:
+                return int_problem(item)
+        elif kind is float:
             if not math.isfinite(item):
-                problem = f"holds {item!r}, which JSON cannot represent"
-        elif isinstance(item, dict):
+                return f"holds {item!r}, which JSON cannot represent"
+        elif kind is dict:
             stack.extend(item.keys())
             stack.extend(item.values())
-        elif isinstance(item, _SEQUENCES):
+        elif kind is list or kind is tuple:
             stack.extend(item)
-        if problem is not None:
-            return problem
+        elif kind is bool or item is None:
+            continue
+        elif isinstance(item, _JSON_BASES):
+            stack.append(_builtin(item))  # a subclass: checked as its base type
     return None
+
+
+_JSON_BASES: tuple[type[Any], ...] = (str, int, float, dict, list, tuple)
+
+
+def _builtin(item: Any) -> Any:
+    """A subclass of a JSON type (an IntEnum, a str subclass...) as that type."""
+    base: Any = next(base for base in _JSON_BASES if isinstance(item, base))
+    return base(item)
 
 
 _SEQUENCES = (list, tuple)
