@@ -54,8 +54,19 @@ class ServicesThread:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        function = getattr(services, name)
+        return self._on_thread(getattr(services, name))
 
+    def reports(self, dag_id: str) -> Any:
+        """``services.reports(dag_id)``, each report made on the thread."""
+        thread = self
+
+        class OnThread:
+            def __getattr__(self, name: str) -> Callable[..., Any]:
+                return thread._on_thread(getattr(services.reports(dag_id), name))
+
+        return OnThread()
+
+    def _on_thread(self, function: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             return self.pool.submit(function, *args, **kwargs).result(timeout=60)
 

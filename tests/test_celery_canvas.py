@@ -100,3 +100,22 @@ def test_errors_read_as_one_bounded_line() -> None:
     assert error_text(KeyError()) == "KeyError"
     assert error_text(GateRejected("rejected by ada: too long")) == "rejected by ada: too long"
     assert len(error_text(ValueError("x" * 2000))) == 500
+
+
+def test_the_worker_side_imports_before_django_is_set_up() -> None:
+    # A Celery worker imports the signal handlers before django.setup(): nothing
+    # they import at module level may reach the models (AppRegistryNotReady).
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT, child_env
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import dagstream_app.celery.signals, dagstream_app.celery.tasks"],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr

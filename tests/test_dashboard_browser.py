@@ -188,10 +188,10 @@ def research_run(dag_id: str = "report-7f3a") -> Dag:
     ]
     for i, (node_id, status) in enumerate(steps):
         output = {"tokens": 1200 + 37 * i} if status == "completed" else None
-        engine.node_state(dag_id, node_id, status, output=output, metrics={"attempt": 1})
+        engine.reports(dag_id).node_state(node_id, status, output=output, metrics={"attempt": 1})
         if status == "completed" and node_id == "plan":
-            engine.edge_active(dag_id, "plan", "read_1")
-        engine.cost(dag_id, spent=round(0.11 * (i + 1), 2))
+            engine.reports(dag_id).edge_active("plan", "read_1")
+        engine.reports(dag_id).cost(spent=round(0.11 * (i + 1), 2))
     return dag
 
 
@@ -204,11 +204,11 @@ def test_list_page_lists_runs_and_updates_live(
     research_run()
     engine.open_gate("report-7f3a", "review", {"title": "Publish the report?"})
     engine.create_dag("nightly-etl-0412", name="nightly-etl", nodes=["extract", "load"])
-    engine.node_state("nightly-etl-0412", "extract", "completed")
-    engine.node_state("nightly-etl-0412", "load", "completed")
-    engine.complete("nightly-etl-0412", {"rows": 120_000})
+    engine.reports("nightly-etl-0412").node_state("extract", "completed")
+    engine.reports("nightly-etl-0412").node_state("load", "completed")
+    engine.reports("nightly-etl-0412").complete({"rows": 120_000})
     engine.create_dag("nightly-etl-0411", name="nightly-etl", nodes=["extract", "load"])
-    engine.fail("nightly-etl-0411", "Upstream API returned 503")
+    engine.reports("nightly-etl-0411").fail("Upstream API returned 503")
     engine.create_dag("backfill-2024-q1", name="backfill", nodes=["a", "b", "c"], budget=10)
     page = new_page()
     login(page, server, operator)
@@ -221,6 +221,7 @@ def test_list_page_lists_runs_and_updates_live(
     # Pause from a second page: the server pushes the list row change.
     other = new_page()
     login(other, server, operator, then="/dags/backfill-2024-q1/")
+    expect(connection(other)).to_have_attribute("data-connection", "open")
     other.get_by_role("button", name="Pause").click()
     expect(row).to_have_attribute("data-status", "paused", timeout=WAIT)
     expect(row.locator(".badge")).to_have_text("Paused")
@@ -240,11 +241,13 @@ def test_watch_a_run_update_as_the_engine_emits(
     login(page, server, operator, then="/dags/report-7f3a/")
     expect(connection(page)).to_have_attribute("data-connection", "open")
     expect(node(page, "read_2")).to_have_attribute("data-status", "running")
-    engine.node_state("report-7f3a", "read_2", "completed", output="<script>alert(1)</script>")
+    engine.reports("report-7f3a").node_state(
+        "read_2", "completed", output="<script>alert(1)</script>"
+    )
     expect(node(page, "read_2")).to_have_attribute("data-status", "completed", timeout=WAIT)
-    engine.node_state("report-7f3a", "merge", "running")
-    engine.edge_active("report-7f3a", "read_2", "merge")
-    engine.cost("report-7f3a", spent=1.7)
+    engine.reports("report-7f3a").node_state("merge", "running")
+    engine.reports("report-7f3a").edge_active("read_2", "merge")
+    engine.reports("report-7f3a").cost(spent=1.7)
     expect(node(page, "merge")).to_have_attribute("data-status", "running", timeout=WAIT)
     expect(page.locator("#cost")).to_contain_text("85% of budget used", timeout=WAIT)
     expect(page.locator("#cost")).to_have_class(re.compile("cost--warn"))
@@ -270,20 +273,22 @@ def test_watch_a_run_update_as_the_engine_emits(
     page.keyboard.press("Escape")
     expect(node(page, "gather")).to_be_focused()
     # A live update of the focused node keeps the focus on it.
-    engine.node_state("report-7f3a", "gather", "completed", metrics={"rerun": 1})
+    engine.reports("report-7f3a").node_state("gather", "completed", metrics={"rerun": 1})
     expect(node(page, "gather")).to_have_attribute("data-seq", re.compile(r"[1-9]"), timeout=WAIT)
     expect(node(page, "gather")).to_be_focused()
 
     # An open panel follows its node live.
     node(page, "merge").click()
     expect(panel).to_contain_text("No output yet.")
-    engine.node_state("report-7f3a", "merge", "completed", output="merged 5 sources")
+    engine.reports("report-7f3a").node_state("merge", "completed", output="merged 5 sources")
     expect(panel).to_contain_text("merged 5 sources", timeout=WAIT)
     expect(panel.locator(".badge")).to_have_text("Completed")
     page.keyboard.press("Escape")
 
     # Graph mutations re-render the graph.
-    engine.mutate("report-7f3a", {"op": "add_node", "node": {"id": "retry", "label": "Retry"}})
+    engine.reports("report-7f3a").mutate(
+        {"op": "add_node", "node": {"id": "retry", "label": "Retry"}}
+    )
     expect(node(page, "retry")).to_have_attribute("data-status", "pending", timeout=WAIT)
 
 
@@ -291,9 +296,9 @@ def test_approve_a_gate_by_clicking(
     server: Server, new_page: Callable[..., Page], operator: str
 ) -> None:
     research_run()
-    engine.node_state("report-7f3a", "read_2", "completed")
-    engine.node_state("report-7f3a", "merge", "completed")
-    engine.node_state("report-7f3a", "review", "waiting")
+    engine.reports("report-7f3a").node_state("read_2", "completed")
+    engine.reports("report-7f3a").node_state("merge", "completed")
+    engine.reports("report-7f3a").node_state("review", "waiting")
     page = new_page()
     login(page, server, operator, then="/dags/report-7f3a/")
     expect(connection(page)).to_have_attribute("data-connection", "open")
@@ -359,7 +364,7 @@ def test_a_refused_decision_shows_in_its_card_and_the_next_one_counts(
     decided = Gate.objects.get()
     assert (decided.status, decided.feedback) == ("modified", "Cut the second section.")
     # A refused control shows in the controls card the same way.
-    engine.set_state("report-7f3a", "paused")
+    engine.reports("report-7f3a").set_state("paused")
     page.get_by_role("button", name="Pause").evaluate("b => b.removeAttribute('disabled')")
     page.get_by_role("button", name="Pause").click()  # 409: the run is paused already
     expect(page.locator("#controls").get_by_role("alert")).to_contain_text("Cannot pause")
@@ -491,7 +496,9 @@ def test_graph_fits_its_card_and_zooms_and_pans(
     assert int(graph.get_attribute("data-zoom") or 0) > zoomed
     # A change of structure re-renders the graph and keeps the chosen view.
     chosen = graph.get_attribute("data-zoom")
-    engine.mutate("report-7f3a", {"op": "add_node", "node": {"id": "extra", "label": "Extra"}})
+    engine.reports("report-7f3a").mutate(
+        {"op": "add_node", "node": {"id": "extra", "label": "Extra"}}
+    )
     expect(node(page, "extra")).to_have_count(1, timeout=WAIT)
     expect(page.locator("#graph")).to_have_attribute("data-zoom", chosen or "")
 
@@ -554,7 +561,7 @@ def test_gantt_shows_where_the_time_went_and_follows_live(
         "data-status", "running"
     )
     expect(gantt.locator('.gantt-row[data-node-id="review"] .gantt-wait')).to_have_count(1)
-    engine.node_state("report-7f3a", "read_2", "completed")
+    engine.reports("report-7f3a").node_state("read_2", "completed")
     expect(gantt.locator('.gantt-row[data-node-id="read_2"]')).to_have_attribute(
         "data-status", "completed", timeout=WAIT
     )
@@ -617,7 +624,7 @@ def test_reconnect_after_server_restart_catches_up_exactly_once(
         login(page, srv, operator, then="/dags/resume-1/")
         expect(connection(page)).to_have_attribute("data-connection", "open")
         for i in range(3):
-            engine.node_state("resume-1", f"n{i}", "running")
+            engine.reports("resume-1").node_state(f"n{i}", "running")
         expect(node(page, "n2")).to_have_attribute("data-status", "running", timeout=WAIT)
 
         kill_under(page, srv, errors)
@@ -627,9 +634,9 @@ def test_reconnect_after_server_restart_catches_up_exactly_once(
 
         # Emitted while the page cannot hear.
         for i in range(3):
-            engine.node_state("resume-1", f"n{i}", "completed")
-        engine.node_state("resume-1", "n3", "running")
-        engine.cost("resume-1", spent=0.5)
+            engine.reports("resume-1").node_state(f"n{i}", "completed")
+        engine.reports("resume-1").node_state("n3", "running")
+        engine.reports("resume-1").cost(spent=0.5)
 
         srv.stop()
         srv = start_server(port=port)
@@ -644,7 +651,7 @@ def test_reconnect_after_server_restart_catches_up_exactly_once(
         assert timeline_seqs(page) == list(range(last, 0, -1))
 
         # And it is live again afterwards.
-        engine.node_state("resume-1", "n4", "running")
+        engine.reports("resume-1").node_state("n4", "running")
         expect(node(page, "n4")).to_have_attribute("data-status", "running", timeout=WAIT)
         assert timeline_seqs(page) == list(range(last + 1, 0, -1))
     finally:
@@ -710,8 +717,8 @@ def test_scale_out_engine_process_over_a_lossy_layer_every_event_once(
 
 def test_dark_mode_screenshot(server: Server, new_page: Callable[..., Page], operator: str) -> None:
     research_run()
-    engine.node_state("report-7f3a", "read_2", "failed", output="Timeout after 30 s")
-    engine.report_error("report-7f3a", "Timeout after 30 s", node_id="read_2")
+    engine.reports("report-7f3a").node_state("read_2", "failed", output="Timeout after 30 s")
+    engine.reports("report-7f3a").error("Timeout after 30 s", node_id="read_2")
     page = new_page(color_scheme="dark")
     login(page, server, operator, then="/dags/report-7f3a/")
     expect(connection(page)).to_have_attribute("data-connection", "open")

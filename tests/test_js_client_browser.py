@@ -185,7 +185,7 @@ def test_live_states_a_gate_and_a_restart_every_event_once(
     engine.create_dag(
         "react-1", name="react", nodes=[f"n{i}" for i in range(5)], edges=[("n0", "n1")]
     )
-    report = partial(engine.node_state, "react-1")
+    report = partial(engine.reports("react-1").node_state)
     srv = _start(app)
     joined_at = Dag.objects.get(pk="react-1").last_seq
     try:
@@ -200,7 +200,7 @@ def test_live_states_a_gate_and_a_restart_every_event_once(
         # Live node states.
         report("n0", "running")
         report("n0", "completed", output={"rows": 3})
-        engine.edge_active("react-1", "n0", "n1")
+        engine.reports("react-1").edge_active("n0", "n1")
         report("n1", "running")
         expect(_node(page, "n0")).to_have_attribute("data-status", "completed", timeout=WAIT)
         expect(_node(page, "n1")).to_have_text("n1: running")
@@ -224,11 +224,11 @@ def test_live_states_a_gate_and_a_restart_every_event_once(
         for i in range(2, 5):
             report(f"n{i}", "running")
             report(f"n{i}", "completed")
-        engine.cost("react-1", spent=1.5)
+        engine.reports("react-1").cost(spent=1.5)
         srv = _start(app, port)
         expect(status).to_have_attribute("data-status", "open", timeout=30_000)
         report("n1", "completed")
-        engine.complete("react-1", {"ok": True})
+        engine.reports("react-1").complete({"ok": True})
         expect(page.get_by_role("heading", level=1)).to_have_text("react: completed", timeout=WAIT)
         last = Dag.objects.get(pk="react-1").last_seq
         for i in range(5):

@@ -673,7 +673,7 @@ def test_values_past_max_value_bytes_are_stored_truncated_with_their_size(
 
 
 def test_a_truncated_value_is_the_shape_celery_results_have() -> None:
-    from dagstream_app.services.validation import bounded_json, bounded_text
+    from dagstream_app.bounds import bounded_json, bounded_text
 
     assert bounded_json({"rows": [1, 2]}, 100) == {"rows": [1, 2]}
     assert bounded_json("x" * 500, 100) == {

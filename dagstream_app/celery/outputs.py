@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 from celery.utils.saferepr import saferepr
 
+from dagstream_app.bounds import bounded_json
 from dagstream_app.protocol import json_problem
-from dagstream_app.services.validation import bounded_json
 
 
 def json_output(value: Any, limit: int) -> Any:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import msgspec
 
 from dagstream_app import protocol
+from dagstream_app.bounds import bounded_json, bounded_text
 from dagstream_app.conf import config
 from dagstream_app.errors import InvalidDelta
 
@@ -128,30 +129,6 @@ def _mapping(name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidDelta(f"{name} must be a mapping (a dict), not {type(value).__name__}.")
     return dict(value)
-
-
-def bounded_json(data: Any, limit: int) -> Any:
-    """``data`` (JSON builtins) as it is stored: itself, or, where its JSON is longer
-    than ``limit`` bytes, ``{"truncated": True, "bytes": N, "preview": P}``: N the
-    size of its compact UTF-8 JSON, P the first ``limit`` bytes of that JSON (a
-    character cut in two left out)."""
-    if data is None or type(data) in (bool, int):
-        return data
-    encoded = msgspec.json.encode(data)
-    if len(encoded) <= limit:
-        return data
-    preview = encoded[:limit].decode(errors="ignore")
-    return {"truncated": True, "bytes": len(encoded), "preview": preview}
-
-
-def bounded_text(text: str, limit: int) -> str:
-    """``text``, or its first ``limit`` UTF-8 bytes and how long it was, where it is longer."""
-    if len(text) * 4 <= limit:  # no character takes more than 4 bytes
-        return text
-    encoded = text.encode()
-    if len(encoded) <= limit:
-        return text
-    return f"{encoded[:limit].decode(errors='ignore')}… [truncated: {len(encoded)} bytes]"
 
 
 def _validate(payload: Mapping[str, Any], bounded: tuple[str, ...] = ()) -> protocol.EventPayload:
