@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dagstream_app.dagviews import GateView, Working
+from dagstream_app.dagviews import Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import Part, Perms
 from dagstream_app.render.regions import gate_html
@@ -25,17 +25,7 @@ class GateClosed(EventPayload, tag="gate_closed"):
 
 
 def reduce(work: Working, event: EventData) -> None:
-    node_id = event["node_id"]
-    waiting = work.gates.get(node_id)
-    work.gates[node_id] = GateView(
-        node_id=node_id,
-        presentation=waiting.presentation if waiting is not None else {},
-        status="closed",
-        decision=None,
-        feedback="",
-        decided_by="",
-        decided_at=event["ts"],
-    )
+    work.settle_gate(event["node_id"], "closed", None, event["ts"])
 
 
 def describe(event: EventData, name: Namer) -> Wording:
