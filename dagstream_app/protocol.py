@@ -57,7 +57,6 @@ from dagstream_app.events.edge_active import EdgeActive
 from dagstream_app.events.error import ErrorEvent
 from dagstream_app.events.execution_complete import ExecutionComplete
 from dagstream_app.events.execution_state import ExecutionState
-from dagstream_app.events.gate_closed import GateClosed
 from dagstream_app.events.gate_decided import GateDecided
 from dagstream_app.events.human_gate_waiting import HumanGateWaiting
 from dagstream_app.events.node_state import NodeState
@@ -129,7 +128,6 @@ __all__ = [
     "ExecutionStatus",
     "GanttBar",
     "GanttView",
-    "GateClosed",
     "GateDecided",
     "GateStatus",
     "GateView",

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from dagstream_app import broadcast, graph, protocol
 from dagstream_app.errors import Conflict, InvalidDelta, NotFound
+from dagstream_app.events.gate_closed import GateClosed
 from dagstream_app.layer_messages import PublishedEvent
 from dagstream_app.models import Dag, Edge, Gate, Node
 from dagstream_app.services import sql
@@ -83,7 +84,7 @@ class Flush:
         self.dag.status = status
         self.dag.finished_at = self.now
         for node_id in self._close_gates():
-            self.emit(protocol.GateClosed(node_id=node_id, reason=status))  # type: ignore[arg-type]
+            self.emit(GateClosed(node_id=node_id, reason=status))  # type: ignore[arg-type]
         seq = self.emit(outcome) if outcome is not None else None
         last = self.emit(protocol.ExecutionState(state=status))  # type: ignore[arg-type]
         return last if seq is None else seq
