@@ -174,6 +174,27 @@ class Working:
         node = self.nodes.get(node_id)
         return (node.label if node is not None else self.labels.get(node_id, "")) or node_id
 
+    def settle_gate(
+        self,
+        node_id: str,
+        status: GateStatus,
+        decision: Decision | None,
+        at: str,
+        feedback: str = "",
+        decided_by: str = "",
+    ) -> None:
+        """The gate at ``node_id`` decided (or closed) at ``at``; it keeps what it asked."""
+        waiting = self.gates.get(node_id)
+        self.gates[node_id] = GateView(
+            node_id=node_id,
+            presentation=waiting.presentation if waiting is not None else {},
+            status=status,
+            decision=decision,
+            feedback=feedback,
+            decided_by=decided_by,
+            decided_at=at,
+        )
+
     def node_counts(self) -> NodeCounts:
         return count_nodes(self.nodes.values())
 

@@ -122,6 +122,7 @@ class Gate(models.Model):
         APPROVED = "approved"
         REJECTED = "rejected"
         MODIFIED = "modified"
+        CLOSED = "closed"  # its run ended before anyone decided
 
     dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="gates")
     node_id = models.CharField(max_length=200)

@@ -36,7 +36,8 @@ LIVE_STATUSES = frozenset({"running", "paused", "cancelling"})
 # A node in one of these has finished (its ``finished_at`` is set).
 FINISHED_NODE_STATUSES = frozenset({"completed", "failed", "skipped", "cancelled"})
 Decision = Literal["approve", "reject", "modify"]
-GateStatus = Literal["pending", "approved", "rejected", "modified"]
+# "closed": its run ended before anyone decided (no decision; see the gate_closed event).
+GateStatus = Literal["pending", "approved", "rejected", "modified", "closed"]
 DECISION_TO_GATE_STATUS: dict[str, GateStatus] = {
     "approve": "approved",
     "reject": "rejected",

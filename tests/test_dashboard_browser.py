@@ -328,6 +328,27 @@ def test_approve_a_gate_by_clicking(
     expect(page.locator('#timeline li[data-type="gate_decided"]')).to_have_count(1, timeout=WAIT)
 
 
+def test_a_gate_closes_live_when_its_run_ends(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    engine.create_dag("closes-1", name="closes", nodes=["review"])
+    page = new_page()
+    login(page, server, operator, then="/dags/closes-1/")
+    expect(connection(page)).to_have_attribute("data-connection", "open")
+    engine.open_gate("closes-1", "review", {"title": "Ship it?"})
+    gate = page.locator("#gate-list .gate")
+    expect(gate.get_by_role("button", name="Approve")).to_be_visible(timeout=WAIT)
+    engine.apply("closes-1", [services.Delta("fail", {"message": "the engine gave up"})])
+    expect(page.locator("#dag-status")).to_have_attribute("data-status", "failed", timeout=WAIT)
+    expect(gate).to_have_attribute("data-gate-status", "closed")
+    expect(gate).to_contain_text("Closed")
+    for name in ("Approve", "Reject", "Modify"):
+        expect(gate.get_by_role("button", name=name)).to_have_count(0)
+    expect(page.locator('#timeline li[data-type="gate_closed"]')).to_contain_text(
+        "closed: the run failed"
+    )
+
+
 @pytest.fixture(scope="module")
 def debug_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
     """daphne with DEBUG on, as a fresh project has it (django-htmx's debug script loads)."""

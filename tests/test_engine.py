@@ -64,7 +64,7 @@ async def test_gate_on_a_run_that_ends_meanwhile_raises_instead_of_waiting_forev
     waiting = asyncio.ensure_future(stream.gate("review", {"title": "Ship it?"}))
     await _next_event(subscription, "human_gate_waiting")
     await database_sync_to_async(services.reports("ended").fail)("the engine crashed elsewhere")
-    with pytest.raises(services.Conflict, match="stays undecided"):
+    with pytest.raises(services.Conflict, match="was closed undecided"):
         await asyncio.wait_for(waiting, 10)
     await stream.close()
 

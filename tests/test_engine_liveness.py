@@ -138,20 +138,25 @@ def test_force_cancel_ends_the_run_closes_its_gates_and_nodes(
     services.force_cancel("etl-1", actor=ada)
     dag.refresh_from_db()
     assert (dag.status, dag.finished_at is not None) == ("cancelled", True)
+    # Nobody decided the gate: it closed with the run (not "rejected by ada").
     gate = Gate.objects.get()
-    assert (gate.status, gate.decided_by) == ("rejected", "ada")
-    assert "its engine was not responding" in gate.feedback
+    assert (gate.status, gate.decision, gate.decided_by, gate.feedback) == ("closed", None, "", "")
+    assert gate.decided_at == dag.finished_at
     statuses = dict(Node.objects.values_list("node_id", "status"))
     assert statuses == {"extract": "completed", "load": "cancelled", "report": "cancelled"}
     new = list(Event.objects.filter(seq__gt=before).values_list("type", "payload"))
     assert [kind for kind, _ in new] == [
-        "gate_decided",
         "node_state",
         "node_state",
         "error",
+        "gate_closed",
         "execution_state",
     ]
+    assert "its engine was not responding" in new[2][1]["message"]
+    assert new[-2][1] == {"node_id": "report", "reason": "cancelled"}
     assert new[-1][1] == {"state": "cancelled"}
+    with pytest.raises(Conflict, match="this gate was closed"):  # a late decision
+        services.decide_gate("etl-1", "report", "approve", actor=make_user("decide_gate"))
     with pytest.raises(Conflict):  # ended: nothing more
         services.force_cancel("etl-1", actor=ada)
     services.delete_dag("etl-1", actor=make_user("delete_dag", "view_dag"))  # and deletable

@@ -200,6 +200,20 @@ def test_gate_decided_replaces_the_card_without_buttons(dag: Dag, make_user) -> 
     assert ">Approve<" not in html and "<form" not in html
 
 
+def test_gate_closed_replaces_the_card_without_buttons(dag: Dag) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship?"})
+    services.reports("etl-1").fail("boom")
+    seq = Event.objects.get(dag=dag, type="gate_closed").seq
+    frame = dict(state.event_frames("etl-1", 0))[seq]
+    live.cache.clear()
+    live.message_cache.clear()
+    html = live.events_html("etl-1", [(seq, frame)], ALL)
+    assert f"#{render.dom_id('gate', 'load')}" in targets(html)
+    assert 'data-gate-status="closed"' in html and "<strong>Closed</strong>" in html
+    assert ">Approve<" not in html and "<form" not in html
+    assert "closed: the run failed" in html  # its timeline entry
+
+
 def test_execution_state_updates_badge_and_controls(dag: Dag, make_user) -> None:
     services.control("etl-1", "pause", actor=make_user("view_dag", "control_dag"))
     html = last_fragment()

@@ -381,8 +381,10 @@ async def test_gates_of_a_finished_dag_are_closed(server: Server, gated: str) ->
     ws = await _connected(server, gated, token)
     await send(ws, {"type": "human_decision", "id": 1, "node_id": "review", "decision": "approve"})
     reply, _ = await reply_to(ws, 1)
-    assert reply["code"] == "conflict"
-    assert await _state(gated) == ("failed", 5, "pending")
+    assert reply["code"] == "conflict" and reply["message"] == services.GATE_CLOSED
+    assert "decision" not in reply  # nobody decided it: no winner to name
+    # the gate's gate_closed, then the failure's error and the terminal execution_state
+    assert await _state(gated) == ("failed", 6, "closed")
     await ws.close()
 
 
@@ -455,9 +457,9 @@ async def test_gate_past_its_deadline_on_a_finished_dag_raises_instead_of_spinni
     )
     await database_sync_to_async(services.reports("timeout-5").fail)("engine crashed")
     stream = await DagStream.open("timeout-5")
-    with pytest.raises(services.Conflict, match="gates are closed"):
+    with pytest.raises(services.Conflict, match="was closed undecided"):
         await asyncio.wait_for(stream.gate("review", {}, timeout=1, default="approve"), 5)
-    assert await _state("timeout-5") == ("failed", 5, "pending")
+    assert await _state("timeout-5") == ("failed", 6, "closed")  # no default recorded
     await stream.close()
 
 

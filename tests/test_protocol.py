@@ -372,6 +372,7 @@ def test_schema_validates_real_event_frames(make_user: Any) -> None:
     services.decide_gate("s-1", "b", "approve", actor=user)
     services.control("s-1", "pause", actor=user)
     services.control("s-1", "resume", actor=user)
+    services.open_gate("s-1", "a", {"title": "Never answered"})  # closes with the run
     services.reports("s-1").complete({"rows": 3})
     frames = [json.loads(text) for _, text in state.event_frames("s-1", 0)]
     assert {f["type"] for f in frames} == set(protocol.EVENT_TYPES)

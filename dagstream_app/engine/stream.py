@@ -254,6 +254,8 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
         """Open a human gate and wait for its decision (first decision wins).
 
         A gate decided earlier (say, while this engine was away) returns at once.
+        If the run ends first (cancelled, force-ended), its gates close and this
+        raises :class:`~dagstream_app.errors.Conflict`.
         With ``timeout`` seconds, ``default`` is recorded as a system decision
         if nobody decides in time.
         """
@@ -277,6 +279,10 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
         )
         poll = config().idle_check_seconds
         while True:
+            if gate.status == Gate.Status.CLOSED:
+                raise services.Conflict(
+                    f"DAG {self.dag_id!r} has ended; gate {node_id!r} was closed undecided."
+                )
             if gate.status != Gate.Status.PENDING:
                 return GateDecision.from_gate(gate)
             wait = poll
@@ -301,10 +307,6 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
             if found is None:
                 raise services.NotFound(f"Gate {node_id!r} of DAG {self.dag_id!r} vanished.")
             gate = found
-            if gate.status == Gate.Status.PENDING and gate.dag.is_terminal:
-                raise services.Conflict(
-                    f"DAG {self.dag_id!r} is {gate.dag.status}; gate {node_id!r} stays undecided."
-                )
 
     async def commands(self) -> AsyncIterator[Command]:
         """Yield each pause / resume / cancel once, in order; ends when the run ends."""

@@ -22,6 +22,7 @@ from dagstream_app.events import (
     error,
     execution_complete,
     execution_state,
+    gate_closed,
     gate_decided,
     human_gate_waiting,
     node_state,
@@ -48,6 +49,7 @@ BUILTIN: tuple[EventKind, ...] = (
     execution_complete.KIND,
     human_gate_waiting.KIND,
     gate_decided.KIND,
+    gate_closed.KIND,
     execution_state.KIND,
     error.KIND,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagstream_app.dagviews import GateView, Working
+from dagstream_app.dagviews import Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import Part, Perms
 from dagstream_app.render.regions import gate_html
@@ -17,16 +17,14 @@ class GateDecided(EventPayload, tag="gate_decided"):
 
 
 def reduce(work: Working, event: EventData) -> None:
-    node_id, decision = event["node_id"], event["decision"]
-    waiting = work.gates.get(node_id)
-    work.gates[node_id] = GateView(
-        node_id=node_id,
-        presentation=waiting.presentation if waiting is not None else {},
-        status=DECISION_TO_GATE_STATUS[decision],
-        decision=decision,
+    decision = event["decision"]
+    work.settle_gate(
+        event["node_id"],
+        DECISION_TO_GATE_STATUS[decision],
+        decision,
+        event["ts"],
         feedback=event.get("feedback") or "",
         decided_by=event.get("decided_by") or "",
-        decided_at=event["ts"],
     )
 
 

@@ -39,6 +39,7 @@ from dagstream_app.layer_messages import PublishedEvent
 from dagstream_app.services.actors import Actor, Person
 from dagstream_app.services.decisions import (
     CONTROL_TRANSITIONS,
+    GATE_CLOSED,
     control,
     decide_gate,
     force_cancel,
@@ -51,6 +52,7 @@ from dagstream_app.services.validation import Delta, DeltaKind
 
 __all__ = [
     "CONTROL_TRANSITIONS",
+    "GATE_CLOSED",
     "Actor",
     "Conflict",
     "DagstreamError",

@@ -20,7 +20,10 @@ from dagstream_app.services.structures import structure_of
 from dagstream_app.services.validation import refuse_nul
 from dagstream_app.state import engine_stale, gate_dict
 
-__all__ = ["CONTROL_TRANSITIONS", "control", "decide_gate", "force_cancel"]
+__all__ = ["CONTROL_TRANSITIONS", "GATE_CLOSED", "control", "decide_gate", "force_cancel"]
+
+# The refusal of a decision on a gate whose run ended first (see Flush.finish).
+GATE_CLOSED = "The run has ended; this gate was closed."
 
 # Person-initiated transitions, delivered to the engine through commands():
 # the states each may come from, and the state it leads to.
@@ -75,9 +78,9 @@ def force_cancel(dag_id: str, *, actor: Actor, command_id: protocol.CommandId | 
     """End a run whose engine is not responding: ``cancelled``, on a person's word.
 
     Refused with :class:`Conflict` while the engine still reports (cancel
-    instead). Its pending gates are rejected and its unfinished nodes cancelled,
-    each with its event, so every page and client sees the run end; an engine
-    that comes back finds the run over.
+    instead). Its unfinished nodes are cancelled and its pending gates closed
+    (nobody decided them), each with its event, so every page and client sees
+    the run end; an engine that comes back finds the run over.
     """
     person = authorized(actor, "control", dag_id)
     with change(dag_id) as flush:
@@ -91,18 +94,7 @@ def force_cancel(dag_id: str, *, actor: Actor, command_id: protocol.CommandId | 
                 f"The engine of DAG {dag_id!r} reported in the last {limit:g} s; "
                 "cancel it instead (force-ending is for runs whose engine is gone)."
             )
-        who = person.get_username()
-        note = f"The run was ended by {who}: its engine was not responding."
-        pending = Gate.objects.filter(dag=dag, status=Gate.Status.PENDING)
-        for gate in pending:
-            flush.emit(
-                protocol.GateDecided(
-                    node_id=gate.node_id, decision="reject", feedback=note, decided_by=who
-                )
-            )
-        pending.update(
-            status=Gate.Status.REJECTED, feedback=note, decided_by=who, decided_at=flush.now
-        )
+        note = f"The run was ended by {person.get_username()}: its engine was not responding."
         flush.structure = structure_of(dag)
         open_nodes = Node.objects.filter(dag=dag).exclude(
             status__in=protocol.FINISHED_NODE_STATUSES
@@ -138,6 +130,9 @@ def decide_gate(
 ) -> Gate:
     """Record a decision; the first one wins, later ones raise :class:`Conflict`.
 
+    A gate whose run has ended is closed: a decision on it is a :class:`Conflict`
+    too (:data:`GATE_CLOSED`), with no winner to name.
+
     ``actor`` None is the system (a timeout's default): no permission check and
     an empty ``decided_by``.
     """
@@ -153,12 +148,12 @@ def decide_gate(
             raise NotFound(f"No gate at node {node_id!r} of DAG {dag_id!r}.")
         if repeat:
             return gate
+        if gate.status == Gate.Status.CLOSED:
+            raise Conflict(GATE_CLOSED)
         if gate.status != Gate.Status.PENDING:
             raise Conflict(
                 f"Gate {node_id!r} was already decided: {gate.decision}.", gate_dict(gate)
             )
-        if flush.dag.is_terminal:
-            raise Conflict(f"DAG {dag_id!r} is {flush.dag.status}; its gates are closed.")
         # Conditional update: first wins even if a caller bypassed the row lock.
         won = Gate.objects.filter(pk=gate.pk, status=Gate.Status.PENDING).update(
             status=protocol.DECISION_TO_GATE_STATUS[decision],

@@ -196,14 +196,10 @@ class DeltaFlush(Flush):
             case "error":
                 return self.emit(payload)
             case "fail":
-                seq = self.emit(payload)
-                self.finish("failed")
-                return seq
+                return self.finish("failed", payload)
             case "complete":
                 self.dag.results = msgspec.to_builtins(a.get("results"))
-                seq = self.emit(payload)
-                self.finish("completed")
-                return seq
+                return self.finish("completed", payload)
         raise InvalidDelta(f"Unknown delta {delta.kind!r}.")  # pragma: no cover - typed
 
     def _cost(self, spent: float | None, budget: float | None, add: float | None) -> int:
@@ -252,8 +248,7 @@ class DeltaFlush(Flush):
         if self.dag.status not in ENGINE_TRANSITIONS[state]:
             raise Conflict(f"Cannot go from {self.dag.status} to {state}.")
         if state == "cancelled":
-            self.finish(state)
-            return self.dag.last_seq
+            return self.finish(state)
         self.dag.status = state
         return self.emit(protocol.ExecutionState(state=state))  # type: ignore[arg-type]
 

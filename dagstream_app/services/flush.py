@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from dagstream_app import broadcast, graph, protocol
 from dagstream_app.errors import Conflict, InvalidDelta, NotFound
+from dagstream_app.events.gate_closed import GateClosed
 from dagstream_app.layer_messages import PublishedEvent
 from dagstream_app.models import Dag, Edge, Gate, Node
 from dagstream_app.services import sql
@@ -73,11 +74,32 @@ class Flush:
         )
         return seq
 
-    def finish(self, status: str) -> None:
-        """End the run as ``status``; emits ``execution_state``."""
+    def finish(self, status: str, outcome: protocol.EventPayload | None = None) -> int:
+        """End the run as ``status``; the seq of ``outcome`` (else of ``execution_state``).
+
+        First each gate still pending closes (a ``gate_closed`` event each), then
+        come the run's last events: ``outcome`` (``execution_complete``, or a
+        failure's ``error``) and the terminal ``execution_state``.
+        """
         self.dag.status = status
         self.dag.finished_at = self.now
-        self.emit(protocol.ExecutionState(state=status))  # type: ignore[arg-type]
+        for node_id in self._close_gates():
+            self.emit(GateClosed(node_id=node_id, reason=status))  # type: ignore[arg-type]
+        seq = self.emit(outcome) if outcome is not None else None
+        last = self.emit(protocol.ExecutionState(state=status))  # type: ignore[arg-type]
+        return last if seq is None else seq
+
+    def _close_gates(self) -> list[str]:
+        """Close the run's pending gates (those this flush opened too); their nodes, in order."""
+        pending = Gate.objects.filter(dag=self.dag, status=Gate.Status.PENDING)
+        closed = list(pending.order_by("created_at", "pk").values_list("node_id", flat=True))
+        if closed:
+            pending.update(status=Gate.Status.CLOSED, decided_at=self.now)
+        for gate in self.new_gates:  # written by save(), as closed
+            if gate.status == Gate.Status.PENDING:
+                gate.status, gate.decided_at = Gate.Status.CLOSED, self.now
+                closed.append(gate.node_id)
+        return closed
 
     def refuse_if_ended(self) -> None:
         if self.dag.is_terminal:

@@ -188,6 +188,30 @@ test("gates: waiting, then decided, in the order they opened", () => {
   );
 });
 
+test("gate_closed: the run ended, its pending gate closes undecided", () => {
+  let dag = applyEvent(
+    base(),
+    event(4, "human_gate_waiting", { node_id: "b", presentation: { title: "Ship?" } }),
+  );
+  dag = applyEvents(dag, [
+    event(5, "gate_closed", { node_id: "b", reason: "cancelled" }),
+    event(6, "execution_state", { state: "cancelled" }),
+  ]);
+  assert.deepEqual(dag.gates, [
+    {
+      node_id: "b",
+      presentation: { title: "Ship?" },
+      status: "closed",
+      decision: null,
+      feedback: "",
+      decided_by: "",
+      decided_at: at(5),
+    },
+  ]);
+  assert.ok(Object.isFrozen(dag.gates[0]));
+  assert.deepEqual([dag.status, dag.finished_at], ["cancelled", at(6)]);
+});
+
 test("execution_state and execution_complete: status, finish time, results", () => {
   let dag = applyEvent(base(), event(4, "execution_state", { state: "paused" }));
   assert.deepEqual([dag.status, dag.finished_at], ["paused", null]);

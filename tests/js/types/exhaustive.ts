@@ -27,6 +27,8 @@ export function describeMessage(message: ServerMessage): string {
       return `ack ${message.id ?? ""}`;
     case "snapshot":
       return `snapshot at ${message.seq}: ${message.dag.nodes.length} nodes`;
+    case "gate_closed":
+      return `gate ${message.node_id} closed: the run ${message.reason}`;
     case "keepalive":
       return "still here";
     default: {

@@ -17,6 +17,7 @@ export type ServerEvent =
   | ExecutionComplete
   | HumanGateWaiting
   | GateDecided
+  | GateClosed
   | ExecutionState
   | ErrorEvent;
 export type ServerReply = Ack | ErrorReply | Snapshot | Keepalive;
@@ -116,6 +117,14 @@ export interface GateDecided {
   ts: string;
   type: "gate_decided";
 }
+export interface GateClosed {
+  dag_id: string;
+  node_id: string;
+  reason: "cancelled" | "completed" | "failed";
+  seq: number;
+  ts: string;
+  type: "gate_closed";
+}
 export interface ExecutionState {
   dag_id: string;
   seq: number;
@@ -189,7 +198,7 @@ export interface GateView {
   presentation: {
     [k: string]: unknown | undefined;
   };
-  status: "approved" | "modified" | "pending" | "rejected";
+  status: "approved" | "closed" | "modified" | "pending" | "rejected";
 }
 export interface NodeView {
   finished_at: string | null;

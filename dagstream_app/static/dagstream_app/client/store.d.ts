@@ -72,6 +72,18 @@ declare class Draft {
     mutate(mutation: DagMutated["mutation"]): void;
     /** @param {GateView} gate */
     putGate(gate: GateView): void;
+    /**
+     * The gate an event names, decided (or closed) at the event's time; it keeps what it asked.
+     * @param {{ node_id: string, ts: string }} event
+     * @param {GateView["status"]} status
+     * @param {GateView["decision"]} decision
+     * @param {string} feedback
+     * @param {string} decidedBy
+     */
+    settleGate(event: {
+        node_id: string;
+        ts: string;
+    }, status: GateView["status"], decision: GateView["decision"], feedback: string, decidedBy: string): void;
     /** @returns {DagSnapshot} */
     finish(): DagSnapshot;
 }

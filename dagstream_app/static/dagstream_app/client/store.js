@@ -202,6 +202,29 @@ class Draft {
     else gates[at] = gate;
   }
 
+  /**
+   * The gate an event names, decided (or closed) at the event's time; it keeps what it asked.
+   * @param {{ node_id: string, ts: string }} event
+   * @param {GateView["status"]} status
+   * @param {GateView["decision"]} decision
+   * @param {string} feedback
+   * @param {string} decidedBy
+   */
+  settleGate(event, status, decision, feedback, decidedBy) {
+    const waiting = (this.gates ?? this.dag.gates).find((g) => g.node_id === event.node_id);
+    this.putGate(
+      Object.freeze({
+        node_id: event.node_id,
+        presentation: waiting ? waiting.presentation : Object.freeze({}),
+        status,
+        decision,
+        feedback,
+        decided_by: decidedBy,
+        decided_at: event.ts,
+      }),
+    );
+  }
+
   /** @returns {DagSnapshot} */
   finish() {
     if (this.nodes) this.dag.nodes = frozen(this.nodes);
@@ -264,18 +287,17 @@ export const EVENT_REDUCERS = {
     );
   },
   gate_decided(draft, event) {
-    const waiting = (draft.gates ?? draft.dag.gates).find((g) => g.node_id === event.node_id);
-    draft.putGate(
-      Object.freeze({
-        node_id: event.node_id,
-        presentation: waiting ? waiting.presentation : Object.freeze({}),
-        status: GATE_STATUS[event.decision],
-        decision: event.decision,
-        feedback: event.feedback || "",
-        decided_by: event.decided_by || "",
-        decided_at: event.ts,
-      }),
+    const { decision } = event;
+    draft.settleGate(
+      event,
+      GATE_STATUS[decision],
+      decision,
+      event.feedback || "",
+      event.decided_by || "",
     );
+  },
+  gate_closed(draft, event) {
+    draft.settleGate(event, "closed", null, "", ""); // the run ended before anyone decided
   },
   execution_state(draft, event) {
     draft.dag.status = event.state;

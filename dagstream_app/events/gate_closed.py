@@ -1,0 +1,50 @@
+"""``gate_closed``: a run ended while a gate still waited; the gate closed undecided."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from dagstream_app.dagviews import Working
+from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
+from dagstream_app.render.format import Part, Perms
+from dagstream_app.render.regions import gate_html
+from dagstream_app.vocabulary import EventPayload, NodeId
+
+# How the run ended: the terminal execution_state that follows the gate_closed events.
+RunEnd = Literal["completed", "failed", "cancelled"]
+ENDED_AS: dict[str, str] = {
+    "completed": "the run completed",
+    "failed": "the run failed",
+    "cancelled": "the run was cancelled",
+}
+
+
+class GateClosed(EventPayload, tag="gate_closed"):
+    node_id: NodeId
+    reason: RunEnd
+
+
+def reduce(work: Working, event: EventData) -> None:
+    work.settle_gate(event["node_id"], "closed", None, event["ts"])
+
+
+def describe(event: EventData, name: Namer) -> Wording:
+    reason = ENDED_AS.get(event["reason"], f"the run ended ({event['reason']})")
+    return Wording(
+        icon="gate", tone="cancelled", subject=name(event["node_id"]), text=f"closed: {reason}"
+    )
+
+
+def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:
+    """The gate's card, replaced by the closed one (no decision buttons)."""
+    return [(None, gate_html(dag_id, work.gates[event["node_id"]], perms[0], oob=True))]
+
+
+KIND = EventKind(
+    GateClosed,
+    reduce,
+    describe,
+    fragments,
+    reads=frozenset({"gate"}),
+    redraws=frozenset({"gantt"}),
+)
