@@ -54,7 +54,12 @@ class ServicesThread:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="engine")
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        function = getattr(services, name)
+        function = getattr(services, name, None)
+        if function is None:  # a report: thread.node_state(dag_id, ...) as an engine reports it
+            report = getattr(services.DirectReports, name)
+
+            def function(dag_id: str, *args: Any, **kwargs: Any) -> Any:
+                return report(services.reports(dag_id), *args, **kwargs)
 
         def call(*args: Any, **kwargs: Any) -> Any:
             return self.pool.submit(function, *args, **kwargs).result(timeout=60)

@@ -98,7 +98,7 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
     for start, end in view.pauses:
         out.append(
             span_rect("gantt-pause", start, end, GANTT_TOP - 6, height - GANTT_TOP + 6)
-            + f'><title>Paused for {escape(format_duration(span_seconds(start, end, now)))}'
+            + f"><title>Paused for {escape(format_duration(span_seconds(start, end, now)))}"
             "</title></rect>"
         )
     for row, bar in enumerate(view.bars):
