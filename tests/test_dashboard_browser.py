@@ -539,13 +539,19 @@ def test_a_big_graph_has_a_minimap_that_moves_the_view(
     shoot(page, "graph-big.png")
 
 
-def test_gantt_shows_where_the_time_went_and_follows_live(
-    server: Server, new_page: Callable[..., Page], operator: str
-) -> None:
+def gantt_page(server: Server, new_page: Callable[..., Page], operator: str) -> Page:
+    """The research run, its review gate waiting, open in a page."""
     research_run()
     engine.open_gate("report-7f3a", "review", {"title": "Publish?"})
     page = new_page()
     login(page, server, operator, then="/dags/report-7f3a/")
+    return page
+
+
+def test_gantt_shows_where_the_time_went_and_follows_live(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    page = gantt_page(server, new_page, operator)
     gantt = page.locator("#gantt-card")
     expect(gantt).to_be_visible()
     rows = gantt.locator(".gantt-row")
@@ -571,10 +577,7 @@ def gantt_wait_width(page: Page) -> float:
 def test_the_gantt_grows_while_a_gate_waits(
     server: Server, new_page: Callable[..., Page], operator: str
 ) -> None:
-    research_run()
-    engine.open_gate("report-7f3a", "review", {"title": "Publish?"})
-    page = new_page()
-    login(page, server, operator, then="/dags/report-7f3a/")
+    page = gantt_page(server, new_page, operator)
     expect(connection(page)).to_have_attribute("data-connection", "open")
     axis_end = page.locator("#gantt-card text.gantt-axis").last
     first, label = gantt_wait_width(page), axis_end.text_content()

@@ -127,7 +127,7 @@ def test_a_live_chart_carries_its_times_for_the_clock(run: Any) -> None:
     svg = re.search(r'<svg class="gantt"[^>]*>', html)
     assert svg is not None and " data-live" in svg.group(0)
     assert 'data-x0="190" data-chart="800"' in svg.group(0)
-    assert re.search(r'data-span="100\.\d{3}"', svg.group(0))
+    assert re.search(r'data-span="100\.\d{3}" data-now="100\.\d{3}"', svg.group(0))
     a = re.search(r'data-node-id="a".*?<rect class="gantt-bar"[^>]*>', html)
     b = re.search(r'data-node-id="b".*?<rect class="gantt-bar"[^>]*>', html)
     assert a is not None and b is not None and "data-t1" not in b.group(0)

@@ -2,9 +2,10 @@
 
 While the run goes on, the drawing keeps growing between events: the ``<svg>``
 carries its start moment and time scale (``data-start``, ``data-span``,
-``data-x0``, ``data-chart``), every bar, wait, pause and decision its offsets
-in seconds from the start (``data-t0``; ``data-t1`` once it has ended), and the
-axis labels their share of the span (``data-tick``), so the dashboard's timers
+``data-x0``, ``data-chart``; ``data-now``: where open bars end as drawn), every
+bar, wait, pause and decision its offsets in seconds from the start (``data-t0``;
+``data-t1`` once it has ended), and the axis labels their share of the span
+(``data-tick``), so the dashboard's timers
 stretch the open bars and relabel the axis once a second (``timers.js``).
 """
 
@@ -83,8 +84,8 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
         f'<svg class="gantt" viewBox="0 0 {GANTT_W} {height}" width="100%"'
         f' role="img" aria-label="Gantt view of {len(view.bars)} nodes over'
         f' {escape(format_duration(span))}" data-start="{escape(view.start)}"'
-        f' data-span="{span:.3f}" data-x0="{GANTT_LABEL_W}" data-chart="{chart}"'
-        f' data-min-w="{GANTT_MIN_W}"{live}>',
+        f' data-span="{span:.3f}" data-now="{offset(None):.3f}" data-x0="{GANTT_LABEL_W}"'
+        f' data-chart="{chart}" data-min-w="{GANTT_MIN_W}"{live}>',
     ]
     for i in range(GANTT_TICKS + 1):
         tx = round(GANTT_LABEL_W + chart * i / GANTT_TICKS, 1)

@@ -32,7 +32,8 @@ export function growGantt(svg, now) {
   const left = Number(x0);
   const width = Number(chart);
   const least = Number(minW);
-  const elapsed = (now - Date.parse(start)) / 1000;
+  // Never behind the drawing: the page's estimate of the server's clock may lag it.
+  const elapsed = Math.max((now - Date.parse(start)) / 1000, Number(svg.dataset.now));
   const drawn = Number(svg.dataset.span);
   const span = Math.max(drawn, elapsed);
   const at = (seconds) => left + (width * seconds) / span;
