@@ -567,13 +567,19 @@ def test_a_big_graph_has_a_minimap_that_moves_the_view(
     shoot(page, "graph-big.png")
 
 
-def test_gantt_shows_where_the_time_went_and_follows_live(
-    server: Server, new_page: Callable[..., Page], operator: str
-) -> None:
+def gantt_page(server: Server, new_page: Callable[..., Page], operator: str) -> Page:
+    """The research run, its review gate waiting, open in a page."""
     research_run()
     engine.open_gate("report-7f3a", "review", {"title": "Publish?"})
     page = new_page()
     login(page, server, operator, then="/dags/report-7f3a/")
+    return page
+
+
+def test_gantt_shows_where_the_time_went_and_follows_live(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    page = gantt_page(server, new_page, operator)
     gantt = page.locator("#gantt-card")
     expect(gantt).to_be_visible()
     rows = gantt.locator(".gantt-row")
@@ -589,6 +595,76 @@ def test_gantt_shows_where_the_time_went_and_follows_live(
     gantt.scroll_into_view_if_needed()
     IMG.mkdir(parents=True, exist_ok=True)
     gantt.screenshot(path=str(IMG / "gantt.png"))
+
+
+def gantt_wait_width(page: Page) -> float:
+    wait = page.locator('#gantt-card .gantt-row[data-node-id="review"] .gantt-wait')
+    return float(wait.get_attribute("width") or 0)
+
+
+def test_the_gantt_grows_while_a_gate_waits(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    page = gantt_page(server, new_page, operator)
+    expect(connection(page)).to_have_attribute("data-connection", "open")
+    axis_end = page.locator("#gantt-card text.gantt-axis").last
+    first, label = gantt_wait_width(page), axis_end.text_content()
+    # No event comes: the page's clock alone stretches the wait and relabels the axis.
+    page.wait_for_function(
+        """([width, label]) => {
+            const wait = document.querySelector('.gantt-row[data-node-id="review"] .gantt-wait');
+            const ticks = document.querySelectorAll("#gantt-card text.gantt-axis");
+            return Number(wait.getAttribute("width")) > width + 1
+                && ticks[ticks.length - 1].textContent !== label;
+        }""",
+        arg=[first, label],
+        timeout=WAIT,
+    )
+    assert gantt_wait_width(page) > first
+    running = page.locator('#gantt-card .gantt-row[data-node-id="read_2"] .gantt-bar')
+    bar_end = running.evaluate("r => Number(r.getAttribute('x')) + Number(r.getAttribute('width'))")
+    assert bar_end == pytest.approx(190 + 800, abs=2)  # a running bar reaches "now", the end
+    page.locator("#gantt-card").scroll_into_view_if_needed()
+    IMG.mkdir(parents=True, exist_ok=True)
+    page.locator("#gantt-card").screenshot(path=str(IMG / "gantt-live.png"))
+
+
+def test_a_long_gate_body_keeps_its_actions_on_an_800px_screen(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    research_run()
+    engine.reports("report-7f3a").node_state("review", "waiting")
+    body = "\n\n".join(
+        f"Paragraph {i}: the evidence says a great deal here." * 3 for i in range(40)
+    )
+    engine.open_gate(
+        "report-7f3a", "review", {"title": "Publish?", "body": body, "cost": 0.33, "words": 1840}
+    )
+    page = new_page()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    login(page, server, operator, then="/dags/report-7f3a/")
+    gate = page.locator("#gate-list .gate")
+    expect(gate).to_contain_text("$0.33")
+    gate.evaluate("g => g.scrollIntoView({block: 'start'})")
+    approve = gate.get_by_role("button", name="Approve")
+    for button in (approve, gate.get_by_role("button", name="Modify")):
+        box = button.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 800
+    # The question scrolls inside the card, by keyboard too.
+    question = gate.get_by_role("region", name="What is asked")
+    question.focus()
+    page.keyboard.press("PageDown")
+    page.wait_for_function(
+        "() => document.querySelector('#gate-list .gate-content').scrollTop > 0", timeout=WAIT
+    )
+    IMG.mkdir(parents=True, exist_ok=True)
+    gate.screenshot(path=str(IMG / "gate-long-body.png"))
+    approve.click()
+    expect(gate).to_have_attribute("data-gate-status", "approved")
+    decided = page.locator('#gantt-card .gantt-row[data-node-id="review"] .gantt-wait')
+    expect(decided).to_have_attribute("data-decided", "", timeout=WAIT)
+    page.locator("#gantt-card").scroll_into_view_if_needed()
+    page.locator("#gantt-card").screenshot(path=str(IMG / "gantt-decided.png"))
 
 
 def test_pause_resume_and_cancel(

@@ -21,7 +21,7 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from dagstream_app import services
-from dagstream_app.models import Dag, Event
+from dagstream_app.models import Dag, Event, Gate
 from project.demo.pipeline import DEMO_NAME, DemoSettings, build_runner, pick_topic
 from tests.servers import ROOT, Server, child_env
 from tests.wsclient import open_ws, recv_messages, send
@@ -53,6 +53,13 @@ async def test_demo_runs_are_repeatable_and_readable() -> None:
     assert reads == sorted(f"read-{s.key}" for s in topic.sources)
     draft = first.outputs["merge"]["draft"]
     assert draft.startswith(f"{topic.title}: what the evidence says")
+    # The review card's heading names the report: its body does not say it again.
+    review = await database_sync_to_async(
+        lambda: Gate.objects.get(dag_id="demo-a", node_id="review").presentation
+    )()
+    assert first.outputs["merge"]["title"] in review["title"]
+    assert not review["body"].startswith(first.outputs["merge"]["title"])
+    assert review["body"].startswith("Question: ")
     assert all(s.finding in draft for s in topic.sources)
     assert first.results == {"publish": first.outputs["publish"]}
     assert first.results["publish"]["url"].startswith("https://reports.example.org/")

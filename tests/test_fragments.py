@@ -184,6 +184,26 @@ def test_gate_waiting_appends_an_escaped_card(dag: Dag) -> None:
     assert ">Approve<" in html and ">Reject<" in html and ">Modify<" in html
 
 
+def test_a_gate_shows_money_fields_as_money(dag: Dag) -> None:
+    services.open_gate(
+        "etl-1",
+        "load",
+        {"title": "Spend more?", "cost": 0.33, "budget_usd": 1250, "est-price": 2, "rows": 1250},
+    )
+    html = last_fragment()
+    assert "<dt>Cost</dt><dd>$0.33</dd>" in html
+    assert "<dt>Budget usd</dt><dd>$1,250.00</dd>" in html
+    assert "<dt>Est-price</dt><dd>$2.00</dd>" in html
+    assert "<dt>Rows</dt><dd>1,250</dd>" in html  # not money: a count
+
+
+def test_a_waiting_gates_question_scrolls_inside_its_card(dag: Dag) -> None:
+    services.open_gate("etl-1", "load", {"title": "Ship?", "body": "Long. " * 500})
+    html = last_fragment()
+    region = '<div class="gate-content" tabindex="0" role="region" aria-label="What is asked">'
+    assert region in html and html.index(region) < html.index(">Approve<")
+
+
 def test_gate_buttons_are_disabled_without_permission(dag: Dag) -> None:
     services.open_gate("etl-1", "load", {"title": "Ship?"})
     html = last_fragment(perms=(False, False))

@@ -104,6 +104,43 @@ def test_bars_are_drawn_to_scale_in_run_time(run: Any) -> None:
     assert "1 m 40 s" in html  # the axis ends at the run's length
 
 
+def test_the_legend_names_every_colour_drawn(run: Any) -> None:
+    html = render.gantt_html(state.gantt("g"))
+    # c's gate was decided: its wait is drawn solid, and the legend says what that is.
+    assert re.search(r'<rect class="gantt-wait" [^>]* data-decided/>', html)
+    for swatch, words in [
+        ("gl-bar", "running to its end"),
+        ("gl-wait", "waiting at a gate"),
+        ("gl-waited", "waited, then decided"),
+        ("gl-gate", "decision"),
+        ("gl-pause", "paused"),
+    ]:
+        assert f'<span class="gl {swatch}"></span>{words}' in html
+
+
+def test_a_live_chart_carries_its_times_for_the_clock(run: Any) -> None:
+    # The dashboard's timers stretch open bars and relabel the axis between events.
+    Dag.objects.filter(pk="g").update(created_at=at(0))
+    place("a", 0, 50)
+    place("b", 50, None)
+    html = render.gantt_html(state.gantt("g"), now=at(100).isoformat())
+    svg = re.search(r'<svg class="gantt"[^>]*>', html)
+    assert svg is not None and " data-live" in svg.group(0)
+    assert 'data-x0="190" data-chart="800"' in svg.group(0)
+    assert re.search(r'data-span="100\.\d{3}" data-now="100\.\d{3}"', svg.group(0))
+    a = re.search(r'data-node-id="a".*?<rect class="gantt-bar"[^>]*>', html)
+    b = re.search(r'data-node-id="b".*?<rect class="gantt-bar"[^>]*>', html)
+    assert a is not None and b is not None and "data-t1" not in b.group(0)
+    times = re.search(r'data-t0="([\d.]+)" data-t1="([\d.]+)"', a.group(0))
+    assert times is not None
+    assert (float(times[1]), float(times[2])) == pytest.approx((0, 50), abs=0.1)
+    start = re.search(r'data-t0="([\d.]+)"', b.group(0))
+    assert start is not None and float(start[1]) == pytest.approx(50, abs=0.1)
+    assert html.count("data-tick=") == 6  # the axis labels, 0 to the span
+    Dag.objects.filter(pk="g").update(finished_at=at(100), status="completed")
+    assert " data-live" not in render.gantt_html(state.gantt("g"))
+
+
 def test_pauses_are_shaded_across_the_chart(run: Any) -> None:
     html = render.gantt_html(state.gantt("g"))
     assert html.count('class="gantt-pause"') == 1 and "<title>Paused for" in html

@@ -1,4 +1,13 @@
-"""Where a run's time went, as one server-rendered SVG (the Gantt view)."""
+"""Where a run's time went, as one server-rendered SVG (the Gantt view).
+
+While the run goes on, the drawing keeps growing between events: the ``<svg>``
+carries its start moment and time scale (``data-start``, ``data-span``,
+``data-x0``, ``data-chart``; ``data-now``: where open bars end as drawn), every
+bar, wait, pause and decision its offsets in seconds from the start (``data-t0``;
+``data-t1`` once it has ended), and the axis labels their share of the span
+(``data-tick``), so the dashboard's timers
+stretch the open bars and relabel the axis once a second (``timers.js``).
+"""
 
 from __future__ import annotations
 
@@ -15,14 +24,23 @@ GANTT_LABEL_W = 190
 GANTT_ROW_H = 22
 GANTT_TOP = 26  # the axis
 GANTT_TICKS = 5
+GANTT_MIN_W = 2  # the narrowest bar, wait or pause drawn
+
+LEGEND_HTML = (
+    '<p class="gantt-legend muted"><span class="gl gl-bar"></span>running to its end'
+    '<span class="gl gl-wait"></span>waiting at a gate'
+    '<span class="gl gl-waited"></span>waited, then decided'
+    '<span class="gl gl-gate"></span>decision<span class="gl gl-pause"></span>paused'
+)
 
 
 def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = None) -> SafeString:
     """The run's Gantt view: ``<section id="gantt-card">`` around one server-rendered ``<svg>``.
 
     A bar per node from running (or its gate opening) to its end, coloured by
-    status; a gate's wait hatched, its decision a diamond; pauses shaded across.
-    Bars still going run to ``now`` (default: the present), marked open.
+    status; a gate's wait hatched (solid once decided), its decision a diamond;
+    pauses shaded across. Bars still going run to ``now`` (default: the
+    present), marked open.
     """
     head = (
         f'<section id="gantt-card" class="card gantt-card"{oob_attr(oob)}'
@@ -39,36 +57,53 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
     span = max((max(t1, latest) - t0).total_seconds(), 0.001)
     chart = GANTT_W - GANTT_LABEL_W - 10
 
-    def x(moment: str | None) -> float:
+    def offset(moment: str | None) -> float:
         at = parse_ts(moment) or t1
-        return round(GANTT_LABEL_W + chart * max(0.0, (at - t0).total_seconds()) / span, 1)
+        return max(0.0, (at - t0).total_seconds())
+
+    def x(moment: str | None) -> float:
+        return round(GANTT_LABEL_W + chart * offset(moment) / span, 1)
+
+    def timed(start: str | None, end: str | None) -> str:
+        """The element's place in run time, for the live stretch (``data-t1``: ended)."""
+        until = f' data-t1="{offset(end):.3f}"' if end else ""
+        return f' data-t0="{offset(start):.3f}"{until}'
+
+    def span_rect(css: str, start: str | None, end: str | None, y: float, h: float) -> str:
+        a, b = x(start), x(end)
+        return (
+            f'<rect class="{css}" x="{a}" y="{y}" width="{max(b - a, GANTT_MIN_W)}"'
+            f' height="{h}"{timed(start, end)}'
+        )
 
     height = GANTT_TOP + GANTT_ROW_H * len(view.bars) + 6
+    live = "" if view.end else " data-live"
     out = [
         head,
         '<div class="gantt-scroll">'
         f'<svg class="gantt" viewBox="0 0 {GANTT_W} {height}" width="100%"'
         f' role="img" aria-label="Gantt view of {len(view.bars)} nodes over'
-        f' {escape(format_duration(span))}">',
+        f' {escape(format_duration(span))}" data-start="{escape(view.start)}"'
+        f' data-span="{span:.3f}" data-now="{offset(None):.3f}" data-x0="{GANTT_LABEL_W}"'
+        f' data-chart="{chart}" data-min-w="{GANTT_MIN_W}"{live}>',
     ]
     for i in range(GANTT_TICKS + 1):
         tx = round(GANTT_LABEL_W + chart * i / GANTT_TICKS, 1)
         anchor = "start" if i == 0 else "end" if i == GANTT_TICKS else "middle"
         out.append(
             f'<line class="gantt-tick" x1="{tx}" x2="{tx}" y1="{GANTT_TOP - 6}" y2="{height}"/>'
-            f'<text class="gantt-axis" x="{tx}" y="{GANTT_TOP - 10}" text-anchor="{anchor}">'
-            f"{escape(format_duration(span * i / GANTT_TICKS))}</text>"
+            f'<text class="gantt-axis" x="{tx}" y="{GANTT_TOP - 10}" text-anchor="{anchor}"'
+            f' data-tick="{i / GANTT_TICKS}">{escape(format_duration(span * i / GANTT_TICKS))}'
+            "</text>"
         )
     for start, end in view.pauses:
-        a, b = x(start), x(end)
         out.append(
-            f'<rect class="gantt-pause" x="{a}" y="{GANTT_TOP - 6}" width="{max(b - a, 1.5)}"'
-            f' height="{height - GANTT_TOP + 6}"><title>Paused for'
-            f" {escape(format_duration(span_seconds(start, end, now)))}</title></rect>"
+            span_rect("gantt-pause", start, end, GANTT_TOP - 6, height - GANTT_TOP + 6)
+            + f"><title>Paused for {escape(format_duration(span_seconds(start, end, now)))}"
+            "</title></rect>"
         )
     for row, bar in enumerate(view.bars):
         y = GANTT_TOP + row * GANTT_ROW_H
-        a, b = x(bar.start), x(bar.end)
         label = bar.label if len(bar.label) <= 26 else bar.label[:25] + "…"
         took = format_duration(span_seconds(bar.start, bar.end, now))
         still = "" if bar.end else " so far"
@@ -78,30 +113,28 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
             f"<title>{escape(bar.label)}: {bar.status}, {escape(took)}{still}</title>"
             f'<text class="gantt-label" x="{GANTT_LABEL_W - 8}" y="{y + 15}"'
             f' text-anchor="end">{escape(label)}</text>'
-            f'<rect class="gantt-bar" x="{a}" y="{y + 4}" width="{max(b - a, 2)}"'
-            f' height="{GANTT_ROW_H - 8}" rx="3"/>'
+            + span_rect("gantt-bar", bar.start, bar.end, y + 4, GANTT_ROW_H - 8)
+            + ' rx="3"/>'
         )
         if bar.gate_opened:
-            ga, gb = x(bar.gate_opened), x(bar.gate_decided or bar.end)
+            # A decided wait is drawn solid, and opaque: one colour whatever lies under it.
+            until = bar.gate_decided or bar.end
+            decided = " data-decided" if bar.gate_decided else ""
             out.append(
-                f'<rect class="gantt-wait" x="{ga}" y="{y + 4}" width="{max(gb - ga, 2)}"'
-                f' height="{GANTT_ROW_H - 8}" rx="3"/>'
+                span_rect("gantt-wait", bar.gate_opened, until, y + 4, GANTT_ROW_H - 8)
+                + f' rx="3"{decided}/>'
             )
         if bar.gate_decided:
-            d = x(bar.gate_decided)
             cy = y + GANTT_ROW_H // 2
             out.append(
                 f'<path class="gantt-gate gate-{bar.gate_status}"'
-                f' d="M{d} {cy - 6}L{d + 6} {cy}L{d} {cy + 6}L{d - 6} {cy}Z">'
+                f' d="M0 -6L6 0L0 6L-6 0Z" transform="translate({x(bar.gate_decided)} {cy})"'
+                f"{timed(bar.gate_decided, bar.gate_decided)}>"
                 f"<title>Gate {bar.gate_status}</title></path>"
             )
         out.append("</g>")
     out.append("</svg></div>")
-    legend = (
-        '<p class="gantt-legend muted"><span class="gl gl-bar"></span>running to its end'
-        '<span class="gl gl-wait"></span>waiting at a gate'
-        '<span class="gl gl-gate"></span>decision<span class="gl gl-pause"></span>paused'
-    )
+    legend = LEGEND_HTML
     if view.more:
         legend += f" · the first {len(view.bars)} nodes that ran, of {len(view.bars) + view.more}"
     out.append(legend + "</p></section>")

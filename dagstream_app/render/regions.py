@@ -7,6 +7,7 @@ live message. Also the node panel and the run list's rows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from django.utils.safestring import SafeString, mark_safe
 from dagstream_app.conf import config
 from dagstream_app.dagviews import EngineHealth, GateView, NodeCounts, NodeView
 from dagstream_app.markup import markdown_html
-from dagstream_app.money import budget_use
+from dagstream_app.money import budget_use, format_money
 from dagstream_app.render.format import (
     STATUS_ICONS,
     decide_url,
@@ -108,12 +109,25 @@ def engine_html(
     return fragment("engine.html", context)
 
 
+# A presentation key with one of these words (split on ``_``, ``-``, spaces) holds money.
+MONEY_WORDS = frozenset(
+    {"amount", "budget", "cost", "costs", "fee", "fees", "price", "spend", "spent", "usd"}
+)
+
+
+def is_money_key(key: str) -> bool:
+    """Whether a presentation key names an amount of money (``cost``, ``budget_usd``...)."""
+    return not MONEY_WORDS.isdisjoint(re.split(r"[\W_]+", key.lower()))
+
+
 def field_view(key: str, value: Any) -> dict[str, Any]:
     """One presentation field as people read it: a label, and text or a block of data."""
     label = str(key).replace("_", " ").strip()
     label = label[:1].upper() + label[1:]
     if isinstance(value, bool):
         return {"label": label, "text": "Yes" if value else "No", "data": ""}
+    if isinstance(value, int | float) and is_money_key(str(key)):
+        return {"label": label, "text": format_money(value), "data": ""}
     if isinstance(value, int | float):
         return {"label": label, "text": f"{value:,}", "data": ""}
     if isinstance(value, str):

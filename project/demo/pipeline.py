@@ -386,9 +386,11 @@ def build_pipeline(run_seed: str, settings: DemoSettings) -> Pipeline:
         hint = "Approve to publish, modify to send notes to the editor, reject to stop."
         if settings.review_timeout is not None:
             hint += f" Approves itself after {settings.review_timeout:g} s if nobody decides."
+        # The card's heading names the report: the body starts after the draft's title line.
+        body = report["draft"].removeprefix(report["title"]).lstrip("\n")
         return {
             "title": f"Publish “{report['title']}”?",
-            "body": report["draft"],
+            "body": body,
             "words": report["words"],
             "hint": hint,
         }
