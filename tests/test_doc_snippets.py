@@ -529,7 +529,7 @@ async def test_gates_a_cancel_ends_the_run_while_its_gate_waits(person: Person) 
         await names["review"]
     assert (await _in_db(dag_row, "cancel-doc")).status == "cancelled"
     gate = await _in_db(lambda: Gate.objects.get(dag_id="cancel-doc"))
-    assert gate.status == "pending"  # the gate stays pending, the run ends
+    assert gate.status == "closed"  # the run ended: its gate closed, undecided
     await stream.close()
 
 
