@@ -96,6 +96,9 @@ def login(page: Page, server: Server, username: str, then: str = "/dags/") -> No
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{server.http}{then}")
+    # The address changes as the page starts to load; a person clicks once it has
+    # (htmx binds its buttons then): a click before that would go nowhere.
+    page.wait_for_load_state("load")
 
 
 def node(page: Page, node_id: str) -> Any:
