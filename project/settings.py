@@ -1,7 +1,7 @@
 """Settings of the example host project, read from the environment.
 
 DATABASE_URL   default: SQLite file db.sqlite3 beside manage.py
-DATABASE_POOL_SIZE  PostgreSQL connections one process may hold (default 10)
+DATABASE_POOL_SIZE  PostgreSQL connections one process may hold (default 30)
 REDIS_URL      unset: in-memory channel layer (one process); set: channels-redis
 DJANGO_SECRET_KEY, DJANGO_DEBUG (default off), DJANGO_ALLOWED_HOSTS
 DJANGO_STATIC_ROOT (for collectstatic), DAGSTREAM_JSON (DAGSTREAM overrides)
@@ -112,7 +112,7 @@ else:
     # Under ASGI every request runs in a thread of its own, and persistent
     # connections (CONN_MAX_AGE > 0) stay with the thread: 50 concurrent requests
     # used up PostgreSQL's 100 connections. A pool per process bounds them
-    # (DATABASE_POOL_SIZE, default 10); a request or read returns its connection
+    # (DATABASE_POOL_SIZE, default 30); a request or read returns its connection
     # when it ends, and a burst waits for a free one (up to 20 s) instead of
     # opening more. Each process names its connections (pg_stat_activity).
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -120,7 +120,7 @@ else:
         "application_name": f"dagstream-{os.getpid()}",
         "pool": {
             "min_size": 1,
-            "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "10")),
+            "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "30")),
             "timeout": 20,
         },
     }
