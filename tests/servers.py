@@ -143,21 +143,47 @@ def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
 
 
 def release_database(django_db_blocker: Any, *, ours_too: bool = False) -> None:
-    """End sessions other processes left on the test database, so it can be dropped.
+    """End the sessions that processes which have exited left on the test database, so
+    that it can be dropped.
 
-    This process's own other connections (its read threads, engine threads) are
-    left alone unless ``ours_too``: tests still running use them.
+    Each process names its sessions ``dagstream-<pid>`` (the example project's
+    settings). A session of a process still running is left alone: the session-wide
+    servers keep pooled connections, and ending them under a live pool makes its next
+    checkouts back off for seconds (psycopg_pool's retry after a failed check). This
+    process's own other connections (its read threads, engine threads) are ended only
+    with ``ours_too``, at the very end.
     """
     if connection.vendor != "postgresql":
         return
     own = connection.settings_dict.get("OPTIONS", {}).get("application_name", "")
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND (%s OR application_name IS DISTINCT FROM %s)",
-            [ours_too, own],
+            "SELECT pid, application_name FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+        ended = [
+            backend
+            for backend, name in cursor.fetchall()
+            if (ours_too or name != own) and not _process_alive(name)
+        ]
+        for backend in ended:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+
+
+def _process_alive(application_name: str) -> bool:
+    """Whether the process that named its sessions ``application_name`` still runs
+    (always False for this process's own name: ``ours_too`` asked to end them)."""
+    own = connection.settings_dict.get("OPTIONS", {}).get("application_name", "")
+    prefix, _, pid = application_name.rpartition("-")
+    if prefix != "dagstream" or not pid.isdigit() or application_name == own:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager
