@@ -726,6 +726,38 @@ def test_the_demo_run_opens_readable(
         assert page.evaluate(COVERED_NODES, "#graph canvas.graph-minimap") == []
 
 
+def test_the_opening_view_follows_the_run_until_the_person_moves_it(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    demo_run()
+    page = open_readable(new_page(), server, operator, (390, 844))
+    expect(connection(page)).to_have_attribute("data-connection", "open")
+    merge = '#graph .node[data-node-id="merge"]'
+    assert not in_port(page, merge)
+    for key, _ in DEMO_READS[2:]:
+        engine.reports("demo-5e1c").node_state(f"read-{key}", "completed")
+    engine.reports("demo-5e1c").node_state("merge", "running")
+    expect(page.locator(merge)).to_have_attribute("data-status", "running", timeout=WAIT)
+    page.wait_for_function(
+        """sel => {
+          const port = document.querySelector('#graph .graph-port').getBoundingClientRect();
+          const b = document.querySelector(sel).getBoundingClientRect();
+          return b.left >= port.left && b.right <= port.right; }""",
+        arg=merge,
+        timeout=WAIT,
+    )
+    expect(page.locator("#graph")).to_have_attribute("data-home", "true")
+    # Once the person pans, the view is theirs: the run moving on does not move it.
+    page.locator("#graph").focus()
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#graph")).to_have_attribute("data-home", "false")
+    chosen = view_box(page)
+    engine.reports("demo-5e1c").node_state("merge", "completed")
+    engine.reports("demo-5e1c").node_state("review", "waiting")
+    expect(node(page, "review")).to_have_attribute("data-status", "waiting", timeout=WAIT)
+    assert view_box(page) == chosen
+
+
 def test_on_a_phone_the_graph_comes_first_then_gates_then_the_rest(
     server: Server, new_page: Callable[..., Page], operator: str
 ) -> None:
