@@ -5,20 +5,23 @@ An edge that spans several layers gets a virtual point in each layer it
 crosses, so it has room of its own and bends around the boxes instead of
 running through them. Within a layer, nodes and virtual points are ordered by
 a few barycenter sweeps (down, then up): the Sugiyama heuristic for few edge
-crossings. Coordinates are SVG user units; boxes are ``NODE_W`` x ``NODE_H``.
+crossings. Coordinates are SVG user units; boxes are ``NODE_W`` wide and
+``NODE_H`` high unless a node's height is given (a label on two lines).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
 
-NODE_W = 196
+# Narrow boxes and columns, so that a run of a dozen nodes fits a laptop's screen at a
+# size where labels are readable (long labels wrap onto a second line: render/graph.py).
+NODE_W = 184
 NODE_H = 52
 LANE_H = 14  # the height a passing edge takes in a layer
-COL_GAP = 60
+COL_GAP = 40
 ROW_GAP = 18
 PAD = 20
 SWEEPS = 4
@@ -35,18 +38,20 @@ class Layout:
     height: int
     # (src, dst) -> the centre-line y and left x of each layer a long edge passes.
     bends: dict[tuple[str, str], list[Point]] = field(default_factory=dict)
+    # The boxes that are not NODE_H high.
+    heights: Mapping[str, int] = field(default_factory=dict)
 
     def edge_path(self, src: str, dst: str) -> str:
         """An SVG path from the right side of ``src`` to the left side of ``dst``."""
         x1, y1 = self.positions[src]
         x2, y2 = self.positions[dst]
-        ax, ay = x1 + NODE_W, y1 + NODE_H // 2
+        ax, ay = x1 + NODE_W, y1 + self.heights.get(src, NODE_H) // 2
         parts = [f"M{ax} {ay}"]
         for bx, by in self.bends.get((src, dst), ()):
             parts.append(_curve(ax, ay, bx, by))
             ax, ay = bx + NODE_W, by
             parts.append(f"L{ax} {ay}")
-        parts.append(_curve(ax, ay, x2, y2 + NODE_H // 2))
+        parts.append(_curve(ax, ay, x2, y2 + self.heights.get(dst, NODE_H) // 2))
         return "".join(parts)
 
 
@@ -74,8 +79,16 @@ def _order(
             index.update({node: i for i, node in enumerate(layer)})
 
 
-def compute(node_ids: Sequence[str], edges: Iterable[tuple[str, str]]) -> Layout:
-    """Lay ``node_ids`` out in layers, left to right, each layer centred vertically."""
+def compute(
+    node_ids: Sequence[str],
+    edges: Iterable[tuple[str, str]],
+    heights: Mapping[str, int] | None = None,
+) -> Layout:
+    """Lay ``node_ids`` out in layers, left to right, each layer centred vertically.
+
+    ``heights`` gives the boxes that are not ``NODE_H`` high.
+    """
+    tall = dict(heights or {})
     edge_list = list(edges)
     if not node_ids:
         return Layout({}, NODE_W + 2 * PAD, NODE_H + 2 * PAD)
@@ -107,7 +120,7 @@ def compute(node_ids: Sequence[str], edges: Iterable[tuple[str, str]]) -> Layout
     _order(layers, parents, children)
 
     def size(item: str) -> int:
-        return LANE_H if item.startswith("\x00") else NODE_H
+        return LANE_H if item.startswith("\x00") else tall.get(item, NODE_H)
 
     spans = [sum(size(i) + ROW_GAP for i in layer) - ROW_GAP for layer in layers]
     height = max(max(spans), NODE_H) + 2 * PAD
@@ -124,4 +137,4 @@ def compute(node_ids: Sequence[str], edges: Iterable[tuple[str, str]]) -> Layout
             y += size(item) + ROW_GAP
     width = max(len(layers) * (NODE_W + COL_GAP) - COL_GAP, NODE_W) + 2 * PAD
     bends = {edge: [lanes[v] for v in chain] for edge, chain in chains.items()}
-    return Layout(positions, width, height, bends)
+    return Layout(positions, width, height, bends, tall)

@@ -449,18 +449,24 @@ def view_box(page: Page) -> list[float]:
     return [float(v) for v in (page.locator("#graph").get_attribute("data-view") or "").split()]
 
 
-def inside(page: Page, selector: str) -> bool:
-    """True if every element matching ``selector`` is drawn within the graph's card."""
+def inside(page: Page, selector: str, frame: str = "#graph") -> bool:
+    """True if every element matching ``selector`` is drawn within ``frame`` (the graph's card)."""
     return bool(
         page.evaluate(
-            """sel => { const frame = document.querySelector('#graph').getBoundingClientRect();
+            """([sel, frameSel]) => {
+              const frame = document.querySelector(frameSel).getBoundingClientRect();
               return [...document.querySelectorAll(sel)].every(el => {
                 const b = el.getBoundingClientRect();
                 return b.left >= frame.left - 1 && b.right <= frame.right + 1 &&
                        b.top >= frame.top - 1 && b.bottom <= frame.bottom + 1; }); }""",
-            selector,
+            [selector, frame],
         )
     )
+
+
+def in_port(page: Page, selector: str) -> bool:
+    """True if every element matching ``selector`` is drawn within the graph's viewport."""
+    return inside(page, selector, frame="#graph .graph-port")
 
 
 def test_graph_fits_its_card_and_zooms_and_pans(
@@ -533,7 +539,9 @@ def test_graph_shows_full_labels_on_hover_and_focus(
     research_run()
     page = new_page()
     login(page, server, operator, then="/dags/report-7f3a/")
-    assert node(page, "sum_c").locator(".node-label").text_content() == "Summarise: Fraunhof…"
+    # Wrapped onto two lines in the box, whole; the tooltip has it whole too, and the id.
+    lines = node(page, "sum_c").locator(".node-label tspan").all_text_contents()
+    assert lines == ["Summarise:", "Fraunhofer"]
     node(page, "sum_c").hover()
     tip = page.locator(".graph-tip")
     expect(tip).to_be_visible()
@@ -557,7 +565,16 @@ def test_a_big_graph_has_a_minimap_that_moves_the_view(
     login(page, server, operator, then="/dags/big-1/")
     minimap = page.locator("#graph canvas.graph-minimap")
     expect(minimap).to_be_visible()
-    assert inside(page, "#graph .node")  # fitted
+    # Too big to read whole: it opens readable, at its start, and Fit shows it whole.
+    graph = page.locator("#graph")
+    expect(graph).to_have_attribute("data-fit", "false")
+    assert int(graph.get_attribute("data-zoom") or 0) >= 75
+    assert in_port(page, '#graph .node[data-node-id="n000"]')
+    assert not in_port(page, '#graph .node[data-node-id="n119"]')
+    shoot(page, "graph-big.png")
+    page.get_by_role("button", name="Fit").click()
+    assert inside(page, "#graph .node")
+    assert page.evaluate(COVERED_NODES, "#graph canvas.graph-minimap") == []
     page.locator("#graph").focus()
     for _ in range(6):
         page.keyboard.press("+")
@@ -567,7 +584,203 @@ def test_a_big_graph_has_a_minimap_that_moves_the_view(
     page.mouse.click(box["x"] + box["width"] - 3, box["y"] + box["height"] / 2)
     after = view_box(page)
     assert after[0] > before[0] and after[2] == before[2]  # moved right, same zoom
-    shoot(page, "graph-big.png")
+
+
+# ------------------------------------------- the demo's run, readable on any screen
+
+DEMO_READS = (
+    ("owner-survey", "Prairie Housing Council"),
+    ("grid-peaks", "Continental Grid Institute"),
+    ("retrofit-costs", "Home Retrofit Observatory"),
+    ("r290-lab", "Refrigerant Policy Review"),
+)
+DEMO_SUMMARIES = (
+    ("summarise-evidence", "Summarise: evidence"),
+    ("summarise-economics", "Summarise: costs"),
+    ("summarise-risks", "Summarise: risks"),
+)
+
+
+def demo_run(dag_id: str = "demo-5e1c", *, at_gate: bool = False) -> Dag:
+    """The 12 nodes of a ``make demo`` run (project/demo/pipeline.py, a topic with four
+    sources), with their labels: mid-way through the deep reads, or (``at_gate``)
+    waiting at the review gate."""
+    reads = [(f"read-{key}", label) for key, label in DEMO_READS]
+    nodes = [
+        {"id": node_id, "label": label}
+        for node_id, label in (
+            ("gather", "Gather sources"),
+            *DEMO_SUMMARIES,
+            ("plan-reads", "Plan deep reads"),
+            *reads,
+            ("merge", "Draft the report"),
+            ("review", "Human review"),
+            ("publish", "Publish"),
+        )
+    ]
+    edges = [("gather", s) for s, _ in DEMO_SUMMARIES] + [
+        (s, "plan-reads") for s, _ in DEMO_SUMMARIES
+    ]
+    edges += [("plan-reads", r) for r, _ in reads] + [(r, "merge") for r, _ in reads]
+    edges += [("merge", "review"), ("review", "publish")]
+    dag = engine.create_dag(dag_id, name="research-report", nodes=nodes, edges=edges, budget=1.0)
+    done = ["gather", *(s for s, _ in DEMO_SUMMARIES), "plan-reads"]
+    done += [r for r, _ in reads] + ["merge"] if at_gate else [r for r, _ in reads[:2]]
+    for node_id in done:
+        engine.reports(dag_id).node_state(node_id, "running")
+        engine.reports(dag_id).node_state(node_id, "completed", output={"tokens": 1800})
+    for node_id, _ in [] if at_gate else reads[2:]:
+        engine.reports(dag_id).node_state(node_id, "running")
+    engine.reports(dag_id).cost(spent=0.42)
+    if at_gate:
+        engine.reports(dag_id).node_state("review", "waiting")
+        body = "\n\n".join(
+            f"Section {i}: what the sources say, in a few lines." * 4 for i in range(12)
+        )
+        engine.open_gate(dag_id, "review", {"title": "Publish the report?", "body": body})
+    return dag
+
+
+DEMO_LABELS = (
+    "Gather sources",
+    *(label for _, label in DEMO_SUMMARIES),
+    "Plan deep reads",
+    *(label for _, label in DEMO_READS),
+    "Draft the report",
+    "Human review",
+    "Publish",
+)
+# Each label's text, its lines (if wrapped) joined by a space.
+LABEL_TEXTS = """() => [...document.querySelectorAll('#graph .node-label')].map(label => {
+  const lines = label.querySelectorAll('tspan');
+  return lines.length ? [...lines].map(line => line.textContent).join(' ') : label.textContent;
+})"""
+# The labels with a line wider than their box (in the drawing's units).
+LABELS_OUT_OF_THEIR_BOX = """() => [...document.querySelectorAll('#graph .node')].filter(node => {
+  const label = node.querySelector('.node-label');
+  const lines = label.querySelectorAll('tspan');
+  const room = +node.querySelector('.node-box').getAttribute('width') - 2;
+  return [...(lines.length ? lines : [label])].some(
+    line => +label.getAttribute('x') + line.getComputedTextLength() > room);
+}).map(node => node.dataset.nodeId)"""
+# Each label's rendered height on screen, in CSS pixels (of its shortest line, if wrapped).
+LABEL_HEIGHTS = """() => [...document.querySelectorAll('#graph .node-label')].map(label => {
+  const lines = label.querySelectorAll('tspan');
+  return Math.min(...[...(lines.length ? lines : [label])].map(
+    line => line.getBoundingClientRect().height));
+})"""
+
+# Node boxes (their part inside the graph's viewport) that a floating element covers.
+COVERED_NODES = """sel => {
+  const over = document.querySelector(sel);
+  if (!over) return null;
+  const port = document.querySelector('#graph .graph-port').getBoundingClientRect();
+  const a = over.getBoundingClientRect();
+  return [...document.querySelectorAll('#graph .node')].filter(node => {
+    const b = node.querySelector('.node-box').getBoundingClientRect();
+    const left = Math.max(b.left, port.left), right = Math.min(b.right, port.right);
+    const top = Math.max(b.top, port.top), bottom = Math.min(b.bottom, port.bottom);
+    if (left >= right || top >= bottom) return false;  // not in view
+    return left < a.right && a.left < right && top < a.bottom && a.top < bottom;
+  }).map(node => node.dataset.nodeId);
+}"""
+
+
+def open_readable(page: Page, server: Server, operator: str, size: tuple[int, int]) -> Page:
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    login(page, server, operator, then="/dags/demo-5e1c/")
+    expect(page.locator("#graph")).to_have_class(re.compile("is-zoomable"))
+    return page
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=["1280x800", "390x844"])
+def test_the_demo_run_opens_readable(
+    server: Server, new_page: Callable[..., Page], operator: str, size: tuple[int, int]
+) -> None:
+    """Issue 18.1: labels at least 11 px high at the default view, none cut, the running
+    nodes in view, nothing over the nodes, the card as wide as the page; Fit one click away."""
+    demo_run()
+    page = open_readable(new_page(), server, operator, size)
+    graph = page.locator("#graph")
+    heights = page.evaluate(LABEL_HEIGHTS)
+    print(
+        f"\n{size[0]}x{size[1]}: zoom {graph.get_attribute('data-zoom')} %, label heights"
+        f" {min(heights):.1f}-{max(heights):.1f} px over {len(heights)} labels"
+    )
+    assert len(heights) == 12 and min(heights) >= 11
+    assert sorted(page.evaluate(LABEL_TEXTS)) == sorted(DEMO_LABELS), "no label is cut"
+    assert page.evaluate(LABELS_OUT_OF_THEIR_BOX) == [], "every line fits in its box"
+    assert in_port(page, '#graph .node[data-status="running"]'), "the active part is in view"
+    for over in ("#graph canvas.graph-minimap", "#graph .graph-tools"):
+        assert page.evaluate(COVERED_NODES, over) in (None, []), f"{over} covers nodes"
+    card = page.locator(".graph-card").bounding_box()
+    head = page.locator(".page-head").bounding_box()
+    assert card is not None and head is not None and card["width"] >= head["width"] - 2
+    shoot(page, f"demo-{size[0]}x{size[1]}.png")
+
+    page.get_by_role("button", name="Fit", exact=True).click()
+    expect(graph).to_have_attribute("data-fit", "true")
+    assert in_port(page, "#graph .node"), "Fit shows every node"
+    if size[0] < 700:  # fitted, the phone's labels are small: the minimap comes, aside
+        expect(graph.locator("canvas.graph-minimap")).to_be_visible()
+        assert page.evaluate(COVERED_NODES, "#graph canvas.graph-minimap") == []
+
+
+def test_the_opening_view_follows_the_run_until_the_person_moves_it(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    demo_run()
+    page = open_readable(new_page(), server, operator, (390, 844))
+    expect(connection(page)).to_have_attribute("data-connection", "open")
+    merge = '#graph .node[data-node-id="merge"]'
+    assert not in_port(page, merge)
+    for key, _ in DEMO_READS[2:]:
+        engine.reports("demo-5e1c").node_state(f"read-{key}", "completed")
+    engine.reports("demo-5e1c").node_state("merge", "running")
+    expect(page.locator(merge)).to_have_attribute("data-status", "running", timeout=WAIT)
+    page.wait_for_function(
+        """sel => {
+          const port = document.querySelector('#graph .graph-port').getBoundingClientRect();
+          const b = document.querySelector(sel).getBoundingClientRect();
+          return b.left >= port.left && b.right <= port.right; }""",
+        arg=merge,
+        timeout=WAIT,
+    )
+    expect(page.locator("#graph")).to_have_attribute("data-home", "true")
+    # Once the person pans, the view is theirs: the run moving on does not move it.
+    page.locator("#graph").focus()
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#graph")).to_have_attribute("data-home", "false")
+    chosen = view_box(page)
+    engine.reports("demo-5e1c").node_state("merge", "completed")
+    engine.reports("demo-5e1c").node_state("review", "waiting")
+    expect(node(page, "review")).to_have_attribute("data-status", "waiting", timeout=WAIT)
+    assert view_box(page) == chosen
+
+
+def test_on_a_phone_the_graph_comes_first_then_gates_then_the_rest(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    demo_run(at_gate=True)
+    page = open_readable(new_page(), server, operator, (390, 844))
+    tops = {
+        sel: (page.locator(sel).bounding_box() or {"y": -1.0})["y"]
+        for sel in (".graph-card", "#gates", "#controls", "#cost", "#gantt-card", ".timeline-card")
+    }
+    rest = [tops[s] for s in ("#controls", "#cost", "#gantt-card", ".timeline-card")]
+    assert 0 < tops[".graph-card"] < tops["#gates"] < min(rest), tops
+    assert in_port(page, '#graph .node[data-node-id="review"]'), "the waiting node is in view"
+    # The gate's actions are on screen once the gate's top is, however long its body.
+    gate = page.locator("#gate-list .gate")
+    gate.evaluate("g => window.scrollBy(0, g.getBoundingClientRect().top - 64)")  # the top bar
+    for name in ("Approve", "Reject", "Modify"):
+        box = gate.get_by_role("button", name=name).bounding_box()
+        assert box is not None and box["y"] >= 64 and box["y"] + box["height"] <= 844
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.locator("#gates").evaluate(
+        "g => window.scrollBy(0, g.getBoundingClientRect().top - 844 * 0.45)"
+    )
+    shoot(page, "demo-390x844-gate.png")
 
 
 def gantt_page(server: Server, new_page: Callable[..., Page], operator: str) -> Page:

@@ -26,6 +26,72 @@ from dagstream_app.render.format import (
 )
 from dagstream_app.vocabulary import FINISHED_NODE_STATUSES
 
+# A label's lines: its font size (dagstream.css .node-label), the room beside the icon,
+# and the distance between two lines. Two lines at most; past that it ends with "…" (the
+# tooltip and the accessible name carry it whole).
+LABEL_PX = 14
+LABEL_X = 44
+LABEL_ROOM = layout.NODE_W - LABEL_X - 8
+LINE_H = 17
+MAX_LINES = 2
+# Widths of characters in ems, generous (DejaVu Sans, the widest of the usual system
+# fonts): a label that fits by this measure fits in the box whatever font shows it.
+_NARROW = frozenset("iIjl.,:;'|!`")
+_SLIM = frozenset("frt()[]{} -/")
+_WIDE = frozenset("mwMW@%")
+
+
+def _em(char: str) -> float:
+    if char in _NARROW:
+        return 0.3
+    if char in _SLIM:
+        return 0.42
+    if char in _WIDE or ord(char) >= 0x2E80:  # CJK and the like: full width
+        return 1.0
+    if char.isdigit():
+        return 0.66
+    return 0.72 if char.isupper() else 0.6
+
+
+def text_width(text: str, px: float = LABEL_PX) -> float:
+    """An upper estimate of ``text``'s width in pixels at ``px`` (no font at hand)."""
+    return sum(_em(c) for c in text) * px
+
+
+def _fit(text: str, room: float) -> int:
+    """How many of ``text``'s first characters fit in ``room`` pixels."""
+    used = 0.0
+    for i, char in enumerate(text):
+        used += _em(char) * LABEL_PX
+        if used > room:
+            return i
+    return len(text)
+
+
+def label_lines(label: str) -> list[str]:
+    """``label`` wrapped to the box: at word ends where it can, at most ``MAX_LINES``."""
+    lines: list[str] = []
+    rest = " ".join(label.split())
+    while rest:
+        if len(lines) == MAX_LINES - 1:
+            if text_width(rest) <= LABEL_ROOM:
+                lines.append(rest)
+            else:
+                lines.append(rest[: _fit(rest, LABEL_ROOM - text_width("…"))].rstrip() + "…")
+            break
+        n = _fit(rest, LABEL_ROOM)
+        if n < len(rest):
+            space = rest.rfind(" ", 0, n + 1)
+            n = space if space > 0 else max(n, 1)
+        lines.append(rest[:n].rstrip())
+        rest = rest[n:].lstrip()
+    return lines or [""]
+
+
+def box_height(lines: int) -> int:
+    """The height of a node's box whose label takes ``lines`` lines."""
+    return layout.NODE_H + LINE_H * (lines - 1)
+
 
 def node_svg(
     dag_id: str,
@@ -37,7 +103,8 @@ def node_svg(
     """The inner ``<g class="node">`` of one node's slot (status, label, duration)."""
     node_id, status = node.id, node.status
     label = node.label or node_id
-    short = label if len(label) <= 20 else label[:19] + "…"
+    lines = label_lines(label)
+    height = box_height(len(lines))
     started, finished = node.started_at, node.finished_at
     duration = ""
     timer = ""
@@ -49,19 +116,26 @@ def node_svg(
     said = _status_text(node)
     text = said + (f" · {duration}" if duration else "")
     e_id, e_label = escape(node_id), escape(label)
+    if len(lines) == 1:
+        shown = escape(lines[0])
+    else:  # one <tspan> a line; the <text> keeps the class tests and hosts select
+        shown = "".join(
+            f'<tspan x="{LABEL_X}" dy="{LINE_H if i else 0}">{escape(line)}</tspan>'
+            for i, line in enumerate(lines)
+        )
     return (
         f'<g class="node s-{status}" data-node-id="{e_id}" data-status="{status}"'
         f' data-seq="{seq}" data-href="{escape(node_url(dag_id, node_id, base))}" tabindex="0"'
         # The full label shows on hover and focus (dashboard/tooltip.js); the
         # accessible name carries it too. Few elements per node: 5,000 must parse fast.
         f' role="button" aria-label="{e_label}: {escape(said)}">'
-        f'<rect class="node-box" width="{layout.NODE_W}" height="{layout.NODE_H}" rx="10"/>'
-        f'<rect class="node-bar" width="4" height="{layout.NODE_H - 16}" x="0" y="8" rx="2"/>'
+        f'<rect class="node-box" width="{layout.NODE_W}" height="{height}" rx="10"/>'
+        f'<rect class="node-bar" width="4" height="{height - 16}" x="0" y="8" rx="2"/>'
         f'<use class="node-icon{" spin" if status == "running" else ""}"'
         f' href="#ds-i-{STATUS_ICONS.get(status, "pending")}"'
         ' x="14" y="16" width="20" height="20"/>'
-        f'<text class="node-label" x="44" y="22">{escape(short)}</text>'
-        f'<text class="node-meta" x="44" y="40"{timer}>{escape(text)}</text>'
+        f'<text class="node-label" x="{LABEL_X}" y="22">{shown}</text>'
+        f'<text class="node-meta" x="{LABEL_X}" y="{height - 12}"{timer}>{escape(text)}</text>'
         "</g>"
     )
 
@@ -93,26 +167,26 @@ def graph_html(
 ) -> SafeString:
     """The whole graph: ``<div id="graph">`` around one server-rendered ``<svg>``.
 
-    The drawing fits its card (``viewBox``, never enlarged); ``dashboard/zoom.js`` adds
-    zoom and pan (wheel, drag, pinch, keys, the buttons), a minimap for big graphs
-    and a tooltip with each node's full label.
+    The drawing sits in a viewport (``.graph-port``) with a bar below it for the zoom
+    buttons and the minimap, so neither covers a node. ``dashboard/graph-view.js``
+    sizes the viewport to the drawing and opens it at a readable size (fitted when that
+    is readable, else zoomed on the active nodes); ``dashboard/zoom.js`` adds zoom and pan
+    (wheel, drag, pinch, keys, the buttons), ``minimap.js`` the minimap of graphs too big
+    to read whole, ``tooltip.js`` each node's full label.
     """
     ids = [n.id for n in nodes]
     pairs = [(e.src, e.dst) for e in edges]
-    lay = layout.compute(ids, pairs)
+    tall = {
+        n.id: h
+        for n in nodes
+        if (h := box_height(len(label_lines(n.label or n.id)))) > layout.NODE_H
+    }
+    lay = layout.compute(ids, pairs, tall)
     out = [
         f'<div id="graph"{oob_attr(oob)} class="graph" data-nodes="{len(ids)}" tabindex="0"'
         ' aria-label="Graph. Plus and minus zoom, arrows pan, 0 fits it to the card."'
         f' style="--graph-w: {lay.width}px; --graph-h: {lay.height}px">',
-        '<div class="graph-tools" role="toolbar" aria-label="Zoom">'
-        '<button type="button" class="btn btn--icon btn--sm" data-zoom="out"'
-        ' aria-label="Zoom out" title="Zoom out (-)">\u2212</button>'
-        '<output class="graph-zoom" aria-live="polite">100%</output>'
-        '<button type="button" class="btn btn--icon btn--sm" data-zoom="in"'
-        ' aria-label="Zoom in" title="Zoom in (+)">+</button>'
-        '<button type="button" class="btn btn--sm" data-zoom="fit"'
-        ' title="Fit the graph to the card (0)">Fit</button></div>',
-        f'<svg class="graph-svg" viewBox="0 0 {lay.width} {lay.height}"'
+        f'<div class="graph-port"><svg class="graph-svg" viewBox="0 0 {lay.width} {lay.height}"'
         f' data-width="{lay.width}" data-height="{lay.height}"'
         ' preserveAspectRatio="xMidYMid meet"'
         f' role="group" aria-label="Graph of {len(ids)} nodes">',
@@ -131,8 +205,17 @@ def graph_html(
             f'<g id="{dom_id("ns", node.id)}" class="slot" transform="translate({x} {y})">'
             f"{node_svg(dag_id, node, base=base, now=now)}</g>"
         )
-    out.append("</g></svg>")
+    out.append("</g></svg></div>")
     if not ids:
         out.append('<p class="empty">This run has no nodes yet.</p>')
-    out.append("</div>")
+    out.append(
+        '<div class="graph-bar"><div class="graph-tools" role="toolbar" aria-label="Zoom">'
+        '<button type="button" class="btn btn--icon btn--sm" data-zoom="out"'
+        ' aria-label="Zoom out" title="Zoom out (-)">\u2212</button>'
+        '<output class="graph-zoom" aria-live="polite">100%</output>'
+        '<button type="button" class="btn btn--icon btn--sm" data-zoom="in"'
+        ' aria-label="Zoom in" title="Zoom in (+)">+</button>'
+        '<button type="button" class="btn btn--sm" data-zoom="fit"'
+        ' title="Fit the whole graph in the card (0)">Fit</button></div></div></div>'
+    )
     return mark_safe("".join(out))

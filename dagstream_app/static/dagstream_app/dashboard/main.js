@@ -6,7 +6,7 @@
 //
 //   live.js        the socket: resume by seq, reconnects, the connection indicator
 //   timers.js      running clocks and durations
-//   graph-view.js  the graph's card (zoom.js, minimap.js, tooltip.js)
+//   graph-view.js  the graph's card (drawing.js, zoom.js, minimap.js, tooltip.js)
 //   node-panel.js  a node's side panel
 //   swaps.js       after a live message: focus, the timeline's length, edge flashes
 //   history.js     the history page's slider

@@ -1,26 +1,16 @@
-// The minimap: big graphs (40 nodes or more, or fitted below half size) get a canvas
-// in the card's corner with every node in its status colour and a frame around the
-// part in view; a click there centres the view on that point.
+// The minimap: big graphs (40 nodes or more, or too big to read whole) get a canvas
+// in the bar under the drawing (never over a node) with every node in its status
+// colour and a frame around the part in view; a click there centres the view on that
+// point.
 
+import { NODE_H, NODE_W, slotBoxes } from "./drawing.js";
 import { placeView } from "./zoom.js";
 
 const MINIMAP_NODES = 40;
-const MINIMAP_W = 180;
-const MINIMAP_H = 110;
-const NODE_W = 196; // the boxes' size in the drawing (layout.py)
-const NODE_H = 52;
+const MINIMAP_W = 220; // px at most, and at most this share of the card's width:
+const MINIMAP_SHARE = 0.5;
+const MINIMAP_H = 72;
 const REDRAW_MS = 500;
-
-/** Each node's position and status, read from its slot's transform. */
-function slotBoxes(svg) {
-  const boxes = [];
-  for (const slot of svg.querySelectorAll(".nodes > .slot")) {
-    const at = /translate\(([-\d.]+)[ ,]+([-\d.]+)\)/.exec(slot.getAttribute("transform") || "");
-    const node = slot.firstElementChild;
-    if (at && node) boxes.push({ x: +at[1], y: +at[2], status: node.dataset.status });
-  }
-  return boxes;
-}
 
 /** The nodes in their colours, at the minimap's scale `k`, on a canvas of their own. */
 function drawNodes(p, k, width, height, ratio) {
@@ -54,18 +44,20 @@ export function createMinimap(current, show) {
     const p = current();
     if (!p) return;
     let canvas = p.root.querySelector("canvas.graph-minimap");
-    const big = +p.root.dataset.nodes >= MINIMAP_NODES || p.fit < 0.5;
-    if (!big) {
+    const big = +p.root.dataset.nodes >= MINIMAP_NODES || !p.readable;
+    const bar = p.root.querySelector(".graph-bar");
+    if (!big || !bar) {
       if (canvas) canvas.remove();
       return;
     }
     const ratio = window.devicePixelRatio || 1;
-    const k = Math.min(MINIMAP_W / p.W, MINIMAP_H / p.H);
+    const most = Math.min(MINIMAP_W, p.cw * MINIMAP_SHARE);
+    const k = Math.min(most / p.W, MINIMAP_H / p.H);
     if (!canvas) {
       canvas = document.createElement("canvas");
       canvas.className = "graph-minimap";
       canvas.setAttribute("aria-hidden", "true");
-      p.root.appendChild(canvas);
+      bar.appendChild(canvas);
       dirty = true;
     }
     const cssW = Math.ceil(p.W * k);

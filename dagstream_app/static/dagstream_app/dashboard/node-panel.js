@@ -1,6 +1,7 @@
-// The node panel: a click on a node (or Enter or Space on a focused one) opens its side
-// panel, which follows the node live (fetched again when the node's seq moves);
-// Escape or the panel's close button closes it and gives focus back to the node.
+// The node panel: a click on a node (or Enter or Space on a focused one) opens its
+// panel (under the graph, beside the Gantt), which follows the node live (fetched
+// again when the node's seq moves); Escape or the panel's close button closes it and
+// gives focus back to the node.
 // History pages (#replay-view) have no panel.
 
 const NODE = ".graph .node[data-href]";
@@ -28,6 +29,10 @@ export function createNodePanel() {
       if (panel) {
         panel.setAttribute("tabindex", "-1");
         panel.focus({ preventScroll: true });
+        // The panel is below the graph, which takes the page's width: bring it into
+        // view if it opened off screen (Escape gives the focus back to the node).
+        const box = panel.getBoundingClientRect();
+        if (box.top > window.innerHeight - 80) panel.scrollIntoView({ block: "nearest" });
       }
     });
   }

@@ -1,5 +1,5 @@
-// The node tooltip: hovering or focusing a node shows its full label (boxes cut
-// labels longer than 20 characters), its id when it differs, and its status.
+// The node tooltip: hovering or focusing a node shows its full label (boxes show two
+// lines of it at most), its id when it differs, and its status.
 
 /**
  * @param {() => any} current the graph shown (graph-view.js), or null.

@@ -4,7 +4,7 @@
 // arrows, with the graph or a node focused) and the toolbar's − / + / Fit.
 //
 // A view is {x, y, scale}: the drawing point at the card's top left, and the scale.
-// `p` is the graph shown (graph-view.js): {root, svg, W, H, cw, ch, fit, x, y, scale}.
+// `p` is the graph shown (graph-view.js): {root, port, svg, W, H, cw, ch, fit, x, y, scale}.
 
 const MIN_SCALE = 0.02;
 const MAX_SCALE = 3;
@@ -63,9 +63,9 @@ export function listenZoom(graph) {
     if (p) graph.show(pannedView(p, dx, dy));
   }
 
-  // A pointer's position in the card (the svg itself is transformed).
+  // A pointer's position in the viewport (the svg itself is transformed).
   function local(e) {
-    const box = graph.current().root.getBoundingClientRect();
+    const box = graph.current().port.getBoundingClientRect();
     return { x: e.clientX - box.left, y: e.clientY - box.top };
   }
 
