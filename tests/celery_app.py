@@ -31,7 +31,7 @@ configure(
     os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
     os.environ.get("DAGSTREAM_TEST_CELERY_PREFIX", "dagstream-test:"),
 )
-install(app, gate_hold=0.5, gate_poll=0.2, cancel_grace=5.0)
+install(app, release_poll=0.2)
 
 
 @signals.worker_ready.connect
