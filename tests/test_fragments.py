@@ -256,6 +256,19 @@ def test_execution_state_updates_badge_and_controls(dag: Dag, make_user) -> None
     assert "disabled" not in html[html.rindex("<button", 0, resume) : resume]
 
 
+def test_a_resume_clears_started_steps_still_finishing_at_once(dag: Dag, make_user) -> None:
+    operator = make_user("view_dag", "control_dag")
+    services.control("etl-1", "pause", actor=operator)
+    services.reports("etl-1").node_state("extract", "completed")  # started before the pause
+    assert "started steps still finishing" in render.engine_html(
+        "etl-1", state.engine_health("etl-1")
+    )
+    services.control("etl-1", "resume", actor=operator)
+    html = last_fragment()
+    assert "#engine-health" in targets(html)
+    assert 'data-engine="ok"' in html and "still finishing" not in html
+
+
 def test_execution_complete_shows_results(dag: Dag) -> None:
     services.reports("etl-1").complete({"rows": EVIL})
     seq = Dag.objects.get().last_seq
