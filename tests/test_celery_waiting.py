@@ -176,3 +176,17 @@ def _running_tasks() -> list[Any]:
     replies = tasks.app.control.inspect(timeout=5, limit=1).active() or {}
     assert replies, "the worker did not answer"
     return [task for running in replies.values() for task in running]
+
+
+def test_a_watcher_forgetting_its_run_never_waits_for_the_registry_lock(db: Any) -> None:
+    """The loop thread forgets a run while a task's thread may hold the lock, waiting for
+    that loop to open another run's stream: forgetting must not take the lock."""
+    from dagstream_app.celery.process import Registry
+
+    registry = Registry()
+    ended, other = object(), object()
+    registry.runs.update({"celery-a": ended, "celery-b": other})  # type: ignore[dict-item]
+    with registry.lock:  # held by a task's thread in Registry.run()
+        registry.forget("celery-a", ended)  # type: ignore[arg-type]
+        registry.forget("celery-b", ended)  # type: ignore[arg-type]  # not its run: kept
+    assert registry.runs == {"celery-b": other}
