@@ -41,9 +41,10 @@ def _ready(**_: Any) -> None:
 
 
 def _redis() -> Any:
+    """A client whose reads outlast the 60 s BLPOPs below (redis-py 8 gives up after 5 s)."""
     import redis
 
-    return redis.Redis.from_url(app.conf.broker_url)
+    return redis.Redis.from_url(app.conf.broker_url, socket_timeout=90)
 
 
 def signal_key(name: str) -> str:
