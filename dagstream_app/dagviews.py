@@ -109,7 +109,7 @@ class EngineHealth(msgspec.Struct, frozen=True):
     status: ExecutionStatus
     seen_at: str | None  # the engine's last report or heartbeat
     stale: bool  # live, and silent past ENGINE_STALE_SECONDS: "engine not responding"
-    # Paused, yet node events arrived after the pause: "paused — engine still reporting".
+    # Paused, yet node events arrived after the pause: "started steps still finishing".
     reporting_while_paused: bool = False
 
 

@@ -212,6 +212,35 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.user})"
 
 
+class HeldTask(models.Model):
+    """Work an engine handed back while its run waits for a person (see docs/celery.md).
+
+    A task message of a paused run, or of a gate nobody has decided yet, is kept
+    here instead of in a worker slot, and sent again when the wait is over; a
+    budget gate's row is the decision still to be carried out. ``message`` is
+    opaque to dagstream (the engine's own encoding); ``key`` makes a message
+    delivered twice held once.
+    """
+
+    class Reason(models.TextChoices):
+        PAUSED = "paused"  # sent again when the run runs again
+        GATE = "gate"  # sent again when its gate is decided
+        BUDGET_GATE = "budget_gate"  # the decision is carried out once it is made
+
+    dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="held_tasks")
+    key = models.CharField(max_length=200, unique=True)
+    node_id = models.CharField(max_length=200)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.dag_id}/{self.node_id} ({self.reason})"
+
+
 class Ticket(models.Model):
     """A single-use, short-lived pass onto one DAG's WebSocket; only its SHA-256 is stored.
 

@@ -245,6 +245,7 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
     gate = state.gate_view(dag.dag_id, node_id)
     if gate is None:
         return _fragment(f'<p class="alert alert--error" role="alert">{escape(message)}</p>', 404)
+    node = state.node(dag.dag_id, node_id)
     html = render.gate_html(
         dag.dag_id,
         gate,
@@ -252,6 +253,7 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
         message=message,
         tone=tone,
         draft=feedback if gate.status == "pending" else "",
+        label=node.label if node is not None else "",
     )
     return _fragment(html, status)
 

@@ -31,7 +31,7 @@ configure(
     os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
     os.environ.get("DAGSTREAM_TEST_CELERY_PREFIX", "dagstream-test:"),
 )
-install(app, gate_hold=0.5, gate_poll=0.2, cancel_grace=5.0)
+install(app, release_poll=0.2)
 
 
 @signals.worker_ready.connect
@@ -41,9 +41,10 @@ def _ready(**_: Any) -> None:
 
 
 def _redis() -> Any:
+    """A client whose reads outlast the 60 s BLPOPs below (redis-py 8 gives up after 5 s)."""
     import redis
 
-    return redis.Redis.from_url(app.conf.broker_url)
+    return redis.Redis.from_url(app.conf.broker_url, socket_timeout=90)
 
 
 def signal_key(name: str) -> str:

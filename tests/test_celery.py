@@ -111,10 +111,7 @@ def test_a_nested_canvas_runs_to_completion_live(
 
 def _signal(name: str, timeout: float = 60) -> str:
     """Block until a task pushes to the Redis list ``name``; what it pushed."""
-    import redis
-
-    client = redis.Redis.from_url(tasks.app.conf.broker_url)
-    got = client.blpop([tasks.signal_key(name)], timeout=timeout)
+    got = tasks._redis().blpop([tasks.signal_key(name)], timeout=timeout)
     assert got is not None, f"no signal {name!r} within {timeout} s"
     return str(got[1].decode())
 

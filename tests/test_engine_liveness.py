@@ -243,7 +243,7 @@ def test_paused_engine_still_reporting_is_shown(dag: Dag, make_user: Any) -> Non
     services.control("etl-1", "pause", actor=make_user("control_dag"))
     services.reports("etl-1").node_state("load", "completed")
     page = operator.get("/dags/etl-1/").content.decode()
-    assert "Paused — engine still reporting" in page
+    assert "Paused — started steps still finishing" in page
 
 
 # ------------------------------------------------------------------ admin

@@ -184,6 +184,17 @@ def test_gate_waiting_appends_an_escaped_card(dag: Dag) -> None:
     assert ">Approve<" in html and ">Reject<" in html and ">Modify<" in html
 
 
+def test_a_gate_card_names_its_node_by_label_live_and_on_the_page(db: Any) -> None:
+    task_id = "0b9e6f5c-4c1d-4f7e-9a57-3d1c2e8f7a10"  # a Celery gate's node id
+    services.create_dag("celery-1", nodes=[{"id": task_id, "label": "Publish?"}])
+    services.open_gate("celery-1", task_id, {"title": "Publish?"})
+    chip = f'<code class="chip" title="Node {task_id}">Publish?</code>'
+    assert chip in last_fragment("celery-1")
+    snap = state.snapshot("celery-1")
+    assert snap is not None
+    assert chip in render.regions(snap, ALL, [])["gates"]
+
+
 def test_a_gate_shows_money_fields_as_money(dag: Dag) -> None:
     services.open_gate(
         "etl-1",
@@ -243,6 +254,19 @@ def test_execution_state_updates_badge_and_controls(dag: Dag, make_user) -> None
     assert "disabled" in html[html.rindex("<button", 0, pause) : pause]
     resume = html.index(">Resume<")
     assert "disabled" not in html[html.rindex("<button", 0, resume) : resume]
+
+
+def test_a_resume_clears_started_steps_still_finishing_at_once(dag: Dag, make_user) -> None:
+    operator = make_user("view_dag", "control_dag")
+    services.control("etl-1", "pause", actor=operator)
+    services.reports("etl-1").node_state("extract", "completed")  # started before the pause
+    assert "started steps still finishing" in render.engine_html(
+        "etl-1", state.engine_health("etl-1")
+    )
+    services.control("etl-1", "resume", actor=operator)
+    html = last_fragment()
+    assert "#engine-health" in targets(html)
+    assert 'data-engine="ok"' in html and "still finishing" not in html
 
 
 def test_execution_complete_shows_results(dag: Dag) -> None:

@@ -16,6 +16,6 @@ from __future__ import annotations
 
 from dagstream_app.celery.launch import Launched, launch
 from dagstream_app.celery.signals import install
-from dagstream_app.celery.tasks import GateRejected, budget_gate, gate, report_cost
+from dagstream_app.celery.tasks import GateRejected, gate, report_cost
 
-__all__ = ["GateRejected", "Launched", "budget_gate", "gate", "install", "launch", "report_cost"]
+__all__ = ["GateRejected", "Launched", "gate", "install", "launch", "report_cost"]

@@ -25,17 +25,13 @@ STEP_STAMP = "dagstream_budget_step"
 PARENT_HEADER = "dagstream_parent"
 
 GATE_TASK = "dagstream.gate"
-BUDGET_GATE_TASK = "dagstream.budget_gate"
-GATE_TASKS = frozenset({GATE_TASK, BUDGET_GATE_TASK})
 
 _MAX_LABEL = 200
 
 
 def task_label(task_name: str, kwargs: Mapping[str, Any] | None = None) -> str:
     """A node's base label: a gate's title, else the task name without its module."""
-    if task_name == BUDGET_GATE_TASK:
-        return "Budget reached"
-    if task_name in GATE_TASKS and kwargs and isinstance(kwargs.get("title"), str):
+    if task_name == GATE_TASK and kwargs and isinstance(kwargs.get("title"), str):
         return kwargs["title"][:_MAX_LABEL] or "gate"
     return task_name.rsplit(".", 1)[-1][:_MAX_LABEL] or task_name[:_MAX_LABEL]
 

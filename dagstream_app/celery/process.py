@@ -63,8 +63,15 @@ class Registry:
                 asyncio.run_coroutine_threadsafe(_watch(run, engine), self.loop.loop)
             return run
 
-    def forget(self, dag_id: str) -> None:
-        with self.lock:
+    def forget(self, dag_id: str, run: Run) -> None:
+        """Forget ``run`` (its watcher ended), unless ``dag_id`` has a newer run already.
+
+        Called on the loop thread, so it never takes :attr:`lock`: :meth:`run`
+        holds it while it waits for this very loop to open a stream (a deadlock
+        that hung a worker process: a run's watcher ended as a task of another
+        run started). A dict operation needs no lock under the GIL.
+        """
+        if self.runs.get(dag_id) is run:
             self.runs.pop(dag_id, None)
 
     def flush_all(self) -> None:
@@ -106,7 +113,7 @@ async def _watch(run: Run, stream: DagStream) -> None:
         await run.writer.drain_and_flush()
         with contextlib.suppress(DagstreamError):  # refusals were logged as they came
             await stream.close()
-        registry.forget(run.dag_id)  # a late task of the run reads it again
+        registry.forget(run.dag_id, run)  # a late task of the run reads it again
 
 
 def _in_thread(func: Callable[..., T], *args: Any) -> T:

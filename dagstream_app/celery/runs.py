@@ -20,31 +20,22 @@ from typing import Any
 from celery.canvas import Signature
 
 from dagstream_app import state
+from dagstream_app.celery.cancelling import cancel_run
 from dagstream_app.celery.canvas import DAG_STAMP, CanvasGraph
-from dagstream_app.celery.options import options
 from dagstream_app.celery.settling import Settler
 from dagstream_app.celery.writing import RunWriter
-from dagstream_app.conf import config
 from dagstream_app.engine import deltas
 from dagstream_app.protocol import FINISHED_NODE_STATUSES, TERMINAL_STATUSES, DagSnapshot
 from dagstream_app.services import Delta
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HELD", "PAUSE_NOTE", "STOPPING", "TERMINAL_STATUSES", "Run", "revoke_run"]
+__all__ = ["HELD", "PAUSE_NOTE", "STOPPING", "TERMINAL_STATUSES", "Run"]
 
 PAUSE_NOTE = "Started before the pause: Celery cannot pause a running task; it runs to its end."
 # Statuses in which the tasks of a run that have not started do not start.
 HELD = frozenset({"paused"})
 STOPPING = frozenset({"cancelling", "cancelled"})
-
-
-def revoke_run(dag_id: str) -> None:
-    """Revoke every task message of the run, terminating those running where the pool can."""
-    if options.app is None:
-        log.warning("dagstream: install(app) was not called; cannot revoke run %s", dag_id)
-        return
-    options.app.control.revoke_by_stamped_headers({DAG_STAMP: dag_id}, terminate=True)
 
 
 class Run:
@@ -55,7 +46,6 @@ class Run:
         self.writer = RunWriter(self.dag_id)
         self.settler = Settler(self.writer)
         self.lock = threading.RLock()
-        self.changed = threading.Condition(self.lock)
         self.status: str = snapshot.status
         self.budgeted = False
         self.labels: dict[str, str] = {}
@@ -209,12 +199,26 @@ class Run:
             self.succs.setdefault(src, set()).add(dst)
             self.preds.setdefault(dst, set()).add(src)
 
+    def add_node(self, node_id: str, label: str, *, after: str) -> None:
+        """A node of no task (a budget gate) after ``after``, durable before this returns."""
+        with self.lock:
+            self.write(
+                [
+                    deltas.mutate({"op": "add_node", "node": {"id": node_id, "label": label}}),
+                    deltas.mutate({"op": "add_edge", "from": after, "to": node_id}),
+                ]
+            )
+            self.labels[node_id] = label
+            self.statuses.setdefault(node_id, "pending")
+            self.preds.setdefault(node_id, set()).add(after)
+            self.succs.setdefault(node_id, set())
+            self.succs.setdefault(after, set()).add(node_id)
+
     # ---------------------------------------------------------- steering
 
     def set_status(self, status: str) -> None:
-        with self.changed:
+        with self.lock:
             before, self.status = self.status, status
-            self.changed.notify_all()
         here = self.writer.stream is not None
         if status == "paused" and before != "paused" and self.running and here:
             # Say so on each task that keeps running: Celery cannot pause it.
@@ -223,33 +227,20 @@ class Run:
                 for n in sorted(self.running)
             )
 
-    def hold(self) -> str:
-        """Wait while the run is paused; the status it has then.
+    def current_status(self) -> str:
+        """The run's status for a task about to start.
 
-        A run with a budget is read first: the task whose cost reached the budget
-        paused it a moment ago, perhaps in another process.
+        Read from the database when it matters: a run with a budget (the task whose
+        cost reached it paused the run a moment ago, perhaps in another process),
+        and a run this process believes paused (a resume may not have reached it).
         """
-        if self.budgeted:
+        if self.budgeted or self.status in HELD:
             progress = state.progress(self.dag_id)
             if progress is not None and progress[1] != self.status:
                 self.set_status(progress[1])
-        poll = config().idle_check_seconds
-        with self.changed:
-            while self.status in HELD:
-                self.changed.wait(poll)
-            return self.status
+        return self.status
 
     def cancel(self) -> None:
-        """Carry out a cancel: unfinished nodes cancelled, the run cancelled, then revoke."""
-        snapshot = state.snapshot(self.dag_id)
-        if snapshot is not None and snapshot.status not in TERMINAL_STATUSES:
-            # One transaction: a second process cancelling at once is refused whole.
-            reports = [
-                deltas.node_state(n.id, "cancelled")
-                for n in snapshot.nodes
-                if n.status not in FINISHED_NODE_STATUSES
-            ]
-            self.flush()
-            self.writer.apply([*reports, deltas.set_state("cancelled")])
-        # Last: revoking may terminate this very process's task.
-        revoke_run(self.dag_id)
+        """Carry out a cancel from this process (its reports written first)."""
+        self.flush()
+        cancel_run(self.dag_id)

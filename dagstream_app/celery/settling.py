@@ -12,6 +12,7 @@ import time
 from django.db import connections
 
 from dagstream_app import state
+from dagstream_app.celery.cancelling import cancel_run
 from dagstream_app.celery.writing import RunWriter
 from dagstream_app.conf import config
 from dagstream_app.engine import deltas
@@ -74,6 +75,10 @@ class Settler:
         progress = state.progress(self.dag_id)
         if progress is None or progress[1] in TERMINAL_STATUSES:
             return True
+        if progress[1] == "cancelling":
+            # A person's cancel ends the run cancelled, never failed by the tasks
+            # it terminated (whichever process reports them first).
+            return cancel_run(self.dag_id) or self._ended()
         if state.unfinished_count(self.dag_id):
             return False
         snapshot = state.snapshot(self.dag_id)
@@ -91,3 +96,7 @@ class Settler:
         results = {n.id: n.output for n in snapshot.nodes if n.id not in sinks}
         self.writer.end(deltas.complete(results))
         return True
+
+    def _ended(self) -> bool:
+        progress = state.progress(self.dag_id)
+        return progress is None or progress[1] in TERMINAL_STATUSES

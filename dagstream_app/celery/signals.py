@@ -16,21 +16,17 @@ where the Celery app is made, before Django is set up.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from celery import signals, states
 from celery._state import get_current_task
+from celery.app.trace import task_has_custom
 from celery.canvas import Signature
+from celery.exceptions import Ignore
 
-from dagstream_app.celery.canvas import (
-    BUDGET_GATE_TASK,
-    GATE_TASKS,
-    PARENT_HEADER,
-    stamps_of,
-)
+from dagstream_app.celery.canvas import GATE_TASK, PARENT_HEADER, stamps_of
 from dagstream_app.celery.options import options
 from dagstream_app.celery.outputs import error_text, json_output
 from dagstream_app.celery.stamps import inherited_stamps, message_tasks, stamp_headers
@@ -48,6 +44,7 @@ class Active:
     node: str
     started: float
     quiet: bool = False  # a repeat of a finished node, or a run that ended: report nothing
+    skip: bool = False  # held, or its run is cancelled: the body does not run
     added: list[str] = field(default_factory=list)  # nodes of the work it sent at run time
 
 
@@ -62,9 +59,7 @@ def install(
     *,
     output_limit: int = 4096,
     report_window: float = 0.2,
-    gate_hold: float = 2.0,
-    gate_poll: float = 2.0,
-    cancel_grace: float = 10.0,
+    release_poll: float = 1.0,
 ) -> None:
     """Report the canvases :func:`launch` sends, from every worker of ``app``.
 
@@ -72,19 +67,19 @@ def install(
     ``output_limit``: bytes of JSON a result may show as its node's output (a
     larger one shows a truncated preview); ``report_window``: seconds a task's
     reports wait for others, to share one transaction (a task that
-    ``acks_late`` waits for its reports at its end); ``gate_hold`` / ``gate_poll``: a gate
-    task waits this long in its worker slot for a decision, then frees the slot
-    and looks again this much later; ``cancel_grace``: how long a task of a
-    cancelled run that was about to start waits to be terminated.
+    ``acks_late`` waits for its reports at its end); ``release_poll``: seconds
+    between a worker's looks for held tasks whose wait is over (a paused run
+    resumed, a gate decided), which it sends again or carries out.
     """
     options.app = app
     options.output_limit = output_limit
     options.report_window = report_window
-    options.gate_hold = gate_hold
-    options.gate_poll = gate_poll
-    options.cancel_grace = cancel_grace
+    options.release_poll = release_poll
     for signal, handler in _HANDLERS:
         signal.connect(handler, weak=False, dispatch_uid=f"dagstream.{handler.__name__}")
+    from dagstream_app.celery.releasing import ReleaseHeld
+
+    app.steps["consumer"].add(ReleaseHeld)
     from dagstream_app.celery import tasks  # noqa: F401 - registers the gate tasks
 
 
@@ -142,7 +137,7 @@ def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
     run = _registry().run(dag_id, here=True)
     if run is None:
         return
-    from dagstream_app.celery import runs
+    from dagstream_app.celery import cancelling, runs
     from dagstream_app.engine import deltas
 
     parent = request.get(PARENT_HEADER)
@@ -153,14 +148,11 @@ def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
         node = run.add_runtime(adopted, [], parent if parent in run.labels else None, {})
     elif parent in run.labels and parent != node and parent not in run.preds.get(node, ()):
         run.add_edge(parent, node)  # after a replaced task's new work
-    if task.name != BUDGET_GATE_TASK and run.status in runs.HELD:
-        run.send([deltas.node_state(node, "pending", metrics={"held": HELD_NOTE})])
-    status = run.status if task.name == BUDGET_GATE_TASK else run.hold()
+    status = run.current_status()
     active = _active[task_id] = Active(run, node, time.monotonic())
     if status in runs.STOPPING:
-        active.quiet = True
-        runs.revoke_run(dag_id)  # terminates this task where the pool can
-        threading.Event().wait(options.cancel_grace)
+        active.quiet = active.skip = True  # its node was cancelled with the run
+        cancelling.revoke_run(dag_id)  # a worker started after the cancel learns of it
         return
     redelivered = bool((request.delivery_info or {}).get("redelivered"))
     if (
@@ -173,8 +165,17 @@ def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
         active.quiet = True
         request.callbacks = request.chain = request.chord = None
         return
+    if status in runs.HELD:
+        # Its slot goes back to the pool: the message waits in the database until
+        # the run runs again (a worker's ReleaseHeld sends it again then).
+        active.quiet = active.skip = True
+        from dagstream_app.celery import holding
+
+        if holding.hold(task, active, "paused"):
+            run.send([deltas.node_state(node, "pending", metrics={"held": HELD_NOTE})])
+        return
     run.running.add(node)
-    if task.name in GATE_TASKS:
+    if task.name == GATE_TASK:
         return  # a gate reports itself
     metrics: dict[str, Any] = {"worker": request.hostname, "retries": request.retries or 0}
     if redelivered:
@@ -215,18 +216,13 @@ def _report_retry(active: Active, retries: int) -> None:
 
     active.quiet = True  # this attempt is over; the next one reports again
     active.run.running.discard(active.node)
-    if active.run.labels.get(active.node) is None or _is_gate(active):
-        return  # a gate looking again for its decision stays waiting
+    if active.run.labels.get(active.node) is None:
+        return
     metrics: dict[str, Any] = {"retries": retries}
     reason = sys.exc_info()[1]  # the exception being handled by ``raise self.retry(...)``
     if reason is not None:
         metrics["retry_reason"] = error_text(reason)
     active.run.write([deltas.node_state(active.node, "waiting", metrics=metrics)])
-
-
-def _is_gate(active: Active) -> bool:
-    task = get_current_task()
-    return task is not None and task.name in GATE_TASKS
 
 
 def _on_failure(
@@ -315,6 +311,34 @@ def _on_postrun(task_id: str = "", task: Any = None, state: str = "", **_: Any) 
         run.flush()
 
 
+# ------------------------------------------------------------------ skipping
+
+
+def _guard_tasks(sender: Any = None, **_: Any) -> None:
+    """Before the pool starts (and tracers are built): give every task of the app a
+    ``before_start`` that stops the body of a task held or dropped by its prerun."""
+    if options.app is None:
+        return
+    for task in options.app.tasks.values():
+        cls = type(task)
+        if getattr(cls, "_dagstream_guarded", False):
+            continue
+        own = cls.before_start if task_has_custom(task, "before_start") else None
+        cls.before_start = _guarded_before_start(own)
+        cls._dagstream_guarded = True
+
+
+def _guarded_before_start(own: Any) -> Any:
+    def before_start(self: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        active = _active.get(task_id)
+        if active is not None and active.skip:
+            raise Ignore()  # acknowledged, no result, nothing sent after it
+        if own is not None:
+            own(self, task_id, args, kwargs)
+
+    return before_start
+
+
 # ------------------------------------------------------------------ processes
 
 
@@ -337,6 +361,7 @@ _HANDLERS = (
     (signals.task_failure, _on_failure),
     (signals.task_revoked, _on_revoked),
     (signals.task_postrun, _on_postrun),
+    (signals.worker_init, _guard_tasks),
     (signals.worker_process_init, _on_process_init),
     (signals.worker_process_shutdown, _on_process_shutdown),
 )

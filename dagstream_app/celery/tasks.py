@@ -1,26 +1,25 @@
-"""What a task of a launched canvas can do beyond running: gates, budget gates, cost.
+"""What a task of a launched canvas can do beyond running: gates and cost.
 
-``gate`` and ``budget_gate`` are shared tasks (every Celery app has them once
-:func:`~dagstream_app.celery.install` ran). A gate waits for its decision in its
-worker slot for ``gate_hold`` seconds at most, then retries itself after
-``gate_poll`` seconds, so a gate nobody decides for an hour holds no worker for
-an hour, and a worker restarted meanwhile loses nothing (the gate is
-``acks_late``; the decision is stored with the DAG).
+``gate`` is a shared task (every Celery app has it once
+:func:`~dagstream_app.celery.install` ran). A gate with no decision yet opens
+(once), hands its message to the database and ends, so a gate nobody decides for
+an hour holds no worker; once it is decided a worker sends the message again and
+the gate returns the decision (see :mod:`.holding`). A budget gate is not a task:
+:func:`report_cost` opens it and a worker carries out its decision.
 """
 
 from __future__ import annotations
 
-import contextlib
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery import shared_task
 from celery._state import get_current_task
 from celery.exceptions import Ignore
 
-from dagstream_app.celery.canvas import BUDGET_GATE_TASK, GATE_TASK
-from dagstream_app.celery.options import options
+from dagstream_app.celery.canvas import GATE_TASK
 from dagstream_app.celery.signals import Active, current
-from dagstream_app.celery.stamps import budget_step, inherited_stamps
+from dagstream_app.celery.stamps import budget_step
 
 if TYPE_CHECKING:
     from dagstream_app.engine import Decision, GateDecision
@@ -42,27 +41,38 @@ def _active(what: str) -> Active:
 
 
 def _wait_for_decision(
-    task: Any,
     presentation: dict[str, Any],
     *,
     timeout: float | None = None,
     default: Decision | None = None,
 ) -> GateDecision:
-    """Open this task's gate (once) and return its decision, or retry to look again later."""
+    """This task's gate's decision; else open the gate (once), hold the task and end it."""
+    from django.utils import timezone
+
     from dagstream_app import state
-    from dagstream_app.engine import deltas
+    from dagstream_app.celery import holding
+    from dagstream_app.engine import GateDecision
+    from dagstream_app.models import Gate
+    from dagstream_app.services import Delta
 
     active = _active("A gate")
     run = active.run
-    if active.quiet or run.writer.engine is None:
+    stream = run.writer.stream
+    if active.quiet or stream is None:
         raise Ignore()  # the run has ended (or this node already finished): nothing to ask
-    if state.gate(run.dag_id, active.node) is None:
-        run.write([deltas.node_state(active.node, "waiting")])
-    hold = options.gate_hold
-    decision = run.writer.gate(active.node, presentation, hold, timeout=timeout, default=default)
-    if decision is None:
-        raise task.retry(countdown=options.gate_poll)
-    return decision
+    found = state.gate(run.dag_id, active.node)
+    if found is not None and found.status == Gate.Status.CLOSED:
+        active.quiet = True
+        raise Ignore()  # its run ended undecided
+    if found is not None and found.status != Gate.Status.PENDING:
+        return GateDecision.from_gate(found)
+    if found is None:
+        due = None if timeout is None else timezone.now() + timedelta(seconds=timeout)
+        args = {"node_id": active.node, "presentation": presentation}
+        stream.submit(Delta("open_gate", {**args, "timeout_at": due, "default": default}))
+    active.quiet = True  # still waiting: the task sent again once it is decided reports
+    holding.hold(get_current_task(), active, "gate")
+    raise Ignore()
 
 
 @shared_task(
@@ -87,43 +97,15 @@ def gate(
     With ``timeout`` seconds, ``default`` is decided if nobody decides in time.
     """
     shown = {"title": title, "body": body, **presentation}
-    if timeout is None:
-        decision = _wait_for_decision(self, shown)
-    else:
-        decision = _wait_for_decision(self, shown, timeout=timeout, default=default)
+    if (timeout is None) != (default is None):
+        raise ValueError("timeout and default go together.")
+    decision = _wait_for_decision(shown, timeout=timeout, default=default)
     if decision.decision == "reject":
         raise GateRejected(decision.rejection())
     result: dict[str, Any] = {**decision.as_output()}
     if previous:
         result["input"] = previous[0]
     return result
-
-
-@shared_task(
-    name=BUDGET_GATE_TASK, bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True
-)
-def budget_gate(self: Any, presentation: dict[str, Any]) -> dict[str, Any]:
-    """The "Budget reached: continue?" gate :func:`report_cost` opens (never put it yourself).
-
-    Approve raises the budget by the run's step (modify with a number: by that) and
-    resumes the run; reject cancels the run.
-    """
-    from dagstream_app.runner.budget import BudgetPolicy
-    from dagstream_app.services import Conflict
-
-    decision = _wait_for_decision(self, presentation)
-    run = _active("A budget gate").run
-    if decision.decision == "reject":
-        run.cancel()
-        return {"decision": "reject", "decided_by": decision.decided_by}
-    policy = BudgetPolicy(presentation["budget"], presentation["step"], presentation["spent"])
-    budget = policy.raise_for(decision)
-    stream = run.writer.stream
-    assert stream is not None
-    stream.cost(budget=budget)
-    with contextlib.suppress(Conflict):  # a person resumed (or ended) the run meanwhile
-        stream.set_state("running")
-    return {"decision": decision.decision, "decided_by": decision.decided_by, "budget": budget}
 
 
 def report_cost(amount: float) -> float | None:
@@ -155,15 +137,20 @@ def report_cost(amount: float) -> float | None:
 
 
 def _open_budget_gate(active: Active, budget: float, spent: float) -> None:
-    """Pause the run and send a budget gate for it (unless another process just did)."""
+    """Pause the run and open a budget gate after this task (unless another process just did).
+
+    The gate is a node of its own, no task: a worker carries out its decision
+    (:mod:`.holding`), so it waits without a slot and needs none to go on.
+    """
+    from dagstream_app import services
+    from dagstream_app.celery import holding
     from dagstream_app.runner.budget import BudgetPolicy
-    from dagstream_app.services import Conflict
 
     run = active.run
     assert run.writer.stream is not None
     try:
         run.writer.stream.set_state("paused")
-    except Conflict:
+    except services.Conflict:
         return  # already paused: by a person, or by the task that crossed the budget first
     run.set_status("paused")
     task = get_current_task()
@@ -171,8 +158,7 @@ def _open_budget_gate(active: Active, budget: float, spent: float) -> None:
     run.refresh()
     policy = BudgetPolicy(budget, budget_step(request_stamps) or budget, spent)
     question = policy.next_gate(set(run.labels))
-    sig = budget_gate.si(presentation=question.presentation)
-    sig.freeze()
-    run.runtime_ids[sig.id] = question.id
-    run.add_runtime(sig, [], None, inherited_stamps(request_stamps))
-    sig.apply_async()
+    assert isinstance(question.presentation, dict)
+    run.add_node(question.id, question.label or question.id, after=active.node)
+    holding.hold_budget_gate(run.dag_id, question.id)
+    services.open_gate(run.dag_id, question.id, question.presentation)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dagstream_app.dagviews import Working
+from dagstream_app.dagviews import EngineHealth, Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import STATUS_ICONS, Part, Perms
-from dagstream_app.render.regions import controls_html, status_html
+from dagstream_app.render.regions import controls_html, engine_html, status_html
 from dagstream_app.vocabulary import TERMINAL_STATUSES, EventPayload, ExecutionStatus
 
 
@@ -25,11 +25,15 @@ def describe(event: EventData, name: Namer) -> Wording:
 
 
 def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:
-    """The status badge and the controls."""
-    return [
+    """The status badge and the controls; on resume, the engine's line too (a pause's
+    "tasks still finishing" ends with it: the next look at the engine re-reads the rest)."""
+    parts: list[Part] = [
         (None, status_html(work.status, work.created_at, work.finished_at, oob=True)),
         (None, controls_html(dag_id, work.status, perms[1], oob=True)),
     ]
+    if work.status == "running":
+        parts.append((None, engine_html(dag_id, EngineHealth(work.status, None, False), oob=True)))
+    return parts
 
 
 KIND = EventKind(

@@ -7,7 +7,7 @@ from typing import Literal
 from dagstream_app.dagviews import Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import Part, Perms
-from dagstream_app.render.regions import gate_html
+from dagstream_app.render.regions import run_gate_html
 from dagstream_app.vocabulary import EventPayload, NodeId
 
 # How the run ended: the terminal execution_state that follows the gate_closed events.
@@ -37,7 +37,7 @@ def describe(event: EventData, name: Namer) -> Wording:
 
 def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:
     """The gate's card, replaced by the closed one (no decision buttons)."""
-    return [(None, gate_html(dag_id, work.gates[event["node_id"]], perms[0], oob=True))]
+    return [(None, run_gate_html(dag_id, work, event["node_id"], perms[0], oob=True))]
 
 
 KIND = EventKind(

@@ -7,7 +7,7 @@ from typing import Any
 from dagstream_app.dagviews import GateView, Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import Part, Perms
-from dagstream_app.render.regions import gate_html
+from dagstream_app.render.regions import run_gate_html
 from dagstream_app.vocabulary import EventPayload, NodeId
 
 
@@ -40,7 +40,7 @@ def describe(event: EventData, name: Namer) -> Wording:
 
 def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:
     """The gate's card, added to the list."""
-    card = gate_html(dag_id, work.gates[event["node_id"]], perms[0])
+    card = run_gate_html(dag_id, work, event["node_id"], perms[0])
     return [(None, f'<div hx-swap-oob="beforeend:#gate-list">{card}</div>')]
 
 

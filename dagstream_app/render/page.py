@@ -42,6 +42,7 @@ def regions(
     with ``gantt`` (:func:`dagstream_app.state.gantt`) the Gantt view is a region too.
     """
     dag_id = snap.dag_id
+    labels = {n.id: n.label for n in snap.nodes}
     if health is None:
         health = EngineHealth(snap.status, snap.engine_seen_at, snap.engine_stale)
     return {
@@ -53,7 +54,9 @@ def regions(
         "controls": controls_html(
             dag_id, snap.status, perms[1], oob=oob, engine_stale=health.stale
         ),
-        "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly),
+        "gates": gates_html(
+            dag_id, snap.gates, perms[0], oob=oob, readonly=readonly, labels=labels
+        ),
         "results": results_html(snap.status, snap.results, oob=oob),
         "timeline": timeline_html(events, oob=oob, labels={n.id: n.label for n in snap.nodes}),
         **({"gantt": gantt_html(gantt, oob=oob, now=now)} if gantt is not None else {}),

@@ -8,7 +8,7 @@ live message. Also the node panel and the run list's rows.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.template.loader import render_to_string
@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from dagstream_app.conf import config
-from dagstream_app.dagviews import EngineHealth, GateView, NodeCounts, NodeView
+from dagstream_app.dagviews import EngineHealth, GateView, NodeCounts, NodeView, Working
 from dagstream_app.markup import markdown_html
 from dagstream_app.money import budget_use, format_money
 from dagstream_app.render.format import (
@@ -148,7 +148,9 @@ def gate_context(
     tone: str = "error",
     draft: str = "",
     readonly: bool = False,
+    label: str = "",
 ) -> dict[str, Any]:
+    """What a gate card shows; ``label``: its node's (people's name for it), else its id."""
     presentation = gate.presentation
     title = presentation.get("title")
     body = presentation.get("body")
@@ -156,6 +158,7 @@ def gate_context(
     return {
         "dom_id": dom_id("gate", node_id),
         "node_id": node_id,
+        "label": label or node_id,
         "title": title if isinstance(title, str) and title else f"Decision needed at {node_id}",
         # A text body is Markdown (escaped, see markup); any other body is data.
         "body": markdown_html(body) if isinstance(body, str) else "",
@@ -189,12 +192,27 @@ def gate_html(
     tone: str = "error",
     draft: str = "",
     readonly: bool = False,
+    label: str = "",
 ) -> SafeString:
     """One gate card; ``oob`` makes it replace the card already on the page."""
     context = gate_context(
-        dag_id, gate, can_decide, message=message, tone=tone, draft=draft, readonly=readonly
+        dag_id,
+        gate,
+        can_decide,
+        message=message,
+        tone=tone,
+        draft=draft,
+        readonly=readonly,
+        label=label,
     )
     return fragment("gate.html", {"g": context, "oob": oob})
+
+
+def run_gate_html(
+    dag_id: str, work: Working, node_id: str, can_decide: bool, *, oob: bool = False
+) -> SafeString:
+    """The card of the gate at ``node_id`` as a run's replayed state has it (live fragments)."""
+    return gate_html(dag_id, work.gates[node_id], can_decide, oob=oob, label=work.label(node_id))
 
 
 def gates_html(
@@ -204,8 +222,14 @@ def gates_html(
     *,
     oob: bool = False,
     readonly: bool = False,
+    labels: Mapping[str, str] | None = None,
 ) -> SafeString:
-    cards = [gate_html(dag_id, g, can_decide, readonly=readonly) for g in gates]
+    """Every gate card of a run; ``labels``: node labels by node id."""
+    named = labels or {}
+    cards = [
+        gate_html(dag_id, g, can_decide, readonly=readonly, label=named.get(g.node_id, ""))
+        for g in gates
+    ]
     return fragment("gates.html", {"cards": cards, "oob": oob})
 
 

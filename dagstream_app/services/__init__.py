@@ -16,7 +16,8 @@ of its own in this package, and only this package calls them:
 - :mod:`.reporting`: :func:`create_dag`, :func:`open_gate`, :func:`heartbeat`;
 - :mod:`.actors` and :mod:`.decisions`: people's actions (decide a gate, pause,
   resume, cancel, force-end), authorized, idempotent by command id, first wins;
-- :mod:`.deletion`: deleting a finished run.
+- :mod:`.deletion`: deleting a finished run;
+- :mod:`.holding`: tasks an engine hands back while its run waits for a person.
 
 Graph checks are :mod:`dagstream_app.graph`'s (the reference runner shares
 them) and publishing is :mod:`dagstream_app.broadcast`'s.
@@ -46,6 +47,7 @@ from dagstream_app.services.decisions import (
 )
 from dagstream_app.services.deletion import delete_dag
 from dagstream_app.services.engine_deltas import DeltaResult, Flushed, apply
+from dagstream_app.services.holding import expired_held_gates, hold_task, release_held
 from dagstream_app.services.reporting import create_dag, heartbeat, open_gate
 from dagstream_app.services.reports import DirectReports, Reports, RunReports, reports
 from dagstream_app.services.validation import Delta, DeltaKind
@@ -74,8 +76,11 @@ __all__ = [
     "create_dag",
     "decide_gate",
     "delete_dag",
+    "expired_held_gates",
     "force_cancel",
     "heartbeat",
+    "hold_task",
     "open_gate",
+    "release_held",
     "reports",
 ]
