@@ -43,14 +43,19 @@ def hold_task(dag_id: str, key: str, node_id: str, reason: str, message: str = "
 
 
 def _ready() -> Q:
-    """Held tasks whose wait is over: a paused run runs (or ends), a gate is decided or
-    closed, a run is being cancelled."""
-    pending_gate = Gate.objects.filter(
-        dag=OuterRef("dag"), node_id=OuterRef("node_id"), status=Gate.Status.PENDING
+    """Held tasks whose wait is over: their run ended or is being cancelled, a paused run
+    runs again, or the gate they wait for exists and is decided (or closed).
+
+    A gate's task is held before its gate is written (so that no decision is ever
+    lost): until the gate exists, it is not ready.
+    """
+    settled_gate = Gate.objects.filter(dag=OuterRef("dag"), node_id=OuterRef("node_id")).exclude(
+        status=Gate.Status.PENDING
     )
-    return (Q(reason=HeldTask.Reason.PAUSED) & ~Q(dag__status=Dag.Status.PAUSED)) | (
-        ~Q(reason=HeldTask.Reason.PAUSED)
-        & (~Exists(pending_gate) | Q(dag__status=Dag.Status.CANCELLING))
+    return (
+        Q(dag__status__in=(*TERMINAL_STATUSES, Dag.Status.CANCELLING))
+        | (Q(reason=HeldTask.Reason.PAUSED) & ~Q(dag__status=Dag.Status.PAUSED))
+        | (~Q(reason=HeldTask.Reason.PAUSED) & Exists(settled_gate))
     )
 
 
