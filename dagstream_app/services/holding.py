@@ -55,7 +55,7 @@ def _ready() -> Q:
     return (
         Q(dag__status__in=(*TERMINAL_STATUSES, Dag.Status.CANCELLING))
         | (Q(reason=HeldTask.Reason.PAUSED) & ~Q(dag__status=Dag.Status.PAUSED))
-        | (~Q(reason=HeldTask.Reason.PAUSED) & Exists(settled_gate))
+        | (~Q(reason=HeldTask.Reason.PAUSED) & Q(Exists(settled_gate)))
     )
 
 
