@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
 from dagstream_app.dagviews import Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import Part, Perms
@@ -12,10 +15,10 @@ from dagstream_app.vocabulary import EventPayload, NodeId
 
 # How the run ended: the terminal execution_state that follows the gate_closed events.
 RunEnd = Literal["completed", "failed", "cancelled"]
-ENDED_AS: dict[str, str] = {
-    "completed": "the run completed",
-    "failed": "the run failed",
-    "cancelled": "the run was cancelled",
+ENDED_AS: dict[str, str] = {  # translated where shown
+    "completed": gettext_noop("the run completed"),
+    "failed": gettext_noop("the run failed"),
+    "cancelled": gettext_noop("the run was cancelled"),
 }
 
 
@@ -29,9 +32,14 @@ def reduce(work: Working, event: EventData) -> None:
 
 
 def describe(event: EventData, name: Namer) -> Wording:
-    reason = ENDED_AS.get(event["reason"], f"the run ended ({event['reason']})")
+    ended = event["reason"]
+    known = ENDED_AS.get(ended)
+    reason = _(known) if known else _("the run ended (%(reason)s)") % {"reason": ended}
     return Wording(
-        icon="gate", tone="cancelled", subject=name(event["node_id"]), text=f"closed: {reason}"
+        icon="gate",
+        tone="cancelled",
+        subject=name(event["node_id"]),
+        text=_("closed: %(reason)s") % {"reason": reason},
     )
 
 
