@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -111,8 +112,11 @@ def stream_query() -> str:
     return f"?lang={quote(found['lang'])}" if found else ""
 
 
-def language_of(requested: str | None) -> str:
-    """The language a stream renders in: the one its page asked for if the site has it."""
+def language_of(scope: Mapping[str, Any]) -> str:
+    """The language a stream renders in: the one its page asked for (``?lang=``, see
+    :func:`stream_query`) if the site has it, else ``LANGUAGE_CODE``."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    requested = query.get("lang", [""])[0][:20]
     if requested:
         try:
             return translation.get_supported_language_variant(requested)

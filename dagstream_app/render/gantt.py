@@ -31,12 +31,18 @@ GANTT_MIN_W = 2  # the narrowest bar, wait or pause drawn
 
 def legend_html() -> str:
     """The Gantt view's legend, in the active language."""
+    # Each word is its own call (outside f-strings): makemessages finds only those.
     return (
-        f'<p class="gantt-legend muted"><span class="gl gl-bar"></span>{_("running to its end")}'
-        f'<span class="gl gl-wait"></span>{_("waiting at a gate")}'
-        f'<span class="gl gl-waited"></span>{_("waited, then decided")}'
-        f'<span class="gl gl-gate"></span>{_("decision")}'
-        f'<span class="gl gl-pause"></span>{_("paused")}'
+        '<p class="gantt-legend muted"><span class="gl gl-bar"></span>'
+        + escape(_("running to its end"))
+        + '<span class="gl gl-wait"></span>'
+        + escape(_("waiting at a gate"))
+        + '<span class="gl gl-waited"></span>'
+        + escape(_("waited, then decided"))
+        + '<span class="gl gl-gate"></span>'
+        + escape(_("decision"))
+        + '<span class="gl gl-pause"></span>'
+        + escape(_("paused"))
     )
 
 
@@ -52,10 +58,11 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
         f'<section id="gantt-card" class="card gantt-card"{oob_attr(oob)}'
         ' aria-labelledby="gantt-title">'
         '<h2 id="gantt-title" class="card-title"><svg class="icon" aria-hidden="true">'
-        f'<use href="#ds-i-clock"/></svg>{_("Where the time went")}</h2>'
+        '<use href="#ds-i-clock"/></svg>' + escape(_("Where the time went")) + "</h2>"
     )
     if view is None or not view.bars:
-        return mark_safe(head + f'<p class="empty">{_("No node has run yet.")}</p></section>')
+        empty = escape(_("No node has run yet."))
+        return mark_safe(head + f'<p class="empty">{empty}</p></section>')
     t0 = parse_ts(view.start)
     t1 = parse_ts(view.end) or parse_ts(now) or timezone.now()
     assert t0 is not None
@@ -142,12 +149,12 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
             )
         if bar.gate_decided:
             cy = y + GANTT_ROW_H // 2
-            gate_said = status_word(str(bar.gate_status))
+            gate_said = _("Gate %(status)s") % {"status": status_word(str(bar.gate_status))}
             out.append(
                 f'<path class="gantt-gate gate-{bar.gate_status}"'
                 f' d="M0 -6L6 0L0 6L-6 0Z" transform="translate({x(bar.gate_decided)} {cy})"'
                 f"{timed(bar.gate_decided, bar.gate_decided)}>"
-                f"<title>{escape(_('Gate %(status)s') % {'status': gate_said})}</title></path>"
+                f"<title>{escape(gate_said)}</title></path>"
             )
         out.append("</g>")
     out.append("</svg></div>")

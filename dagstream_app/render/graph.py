@@ -151,6 +151,32 @@ def _status_text(node: NodeView) -> str:
     return status_label(node.status)
 
 
+def _zoom_bar() -> str:
+    """The zoom buttons under the graph (words outside f-strings: makemessages finds them)."""
+    said = [
+        escape(word)
+        for word in (
+            _("Zoom"),
+            _("Zoom out"),
+            _("Zoom out (-)"),
+            _("Zoom in"),
+            _("Zoom in (+)"),
+            _("Fit the whole graph in the card (0)"),
+            _("Fit"),
+        )
+    ]
+    return (
+        f'<div class="graph-bar"><div class="graph-tools" role="toolbar" aria-label="{said[0]}">'
+        '<button type="button" class="btn btn--icon btn--sm" data-zoom="out"'
+        f' aria-label="{said[1]}" title="{said[2]}">\u2212</button>'
+        '<output class="graph-zoom" aria-live="polite">100%</output>'
+        '<button type="button" class="btn btn--icon btn--sm" data-zoom="in"'
+        f' aria-label="{said[3]}" title="{said[4]}">+</button>'
+        '<button type="button" class="btn btn--sm" data-zoom="fit"'
+        f' title="{said[5]}">{said[6]}</button></div></div></div>'
+    )
+
+
 def node_slot_html(dag_id: str, node: NodeView, seq: int) -> str:
     """One node's ``<g>`` swapped into its stable slot (as ``<svg>``: a message is HTML)."""
     return (
@@ -210,17 +236,6 @@ def graph_html(
         )
     out.append("</g></svg></div>")
     if not ids:
-        out.append(f'<p class="empty">{escape(_("This run has no nodes yet."))}</p>')
-    out.append(
-        '<div class="graph-bar"><div class="graph-tools" role="toolbar"'
-        f' aria-label="{escape(_("Zoom"))}">'
-        '<button type="button" class="btn btn--icon btn--sm" data-zoom="out"'
-        f' aria-label="{escape(_("Zoom out"))}" title="{escape(_("Zoom out (-)"))}">\u2212</button>'
-        '<output class="graph-zoom" aria-live="polite">100%</output>'
-        '<button type="button" class="btn btn--icon btn--sm" data-zoom="in"'
-        f' aria-label="{escape(_("Zoom in"))}" title="{escape(_("Zoom in (+)"))}">+</button>'
-        '<button type="button" class="btn btn--sm" data-zoom="fit"'
-        f' title="{escape(_("Fit the whole graph in the card (0)"))}">{escape(_("Fit"))}'
-        "</button></div></div></div>"
-    )
+        out.append('<p class="empty">' + escape(_("This run has no nodes yet.")) + "</p>")
+    out.append(_zoom_bar())
     return mark_safe("".join(out))
