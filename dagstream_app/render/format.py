@@ -103,7 +103,7 @@ def stream_language() -> dict[str, str]:
     """The query a page's live stream needs to render in the page's language
     (nothing when that is ``LANGUAGE_CODE``, which a stream renders in by default)."""
     language = translation.get_language()
-    return {"lang": language} if language and language != settings.LANGUAGE_CODE else {}
+    return {"lang": language} if language and language != _default_language() else {}
 
 
 def stream_query() -> str:
@@ -122,7 +122,15 @@ def language_of(scope: Mapping[str, Any]) -> str:
             return translation.get_supported_language_variant(requested)
         except LookupError:
             pass
-    return str(settings.LANGUAGE_CODE)
+    return _default_language()
+
+
+def _default_language() -> str:
+    """``LANGUAGE_CODE`` as the site supports it (``en-us`` may be served as ``en``)."""
+    try:
+        return translation.get_supported_language_variant(settings.LANGUAGE_CODE)
+    except LookupError:
+        return str(settings.LANGUAGE_CODE)
 
 
 def span_seconds(start: str | None, end: str | None, now: str | None = None) -> float | None:
