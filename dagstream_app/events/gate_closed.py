@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 
 from dagstream_app.dagviews import Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
@@ -15,11 +14,17 @@ from dagstream_app.vocabulary import EventPayload, NodeId
 
 # How the run ended: the terminal execution_state that follows the gate_closed events.
 RunEnd = Literal["completed", "failed", "cancelled"]
-ENDED_AS: dict[str, str] = {  # translated where shown
-    "completed": gettext_noop("the run completed"),
-    "failed": gettext_noop("the run failed"),
-    "cancelled": gettext_noop("the run was cancelled"),
-}
+
+
+def ended_as(reason: str) -> str:
+    """How the run ended, in words (translated when called: this module is imported
+    where settings may not be configured yet, a Celery worker's start)."""
+    said = {
+        "completed": _("the run completed"),
+        "failed": _("the run failed"),
+        "cancelled": _("the run was cancelled"),
+    }
+    return said.get(reason) or _("the run ended (%(reason)s)") % {"reason": reason}
 
 
 class GateClosed(EventPayload, tag="gate_closed"):
@@ -32,9 +37,7 @@ def reduce(work: Working, event: EventData) -> None:
 
 
 def describe(event: EventData, name: Namer) -> Wording:
-    ended = event["reason"]
-    known = ENDED_AS.get(ended)
-    reason = _(known) if known else _("the run ended (%(reason)s)") % {"reason": ended}
+    reason = ended_as(str(event["reason"]))
     return Wording(
         icon="gate",
         tone="cancelled",
