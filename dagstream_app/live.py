@@ -18,6 +18,9 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Generic, TypeVar
 
+from django.conf import settings
+from django.utils import translation
+
 from dagstream_app import events, protocol, state
 from dagstream_app.dagviews import DagSnapshot, Working
 from dagstream_app.render.format import TIMELINE_LENGTH, Part, Perms
@@ -26,9 +29,10 @@ from dagstream_app.render.page import regions
 from dagstream_app.render.regions import list_notice_html, progress_html, row_html, seq_marker
 from dagstream_app.render.timeline import timeline_entry_html
 
-# (dag_id, seq, frame, perms): the frame (with its timestamp) tells apart a DAG
-# deleted and created again under the same id, whose seqs start over.
-CacheKey = tuple[str, int, str, Perms]
+# (dag_id, seq, frame, perms, language): the frame (with its timestamp) tells apart
+# a DAG deleted and created again under the same id, whose seqs start over; each
+# language its page was rendered in (render.stream_query) is rendered once.
+CacheKey = tuple[str, int, str, Perms, str]
 Parts = tuple[Part, ...]
 V = TypeVar("V")
 K = TypeVar("K")
@@ -67,19 +71,22 @@ class FragmentCache(Generic[V, K]):
 cache: FragmentCache[Parts, CacheKey] = FragmentCache()
 # The regions drawn once per message (the progress line, the Gantt view), as of
 # the message's last event: every viewer's message for those events ends with them.
-MessageKey = tuple[str, int, str, str]
+MessageKey = tuple[str, int, str, str, str]
 message_cache: FragmentCache[Part, MessageKey] = FragmentCache(2_000)
 
 
-def cached_events_html(dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms) -> str | None:
+def cached_events_html(
+    dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms, language: str | None = None
+) -> str | None:
     """The message for ``frames`` if every fragment is cached (no database), else None."""
     parts: list[Part] = []
+    lang = language or settings.LANGUAGE_CODE
     for seq, frame in frames:
-        cached = cache.get((dag_id, seq, frame, perms))
+        cached = cache.get((dag_id, seq, frame, perms, lang))
         if cached is None:
             return None
         parts.extend(cached)
-    for region in _message_keys(dag_id, frames):
+    for region in _message_keys(dag_id, frames, lang):
         found = message_cache.get(region)
         if found is None:
             return None
@@ -87,11 +94,20 @@ def cached_events_html(dag_id: str, frames: Sequence[tuple[int, str]], perms: Pe
     return conflate(parts) + seq_marker(frames[-1][0])
 
 
-def events_html(dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms) -> str:
-    """One message for ``frames``: their fragments in order (conflated), then the seq marker."""
+def events_html(
+    dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms, language: str | None = None
+) -> str:
+    """One message for ``frames`` (in ``language``, default ``LANGUAGE_CODE``): their
+    fragments in order (conflated), then the seq marker."""
+    lang = language or settings.LANGUAGE_CODE
+    with translation.override(lang):
+        return _events_html(dag_id, frames, perms, lang)
+
+
+def _events_html(dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms, lang: str) -> str:
     parts: list[Part] = []
     for seq, frame in frames:
-        key = (dag_id, seq, frame, perms)
+        key = (dag_id, seq, frame, perms, lang)
         cached = cache.get(key)
         if cached is None:
             event = json.loads(frame)
@@ -99,7 +115,7 @@ def events_html(dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms) ->
             cached = tuple(event_parts(dag_id, seq, event, work, perms))
             cache.put(key, cached)
         parts.extend(cached)
-    for region in _message_keys(dag_id, frames):
+    for region in _message_keys(dag_id, frames, lang):
         found = message_cache.get(region)
         if found is None:
             found = _message_part(dag_id, region[3])
@@ -144,7 +160,7 @@ def conflate(parts: Sequence[Part]) -> str:
     )
 
 
-def _message_keys(dag_id: str, frames: Sequence[tuple[int, str]]) -> list[MessageKey]:
+def _message_keys(dag_id: str, frames: Sequence[tuple[int, str]], lang: str) -> list[MessageKey]:
     """The once-per-message regions ``frames`` change, keyed as of the last of them."""
     redrawn: set[str] = set()
     for kind_name in {protocol.frame_type(frame) for _, frame in frames}:
@@ -152,7 +168,7 @@ def _message_keys(dag_id: str, frames: Sequence[tuple[int, str]]) -> list[Messag
         if kind is not None:
             redrawn |= kind.redraws
     seq, last = frames[-1]
-    return [(dag_id, seq, last, region) for region in REDRAWN if region in redrawn]
+    return [(dag_id, seq, last, region, lang) for region in REDRAWN if region in redrawn]
 
 
 def _message_part(dag_id: str, region: str) -> Part:
@@ -164,8 +180,13 @@ def _message_part(dag_id: str, region: str) -> Part:
     return ("progress", progress_html(state.node_counts(dag_id), status, oob=True))
 
 
-def snapshot_message(snap: DagSnapshot, perms: Perms) -> str:
+def snapshot_message(snap: DagSnapshot, perms: Perms, language: str | None = None) -> str:
     """Every region re-rendered out of band (a resume that could not replay)."""
+    with translation.override(language or settings.LANGUAGE_CODE):
+        return _snapshot_message(snap, perms)
+
+
+def _snapshot_message(snap: DagSnapshot, perms: Perms) -> str:
     recent = state.recent_events(snap.dag_id, TIMELINE_LENGTH, snap.last_seq)
     health = state.engine_health(snap.dag_id)
     gantt = state.gantt(snap.dag_id)
@@ -173,8 +194,13 @@ def snapshot_message(snap: DagSnapshot, perms: Perms) -> str:
     return "".join(parts.values()) + seq_marker(snap.last_seq)
 
 
-def index_message(pending: Mapping[str, int], new_runs: int) -> str:
+def index_message(pending: Mapping[str, int], new_runs: int, language: str | None = None) -> str:
     """Rows of the changed DAGs on a list page (out of band), and the new-runs notice."""
+    with translation.override(language or settings.LANGUAGE_CODE):
+        return _index_message(pending, new_runs)
+
+
+def _index_message(pending: Mapping[str, int], new_runs: int) -> str:
     # One query per throttle window per list page; rows are not cached, since
     # the list's messages carry no event to tell a re-created DAG apart.
     parts = [row_html(row, oob=True) for row in state.run_rows(list(pending))]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from dagstream_app.protocol import (
     DAG_ID_PATTERN,
@@ -15,21 +16,22 @@ from dagstream_app.protocol import (
     TERMINAL_STATUSES,
     Decision,
 )
+from dagstream_app.vocabulary import STATUS_LABELS
 
 dag_id_validator = RegexValidator(
     DAG_ID_PATTERN,
-    "A DAG id is 1-100 characters of letters, digits, '_', '.' or '-', and not '.' or '..'.",
+    _("A DAG id is 1-100 characters of letters, digits, '_', '.' or '-', and not '.' or '..'."),
 )
 
 
 class Dag(models.Model):
     class Status(models.TextChoices):
-        RUNNING = "running"
-        PAUSED = "paused"
-        CANCELLING = "cancelling"
-        CANCELLED = "cancelled"
-        COMPLETED = "completed"
-        FAILED = "failed"
+        RUNNING = "running", STATUS_LABELS["running"]
+        PAUSED = "paused", STATUS_LABELS["paused"]
+        CANCELLING = "cancelling", STATUS_LABELS["cancelling"]
+        CANCELLED = "cancelled", STATUS_LABELS["cancelled"]
+        COMPLETED = "completed", STATUS_LABELS["completed"]
+        FAILED = "failed", STATUS_LABELS["failed"]
 
     dag_id = models.CharField(primary_key=True, max_length=100, validators=[dag_id_validator])
     name = models.CharField(max_length=200, blank=True, db_index=True)
@@ -51,12 +53,12 @@ class Dag(models.Model):
     engine_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "DAG"
-        verbose_name_plural = "DAGs"
+        verbose_name = _("DAG")
+        verbose_name_plural = _("DAGs")
         ordering = ["-created_at"]
         permissions = [
-            ("decide_gate", "Can decide human gates"),
-            ("control_dag", "Can pause, resume and cancel DAG executions"),
+            ("decide_gate", _("Can decide human gates")),
+            ("control_dag", _("Can pause, resume and cancel DAG executions")),
         ]
 
     def __str__(self) -> str:
@@ -73,13 +75,13 @@ class Dag(models.Model):
 
 class Node(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        WAITING = "waiting"
-        COMPLETED = "completed"
-        FAILED = "failed"
-        SKIPPED = "skipped"
-        CANCELLED = "cancelled"
+        PENDING = "pending", STATUS_LABELS["pending"]
+        RUNNING = "running", STATUS_LABELS["running"]
+        WAITING = "waiting", STATUS_LABELS["waiting"]
+        COMPLETED = "completed", STATUS_LABELS["completed"]
+        FAILED = "failed", STATUS_LABELS["failed"]
+        SKIPPED = "skipped", STATUS_LABELS["skipped"]
+        CANCELLED = "cancelled", STATUS_LABELS["cancelled"]
 
     dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="nodes")
     node_id = models.CharField(max_length=200)
@@ -118,11 +120,11 @@ class Edge(models.Model):
 
 class Gate(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending"
-        APPROVED = "approved"
-        REJECTED = "rejected"
-        MODIFIED = "modified"
-        CLOSED = "closed"  # its run ended before anyone decided
+        PENDING = "pending", STATUS_LABELS["pending"]
+        APPROVED = "approved", STATUS_LABELS["approved"]
+        REJECTED = "rejected", STATUS_LABELS["rejected"]
+        MODIFIED = "modified", STATUS_LABELS["modified"]
+        CLOSED = "closed", STATUS_LABELS["closed"]  # its run ended before anyone decided
 
     dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="gates")
     node_id = models.CharField(max_length=200)
@@ -205,7 +207,7 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "API token"
+        verbose_name = _("API token")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -263,7 +265,7 @@ class Ticket(models.Model):
     issuer_session = models.CharField(max_length=40, blank=True, editable=False)
 
     class Meta:
-        verbose_name = "WebSocket ticket"
+        verbose_name = _("WebSocket ticket")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from django.utils import formats
+
 from dagstream_app.conf import config
 
 Level = Literal["none", "ok", "warn", "over"]
@@ -23,13 +25,15 @@ def shown(value: float) -> float:
 
 
 def format_money(value: float | None) -> str:
-    """``$1,234.50``, ``-$0.05``, and ``—`` for no amount."""
+    """``$1,234.50``, ``-$0.05``, and ``—`` for no amount; separators as the active
+    locale writes them (``$1 234,50`` in French)."""
     if value is None:
         return "—"
     decimals = int(config().money_decimals)
     number = shown(value)
     sign = "-" if number < 0 else ""  # after rounding: never "-$0.00"
-    return f"{sign}{config().currency}{abs(number):,.{decimals}f}"
+    digits = formats.number_format(abs(number), decimals, force_grouping=True)
+    return f"{sign}{config().currency}{digits}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from dagstream_app.conf import config
 from dagstream_app.errors import Forbidden, NotFound, Unauthenticated
 from dagstream_app.protocol import DAG_ID_RE
+from dagstream_app.vocabulary import verb
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -121,12 +123,14 @@ def authorize(user: Actor, action: Action, dag_id: str) -> Dag:
     from dagstream_app.models import Dag
 
     if user is None or not getattr(user, "is_authenticated", False):
-        raise Unauthenticated("Sign in first.")
+        raise Unauthenticated(_("Sign in first."))
     if not allowed(user, action):
-        raise Forbidden(f"You may not {action} DAGs.")
+        raise Forbidden(_("You may not %(action)s DAGs.") % {"action": verb(action)})
     dag = Dag.objects.filter(pk=dag_id).first() if DAG_ID_RE.match(dag_id) else None
     if dag is None:
-        raise NotFound(f"Unknown DAG {dag_id!r}.")
+        raise NotFound(_("Unknown DAG %(run)r.") % {"run": dag_id})
     if not allowed(user, action, dag):
-        raise Forbidden(f"You may not {action} DAG {dag_id!r}.")
+        raise Forbidden(
+            _("You may not %(action)s DAG %(run)r.") % {"action": verb(action), "run": dag_id}
+        )
     return dag

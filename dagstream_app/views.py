@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import escape
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from dagstream_app import render, services, state
@@ -27,6 +28,7 @@ from dagstream_app.errors import Conflict, DagstreamError, NotFound
 from dagstream_app.models import Dag
 from dagstream_app.permissions import allowed, authorize, dashboard_perms, visible
 from dagstream_app.protocol import format_ts
+from dagstream_app.vocabulary import verb
 
 PAGE_SIZE = 25
 View = Callable[..., HttpResponse]
@@ -80,7 +82,9 @@ def viewer_required(view: View) -> View:
             raise Http404("No node has a NUL character in its id.")
         if dag_id is None:
             if not allowed(request.user, "view"):
-                return _refuse(request, 403, "No access", "You don't have permission to view runs.")
+                return _refuse(
+                    request, 403, _("No access"), _("You don't have permission to view runs.")
+                )
             return view(request, **kwargs)
         try:
             dag = authorize(request.user, "view", dag_id)
@@ -88,7 +92,10 @@ def viewer_required(view: View) -> View:
             if isinstance(exc, NotFound):
                 raise Http404(exc.message) from None
             return _refuse(
-                request, exc.http_status, "No access", "You don't have permission to view this run."
+                request,
+                exc.http_status,
+                _("No access"),
+                _("You don't have permission to view this run."),
             )
         return view(request, dag, **kwargs)
 
@@ -124,7 +131,7 @@ def dag_list(request: HttpRequest) -> HttpResponse:
             "query_prefix": urlencode(params) + "&" if params else "",
             # WebSocket routes live at the root (the host's asgi.py), whatever
             # prefix the HTTP pages are mounted under.
-            "ws_url": "/ws/dags/?" + urlencode({"ids": ids}),
+            "ws_url": "/ws/dags/?" + urlencode({"ids": ids, **render.stream_language()}),
         },
     )
 
@@ -154,7 +161,7 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
                 health=health,
                 gantt=state.gantt(dag.dag_id),
             ),
-            "ws_url": f"/ws/dags/{dag.dag_id}/html/",
+            "ws_url": f"/ws/dags/{dag.dag_id}/html/{render.stream_query()}",
         },
     )
 
@@ -203,7 +210,14 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
     response = _page(
         request,
         "dag_replay.html",
-        {"dag": dag, "seq": seq, "last_seq": last, "at": past.at, "regions": regions},
+        {
+            "dag": dag,
+            "seq": seq,
+            "last_seq": last,
+            "at": past.at,
+            "at_html": render.moment_html(past.at) if past.at else "",
+            "regions": regions,
+        },
     )
     if request.headers.get("HX-Request"):
         # The address names the event this response shows (clamped, as shown),
@@ -239,8 +253,12 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
         status = exc.http_status
         message = exc.message
         if isinstance(exc, Conflict) and exc.decision:
-            who = exc.decision.get("decided_by") or "the system"
-            message = f"Someone else decided first: {exc.decision.get('decision')} by {who}."
+            who = exc.decision.get("decided_by") or _("the system")
+            winner = verb(str(exc.decision.get("decision")))
+            message = _("Someone else decided first: %(decision)s by %(who)s.") % {
+                "decision": winner,
+                "who": who,
+            }
             tone = "info"
     gate = state.gate_view(dag.dag_id, node_id)
     if gate is None:

@@ -3,7 +3,8 @@
 Every message module builds on these: :mod:`dagstream_app.protocol` (commands,
 replies, codecs), each event type's home in :mod:`dagstream_app.events`, and the
 views of a DAG's state in :mod:`dagstream_app.dagviews`. Nothing here imports
-another part of dagstream but :mod:`dagstream_app.errors`.
+another part of dagstream but :mod:`dagstream_app.errors`. The words people read
+for the statuses (:data:`STATUS_LABELS`, :data:`STATUS_WORDS`) are translatable.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from typing import Annotated, Literal, cast
 
 import msgspec
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from dagstream_app.errors import (
     CLOSE_FORBIDDEN,
@@ -46,6 +49,74 @@ DECISION_TO_GATE_STATUS: dict[str, GateStatus] = {
 GATE_STATUS_TO_DECISION: dict[str, Decision] = {
     status: cast(Decision, decision) for decision, status in DECISION_TO_GATE_STATUS.items()
 }
+
+# What people read for a status (node, run or gate): a badge, a filter, the legend.
+STATUS_LABELS = {
+    "pending": _("Pending"),
+    "running": _("Running"),
+    "waiting": _("Waiting"),
+    "completed": _("Completed"),
+    "failed": _("Failed"),
+    "skipped": _("Skipped"),
+    "cancelled": _("Cancelled"),
+    "paused": _("Paused"),
+    "cancelling": _("Cancelling"),
+    "approved": _("Approved"),
+    "rejected": _("Rejected"),
+    "modified": _("Modified"),
+    "closed": _("Closed"),
+}
+# The same in a sentence, after what changed ("extract completed", "Run paused").
+STATUS_WORDS = {
+    "pending": pgettext_lazy("status in a sentence", "pending"),
+    "running": pgettext_lazy("status in a sentence", "running"),
+    "waiting": pgettext_lazy("status in a sentence", "waiting"),
+    "completed": pgettext_lazy("status in a sentence", "completed"),
+    "failed": pgettext_lazy("status in a sentence", "failed"),
+    "skipped": pgettext_lazy("status in a sentence", "skipped"),
+    "cancelled": pgettext_lazy("status in a sentence", "cancelled"),
+    "paused": pgettext_lazy("status in a sentence", "paused"),
+    "cancelling": pgettext_lazy("status in a sentence", "cancelling"),
+    "approved": pgettext_lazy("status in a sentence", "approved"),
+    "rejected": pgettext_lazy("status in a sentence", "rejected"),
+    "modified": pgettext_lazy("status in a sentence", "modified"),
+    "closed": pgettext_lazy("status in a sentence", "closed"),
+}
+
+
+def status_label(status: str) -> str:
+    """A status as a badge says it (``Running``); an unknown one as it is."""
+    label = STATUS_LABELS.get(status)
+    return str(label) if label is not None else status.capitalize()
+
+
+def status_word(status: str) -> str:
+    """A status in a sentence (``completed``); an unknown one as it is."""
+    word = STATUS_WORDS.get(status)
+    return str(word) if word is not None else status
+
+
+# A decision or an action as a verb ("Someone else decided first: reject by ann",
+# "Cannot pause a DAG that is completed", "You may not control DAGs").
+VERBS = {
+    "approve": pgettext_lazy("verb", "approve"),
+    "reject": pgettext_lazy("verb", "reject"),
+    "modify": pgettext_lazy("verb", "modify"),
+    "pause": pgettext_lazy("verb", "pause"),
+    "resume": pgettext_lazy("verb", "resume"),
+    "cancel": pgettext_lazy("verb", "cancel"),
+    "view": pgettext_lazy("verb", "view"),
+    "decide": pgettext_lazy("verb", "decide"),
+    "control": pgettext_lazy("verb", "control"),
+    "delete": pgettext_lazy("verb", "delete"),
+}
+
+
+def verb(name: str) -> str:
+    """A decision or action as a verb in the active language; an unknown one as it is."""
+    word = VERBS.get(name)
+    return str(word) if word is not None else name
+
 
 NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Label = Annotated[str, msgspec.Meta(max_length=200)]

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
 
 from dagstream_app import tokens
 from dagstream_app.admin.base import NulSafeSearch
@@ -29,7 +30,7 @@ class ApiTokenAdmin(NulSafeSearch):
     fields = ("prefix_display", "name", "user", "created_at", "last_used_at")
     readonly_fields = fields
 
-    @admin.display(description="key", ordering="prefix")
+    @admin.display(description=gettext_lazy("key"), ordering="prefix")
     def prefix_display(self, token: ApiToken) -> str:
         return f"{token.prefix}…"
 

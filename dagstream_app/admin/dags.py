@@ -8,6 +8,8 @@ from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from dagstream_app import services, state
 from dagstream_app.admin.base import (
@@ -22,6 +24,7 @@ from dagstream_app.errors import DagstreamError, Forbidden
 from dagstream_app.models import Dag, Edge, Event, Gate, Node
 from dagstream_app.money import format_money
 from dagstream_app.permissions import allowed
+from dagstream_app.vocabulary import status_word
 
 __all__ = ["DagAdmin"]
 
@@ -87,7 +90,11 @@ class DagAdmin(DagstreamAdmin[Dag]):
         # A run's nodes, edges, gates and events go with it: only the run's own
         # permission counts. Runs that have not finished are listed as blocking.
         dags = list(objs)
-        unfinished = [f"{d} ({d.status}: cancel it first)" for d in dags if not d.is_terminal]
+        unfinished = [
+            _("%(run)s (%(status)s: cancel it first)") % {"run": d, "status": status_word(d.status)}
+            for d in dags
+            if not d.is_terminal
+        ]
         finished = [str(dag) for dag in dags if dag.is_terminal]
         return finished, {str(Dag._meta.verbose_name_plural): len(finished)}, set(), unfinished
 
@@ -117,7 +124,7 @@ class DagAdmin(DagstreamAdmin[Dag]):
         )
         return viewable(request, queryset, "pk")
 
-    @admin.display(description="progress")
+    @admin.display(description=gettext_lazy("progress"))
     def progress(self, dag: Dag) -> str:
         done = getattr(dag, "done_nodes", None)
         total = getattr(dag, "total_nodes", None)
@@ -126,39 +133,40 @@ class DagAdmin(DagstreamAdmin[Dag]):
             done = dag.nodes.filter(status__in=DONE_NODE_STATUSES).count()
         return f"{done} / {total}"
 
-    @admin.display(description="spent / budget")
+    @admin.display(description=gettext_lazy("spent / budget"))
     def spend(self, dag: Dag) -> str:
         return f"{format_money(dag.spent)} / {format_money(dag.budget)}"
 
-    @admin.display(description="results")
+    @admin.display(description=gettext_lazy("results"))
     def results_pretty(self, dag: Dag) -> str:
         return pretty_json(dag.results)
 
     # Pause / resume / cancel: list actions and buttons on the DAG's page.
 
-    @admin.action(description="Pause selected DAGs", permissions=["control"])
+    @admin.action(description=gettext_lazy("Pause selected DAGs"), permissions=["control"])
     def pause_selected(self, request: HttpRequest, queryset: QuerySet[Dag]) -> None:
         self._control_selected(request, queryset, "pause")
 
-    @admin.action(description="Resume selected DAGs", permissions=["control"])
+    @admin.action(description=gettext_lazy("Resume selected DAGs"), permissions=["control"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet[Dag]) -> None:
         self._control_selected(request, queryset, "resume")
 
-    @admin.action(description="Cancel selected DAGs", permissions=["control"])
+    @admin.action(description=gettext_lazy("Cancel selected DAGs"), permissions=["control"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Dag]) -> None:
         self._control_selected(request, queryset, "cancel")
 
     @admin.action(
-        description="End selected runs whose engine is not responding", permissions=["control"]
+        description=gettext_lazy("End selected runs whose engine is not responding"),
+        permissions=["control"],
     )
     def force_cancel_selected(self, request: HttpRequest, queryset: QuerySet[Dag]) -> None:
         self._control_selected(request, queryset, "force_cancel")
 
-    @admin.display(description="engine")
+    @admin.display(description=gettext_lazy("engine"))
     def engine(self, dag: Dag) -> str:
         if state.engine_stale(dag.status, dag.engine_seen_at):
-            return "not responding"
-        return "" if dag.is_terminal else "reporting"
+            return _("not responding")
+        return "" if dag.is_terminal else _("reporting")
 
     def _control_selected(self, request: HttpRequest, queryset: QuerySet[Dag], action: str) -> None:
         outcomes = Outcomes()
@@ -170,18 +178,18 @@ class DagAdmin(DagstreamAdmin[Dag]):
             else:
                 outcomes.done(dag.dag_id)
                 self.log_change(request, dag, f"{action.capitalize()} requested.")
-        outcomes.report(self, request, f"{_PAST[action]}")
+        outcomes.report(self, request, str(_PAST[action]))
 
     page_action = "_control"
 
     def page_context(self, request: HttpRequest, obj: Dag) -> dict[str, Any]:
         actions = [
-            (action, action.capitalize())
-            for action, (sources, _) in services.CONTROL_TRANSITIONS.items()
+            (action, str(_BUTTONS[action]))
+            for action, (sources, _target) in services.CONTROL_TRANSITIONS.items()
             if obj.status in sources
         ]
         if state.engine_stale(obj.status, obj.engine_seen_at):
-            actions.append(("force_cancel", "End run (engine not responding)"))
+            actions.append(("force_cancel", str(_BUTTONS["force_cancel"])))
         events = Event.objects.filter(dag=obj).order_by("-seq")
         page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("events_page"))
         return {
@@ -199,12 +207,24 @@ class DagAdmin(DagstreamAdmin[Dag]):
             self.message_user(request, exc.message, messages.WARNING)
         else:
             self.log_change(request, obj, f"{action.capitalize()} requested.")
-            self.message_user(request, f"{_PAST.get(action, action)} {obj.dag_id}.")
+            self.message_user(request, _PAGE_DONE[action] % {"run": obj.dag_id})
 
 
 _PAST = {
-    "pause": "Paused",
-    "resume": "Resumed",
-    "cancel": "Cancel requested for",
-    "force_cancel": "Ended",
+    "pause": gettext_lazy("Paused"),
+    "resume": gettext_lazy("Resumed"),
+    "cancel": gettext_lazy("Cancel requested for"),
+    "force_cancel": gettext_lazy("Ended"),
+}
+_PAGE_DONE = {
+    "pause": gettext_lazy("Paused %(run)s."),
+    "resume": gettext_lazy("Resumed %(run)s."),
+    "cancel": gettext_lazy("Cancel requested for %(run)s."),
+    "force_cancel": gettext_lazy("Ended %(run)s."),
+}
+_BUTTONS = {
+    "pause": gettext_lazy("Pause"),
+    "resume": gettext_lazy("Resume"),
+    "cancel": gettext_lazy("Cancel"),
+    "force_cancel": gettext_lazy("End run (engine not responding)"),
 }

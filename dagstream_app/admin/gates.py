@@ -14,12 +14,15 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from dagstream_app import protocol, services
 from dagstream_app.admin.base import DagstreamAdmin, Outcomes, pretty_json, refusal, viewable
 from dagstream_app.conf import config
 from dagstream_app.errors import Conflict, DagstreamError, Forbidden
 from dagstream_app.models import Dag, Gate
+from dagstream_app.vocabulary import status_label, verb
 
 __all__ = ["FeedbackForm", "GateAdmin"]
 
@@ -87,29 +90,29 @@ class GateAdmin(DagstreamAdmin[Gate]):
         )
         return (pending_first.asc(), "-created_at")
 
-    @admin.display(description="DAG", ordering="dag__dag_id")
+    @admin.display(description=gettext_lazy("DAG"), ordering="dag__dag_id")
     def dag_link(self, gate: Gate) -> str:
         url = reverse("admin:dagstream_app_dag_change", args=[quote(gate.dag_id)])
         return format_html('<a href="{}">{}</a>', url, gate.dag_id)
 
-    @admin.display(description="title")
+    @admin.display(description=gettext_lazy("title"))
     def title(self, gate: Gate) -> str:
         value = gate.presentation.get("title") if isinstance(gate.presentation, dict) else None
         return str(value)[:80] if value is not None else ""
 
-    @admin.display(description="presentation")
+    @admin.display(description=gettext_lazy("presentation"))
     def presentation_pretty(self, gate: Gate) -> str:
         return pretty_json(gate.presentation)
 
     # Decisions: list actions (with a feedback page) and buttons on the gate's page.
 
-    @admin.action(description="Approve selected gates", permissions=["decide"])
+    @admin.action(description=gettext_lazy("Approve selected gates"), permissions=["decide"])
     def approve_selected(
         self, request: HttpRequest, queryset: QuerySet[Gate]
     ) -> HttpResponse | None:
         return self._decide_selected(request, queryset, "approve")
 
-    @admin.action(description="Reject selected gates", permissions=["decide"])
+    @admin.action(description=gettext_lazy("Reject selected gates"), permissions=["decide"])
     def reject_selected(
         self, request: HttpRequest, queryset: QuerySet[Gate]
     ) -> HttpResponse | None:
@@ -138,14 +141,16 @@ class GateAdmin(DagstreamAdmin[Gate]):
                     self.log_change(
                         request, gate, _log_message(decision, form.cleaned_data["feedback"])
                     )
-            outcomes.report(self, request, "Approved" if decision == "approve" else "Rejected")
+            outcomes.report(
+                self, request, _("Approved") if decision == "approve" else _("Rejected")
+            )
             return None
         gates = list(queryset)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"{decision.capitalize()} gates",
+            "title": _("Approve gates") if decision == "approve" else _("Reject gates"),
             "opts": self.model._meta,
-            "decision": decision,
+            "decision": verb(decision),
             "action_name": f"{decision}_selected",
             "form": form,
             "pending": [g for g in gates if g.status == Gate.Status.PENDING],
@@ -181,9 +186,18 @@ class GateAdmin(DagstreamAdmin[Gate]):
             self.log_change(request, obj, _log_message(action, feedback))
             self.message_user(
                 request,
-                f"{_decided(action)} gate {obj.node_id} of {obj.dag_id}.",
+                _("%(decided)s gate %(node)s of %(run)s.")
+                % {
+                    "decided": status_label(_status_of(action)),
+                    "node": obj.node_id,
+                    "run": obj.dag_id,
+                },
                 messages.SUCCESS,
             )
+
+
+def _status_of(decision: str) -> str:
+    return protocol.DECISION_TO_GATE_STATUS.get(decision, decision)
 
 
 def _decided(decision: str) -> str:

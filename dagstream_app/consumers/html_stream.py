@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 from dagstream_app import live, protocol, render, state, transport
 from dagstream_app.consumers.base import shared_result
@@ -25,6 +26,11 @@ class DagHtmlConsumer(DagStreamConsumer):
     perms: render.Perms | None = None
     coalesce = True
 
+    @cached_property
+    def language(self) -> str:
+        """The language of the page that opened this stream (its fragments' language)."""
+        return render.language_of(self.scope)
+
     def on_recheck(self, perms: render.Perms) -> None:
         self.perms = perms  # the buttons follow what the user may do now
 
@@ -38,7 +44,7 @@ class DagHtmlConsumer(DagStreamConsumer):
 
     async def send_snapshot(self, snap: protocol.DagSnapshot) -> None:
         perms = await self._ensure_perms()
-        html = await read(live.snapshot_message)(snap, perms)
+        html = await read(live.snapshot_message)(snap, perms, self.language)
         await self.send(text_data=html)
 
     async def send_events(
@@ -50,17 +56,19 @@ class DagHtmlConsumer(DagStreamConsumer):
         if message is None:
             await self.send_frames(await self._render(events, perms))
             return
-        # The first viewer of a permission variant renders; the others await its result.
+        # The first viewer of a permission variant (and language) renders; the others
+        # await its result.
+        key = ("html", perms, self.language)
         await self.send_frames(
-            await shared_result(message, ("html", perms), lambda: self._render(events, perms))
+            await shared_result(message, key, lambda: self._render(events, perms))
         )
 
     async def _render(
         self, events: Sequence[tuple[int, str]], perms: render.Perms
     ) -> transport.Frames:
-        html = live.cached_events_html(self.dag_id, events, perms)
+        html = live.cached_events_html(self.dag_id, events, perms, self.language)
         if html is None:
-            html = await read(live.events_html)(self.dag_id, events, perms)
+            html = await read(live.events_html)(self.dag_id, events, perms, self.language)
         return transport.Frames((html,))
 
     async def send_keepalive(self) -> None:

@@ -114,6 +114,7 @@ class DagIndexConsumer(HubConsumer):
         self.new_count += len(counted)
         rows = {dag_id: seq for dag_id, seq in pending.items() if dag_id in seen}
         self.rendered.update(rows)
-        html = await read(live.index_message)(rows, self.new_count)
+        language = render.language_of(self.scope)
+        html = await read(live.index_message)(rows, self.new_count, language)
         if html and self.ready:
             await self.send(text_data=html)

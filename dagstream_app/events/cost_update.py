@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from dagstream_app.dagviews import Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.money import format_money
@@ -25,8 +27,8 @@ def describe(event: EventData, name: Namer) -> Wording:
     budget = event.get("budget")
     text = format_money(event["spent"])
     if budget is not None:
-        text += f" of {format_money(budget)}"
-    return Wording(icon="coin", tone="info", subject="Cost", text=text)
+        text = _("%(spent)s of %(budget)s") % {"spent": text, "budget": format_money(budget)}
+    return Wording(icon="coin", tone="info", subject=_("Cost"), text=text)
 
 
 def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:

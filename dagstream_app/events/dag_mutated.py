@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
+from django.utils.translation import gettext as _
 
 from dagstream_app.dagviews import EdgeView, Pair, Working, new_node
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
@@ -123,12 +124,12 @@ def describe(event: EventData, name: Namer) -> Wording:
     m = event["mutation"]
     op = m["op"]
     if op == "add_node":
-        subject, text = m["node"].get("label") or m["node"]["id"], "node added"
+        subject, text = m["node"].get("label") or m["node"]["id"], _("node added")
     elif op == "remove_node":
-        subject, text = name(m["node_id"]), "node removed"
+        subject, text = name(m["node_id"]), _("node removed")
     else:
         subject = f"{name(m['from'])} → {name(m['to'])}"
-        text = "edge added" if op == "add_edge" else "edge removed"
+        text = _("edge added") if op == "add_edge" else _("edge removed")
     return Wording(icon="branch", tone="info", subject=subject, text=text)
 
 

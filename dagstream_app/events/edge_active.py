@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+from django.utils.translation import gettext as _
 
 from dagstream_app.dagviews import Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording, no_change
@@ -20,7 +21,7 @@ def describe(event: EventData, name: Namer) -> Wording:
         icon="flow",
         tone="info",
         subject=f"{name(event['from'])} → {name(event['to'])}",
-        text="data flowing",
+        text=_("data flowing"),
     )
 
 

@@ -5,6 +5,8 @@ An error alone changes no state: a failure is a ``node_state`` or ``execution_st
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording, no_change
 from dagstream_app.vocabulary import EventPayload, NodeId
 
@@ -19,7 +21,7 @@ def describe(event: EventData, name: Namer) -> Wording:
     return Wording(
         icon="alert",
         tone="failed",
-        subject=name(node_id) if node_id else "Run",
+        subject=name(node_id) if node_id else _("Run"),
         text=event["message"],
     )
 

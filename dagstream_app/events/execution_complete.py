@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from dagstream_app.dagviews import Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import Part, Perms
@@ -20,7 +22,9 @@ def reduce(work: Working, event: EventData) -> None:
 
 
 def describe(event: EventData, name: Namer) -> Wording:
-    return Wording(icon="completed", tone="completed", subject="Run", text="completed with results")
+    return Wording(
+        icon="completed", tone="completed", subject=_("Run"), text=_("completed with results")
+    )
 
 
 def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from dagstream_app.dagviews import EngineHealth, Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import STATUS_ICONS, Part, Perms
 from dagstream_app.render.regions import controls_html, engine_html, status_html
-from dagstream_app.vocabulary import TERMINAL_STATUSES, EventPayload, ExecutionStatus
+from dagstream_app.vocabulary import TERMINAL_STATUSES, EventPayload, ExecutionStatus, status_word
 
 
 class ExecutionState(EventPayload, tag="execution_state"):
@@ -21,7 +23,8 @@ def reduce(work: Working, event: EventData) -> None:
 
 def describe(event: EventData, name: Namer) -> Wording:
     state = event["state"]
-    return Wording(icon=STATUS_ICONS.get(state, "pending"), tone=state, subject="Run", text=state)
+    icon = STATUS_ICONS.get(state, "pending")
+    return Wording(icon=icon, tone=state, subject=_("Run"), text=status_word(state))
 
 
 def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from django.utils.translation import gettext as _
+
 from dagstream_app.dagviews import Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import Part, Perms
@@ -12,11 +14,17 @@ from dagstream_app.vocabulary import EventPayload, NodeId
 
 # How the run ended: the terminal execution_state that follows the gate_closed events.
 RunEnd = Literal["completed", "failed", "cancelled"]
-ENDED_AS: dict[str, str] = {
-    "completed": "the run completed",
-    "failed": "the run failed",
-    "cancelled": "the run was cancelled",
-}
+
+
+def ended_as(reason: str) -> str:
+    """How the run ended, in words (translated when called: this module is imported
+    where settings may not be configured yet, a Celery worker's start)."""
+    said = {
+        "completed": _("the run completed"),
+        "failed": _("the run failed"),
+        "cancelled": _("the run was cancelled"),
+    }
+    return said.get(reason) or _("the run ended (%(reason)s)") % {"reason": reason}
 
 
 class GateClosed(EventPayload, tag="gate_closed"):
@@ -29,9 +37,12 @@ def reduce(work: Working, event: EventData) -> None:
 
 
 def describe(event: EventData, name: Namer) -> Wording:
-    reason = ENDED_AS.get(event["reason"], f"the run ended ({event['reason']})")
+    reason = ended_as(str(event["reason"]))
     return Wording(
-        icon="gate", tone="cancelled", subject=name(event["node_id"]), text=f"closed: {reason}"
+        icon="gate",
+        tone="cancelled",
+        subject=name(event["node_id"]),
+        text=_("closed: %(reason)s") % {"reason": reason},
     )
 
 

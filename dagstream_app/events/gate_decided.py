@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from dagstream_app.dagviews import Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import Part, Perms
 from dagstream_app.render.regions import run_gate_html
-from dagstream_app.vocabulary import DECISION_TO_GATE_STATUS, Decision, EventPayload, NodeId
+from dagstream_app.vocabulary import (
+    DECISION_TO_GATE_STATUS,
+    Decision,
+    EventPayload,
+    NodeId,
+    status_word,
+)
 
 
 class GateDecided(EventPayload, tag="gate_decided"):
@@ -29,11 +37,11 @@ def reduce(work: Working, event: EventData) -> None:
 
 
 def describe(event: EventData, name: Namer) -> Wording:
-    who = event.get("decided_by") or "the system"
-    past = DECISION_TO_GATE_STATUS.get(event["decision"], event["decision"])
-    return Wording(
-        icon="gate", tone="info", subject=name(event["node_id"]), text=f"{past} by {who}"
-    )
+    who = event.get("decided_by") or _("the system")
+    decision = str(event["decision"])
+    past = status_word(DECISION_TO_GATE_STATUS.get(decision) or decision)
+    text = _("%(decision)s by %(who)s") % {"decision": past, "who": who}
+    return Wording(icon="gate", tone="info", subject=name(event["node_id"]), text=text)
 
 
 def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from dagstream_app.dagviews import GateView, Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import Part, Perms
@@ -34,7 +36,7 @@ def describe(event: EventData, name: Namer) -> Wording:
         icon="waiting",
         tone="waiting",
         subject=name(event["node_id"]),
-        text="waiting for a decision",
+        text=_("waiting for a decision"),
     )
 
 

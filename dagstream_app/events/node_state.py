@@ -8,7 +8,13 @@ from dagstream_app.dagviews import Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import STATUS_ICONS, Part, Perms
 from dagstream_app.render.graph import node_slot_html
-from dagstream_app.vocabulary import FINISHED_NODE_STATUSES, EventPayload, NodeId, NodeStatus
+from dagstream_app.vocabulary import (
+    FINISHED_NODE_STATUSES,
+    EventPayload,
+    NodeId,
+    NodeStatus,
+    status_word,
+)
 
 
 class NodeState(EventPayload, tag="node_state"):
@@ -40,7 +46,7 @@ def describe(event: EventData, name: Namer) -> Wording:
         icon=STATUS_ICONS.get(status, "pending"),
         tone=status,
         subject=name(event["node_id"]),
-        text=status,
+        text=status_word(status),
     )
 
 

@@ -27,8 +27,12 @@ from dagstream_app.render.format import (
     Perms,
     dom_id,
     edge_dom_id,
+    language_of,
+    moment_html,
     page_config,
     pretty_json,
+    stream_language,
+    stream_query,
 )
 from dagstream_app.render.gantt import GANTT_LABEL_W, GANTT_W, gantt_html
 from dagstream_app.render.graph import graph_html
@@ -60,6 +64,8 @@ __all__ = [
     "gantt_html",
     "gate_html",
     "graph_html",
+    "language_of",
+    "moment_html",
     "node_panel_html",
     "page_config",
     "pretty_json",
@@ -68,4 +74,6 @@ __all__ = [
     "row_deleted_html",
     "row_html",
     "seq_marker",
+    "stream_language",
+    "stream_query",
 ]

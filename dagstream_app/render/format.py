@@ -1,5 +1,9 @@
 """What every fragment shares: DOM ids, URLs, durations, JSON for people, icons.
 
+Words and numbers follow the active language (``django.utils.translation``,
+``django.utils.formats``); a live stream renders in the language of the page
+that opened it (:func:`stream_query`).
+
 Also the shapes the renderers take and give: :data:`Perms` (what the viewer may
 do) and :data:`Part` (one fragment of a live message with the slot it replaces).
 """
@@ -9,16 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone, translation
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
-from dagstream_app.vocabulary import CLOSE_CODES
+from dagstream_app.vocabulary import CLOSE_CODES, status_label
 
 # How many events the timeline shows (the page trims to it as events arrive).
 TIMELINE_LENGTH = 100
@@ -74,14 +82,55 @@ def format_duration(seconds: float | None) -> str:
         return ""
     seconds = max(0.0, seconds)
     if seconds < 1:
-        return f"{round(seconds * 1000)} ms"
+        return _("%(ms)s ms") % {"ms": round(seconds * 1000)}
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return _("%(s)s s") % {"s": formats.number_format(round(seconds, 1), 1)}
     minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
-        return f"{minutes} m {secs:02d} s"
+        return _("%(m)s m %(s)s s") % {"m": minutes, "s": f"{secs:02d}"}
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} m"
+    return _("%(h)s h %(m)s m") % {"h": hours, "m": f"{minutes:02d}"}
+
+
+def moment_html(ts: str) -> SafeString:
+    """A moment as the history page names it: the date in the active locale, the time UTC."""
+    moment = datetime.fromisoformat(ts)
+    shown = f"{formats.date_format(moment, 'DATE_FORMAT')} {moment:%H:%M:%S} UTC"
+    return format_html('<time datetime="{}">{}</time>', ts, shown)
+
+
+def stream_language() -> dict[str, str]:
+    """The query a page's live stream needs to render in the page's language
+    (nothing when that is ``LANGUAGE_CODE``, which a stream renders in by default)."""
+    language = translation.get_language()
+    return {"lang": language} if language and language != _default_language() else {}
+
+
+def stream_query() -> str:
+    """:func:`stream_language` as a URL's query (``?lang=fr``), or empty."""
+    found = stream_language()
+    return f"?lang={quote(found['lang'])}" if found else ""
+
+
+def language_of(scope: Mapping[str, Any]) -> str:
+    """The language a stream renders in: the one its page asked for (``?lang=``, see
+    :func:`stream_query`) if the site has it, else ``LANGUAGE_CODE``."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    requested = query.get("lang", [""])[0][:20]
+    if requested:
+        try:
+            return translation.get_supported_language_variant(requested)
+        except LookupError:
+            pass
+    return _default_language()
+
+
+def _default_language() -> str:
+    """``LANGUAGE_CODE`` as the site supports it (``en-us`` may be served as ``en``)."""
+    try:
+        return translation.get_supported_language_variant(settings.LANGUAGE_CODE)
+    except LookupError:
+        return str(settings.LANGUAGE_CODE)
 
 
 def span_seconds(start: str | None, end: str | None, now: str | None = None) -> float | None:
@@ -112,4 +161,27 @@ def fragment(template: str, context: dict[str, Any]) -> SafeString:
 
 def page_config() -> dict[str, Any]:
     """What the dashboard's scripts take from Python (the pages embed it with ``json_script``)."""
-    return {"closeCodes": CLOSE_CODES, "timelineLength": TIMELINE_LENGTH}
+    return {"closeCodes": CLOSE_CODES, "timelineLength": TIMELINE_LENGTH, "text": page_text()}
+
+
+def page_text() -> dict[str, str]:
+    """The words the dashboard's scripts show, in the page's language (``%(name)s``
+    placeholders are filled in by the scripts)."""
+    return {
+        "connecting": _("Connecting…"),
+        "reconnecting": _("Reconnecting…"),
+        "live": _("Live"),
+        "disconnected": _("Disconnected"),
+        "lost": _("Connection lost. What you see may be out of date; reconnecting…"),
+        "signedOut": _("Signed out. Sign in again to follow this run."),
+        "forbidden": _("You no longer have access to this run."),
+        "notFound": _("This run no longer exists."),
+        "closed": _("Disconnected from the server."),
+        "reload": _("%(why)s Reload the page to continue."),
+        "running": status_label("running"),
+        "ms": _("%(ms)s ms"),
+        "s": _("%(s)s s"),
+        "m": _("%(m)s m %(s)s s"),
+        "h": _("%(h)s h %(m)s m"),
+        "decimal": str(formats.get_format("DECIMAL_SEPARATOR")),
+    }

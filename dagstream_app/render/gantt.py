@@ -15,9 +15,11 @@ from html import escape
 
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from dagstream_app.dagviews import GanttView
 from dagstream_app.render.format import format_duration, oob_attr, parse_ts, span_seconds
+from dagstream_app.vocabulary import status_word
 
 GANTT_W = 1000  # the drawing's width (it scales to the card)
 GANTT_LABEL_W = 190
@@ -26,12 +28,22 @@ GANTT_TOP = 26  # the axis
 GANTT_TICKS = 5
 GANTT_MIN_W = 2  # the narrowest bar, wait or pause drawn
 
-LEGEND_HTML = (
-    '<p class="gantt-legend muted"><span class="gl gl-bar"></span>running to its end'
-    '<span class="gl gl-wait"></span>waiting at a gate'
-    '<span class="gl gl-waited"></span>waited, then decided'
-    '<span class="gl gl-gate"></span>decision<span class="gl gl-pause"></span>paused'
-)
+
+def legend_html() -> str:
+    """The Gantt view's legend, in the active language."""
+    # Each word is its own call (outside f-strings): makemessages finds only those.
+    return (
+        '<p class="gantt-legend muted"><span class="gl gl-bar"></span>'
+        + escape(_("running to its end"))
+        + '<span class="gl gl-wait"></span>'
+        + escape(_("waiting at a gate"))
+        + '<span class="gl gl-waited"></span>'
+        + escape(_("waited, then decided"))
+        + '<span class="gl gl-gate"></span>'
+        + escape(_("decision"))
+        + '<span class="gl gl-pause"></span>'
+        + escape(_("paused"))
+    )
 
 
 def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = None) -> SafeString:
@@ -46,10 +58,11 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
         f'<section id="gantt-card" class="card gantt-card"{oob_attr(oob)}'
         ' aria-labelledby="gantt-title">'
         '<h2 id="gantt-title" class="card-title"><svg class="icon" aria-hidden="true">'
-        '<use href="#ds-i-clock"/></svg>Where the time went</h2>'
+        '<use href="#ds-i-clock"/></svg>' + escape(_("Where the time went")) + "</h2>"
     )
     if view is None or not view.bars:
-        return mark_safe(head + '<p class="empty">No node has run yet.</p></section>')
+        empty = escape(_("No node has run yet."))
+        return mark_safe(head + f'<p class="empty">{empty}</p></section>')
     t0 = parse_ts(view.start)
     t1 = parse_ts(view.end) or parse_ts(now) or timezone.now()
     assert t0 is not None
@@ -77,13 +90,16 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
         )
 
     height = GANTT_TOP + GANTT_ROW_H * len(view.bars) + 6
+    gantt_name = _("Gantt view of %(count)s nodes over %(duration)s") % {
+        "count": len(view.bars),
+        "duration": format_duration(span),
+    }
     live = "" if view.end else " data-live"
     out = [
         head,
         '<div class="gantt-scroll">'
         f'<svg class="gantt" viewBox="0 0 {GANTT_W} {height}" width="100%"'
-        f' role="img" aria-label="Gantt view of {len(view.bars)} nodes over'
-        f' {escape(format_duration(span))}" data-start="{escape(view.start)}"'
+        f' role="img" aria-label="{escape(gantt_name)}" data-start="{escape(view.start)}"'
         f' data-span="{span:.3f}" data-now="{offset(None):.3f}" data-x0="{GANTT_LABEL_W}"'
         f' data-chart="{chart}" data-min-w="{GANTT_MIN_W}"{live}>',
     ]
@@ -97,20 +113,27 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
             "</text>"
         )
     for start, end in view.pauses:
+        took = format_duration(span_seconds(start, end, now))
+        paused_for = _("Paused for %(duration)s") % {"duration": took}
         out.append(
             span_rect("gantt-pause", start, end, GANTT_TOP - 6, height - GANTT_TOP + 6)
-            + f"><title>Paused for {escape(format_duration(span_seconds(start, end, now)))}"
-            "</title></rect>"
+            + f"><title>{escape(paused_for)}</title></rect>"
         )
     for row, bar in enumerate(view.bars):
         y = GANTT_TOP + row * GANTT_ROW_H
         label = bar.label if len(bar.label) <= 26 else bar.label[:25] + "…"
         took = format_duration(span_seconds(bar.start, bar.end, now))
-        still = "" if bar.end else " so far"
+        shown = status_word(bar.status)
+        # Translators: a bar's tooltip: a node's label, its status and how long it took.
+        if bar.end:
+            said = _("%(label)s: %(status)s, %(duration)s")
+        else:
+            said = _("%(label)s: %(status)s, %(duration)s so far")
+        tip = said % {"label": bar.label, "status": shown, "duration": took}
         out.append(
             f'<g class="gantt-row g-{bar.status}" data-node-id="{escape(bar.node_id)}"'
             f' data-status="{bar.status}"{"" if bar.end else " data-open"}>'
-            f"<title>{escape(bar.label)}: {bar.status}, {escape(took)}{still}</title>"
+            f"<title>{escape(tip)}</title>"
             f'<text class="gantt-label" x="{GANTT_LABEL_W - 8}" y="{y + 15}"'
             f' text-anchor="end">{escape(label)}</text>'
             + span_rect("gantt-bar", bar.start, bar.end, y + 4, GANTT_ROW_H - 8)
@@ -126,16 +149,20 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
             )
         if bar.gate_decided:
             cy = y + GANTT_ROW_H // 2
+            gate_said = _("Gate %(status)s") % {"status": status_word(str(bar.gate_status))}
             out.append(
                 f'<path class="gantt-gate gate-{bar.gate_status}"'
                 f' d="M0 -6L6 0L0 6L-6 0Z" transform="translate({x(bar.gate_decided)} {cy})"'
                 f"{timed(bar.gate_decided, bar.gate_decided)}>"
-                f"<title>Gate {bar.gate_status}</title></path>"
+                f"<title>{escape(gate_said)}</title></path>"
             )
         out.append("</g>")
     out.append("</svg></div>")
-    legend = LEGEND_HTML
+    legend = legend_html()
     if view.more:
-        legend += f" · the first {len(view.bars)} nodes that ran, of {len(view.bars) + view.more}"
+        ran, of = len(view.bars), len(view.bars) + view.more
+        legend += " · " + escape(
+            _("the first %(ran)s nodes that ran, of %(all)s") % {"ran": ran, "all": of}
+        )
     out.append(legend + "</p></section>")
     return mark_safe("".join(out))

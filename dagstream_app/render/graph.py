@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from dagstream_app import layout
 from dagstream_app.dagviews import EdgeView, NodeView
@@ -24,7 +25,7 @@ from dagstream_app.render.format import (
     oob_attr,
     span_seconds,
 )
-from dagstream_app.vocabulary import FINISHED_NODE_STATUSES
+from dagstream_app.vocabulary import FINISHED_NODE_STATUSES, status_label
 
 # A label's lines: its font size (dagstream.css .node-label), the room beside the icon,
 # and the distance between two lines. Two lines at most; past that it ends with "…" (the
@@ -144,10 +145,36 @@ def _status_text(node: NodeView) -> str:
     """A node's status in words; a retry and a held start say so (Celery reports both)."""
     retries = node.metrics.get("retries")
     if node.status == "waiting" and type(retries) is int and retries > 0:
-        return f"Retrying · #{retries}"
+        return _("Retrying · #%(retries)s") % {"retries": retries}
     if node.status == "pending" and node.metrics.get("held"):
-        return "Held: paused"
-    return node.status.capitalize()
+        return _("Held: paused")
+    return status_label(node.status)
+
+
+def _zoom_bar() -> str:
+    """The zoom buttons under the graph (words outside f-strings: makemessages finds them)."""
+    said = [
+        escape(word)
+        for word in (
+            _("Zoom"),
+            _("Zoom out"),
+            _("Zoom out (-)"),
+            _("Zoom in"),
+            _("Zoom in (+)"),
+            _("Fit the whole graph in the card (0)"),
+            _("Fit"),
+        )
+    ]
+    return (
+        f'<div class="graph-bar"><div class="graph-tools" role="toolbar" aria-label="{said[0]}">'
+        '<button type="button" class="btn btn--icon btn--sm" data-zoom="out"'
+        f' aria-label="{said[1]}" title="{said[2]}">\u2212</button>'
+        '<output class="graph-zoom" aria-live="polite">100%</output>'
+        '<button type="button" class="btn btn--icon btn--sm" data-zoom="in"'
+        f' aria-label="{said[3]}" title="{said[4]}">+</button>'
+        '<button type="button" class="btn btn--sm" data-zoom="fit"'
+        f' title="{said[5]}">{said[6]}</button></div></div></div>'
+    )
 
 
 def node_slot_html(dag_id: str, node: NodeView, seq: int) -> str:
@@ -182,14 +209,16 @@ def graph_html(
         if (h := box_height(len(label_lines(n.label or n.id)))) > layout.NODE_H
     }
     lay = layout.compute(ids, pairs, tall)
+    keys = _("Graph. Plus and minus zoom, arrows pan, 0 fits it to the card.")
+    named = _("Graph of %(count)s nodes") % {"count": len(ids)}
     out = [
         f'<div id="graph"{oob_attr(oob)} class="graph" data-nodes="{len(ids)}" tabindex="0"'
-        ' aria-label="Graph. Plus and minus zoom, arrows pan, 0 fits it to the card."'
+        f' aria-label="{escape(keys)}"'
         f' style="--graph-w: {lay.width}px; --graph-h: {lay.height}px">',
         f'<div class="graph-port"><svg class="graph-svg" viewBox="0 0 {lay.width} {lay.height}"'
         f' data-width="{lay.width}" data-height="{lay.height}"'
         ' preserveAspectRatio="xMidYMid meet"'
-        f' role="group" aria-label="Graph of {len(ids)} nodes">',
+        f' role="group" aria-label="{escape(named)}">',
         '<g class="edges">',
     ]
     out.extend(
@@ -207,15 +236,6 @@ def graph_html(
         )
     out.append("</g></svg></div>")
     if not ids:
-        out.append('<p class="empty">This run has no nodes yet.</p>')
-    out.append(
-        '<div class="graph-bar"><div class="graph-tools" role="toolbar" aria-label="Zoom">'
-        '<button type="button" class="btn btn--icon btn--sm" data-zoom="out"'
-        ' aria-label="Zoom out" title="Zoom out (-)">\u2212</button>'
-        '<output class="graph-zoom" aria-live="polite">100%</output>'
-        '<button type="button" class="btn btn--icon btn--sm" data-zoom="in"'
-        ' aria-label="Zoom in" title="Zoom in (+)">+</button>'
-        '<button type="button" class="btn btn--sm" data-zoom="fit"'
-        ' title="Fit the whole graph in the card (0)">Fit</button></div></div></div>'
-    )
+        out.append('<p class="empty">' + escape(_("This run has no nodes yet.")) + "</p>")
+    out.append(_zoom_bar())
     return mark_safe("".join(out))

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import formats
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from dagstream_app.conf import config
 from dagstream_app.dagviews import EngineHealth, GateView, NodeCounts, NodeView, Working
@@ -125,11 +127,12 @@ def field_view(key: str, value: Any) -> dict[str, Any]:
     label = str(key).replace("_", " ").strip()
     label = label[:1].upper() + label[1:]
     if isinstance(value, bool):
-        return {"label": label, "text": "Yes" if value else "No", "data": ""}
+        return {"label": label, "text": _("Yes") if value else _("No"), "data": ""}
     if isinstance(value, int | float) and is_money_key(str(key)):
         return {"label": label, "text": format_money(value), "data": ""}
     if isinstance(value, int | float):
-        return {"label": label, "text": f"{value:,}", "data": ""}
+        text = formats.number_format(value, force_grouping=True)
+        return {"label": label, "text": text, "data": ""}
     if isinstance(value, str):
         return {"label": label, "text": value, "data": ""}
     if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
@@ -159,7 +162,9 @@ def gate_context(
         "dom_id": dom_id("gate", node_id),
         "node_id": node_id,
         "label": label or node_id,
-        "title": title if isinstance(title, str) and title else f"Decision needed at {node_id}",
+        "title": title
+        if isinstance(title, str) and title
+        else _("Decision needed at %(node)s") % {"node": node_id},
         # A text body is Markdown (escaped, see markup); any other body is data.
         "body": markdown_html(body) if isinstance(body, str) else "",
         "body_data": "" if isinstance(body, str) or body is None else pretty_json(body),
@@ -276,7 +281,9 @@ def row_context(row: RunRow) -> dict[str, Any]:
         "spent": row.spent,
         "budget": row.budget,
         "created_at": row.created_at,
-        "created_label": created.strftime("%b %d, %H:%M") if created else "",
+        "created_label": f"{formats.date_format(created, 'MONTH_DAY_FORMAT')}, {created:%H:%M}"
+        if created
+        else "",
         "finished_at": row.finished_at,
         "duration": format_duration(span_seconds(row.created_at, row.finished_at)),
     }

@@ -10,6 +10,9 @@ wins.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
 from dagstream_app import protocol
 from dagstream_app.conf import config
 from dagstream_app.errors import Conflict, InvalidDelta, NotFound
@@ -19,11 +22,12 @@ from dagstream_app.services.flush import Flush, change
 from dagstream_app.services.structures import structure_of
 from dagstream_app.services.validation import refuse_nul
 from dagstream_app.state import engine_stale, gate_dict
+from dagstream_app.vocabulary import status_word, verb
 
 __all__ = ["CONTROL_TRANSITIONS", "GATE_CLOSED", "control", "decide_gate", "force_cancel"]
 
 # The refusal of a decision on a gate whose run ended first (see Flush.finish).
-GATE_CLOSED = "The run has ended; this gate was closed."
+GATE_CLOSED = gettext_noop("The run has ended; this gate was closed.")  # translated when raised
 
 # Person-initiated transitions, delivered to the engine through commands():
 # the states each may come from, and the state it leads to.
@@ -67,7 +71,10 @@ def control(
         if _is_repeat(flush, actor, command_id, action):
             return flush.dag
         if flush.dag.status not in allowed_from:
-            raise Conflict(f"Cannot {action} a DAG that is {flush.dag.status}.")
+            raise Conflict(
+                _("Cannot %(action)s a DAG that is %(status)s.")
+                % {"action": verb(action), "status": status_word(flush.dag.status)}
+            )
         flush.dag.status = target
         flush.emit(protocol.ExecutionState(state=target), command=action)  # type: ignore[arg-type]
         flush.wake_engine = True
@@ -91,8 +98,11 @@ def force_cancel(dag_id: str, *, actor: Actor, command_id: protocol.CommandId | 
         if not engine_stale(dag.status, dag.engine_seen_at, flush.now):
             limit = config().engine_stale_seconds
             raise Conflict(
-                f"The engine of DAG {dag_id!r} reported in the last {limit:g} s; "
-                "cancel it instead (force-ending is for runs whose engine is gone)."
+                _(
+                    "The engine of DAG %(run)r reported in the last %(limit)s s; cancel it"
+                    " instead (force-ending is for runs whose engine is gone)."
+                )
+                % {"run": dag_id, "limit": f"{limit:g}"}
             )
         note = f"The run was ended by {person.get_username()}: its engine was not responding."
         flush.structure = structure_of(dag)
@@ -107,16 +117,27 @@ def force_cancel(dag_id: str, *, actor: Actor, command_id: protocol.CommandId | 
         return dag
 
 
+def _already_decided(gate: Gate) -> str:
+    said = verb(str(gate.decision))
+    return _("Gate %(node)r was already decided: %(decision)s.") % {
+        "node": gate.node_id,
+        "decision": said,
+    }
+
+
 def _check_decision(node_id: str, decision: str, feedback: str) -> None:
     refuse_nul("node id", node_id)
     refuse_nul("feedback", feedback)
     if decision not in protocol.DECISION_TO_GATE_STATUS:
         raise InvalidDelta(f"decision must be approve, reject or modify, not {decision!r}.")
     if decision == "modify" and not feedback.strip():
-        raise InvalidDelta("A modify decision needs feedback.")
+        raise InvalidDelta(_("A modify decision needs feedback."))
     limit = config().feedback_max_length
     if len(feedback) > limit:
-        raise InvalidDelta(f"Feedback is {len(feedback)} characters; the limit is {limit}.")
+        raise InvalidDelta(
+            _("Feedback is %(length)s characters; the limit is %(limit)s.")
+            % {"length": len(feedback), "limit": limit}
+        )
 
 
 def decide_gate(
@@ -145,15 +166,15 @@ def decide_gate(
         repeat = _is_repeat(flush, actor, command_id, "human_decision")
         gate = Gate.objects.filter(dag=flush.dag, node_id=node_id).first()
         if gate is None:
-            raise NotFound(f"No gate at node {node_id!r} of DAG {dag_id!r}.")
+            raise NotFound(
+                _("No gate at node %(node)r of DAG %(run)r.") % {"node": node_id, "run": dag_id}
+            )
         if repeat:
             return gate
         if gate.status == Gate.Status.CLOSED:
-            raise Conflict(GATE_CLOSED)
+            raise Conflict(_(GATE_CLOSED))
         if gate.status != Gate.Status.PENDING:
-            raise Conflict(
-                f"Gate {node_id!r} was already decided: {gate.decision}.", gate_dict(gate)
-            )
+            raise Conflict(_already_decided(gate), gate_dict(gate))
         # Conditional update: first wins even if a caller bypassed the row lock.
         won = Gate.objects.filter(pk=gate.pk, status=Gate.Status.PENDING).update(
             status=protocol.DECISION_TO_GATE_STATUS[decision],
@@ -163,9 +184,7 @@ def decide_gate(
         )
         gate.refresh_from_db()
         if not won:
-            raise Conflict(
-                f"Gate {node_id!r} was already decided: {gate.decision}.", gate_dict(gate)
-            )
+            raise Conflict(_already_decided(gate), gate_dict(gate))
         flush.emit(
             protocol.GateDecided(
                 node_id=node_id,

@@ -1,4 +1,4 @@
-"""Template helpers of the dashboard: icons and money."""
+"""Template helpers of the dashboard: icons, money and status labels."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.utils.safestring import SafeString
 
 from dagstream_app import render
 from dagstream_app.money import format_money
+from dagstream_app.vocabulary import status_label as label_of
 
 register = template.Library()
 
@@ -28,6 +29,12 @@ def icon(name: str, cls: str = "icon") -> SafeString:
 def money(value: Any) -> str:
     """An amount as every page shows it (:func:`dagstream_app.money.format_money`)."""
     return format_money(None if value is None else float(value))
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """A status as people read it, in the active language (``Running``)."""
+    return label_of(status)
 
 
 @register.filter

@@ -5,12 +5,12 @@
 // while it is not open.
 
 import { backoffDelay } from "../client/backoff.js";
+import { say } from "./words.js";
 
 /** The shared policy, capped lower for a page someone is watching (the client's cap is 30 s). */
 export const PAGE_BACKOFF = Object.freeze({ maxMs: 8000 });
 /** Close codes the ws extension retries by itself. */
 const EXTENSION_RETRIES = [1006, 1011, 1012, 1013];
-const LOST = "Connection lost. What you see may be out of date; reconnecting…";
 
 /**
  * The delay before reconnect number `retry` (0 first): `htmx.config.wsReconnectDelay`.
@@ -34,9 +34,9 @@ export function startLive(closeCodes, onOpen) {
   let everOpen = false;
   let ownRetries = 0;
   const closedText = {
-    [closeCodes.unauthenticated]: "Signed out. Sign in again to follow this run.",
-    [closeCodes.forbidden]: "You no longer have access to this run.",
-    [closeCodes.not_found]: "This run no longer exists.",
+    [closeCodes.unauthenticated]: "signedOut",
+    [closeCodes.forbidden]: "forbidden",
+    [closeCodes.not_found]: "notFound",
   };
 
   htmx.config.wsReconnectDelay = (retry) => reconnectDelay(retry);
@@ -71,12 +71,12 @@ export function startLive(closeCodes, onOpen) {
   }
 
   document.addEventListener("htmx:wsConnecting", () => {
-    setConnection("reconnecting", everOpen ? "Reconnecting…" : "Connecting…", LOST);
+    setConnection("reconnecting", say(everOpen ? "reconnecting" : "connecting"), say("lost"));
   });
   document.addEventListener("htmx:wsOpen", () => {
     everOpen = true;
     ownRetries = 0;
-    setConnection("open", "Live");
+    setConnection("open", say("live"));
     onOpen();
   });
   // The server closes a client that fell too far behind with 4013 (browsers cannot
@@ -88,10 +88,10 @@ export function startLive(closeCodes, onOpen) {
       window.setTimeout(() => wrapper.reconnect(), reconnectDelay(ownRetries++));
     }
     if (EXTENSION_RETRIES.includes(code) || code === closeCodes.try_again_later) {
-      setConnection("reconnecting", "Reconnecting…", LOST);
+      setConnection("reconnecting", say("reconnecting"), say("lost"));
     } else {
-      const why = closedText[code] || "Disconnected from the server.";
-      setConnection("closed", "Disconnected", `${why} Reload the page to continue.`);
+      const why = say(closedText[code] || "closed");
+      setConnection("closed", say("disconnected"), say("reload", { why }));
     }
   });
 

@@ -11,6 +11,7 @@
 //   swaps.js       after a live message: focus, the timeline's length, edge flashes
 //   history.js     the history page's slider
 //   refusals.js    refused actions stay in their card with DEBUG on
+//   words.js       the words the scripts show, in the page's language
 
 import { createGraphView } from "./graph-view.js";
 import { listenHistory } from "./history.js";
@@ -19,8 +20,10 @@ import { createNodePanel } from "./node-panel.js";
 import { keepRefusalsInTheirCard } from "./refusals.js";
 import { edgeFlasher, keepFocusAcrossSwaps, trimTimeline } from "./swaps.js";
 import { createTimers } from "./timers.js";
+import { useWords } from "./words.js";
 
 const config = JSON.parse(document.getElementById("ds-config").textContent);
+useWords(config.text);
 
 keepRefusalsInTheirCard();
 const timers = createTimers(() => live.state() === "open");

@@ -5,21 +5,23 @@
 // drawn span, everything is re-scaled and the axis relabelled (render/gantt.py puts the
 // times on the SVG as data attributes). Attribute writes only: no layout is read.
 
+import { say } from "./words.js";
+
 /**
- * A duration for people: `350 ms`, `4.2 s`, `3 m 05 s`, `2 h 07 m`.
+ * A duration for people: `350 ms`, `4.2 s`, `3 m 05 s`, `2 h 07 m` (in the page's words).
  * @param {number} seconds
  * @returns {string}
  */
 export function formatDuration(seconds) {
   seconds = Math.max(0, seconds);
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  if (seconds < 1) return say("ms", { ms: Math.round(seconds * 1000) });
+  if (seconds < 60) return say("s", { s: seconds.toFixed(1).replace(".", say("decimal")) });
   let minutes = Math.floor(seconds / 60);
   const secs = Math.floor(seconds % 60);
-  if (minutes < 60) return `${minutes} m ${secs < 10 ? "0" : ""}${secs} s`;
+  if (minutes < 60) return say("m", { m: minutes, s: `${secs < 10 ? "0" : ""}${secs}` });
   const hours = Math.floor(minutes / 60);
   minutes = minutes % 60;
-  return `${hours} h ${minutes < 10 ? "0" : ""}${minutes} m`;
+  return say("h", { h: hours, m: `${minutes < 10 ? "0" : ""}${minutes}` });
 }
 
 /**
@@ -78,7 +80,7 @@ export function createTimers(isLive) {
       clock.textContent = formatDuration(elapsed(clock.dataset.started));
     }
     for (const meta of document.querySelectorAll("text.node-meta[data-started]")) {
-      meta.textContent = `Running · ${formatDuration(elapsed(meta.dataset.started))}`;
+      meta.textContent = `${say("running")} · ${formatDuration(elapsed(meta.dataset.started))}`;
     }
     for (const gantt of document.querySelectorAll("svg.gantt[data-live]")) {
       growGantt(gantt, Date.now() + skew);
