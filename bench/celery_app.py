@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from dagstream_app.celery import install
+from dagstream_app.celery import install, report_cost
 from project.demo.workers import configure
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -35,3 +35,9 @@ def _ready(**_: Any) -> None:
 @app.task
 def noop(*_: Any) -> None:
     return None
+
+
+@app.task
+def spend(amount: float) -> float | None:
+    """Report ``amount`` of cost: past the run's budget, the run waits at a budget gate."""
+    return report_cost(amount)

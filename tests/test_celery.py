@@ -225,6 +225,7 @@ def test_cancel_from_the_protocol_terminates_running_tasks_and_revokes_the_rest(
     celery_worker: Worker, redis_servers: list[Server], watcher: str
 ) -> None:
     canvas = chord([tasks.wait_for.s("cancel-a"), tasks.wait_for.s("cancel-b")], tasks.total.s())
+    logged = len(celery_worker.log), [len(server.log) for server in redis_servers]
     run = launch(canvas)
     _signal("cancel-a:started")
     _signal("cancel-b:started")
@@ -243,6 +244,15 @@ def test_cancel_from_the_protocol_terminates_running_tasks_and_revokes_the_rest(
     all_events = events_until_end(redis_servers[0], watcher, run.dag_id)
     assert "completed" not in {e.get("status") for e in all_events}
     assert node_states(all_events, ids["total"]) == ["cancelled"]
+    # Celery fails the chord's body (after logging the chord) once its header is revoked;
+    # a cancel is no error, so neither the worker nor a server logs the chord's error.
+    run.result.get(timeout=TIMEOUT, propagate=False)
+    assert run.result.state == "FAILURE"
+    assert "ChordError" in repr(run.result.result)
+    output = celery_worker.log[logged[0] :]
+    output += [line for s, n in zip(redis_servers, logged[1], strict=True) for line in s.log[n:]]
+    chord_errors = [line for line in output if "ChordError" in line or "Chord '" in line]
+    assert not chord_errors, "".join(output)
 
 
 @pytest.mark.parametrize(("decision", "feedback"), [("approve", ""), ("modify", "shorter, please")])

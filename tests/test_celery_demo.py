@@ -50,7 +50,9 @@ def test_the_celery_demo_serves_works_and_stops_with_its_children(
     try:
         assert process.stdout is not None
         seen: dict[str, str] = {}
+        banner = ""
         for line in process.stdout:
+            banner += line
             for key, pattern in (
                 ("port", r"Dashboard: http://127\.0\.0\.1:(\d+)/"),
                 ("run", r"Launched (celery-\S+)"),
@@ -67,6 +69,11 @@ def test_the_celery_demo_serves_works_and_stops_with_its_children(
         rest = process.stdout.read()  # EOF: the server and the worker have exited too
         assert process.wait(timeout=30) == 0, rest
         assert "Stopping." in rest
+        # Ctrl-C lets the worker's running tasks finish: no pool process is lost.
+        assert "WorkerLostError" not in rest and "exited prematurely" not in rest, rest
+        output = banner + rest
+        assert "Engine:    a Celery worker (prefork, 2 processes) runs the tasks" in output
+        assert "none in this process" not in output
     finally:
         bound.cancel()
         if process.poll() is None:

@@ -77,9 +77,11 @@ def install(
     options.release_poll = release_poll
     for signal, handler in _HANDLERS:
         signal.connect(handler, weak=False, dispatch_uid=f"dagstream.{handler.__name__}")
+    from dagstream_app.celery.quiet import install_filter
     from dagstream_app.celery.releasing import ReleaseHeld
 
     app.steps["consumer"].add(ReleaseHeld)
+    install_filter()  # a cancelled run's chord is no error
     from dagstream_app.celery import tasks  # noqa: F401 - registers the gate tasks
 
 

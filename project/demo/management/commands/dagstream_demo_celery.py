@@ -52,12 +52,17 @@ class Command(BaseCommand):
                     "The Celery demo stopped before this run finished."
                 )
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        where = (
+            "a Celery worker (prefork, 2 processes) runs the tasks; "
+            f"a canvas launched every {options['loop']:g} s"
+        )
         children = [
             subprocess.Popen(
                 [
                     *manage,
                     "dagstream_demo_server",
                     "--no-engine",
+                    *("--engine-line", where),
                     *("--host", options["host"], "--port", str(options["port"])),
                 ],
                 start_new_session=True,
@@ -70,7 +75,6 @@ class Command(BaseCommand):
         ]
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell without job control
         signal.signal(signal.SIGTERM, _interrupt)  # stop the children on a plain kill too
-        self.stdout.write(f"Worker: 2 prefork processes; a canvas every {options['loop']:g} s.")
         try:
             while all(child.poll() is None for child in children):
                 # About half of the runs reach their budget and ask whether to go on.
@@ -85,7 +89,10 @@ class Command(BaseCommand):
         finally:
             for child in children:
                 if child.poll() is None:
-                    os.killpg(child.pid, signal.SIGTERM)
+                    # The worker's main process alone: its warm shutdown lets running tasks
+                    # finish and then ends its pool (a SIGTERM to the pool's processes would
+                    # kill them mid-task, and the worker would log WorkerLostError).
+                    os.kill(child.pid, signal.SIGTERM)
             for child in children:
                 try:
                     child.wait(timeout=20)

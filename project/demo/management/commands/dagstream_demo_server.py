@@ -144,9 +144,22 @@ class Command(BaseCommand):
             action="store_true",
             help="Serve only; run the engine elsewhere (manage.py dagstream_demo, REDIS_URL).",
         )
+        parser.add_argument(
+            "--engine-line",
+            default="",
+            help="With --no-engine: where the engine runs, for the banner's Engine line.",
+        )
         add_demo_arguments(parser, every=60.0)
 
-    def handle(self, *args: Any, host: str, port: int, no_engine: bool, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        host: str,
+        port: int,
+        no_engine: bool,
+        engine_line: str,
+        **options: Any,
+    ) -> None:
         # Started from a shell without job control, SIGINT is ignored, and Twisted
         # only installs its handler over the default one: Ctrl-C must stop us.
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -170,8 +183,8 @@ class Command(BaseCommand):
             shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
             base = f"http://{shown}:{bound_port}"
             pace = f"every {every:g} s" if every else "once"
-            engine_line = (
-                "none in this process (run manage.py dagstream_demo with REDIS_URL)"
+            where = (
+                engine_line or "none in this process (run manage.py dagstream_demo with REDIS_URL)"
                 if no_engine
                 else f"a research-report run {pace} (seed {settings.seed}, "
                 f"speed {settings.speed:g}), inside this process"
@@ -181,7 +194,7 @@ class Command(BaseCommand):
                 f"  Dashboard: {base}/dags/",
                 f"  Log in as: {DEMO_USER} / {password}",
                 f"  Admin:     {base}/admin/",
-                f"  Engine:    {engine_line}",
+                f"  Engine:    {where}",
                 "  Ctrl-C stops.",
             ]
             if stale:
