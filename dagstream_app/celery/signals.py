@@ -27,6 +27,7 @@ from celery.canvas import Signature
 from celery.exceptions import Ignore
 
 from dagstream_app.celery.canvas import GATE_TASK, PARENT_HEADER, stamps_of
+from dagstream_app.celery.connections import drop_pools
 from dagstream_app.celery.options import options
 from dagstream_app.celery.outputs import error_text, json_output
 from dagstream_app.celery.stamps import inherited_stamps, message_tasks, stamp_headers
@@ -364,6 +365,7 @@ _HANDLERS = (
     (signals.task_revoked, _on_revoked),
     (signals.task_postrun, _on_postrun),
     (signals.worker_init, _guard_tasks),
+    (signals.worker_init, drop_pools),
     (signals.worker_process_init, _on_process_init),
     (signals.worker_process_shutdown, _on_process_shutdown),
 )
