@@ -22,6 +22,7 @@ from dagstream_app import events, protocol, state
 from dagstream_app.dagviews import DagSnapshot, Working
 from dagstream_app.render.format import TIMELINE_LENGTH, Part, Perms
 from dagstream_app.render.gantt import gantt_html
+from dagstream_app.render.groups import group_slot_html
 from dagstream_app.render.page import regions
 from dagstream_app.render.regions import list_notice_html, progress_html, row_html, seq_marker
 from dagstream_app.render.timeline import timeline_entry_html
@@ -34,7 +35,7 @@ V = TypeVar("V")
 K = TypeVar("K")
 TIMELINE_SLOT = "timeline"
 # The regions drawn once per message, in the order they end it.
-REDRAWN: tuple[events.Redraw, ...] = ("progress", "gantt")
+REDRAWN: tuple[events.Redraw, ...] = ("groups", "progress", "gantt")
 
 
 class FragmentCache(Generic[V, K]):
@@ -102,7 +103,7 @@ def events_html(dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms) ->
     for region in _message_keys(dag_id, frames):
         found = message_cache.get(region)
         if found is None:
-            found = _message_part(dag_id, region[3])
+            found = _message_part(dag_id, region[3], frames)
             message_cache.put(region, found)
         parts.append(found)
     return conflate(parts) + seq_marker(frames[-1][0])
@@ -152,16 +153,40 @@ def _message_keys(dag_id: str, frames: Sequence[tuple[int, str]]) -> list[Messag
         if kind is not None:
             redrawn |= kind.redraws
     seq, last = frames[-1]
-    return [(dag_id, seq, last, region) for region in REDRAWN if region in redrawn]
+    # The groups drawn are those the message's events touch: keyed by its first seq too.
+    named = {"groups": f"groups:{frames[0][0]}"}
+    return [
+        (dag_id, seq, last, named.get(region, region)) for region in REDRAWN if region in redrawn
+    ]
 
 
-def _message_part(dag_id: str, region: str) -> Part:
+def _message_part(dag_id: str, region: str, frames: Sequence[tuple[int, str]]) -> Part:
     # Read now: the regions may be a little ahead of the message, never behind.
+    if region.startswith("groups"):
+        return ("groups", _groups_part(dag_id, frames))
     if region == "gantt":
         return ("gantt", gantt_html(state.gantt(dag_id), oob=True))
     found = state.progress(dag_id)
     status = found[1] if found else "running"
     return ("progress", progress_html(state.node_counts(dag_id), status, oob=True))
+
+
+def _groups_part(dag_id: str, frames: Sequence[tuple[int, str]]) -> str:
+    """The boxes of the groups whose members the message's events changed: each once."""
+    grouping = state.grouping(dag_id)
+    if not grouping.members:
+        return ""
+    touched = set()
+    for _, frame in frames:
+        if protocol.frame_type(frame) == "node_state":
+            group = grouping.group_of.get(json.loads(frame)["node_id"])
+            if group is not None:
+                touched.add(group)
+    if not touched:
+        return ""
+    views = state.group_views(dag_id, grouping, touched)
+    seq = frames[-1][0]
+    return "".join(group_slot_html(dag_id, view, seq) for view in views.values())
 
 
 def snapshot_message(snap: DagSnapshot, perms: Perms) -> str:

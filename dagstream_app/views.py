@@ -136,9 +136,10 @@ def dag_list(request: HttpRequest) -> HttpResponse:
 @viewer_required
 @one_render_at_a_time
 def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
-    snap = state.snapshot(dag.dag_id)
-    if snap is None:
+    found = state.page_snapshot(dag.dag_id)
+    if found is None:
         raise Http404
+    snap, graph = found
     events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, snap.last_seq)
     health = state.engine_health(dag.dag_id)
     return _page(
@@ -153,6 +154,7 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
                 events,
                 health=health,
                 gantt=state.gantt(dag.dag_id),
+                graph=graph,
             ),
             "ws_url": f"/ws/dags/{dag.dag_id}/html/",
         },

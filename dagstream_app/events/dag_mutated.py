@@ -133,9 +133,9 @@ def describe(event: EventData, name: Namer) -> Wording:
 
 
 def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:
-    """The whole graph, drawn again (its layout changes)."""
+    """The whole graph, drawn again (its layout changes); of several in a message, the last."""
     snap = work.snapshot()
-    return [(None, graph_html(dag_id, snap.nodes, snap.edges, oob=True))]
+    return [("graph", graph_html(dag_id, snap.nodes, snap.edges, oob=True, declared=work.declared))]
 
 
 KIND = EventKind(

@@ -7,13 +7,14 @@ add zoom, pan and the tooltip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
 
-from dagstream_app import layout
-from dagstream_app.dagviews import EdgeView, NodeView
+from dagstream_app import groups, layout
+from dagstream_app.conf import config
+from dagstream_app.dagviews import EdgeView, GraphView, NodeView
 from dagstream_app.render.format import (
     STATUS_ICONS,
     dom_id,
@@ -24,6 +25,7 @@ from dagstream_app.render.format import (
     oob_attr,
     span_seconds,
 )
+from dagstream_app.render.groups import GROUP_H, group_svg
 from dagstream_app.vocabulary import FINISHED_NODE_STATUSES
 
 # A label's lines: its font size (dagstream.css .node-label), the room beside the icon,
@@ -164,8 +166,15 @@ def graph_html(
     now: str | None = None,
     *,
     oob: bool = False,
+    graph: GraphView | None = None,
+    declared: Mapping[str, str] | None = None,
 ) -> SafeString:
     """The whole graph: ``<div id="graph">`` around one server-rendered ``<svg>``.
+
+    Fan-outs are drawn as one box each (:mod:`dagstream_app.groups`): ``graph``
+    gives them as read (:func:`dagstream_app.state.page_snapshot`); without it,
+    ``nodes`` and ``edges`` are the whole DAG and are grouped here (``declared``: the
+    groups engines declared, node -> group).
 
     The drawing sits in a viewport (``.graph-port``) with a bar below it for the zoom
     buttons and the minimap, so neither covers a node. ``dashboard/graph-view.js``
@@ -174,14 +183,19 @@ def graph_html(
     (wheel, drag, pinch, keys, the buttons), ``minimap.js`` the minimap of graphs too big
     to read whole, ``tooltip.js`` each node's full label.
     """
-    ids = [n.id for n in nodes]
+    if graph is None:
+        graph = groups.fold(nodes, edges, config().group_threshold, declared)[1]
+    nodes, edges = graph.nodes, graph.edges
+    ids = graph.order
     pairs = [(e.src, e.dst) for e in edges]
     tall = {
         n.id: h
         for n in nodes
         if (h := box_height(len(label_lines(n.label or n.id)))) > layout.NODE_H
     }
+    tall.update((g.id, GROUP_H) for g in graph.groups)
     lay = layout.compute(ids, pairs, tall)
+    total = len(nodes) + sum(g.total for g in graph.groups)
     out = [
         f'<div id="graph"{oob_attr(oob)} class="graph" data-nodes="{len(ids)}" tabindex="0"'
         ' aria-label="Graph. Plus and minus zoom, arrows pan, 0 fits it to the card."'
@@ -189,7 +203,7 @@ def graph_html(
         f'<div class="graph-port"><svg class="graph-svg" viewBox="0 0 {lay.width} {lay.height}"'
         f' data-width="{lay.width}" data-height="{lay.height}"'
         ' preserveAspectRatio="xMidYMid meet"'
-        f' role="group" aria-label="Graph of {len(ids)} nodes">',
+        f' role="group" aria-label="Graph of {total} nodes">',
         '<g class="edges">',
     ]
     out.extend(
@@ -204,6 +218,12 @@ def graph_html(
         out.append(
             f'<g id="{dom_id("ns", node.id)}" class="slot" transform="translate({x} {y})">'
             f"{node_svg(dag_id, node, base=base, now=now)}</g>"
+        )
+    for group in graph.groups:
+        x, y = lay.positions[group.id]
+        out.append(
+            f'<g id="{dom_id("gs", group.id)}" class="slot" transform="translate({x} {y})">'
+            f"{group_svg(dag_id, group, now=now)}</g>"
         )
     out.append("</g></svg></div>")
     if not ids:

@@ -6,6 +6,7 @@ fragments fold events into it with :mod:`dagstream_app.replay`.
 
 - :mod:`~dagstream_app.state.runs`: one DAG's row, the run list, what changed or finished
 - :mod:`~dagstream_app.state.snapshots`: a DAG's current state, a node, a gate, node counts
+- :mod:`~dagstream_app.state.groups`: a DAG's fan-outs grouped, and their counts
 - :mod:`~dagstream_app.state.gantt`: where a run's time went
 - :mod:`~dagstream_app.state.log`: the event log (frames, recent events, replay, commands)
 - :mod:`~dagstream_app.state.folded`: what a live event shows, and history at a seq
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from dagstream_app.state.folded import history, live_state
 from dagstream_app.state.gantt import GANTT_ROWS, gantt
+from dagstream_app.state.groups import group_views, grouping
 from dagstream_app.state.log import (
     can_replay,
     commands_after,
@@ -41,6 +43,7 @@ from dagstream_app.state.snapshots import (
     gate_view,
     node,
     node_counts,
+    page_snapshot,
     snapshot,
     unfinished_count,
 )
@@ -60,11 +63,14 @@ __all__ = [
     "gate",
     "gate_dict",
     "gate_view",
+    "group_views",
+    "grouping",
     "history",
     "latest_command_seq",
     "live_state",
     "node",
     "node_counts",
+    "page_snapshot",
     "progress",
     "progress_many",
     "recent_events",

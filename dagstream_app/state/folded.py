@@ -8,6 +8,7 @@ from dagstream_app import events, replay
 from dagstream_app.dagviews import Working, new_node
 from dagstream_app.models import Dag, Edge, Event, Node
 from dagstream_app.protocol import format_ts
+from dagstream_app.state.groups import grouping
 from dagstream_app.state.log import EVENT_FIELDS, event_dict
 from dagstream_app.state.shared import iso, raw_moment
 from dagstream_app.state.snapshots import edges_of, gate_view, node_view_of
@@ -61,14 +62,19 @@ def _read_node(work: Working, node_id: str) -> None:
         view = new_node(node_id, found[0])
         view.started_at = iso(raw_moment(found[1]))
         work.nodes[node_id] = view
+        group = grouping(work.dag_id).group_of.get(node_id)
+        if group is not None:
+            work.group_of[node_id] = group
 
 
 def _read_structure(work: Working) -> None:
     rows = Node.objects.filter(dag_id=work.dag_id).values_list(
-        "node_id", "label", "status", "started_at", "finished_at"
+        "node_id", "label", "status", "started_at", "finished_at", "group"
     )
-    for node_id, label, status, started, finished in rows:
+    for node_id, label, status, started, finished, group in rows:
         work.nodes[node_id] = node_view_of(node_id, label, status, None, {}, started, finished)
+        if group:
+            work.declared[node_id] = group
     work.edges = dict.fromkeys((e.src, e.dst) for e in edges_of(work.dag_id))
 
 

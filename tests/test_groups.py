@@ -1,0 +1,120 @@
+"""Fan-outs grouped (issue 18.2): one box with counts, live counts, a bounded page."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.test import Client, override_settings
+
+from dagstream_app import groups, live, services, state
+
+pytestmark = pytest.mark.django_db
+
+WIDTH = 120
+
+
+def fan_out(dag_id: str = "fan", width: int = WIDTH) -> list[str]:
+    """split -> chunk-0000 .. chunk-<width> -> join; the chunks are one fan-out."""
+    chunks = [f"chunk-{i:04d}" for i in range(width)]
+    nodes = ["split", *chunks, "join"]
+    edges = [("split", c) for c in chunks] + [(c, "join") for c in chunks]
+    services.create_dag(dag_id, name="fan", nodes=nodes, edges=edges)
+    return chunks
+
+
+@pytest.fixture
+def viewer(make_user: Any) -> Client:
+    client = Client()
+    client.force_login(make_user("view_dag"))
+    return client
+
+
+def test_siblings_that_share_parents_and_children_are_one_group() -> None:
+    ids = ["a", *[f"m{i}" for i in range(5)], "z", "lone"]
+    edges = [("a", f"m{i}") for i in range(5)] + [(f"m{i}", "z") for i in range(5)]
+    edges.append(("a", "lone"))
+    found = groups.group_nodes(ids, edges, threshold=5)
+    (key,) = found.members
+    assert found.members[key] == [f"m{i}" for i in range(5)]
+    assert found.items == ["a", key, "z", "lone"]
+    assert found.edges == [("a", key), (key, "z"), ("a", "lone")]
+    assert found.labels[key] == "m0, …"  # too short a common start: the first, and more
+    # One fewer than the threshold: every node on its own; 0: grouping off.
+    assert not groups.group_nodes(ids, edges, threshold=6).members
+    assert not groups.group_nodes(ids, edges, threshold=0).members
+
+
+def test_declared_groups_win_over_shape() -> None:
+    ids = ["a", "b", "c"]
+    found = groups.group_nodes(ids, [], threshold=2, declared={"a": "g", "b": "g"})
+    assert found.members == {"g": ["a", "b"]}
+    assert found.items == ["g", "c"]
+
+
+def test_group_label_is_the_members_common_start() -> None:
+    assert groups.group_label(["chunk-01", "chunk-02"], {}) == "chunk-*"
+    assert groups.group_label(["x", "y"], {"x": "Fetch A", "y": "Fetch B"}) == "Fetch"
+
+
+def test_detail_page_draws_a_fan_out_as_one_group_node(viewer: Client) -> None:
+    chunks = fan_out()
+    reports = services.reports("fan")
+    reports.node_state("split", "completed")
+    for c in chunks[:10]:
+        reports.node_state(c, "completed")
+    reports.node_state(chunks[10], "failed")
+    reports.node_state(chunks[11], "running")
+    html = viewer.get("/dags/fan/").content.decode()
+    assert html.count('class="node group') == 1
+    assert len(re.findall(r'class="node[ "]', html)) == 3  # split, the group, join
+    group = re.search(r'<g class="node group s-(\w+)"[^>]*>', html)
+    assert group is not None and group.group(1) == "running"
+    assert 'data-status="running"' in group.group(0)
+    assert f'data-total="{WIDTH}"' in group.group(0)
+    assert "1 failed · 1 running · 10 done · 108 pending" in html
+    assert 'class="node-label" x="40" y="28">chunk-*' in html
+    # The progress line counts every member.
+    assert f"11 / {WIDTH + 2}" in re.sub(r"\s+", " ", html) or f"of {WIDTH + 2}" in html
+
+
+@override_settings(DAGSTREAM={"GROUP_THRESHOLD": 0})
+def test_threshold_zero_draws_every_node(viewer: Client) -> None:
+    fan_out()
+    html = viewer.get("/dags/fan/").content.decode()
+    assert 'class="node group' not in html
+    assert html.count('class="node s-') == WIDTH + 2
+
+
+def test_a_members_update_swaps_only_its_groups_box() -> None:
+    chunks = fan_out()
+    services.reports("fan").node_state(chunks[3], "running")
+    seq, frame = state.event_frames("fan", 0)[-1]
+    live.cache.clear()
+    message = live.events_html("fan", [(seq, frame)], (False, False))
+    assert "#ns-" not in message  # no member's slot
+    swaps = re.findall(r'hx-swap-oob="innerHTML:#(gs-[^"]+)"', message)
+    assert len(swaps) == 1
+    assert "1 running · 119 pending" in message
+    assert len(message) < 4_000
+
+
+def test_a_batch_of_member_updates_is_one_change_to_the_counts() -> None:
+    chunks = fan_out()
+    reports = services.reports("fan")
+    for c in chunks[:30]:
+        reports.node_state(c, "completed")
+    frames = state.event_frames("fan", 0)[-30:]
+    live.cache.clear()
+    message = live.events_html("fan", frames, (False, False))
+    assert len(re.findall(r"innerHTML:#gs-", message)) == 1
+    assert "30 done · 90 pending" in message
+
+
+def test_history_page_groups_the_same_way(viewer: Client) -> None:
+    chunks = fan_out()
+    services.reports("fan").node_state(chunks[0], "failed")
+    html = viewer.get("/dags/fan/history/").content.decode()
+    assert html.count('class="node group') == 1
+    assert "1 failed · 119 pending" in html
