@@ -118,13 +118,14 @@ class Tally:
         self.last: Any = None
         self.open = 0  # members not finished
 
-    def add(self, status: str, started: Any, finished: Any) -> None:
-        """One member; ``started`` and ``finished`` compare in time order (or are None)."""
-        self.counts[status] = self.counts.get(status, 0) + 1
+    def add(self, status: str, started: Any, finished: Any, n: int = 1) -> None:
+        """``n`` members of ``status`` (their first start, their last end); the times
+        compare in time order, or are None."""
+        self.counts[status] = self.counts.get(status, 0) + n
         if started is not None and (self.first is None or started < self.first):
             self.first = started
         if status not in FINISHED_NODE_STATUSES:
-            self.open += 1
+            self.open += n
         elif finished is not None and (self.last is None or finished > self.last):
             self.last = finished
 

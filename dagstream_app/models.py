@@ -98,6 +98,8 @@ class Node(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dag", "node_id"], name="dagstream_node_unique"),
         ]
+        # A group's counts per status, counted by the database (state/groups.py).
+        indexes = [models.Index(fields=["dag", "group", "status"], name="dagstream_node_group")]
 
     def __str__(self) -> str:
         return f"{self.dag_id}/{self.node_id}"

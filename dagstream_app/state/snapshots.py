@@ -132,7 +132,8 @@ def _snapshot(dag_id: str, *, grouped: bool) -> tuple[DagSnapshot, GraphView | N
             )
         else:
             nodes = _loose_nodes(found, None)
-        edges = edges_of(dag_id)
+        # Grouped, the edges drawn are the grouping's (between groups and loose nodes).
+        edges = edges_of(dag_id) if graph is None else graph.edges
         gates = [gate_view_of(g) for g in Gate.objects.filter(dag=found).order_by("created_at")]
     return DagSnapshot(
         dag_id=found.dag_id,
@@ -146,7 +147,7 @@ def _snapshot(dag_id: str, *, grouped: bool) -> tuple[DagSnapshot, GraphView | N
         created_at=format_ts(found.created_at),
         finished_at=iso(found.finished_at),
         nodes=nodes,
-        edges=edges if graph is None else graph.edges,
+        edges=edges,
         gates=gates,
         engine_seen_at=iso(found.engine_seen_at),
         engine_stale=engine_stale(found.status, found.engine_seen_at),
