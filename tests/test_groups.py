@@ -74,7 +74,7 @@ def test_detail_page_draws_a_fan_out_as_one_group_node(viewer: Client) -> None:
     assert 'data-status="running"' in group.group(0)
     assert f'data-total="{WIDTH}"' in group.group(0)
     assert "1 failed · 1 running · 10 done · 108 pending" in html
-    assert 'class="node-label" x="40" y="28">chunk-*' in html
+    assert 'class="node-label" x="42" y="27">chunk-*' in html
     # The progress line counts every member.
     assert f"11 / {WIDTH + 2}" in re.sub(r"\s+", " ", html) or f"of {WIDTH + 2}" in html
 
@@ -118,3 +118,39 @@ def test_history_page_groups_the_same_way(viewer: Client) -> None:
     html = viewer.get("/dags/fan/history/").content.decode()
     assert html.count('class="node group') == 1
     assert "1 failed · 119 pending" in html
+
+
+def test_opening_a_group_lists_its_members_failures_first_paged(viewer: Client) -> None:
+    chunks = fan_out()
+    reports = services.reports("fan")
+    reports.node_state(chunks[100], "failed")
+    reports.node_state(chunks[50], "running")
+    html = viewer.get("/dags/fan/").content.decode()
+    href = re.search(r'<g class="node group[^>]*data-href="([^"]+)"', html)
+    assert href is not None
+    panel = viewer.get(href.group(1)).content.decode()
+    rows = re.findall(r'class="node-row s-(\w+)" data-node-id="([^"]+)"', panel)
+    assert rows[:2] == [("failed", chunks[100]), ("running", chunks[50])]
+    assert len(rows) == 50  # a page
+    assert f"{WIDTH} nodes" in panel and "page 1 of 3" in panel
+    assert 'class="node-label"' in panel and "1 failed · 1 running · 118 pending" in panel
+    last = viewer.get(href.group(1) + "?page=3").content.decode()
+    assert len(re.findall(r'class="node-row ', last)) == WIDTH - 100
+    # Each member opens its own panel, as a node does.
+    member = re.search(r'hx-get="([^"]+)" hx-target="#node-panel" hx-swap="innerHTML"><span', panel)
+    assert member is not None
+    assert viewer.get(member.group(1)).status_code == 200
+    assert viewer.get("/dags/fan/groups/nope/").status_code == 404
+
+
+def test_a_search_finds_any_node_by_id_or_label(viewer: Client) -> None:
+    chunks = fan_out()
+    found = viewer.get("/dags/fan/nodes/?q=CHUNK-0042").content.decode()
+    assert re.findall(r'data-node-id="([^"]+)"', found) == [chunks[42]]
+    assert "1 node matching" in found
+    page = viewer.get("/dags/fan/").content.decode()
+    href = re.search(r'<g class="node group[^>]*data-href="([^"]+)"', page)
+    assert href is not None
+    within = viewer.get(href.group(1) + "?q=0011").content.decode()
+    assert re.findall(r'class="node-row s-\w+" data-node-id="([^"]+)"', within) == [chunks[11]]
+    assert "No node matches" in viewer.get("/dags/fan/nodes/?q=zzz").content.decode()

@@ -32,6 +32,7 @@ from dagstream_app.render.format import (
 )
 from dagstream_app.render.gantt import GANTT_LABEL_W, GANTT_W, gantt_html
 from dagstream_app.render.graph import graph_html
+from dagstream_app.render.groups import node_list_html
 from dagstream_app.render.page import regions
 from dagstream_app.render.regions import (
     KEEPALIVE_HTML,
@@ -60,6 +61,7 @@ __all__ = [
     "gantt_html",
     "gate_html",
     "graph_html",
+    "node_list_html",
     "node_panel_html",
     "page_config",
     "pretty_json",

@@ -10,9 +10,12 @@ A member's update swaps only this box, a few hundred bytes, however many members
 from __future__ import annotations
 
 from html import escape
-from urllib.parse import quote
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlencode
 
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
 
 from dagstream_app import layout
 from dagstream_app.dagviews import GroupView
@@ -20,14 +23,24 @@ from dagstream_app.render.format import (
     STATUS_ICONS,
     dom_id,
     format_duration,
+    node_url,
+    nodes_base,
     span_seconds,
 )
 
+if TYPE_CHECKING:
+    from dagstream_app.state import Found
+
 LABEL_CHARS = 12
-GROUP_H = layout.NODE_H + 30  # label, counts, bar, time
+GROUP_H = layout.NODE_H + 48  # label, done of all, failed and running, bar, time
 BAR_W = layout.NODE_W - 28
-# The bar's parts, left to right, and how the counts line names them.
-BAR_PARTS = (("completed", "done"), ("failed", "failed"), ("running", "running"))
+BAR_Y = GROUP_H - 30
+# The bar's parts, left to right: done (completed, skipped), failed, active.
+BAR_PARTS = (
+    ("completed", ("completed", "skipped")),
+    ("failed", ("failed",)),
+    ("running", ("running", "waiting")),
+)
 SAID = (
     ("failed", "failed"),
     ("running", "running"),
@@ -59,22 +72,30 @@ def counts_text(group: GroupView) -> str:
 def _bar(group: GroupView) -> str:
     total = group.total or 1
     out, x = [], 14.0
-    out.append(f'<rect class="group-track" x="14" y="{GROUP_H - 36}" width="{BAR_W}" height="6"/>')
-    for status, _ in BAR_PARTS:
-        n = group.counts.get(status, 0) + (
-            group.counts.get("skipped", 0) if status == "completed" else 0
-        )
-        if status == "running":
-            n += group.counts.get("waiting", 0)
+    out.append(f'<rect class="group-track" x="14" y="{BAR_Y}" width="{BAR_W}" height="6"/>')
+    for part, statuses in BAR_PARTS:
+        n = sum(group.counts.get(s, 0) for s in statuses)
         if not n:
             continue
         w = round(BAR_W * n / total, 1)
         out.append(
-            f'<rect class="group-fill g-{status}" x="{x:g}" y="{GROUP_H - 36}"'
-            f' width="{w:g}" height="6"/>'
+            f'<rect class="group-fill g-{part}" x="{x:g}" y="{BAR_Y}" width="{w:g}" height="6"/>'
         )
         x += w
     return "".join(out)
+
+
+def _lines(group: GroupView) -> tuple[str, str]:
+    """The box's two lines of counts: ``16,666 / 50,000 done``, ``3 failed · 40 running``."""
+    counts = group.counts
+    done = counts.get("completed", 0) + counts.get("skipped", 0)
+    active = counts.get("running", 0) + counts.get("waiting", 0)
+    second = [
+        f"{n:,} {word}"
+        for n, word in ((counts.get("failed", 0), "failed"), (active, "running"))
+        if n
+    ]
+    return f"{done:,} / {group.total:,} done", " · ".join(second)
 
 
 def group_svg(dag_id: str, group: GroupView, seq: int = 0, now: str | None = None) -> str:
@@ -85,6 +106,7 @@ def group_svg(dag_id: str, group: GroupView, seq: int = 0, now: str | None = Non
     shown = group.label if len(group.label) <= LABEL_CHARS else group.label[: LABEL_CHARS - 1] + "…"
     total = group.total
     said = counts_text(group)
+    first, second = _lines(group)
     timer, took = "", ""
     if status == "running" and group.started_at:
         took = f"Running · {format_duration(span_seconds(group.started_at, None, now))}"
@@ -105,10 +127,11 @@ def group_svg(dag_id: str, group: GroupView, seq: int = 0, now: str | None = Non
         f'<rect class="node-bar" width="4" height="{GROUP_H - 16}" x="0" y="8" rx="2"/>'
         f'<use class="node-icon{" spin" if status == "running" else ""}"'
         f' href="#ds-i-{STATUS_ICONS.get(status, "pending")}"'
-        ' x="14" y="14" width="18" height="18"/>'
-        f'<text class="node-label" x="40" y="28">{escape(shown)}'
+        ' x="14" y="12" width="20" height="20"/>'
+        f'<text class="node-label" x="42" y="27">{escape(shown)}'
         f' <tspan class="group-n">\u00d7{total:,}</tspan></text>'
-        f'<text class="node-meta group-counts" x="14" y="50">{escape(said)}</text>'
+        f'<text class="node-meta group-counts" x="14" y="50">{first}</text>'
+        f'<text class="node-meta group-counts g-{status}" x="14" y="66">{second}</text>'
         f"{_bar(group)}"
         f'<text class="node-meta" x="14" y="{GROUP_H - 12}"{timer}>{escape(took)}</text>'
         "</g>"
@@ -121,3 +144,44 @@ def group_slot_html(dag_id: str, group: GroupView, seq: int) -> str:
         f'<svg hx-swap-oob="innerHTML:#{dom_id("gs", group.id)}">'
         f"{group_svg(dag_id, group, seq)}</svg>"
     )
+
+
+def node_list_html(
+    dag_id: str,
+    found: Found,
+    *,
+    group: GroupView | None,
+    q: str,
+    page: int,
+    per_page: int,
+) -> SafeString:
+    """A group's panel (its members, failures first) or a search's: a page of nodes, each
+    opening its own panel, a search box, and the pages."""
+    base = group_url(dag_id, group.id) if group else nodes_base(dag_id)
+    pages = max(1, -(-found.total // per_page))
+
+    def at(n: int) -> str:
+        return f"{base}?{urlencode({'q': q, 'page': n} if q else {'page': n})}"
+
+    duration = ""
+    if group is not None and group.started_at:
+        duration = format_duration(span_seconds(group.started_at, group.finished_at))
+    context = {
+        "group": group,
+        "slot": dom_id("gs", group.id) if group else "",
+        "url": at(page),
+        "base": base,
+        "counts": counts_text(group) if group else "",
+        "duration": duration,
+        "q": q,
+        "total": found.total,
+        "page": page,
+        "pages": pages,
+        "prev_url": at(page - 1) if page > 1 else "",
+        "next_url": at(page + 1) if page < pages else "",
+        "rows": [
+            {"id": i, "label": label or i, "status": s, "group": g, "url": node_url(dag_id, i)}
+            for i, label, s, g in found.rows
+        ],
+    }
+    return mark_safe(render_to_string("dagstream_app/node_list.html", context))

@@ -41,6 +41,7 @@ def regions(
     health: EngineHealth | None = None,
     gantt: GanttView | None = None,
     graph: GraphView | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, SafeString]:
     """Every live region of the detail page, rendered from one snapshot.
 
@@ -49,9 +50,11 @@ def regions(
     :func:`dagstream_app.state.engine_health`) adds what the snapshot lacks;
     with ``gantt`` (:func:`dagstream_app.state.gantt`) the Gantt view is a region too.
     With ``graph`` (:func:`dagstream_app.state.page_snapshot`), ``snap`` holds only the
-    nodes outside groups, and the progress line counts the groups' members too.
+    nodes outside groups, and the progress line counts the groups' members too; ``labels``
+    names the nodes the timeline mentions that ``snap`` does not hold.
     """
     dag_id = snap.dag_id
+    names = {**(labels or {}), **{n.id: n.label for n in snap.nodes}}
     if health is None:
         health = EngineHealth(snap.status, snap.engine_seen_at, snap.engine_stale)
     return {
@@ -65,7 +68,7 @@ def regions(
         ),
         "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly),
         "results": results_html(snap.status, snap.results, oob=oob),
-        "timeline": timeline_html(events, oob=oob, labels={n.id: n.label for n in snap.nodes}),
+        "timeline": timeline_html(events, oob=oob, labels=names),
         **({"gantt": gantt_html(gantt, oob=oob, now=now)} if gantt is not None else {}),
     }
 

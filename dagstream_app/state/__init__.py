@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dagstream_app.state.folded import history, live_state
 from dagstream_app.state.gantt import GANTT_ROWS, gantt
-from dagstream_app.state.groups import group_views, grouping
+from dagstream_app.state.groups import Found, find_nodes, group_views, grouping
 from dagstream_app.state.log import (
     can_replay,
     commands_after,
@@ -41,6 +41,7 @@ from dagstream_app.state.snapshots import (
     gate,
     gate_dict,
     gate_view,
+    labels_of,
     node,
     node_counts,
     page_snapshot,
@@ -50,6 +51,7 @@ from dagstream_app.state.snapshots import (
 
 __all__ = [
     "GANTT_ROWS",
+    "Found",
     "RunRow",
     "can_replay",
     "changed_since",
@@ -58,6 +60,7 @@ __all__ = [
     "engine_health",
     "engine_stale",
     "event_frames",
+    "find_nodes",
     "finished_before",
     "gantt",
     "gate",
@@ -66,6 +69,7 @@ __all__ = [
     "group_views",
     "grouping",
     "history",
+    "labels_of",
     "latest_command_seq",
     "live_state",
     "node",

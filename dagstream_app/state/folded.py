@@ -11,7 +11,7 @@ from dagstream_app.protocol import format_ts
 from dagstream_app.state.groups import grouping
 from dagstream_app.state.log import EVENT_FIELDS, event_dict
 from dagstream_app.state.shared import iso, raw_moment
-from dagstream_app.state.snapshots import edges_of, gate_view, node_view_of
+from dagstream_app.state.snapshots import edges_of, gate_view, labels_of, node_view_of
 
 
 def live_state(dag_id: str, event: events.EventData) -> Working:
@@ -29,10 +29,7 @@ def live_state(dag_id: str, event: events.EventData) -> Working:
     named = events.named_nodes(event)
     if "node" in reads:
         named.discard(event["node_id"])
-    if named:
-        work.labels = dict(
-            Node.objects.filter(dag_id=dag_id, node_id__in=named).values_list("node_id", "label")
-        )
+    work.labels = labels_of(dag_id, named)
     if "node" in reads:
         _read_node(work, event["node_id"])
     if "structure" in reads:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
@@ -148,3 +149,47 @@ def loose_ids(grouping_: groups.Grouping) -> list[str] | None:
     if not grouping_.members:
         return None
     return [i for i in grouping_.items if i not in grouping_.members]
+
+
+# A group's panel lists failures first, then what is going on, then the rest.
+PANEL_ORDER = ("failed", "running", "waiting", "pending", "cancelled", "skipped", "completed")
+
+
+@dataclass(frozen=True)
+class Found:
+    """One page of the nodes a group panel or a search lists, and how many there are."""
+
+    rows: list[tuple[str, str, str, str | None]]  # node id, label, status, its group or None
+    total: int
+
+
+def find_nodes(
+    dag_id: str, *, group: str | None = None, q: str = "", offset: int = 0, limit: int = 50
+) -> Found | None:
+    """The nodes of ``group`` (None: of the run) whose id or label holds ``q`` (any case),
+    failures first, one page of them; None if there is no such group.
+
+    One light query (ids, labels, statuses): a group found by shape is known only here.
+    """
+    grouping_ = grouping(dag_id)
+    members = None
+    if group is not None:
+        if group not in grouping_.members:
+            return None
+        members = set(grouping_.members[group])
+    needle = q.casefold()
+    rank = {status: i for i, status in enumerate(PANEL_ORDER)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT node_id, label, status FROM {_table(Node)} WHERE dag_id = %s ORDER BY id",
+            [dag_id],
+        )
+        matched = [
+            (node_id, label, status)
+            for node_id, label, status in cursor.fetchall()
+            if (members is None or node_id in members)
+            and (not needle or needle in node_id.casefold() or needle in label.casefold())
+        ]
+    matched.sort(key=lambda row: rank.get(row[2], len(rank)))
+    page = matched[offset : offset + limit]
+    return Found([(*row, grouping_.group_of.get(row[0])) for row in page], len(matched))

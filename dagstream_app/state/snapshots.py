@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
@@ -80,6 +81,14 @@ def node(dag_id: str, node_id: str) -> NodeView | None:
     """One node with its output and metrics (the node panel), or None."""
     row = Node.objects.filter(dag_id=dag_id, node_id=node_id).values_list(*NODE_FIELDS).first()
     return None if row is None else node_view_of(*row)
+
+
+def labels_of(dag_id: str, node_ids: Collection[str]) -> dict[str, str]:
+    """The labels of ``node_ids`` (those that exist)."""
+    if not node_ids:
+        return {}
+    rows = Node.objects.filter(dag_id=dag_id, node_id__in=list(node_ids))
+    return dict(rows.values_list("node_id", "label"))
 
 
 def edges_of(dag_id: str) -> list[EdgeView]:

@@ -50,7 +50,7 @@ export function createNodePanel() {
   function refresh() {
     const host = document.getElementById("node-panel");
     const panel = host && host.querySelector(".node-detail");
-    if (!panel) return;
+    if (!panel || !panel.dataset.slot) return; // a search's list follows nothing
     const node = document.querySelector(`#${panel.dataset.slot} .node`);
     if (!node) return;
     node.classList.add("is-selected");
