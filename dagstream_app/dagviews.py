@@ -126,6 +126,7 @@ class GanttBar(msgspec.Struct, frozen=True):
     gate_opened: str | None = None
     gate_decided: str | None = None
     gate_status: GateStatus | None = None
+    members: int = 0  # a group's bar (node_id: the group's id): how many nodes it has
 
 
 class GanttView(msgspec.Struct, frozen=True):

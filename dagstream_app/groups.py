@@ -89,6 +89,7 @@ def group_nodes(
         )
         classes.setdefault(key, []).append(node_id)
     members = {key: ids for key, ids in classes.items() if len(ids) >= threshold}
+    named = set(declared.values())
     if not members:
         return Grouping(items=list(node_ids), edges=edge_list)
     group_of = {m: key for key, ids in members.items() for m in ids}
@@ -101,7 +102,10 @@ def group_nodes(
     return Grouping(
         group_of=group_of,
         members=members,
-        labels={key: group_label(ids, labels) for key, ids in members.items()},
+        # A declared group is called by its name; one found by shape, by its members'.
+        labels={
+            key: key if key in named else group_label(ids, labels) for key, ids in members.items()
+        },
         items=items,
         edges=list(drawn),
     )

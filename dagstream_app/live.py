@@ -165,7 +165,7 @@ def _message_part(dag_id: str, region: str, frames: Sequence[tuple[int, str]]) -
     if region.startswith("groups"):
         return ("groups", _groups_part(dag_id, frames))
     if region == "gantt":
-        return ("gantt", gantt_html(state.gantt(dag_id), oob=True))
+        return ("gantt", gantt_html(state.gantt(dag_id), oob=True, dag_id=dag_id))
     found = state.progress(dag_id)
     status = found[1] if found else "running"
     return ("progress", progress_html(state.node_counts(dag_id), status, oob=True))
@@ -194,7 +194,10 @@ def snapshot_message(snap: DagSnapshot, perms: Perms) -> str:
     recent = state.recent_events(snap.dag_id, TIMELINE_LENGTH, snap.last_seq)
     health = state.engine_health(snap.dag_id)
     gantt = state.gantt(snap.dag_id)
-    parts = regions(snap, perms, recent, oob=True, health=health, gantt=gantt)
+    snap, graph, labels = state.regroup(snap)
+    parts = regions(
+        snap, perms, recent, oob=True, health=health, gantt=gantt, graph=graph, labels=labels
+    )
     return "".join(parts.values()) + seq_marker(snap.last_seq)
 
 

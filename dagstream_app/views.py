@@ -243,7 +243,10 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
     if past is None:
         raise Http404
     events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, seq)
-    regions = render.regions(past.snapshot(), (False, False), events, readonly=True, now=past.at)
+    snap, graph, labels = state.regroup(past.snapshot())
+    regions = render.regions(
+        snap, (False, False), events, readonly=True, now=past.at, graph=graph, labels=labels
+    )
     response = _page(
         request,
         "dag_replay.html",

@@ -9,6 +9,8 @@ import pytest
 from django.test import Client, override_settings
 
 from dagstream_app import groups, live, services, state
+from dagstream_app.errors import InvalidDelta
+from dagstream_app.models import Event, Node
 
 pytestmark = pytest.mark.django_db
 
@@ -97,7 +99,7 @@ def test_a_members_update_swaps_only_its_groups_box() -> None:
     swaps = re.findall(r'hx-swap-oob="innerHTML:#(gs-[^"]+)"', message)
     assert len(swaps) == 1
     assert "1 running · 119 pending" in message
-    assert len(message) < 4_000
+    assert len(message) < 6_000  # the group box, the progress line, one Gantt row, the timeline
 
 
 def test_a_batch_of_member_updates_is_one_change_to_the_counts() -> None:
@@ -154,3 +156,58 @@ def test_a_search_finds_any_node_by_id_or_label(viewer: Client) -> None:
     within = viewer.get(href.group(1) + "?q=0011").content.decode()
     assert re.findall(r'class="node-row s-\w+" data-node-id="([^"]+)"', within) == [chunks[11]]
     assert "No node matches" in viewer.get("/dags/fan/nodes/?q=zzz").content.decode()
+
+
+def test_engines_declare_their_groups_by_name(viewer: Client) -> None:
+    # Two fan-outs of the same shape, told apart by the engine: two groups, by name.
+    embeds = [{"id": f"e{i}", "label": f"Embed {i}", "group": "embed"} for i in range(60)]
+    scores = [{"id": f"s{i}", "label": f"Score {i}", "group": "score"} for i in range(60)]
+    members = [n["id"] for n in embeds + scores]
+    edges = [("load", m) for m in members] + [(m, "report") for m in members]
+    services.create_dag("named", nodes=["load", *embeds, *scores, "report"], edges=edges)
+    assert Node.objects.get(dag_id="named", node_id="e3").group == "embed"
+    services.reports("named").node_state("s7", "failed")
+    html = viewer.get("/dags/named/").content.decode()
+    found = re.findall(r'<g class="node group s-(\w+)" data-node-id="([^"]+)"', html)
+    assert sorted(found) == [("pending", "embed"), ("pending", "score")]
+    assert 'y="27">embed <tspan' in html and 'y="27">score <tspan' in html
+    assert "1 failed · 59 pending" in html
+
+
+def test_a_node_added_at_run_time_joins_its_declared_group() -> None:
+    services.create_dag("grow", nodes=["a"])
+    reports = services.reports("grow")
+    for i in range(55):
+        reports.mutate({"op": "add_node", "node": {"id": f"m{i}", "label": "", "group": "map"}})
+    payload = Event.objects.filter(dag_id="grow", type="dag_mutated").last().payload  # type: ignore[union-attr]
+    assert payload["mutation"]["node"] == {"id": "m54", "label": "", "group": "map"}
+    assert state.grouping("grow").members["map"][:2] == ["m0", "m1"]
+    # Without a group, the payload is as it always was.
+    reports.mutate({"op": "add_node", "node": {"id": "z"}})
+    last = Event.objects.filter(dag_id="grow", type="dag_mutated").last()
+    assert last is not None and "group" not in last.payload["mutation"]["node"]
+
+
+def test_a_nul_in_a_group_is_refused() -> None:
+    with pytest.raises(InvalidDelta):
+        services.create_dag("nul", nodes=[{"id": "a", "group": "g\x00"}])
+
+
+def test_the_gantt_view_draws_a_group_as_one_expandable_row(viewer: Client) -> None:
+    chunks = fan_out()
+    reports = services.reports("fan")
+    reports.node_state("split", "running")
+    reports.node_state("split", "completed")
+    for c in chunks[:5]:
+        reports.node_state(c, "running")
+    reports.node_state(chunks[0], "completed")
+    view = state.gantt("fan")
+    assert view is not None
+    assert [(b.label, b.members, b.end) for b in view.bars] == [
+        ("split", 0, view.bars[0].end),
+        ("chunk-*", WIDTH, None),
+    ]
+    html = viewer.get("/dags/fan/").content.decode()
+    row = re.search(r'<g class="gantt-row g-running gantt-group"[^>]*>', html)
+    assert row is not None and 'data-href="/dags/fan/groups/' in row.group(0)
+    assert f"chunk-* \u00d7{WIDTH}" in html

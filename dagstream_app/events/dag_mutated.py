@@ -29,6 +29,14 @@ class _Mutation(msgspec.Struct, tag_field="op", forbid_unknown_fields=True, omit
 class NodeSpec(msgspec.Struct, forbid_unknown_fields=True):
     id: NodeId
     label: Label = ""
+    # The group an engine puts the node in (a fan-out's name): the dashboard draws a
+    # group of GROUP_THRESHOLD nodes or more as one node. Omitted when none.
+    group: Label | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def group_name(self) -> str:
+        """The node's group, or "" when it has none."""
+        return self.group or ""
 
 
 class AddNode(_Mutation, tag="add_node"):

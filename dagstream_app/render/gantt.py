@@ -18,6 +18,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from dagstream_app.dagviews import GanttView
 from dagstream_app.render.format import format_duration, oob_attr, parse_ts, span_seconds
+from dagstream_app.render.groups import group_url
 
 GANTT_W = 1000  # the drawing's width (it scales to the card)
 GANTT_LABEL_W = 190
@@ -34,13 +35,16 @@ LEGEND_HTML = (
 )
 
 
-def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = None) -> SafeString:
+def gantt_html(
+    view: GanttView | None, *, oob: bool = False, now: str | None = None, dag_id: str = ""
+) -> SafeString:
     """The run's Gantt view: ``<section id="gantt-card">`` around one server-rendered ``<svg>``.
 
     A bar per node from running (or its gate opening) to its end, coloured by
     status; a gate's wait hatched (solid once decided), its decision a diamond;
     pauses shaded across. Bars still going run to ``now`` (default: the
-    present), marked open.
+    present), marked open. A group of nodes (a fan-out) is one bar, from its first
+    member's start to its last one's end; with ``dag_id``, it opens the group's panel.
     """
     head = (
         f'<section id="gantt-card" class="card gantt-card"{oob_attr(oob)}'
@@ -107,10 +111,18 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
         label = bar.label if len(bar.label) <= 26 else bar.label[:25] + "…"
         took = format_duration(span_seconds(bar.start, bar.end, now))
         still = "" if bar.end else " so far"
+        group, named = "", bar.label
+        if bar.members:
+            label = f"{label[:18]} \u00d7{bar.members:,}"
+            named = f"{bar.label}, a group of {bar.members:,} nodes"
+            group = " gantt-group"
+            if dag_id:
+                href = escape(group_url(dag_id, bar.node_id))
+                group += f'" data-href="{href}" tabindex="0" role="button'
         out.append(
-            f'<g class="gantt-row g-{bar.status}" data-node-id="{escape(bar.node_id)}"'
+            f'<g class="gantt-row g-{bar.status}{group}" data-node-id="{escape(bar.node_id)}"'
             f' data-status="{bar.status}"{"" if bar.end else " data-open"}>'
-            f"<title>{escape(bar.label)}: {bar.status}, {escape(took)}{still}</title>"
+            f"<title>{escape(named)}: {bar.status}, {escape(took)}{still}</title>"
             f'<text class="gantt-label" x="{GANTT_LABEL_W - 8}" y="{y + 15}"'
             f' text-anchor="end">{escape(label)}</text>'
             + span_rect("gantt-bar", bar.start, bar.end, y + 4, GANTT_ROW_H - 8)
@@ -136,6 +148,6 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
     out.append("</svg></div>")
     legend = LEGEND_HTML
     if view.more:
-        legend += f" · the first {len(view.bars)} nodes that ran, of {len(view.bars) + view.more}"
+        legend += f" · the first {len(view.bars)} that ran, of {len(view.bars) + view.more}"
     out.append(legend + "</p></section>")
     return mark_safe("".join(out))

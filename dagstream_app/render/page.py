@@ -69,7 +69,11 @@ def regions(
         "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly),
         "results": results_html(snap.status, snap.results, oob=oob),
         "timeline": timeline_html(events, oob=oob, labels=names),
-        **({"gantt": gantt_html(gantt, oob=oob, now=now)} if gantt is not None else {}),
+        **(
+            {"gantt": gantt_html(gantt, oob=oob, now=now, dag_id=dag_id)}
+            if gantt is not None
+            else {}
+        ),
     }
 
 

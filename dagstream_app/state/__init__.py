@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dagstream_app.state.folded import history, live_state
 from dagstream_app.state.gantt import GANTT_ROWS, gantt
-from dagstream_app.state.groups import Found, find_nodes, group_views, grouping
+from dagstream_app.state.groups import Found, find_nodes, group_views, grouping, regroup
 from dagstream_app.state.log import (
     can_replay,
     commands_after,
@@ -78,6 +78,7 @@ __all__ = [
     "progress",
     "progress_many",
     "recent_events",
+    "regroup",
     "run_rows",
     "runs",
     "snapshot",

@@ -16,11 +16,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from django.db import connection
 
 from dagstream_app import groups
 from dagstream_app.conf import config
-from dagstream_app.dagviews import GroupView
+from dagstream_app.dagviews import DagSnapshot, GraphView, GroupView
 from dagstream_app.models import Dag, Edge, Node
 from dagstream_app.state.shared import iso, raw_moment
 
@@ -193,3 +194,17 @@ def find_nodes(
     matched.sort(key=lambda row: rank.get(row[2], len(rank)))
     page = matched[offset : offset + limit]
     return Found([(*row, grouping_.group_of.get(row[0])) for row in page], len(matched))
+
+
+def declared(dag_id: str) -> dict[str, str]:
+    """The groups engines declared for the DAG's nodes: node -> group."""
+    rows = Node.objects.filter(dag_id=dag_id).exclude(group="").values_list("node_id", "group")
+    return dict(rows)
+
+
+def regroup(snap: DagSnapshot) -> tuple[DagSnapshot, GraphView, dict[str, str]]:
+    """A whole snapshot (history, a live resume) as the page draws it: its nodes outside
+    groups, the graph with its groups, and every node's label (for the timeline)."""
+    graph = groups.fold(snap.nodes, snap.edges, config().group_threshold, declared(snap.dag_id))[1]
+    labels = {n.id: n.label for n in snap.nodes}
+    return msgspec.structs.replace(snap, nodes=graph.nodes), graph, labels
