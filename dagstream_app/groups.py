@@ -32,6 +32,7 @@ class Grouping:
     labels: dict[str, str] = field(default_factory=dict)  # group id -> what it is called
     items: list[str] = field(default_factory=list)  # node and group ids, in the nodes' order
     edges: list[tuple[str, str]] = field(default_factory=list)  # between items, once each
+    version: int = 0  # the DAG's structure version it was worked out at (0: not known)
 
     def item(self, node_id: str) -> str:
         """The id the graph draws ``node_id`` as: its group's, or its own."""

@@ -156,7 +156,7 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
                 dashboard_perms(request.user, dag),
                 events,
                 health=health,
-                gantt=state.gantt(dag.dag_id),
+                gantt=state.gantt(dag.dag_id, groups={g.id: g for g in graph.groups}),
                 graph=graph,
                 labels=state.labels_of(dag.dag_id, named),
             ),

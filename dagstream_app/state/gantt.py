@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import islice
 from typing import cast
 
@@ -9,6 +10,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from dagstream_app import protocol
+from dagstream_app.dagviews import GroupView
 from dagstream_app.groups import Grouping
 from dagstream_app.models import Dag, Event, Gate, Node
 from dagstream_app.protocol import NodeStatus, format_ts
@@ -19,9 +21,12 @@ from dagstream_app.state.shared import iso
 GANTT_ROWS = 200
 
 
-def _group_bars(dag_id: str, grouped: Grouping) -> list[protocol.GanttBar]:
+def _group_bars(
+    dag_id: str, grouped: Grouping, views: Mapping[str, GroupView] | None
+) -> list[protocol.GanttBar]:
     """A bar per group that has started: from its first member's start to its last's end."""
-    views = group_state.group_views(dag_id, grouped)
+    if views is None:
+        views = group_state.group_views(dag_id, grouped)
     return [
         protocol.GanttBar(
             node_id=g.id,
@@ -36,8 +41,11 @@ def _group_bars(dag_id: str, grouped: Grouping) -> list[protocol.GanttBar]:
     ]
 
 
-def gantt(dag_id: str, limit: int = GANTT_ROWS) -> protocol.GanttView | None:
-    """Where the run's time went (the Gantt view): four small queries."""
+def gantt(
+    dag_id: str, limit: int = GANTT_ROWS, groups: Mapping[str, GroupView] | None = None
+) -> protocol.GanttView | None:
+    """Where the run's time went (the Gantt view): four small queries, and the groups'
+    counts unless ``groups`` gives them (:func:`dagstream_app.state.page_snapshot` read them)."""
     found = Dag.objects.filter(pk=dag_id).values_list("status", "created_at", "finished_at").first()
     if found is None:
         return None
@@ -53,7 +61,7 @@ def gantt(dag_id: str, limit: int = GANTT_ROWS) -> protocol.GanttView | None:
     )
     # A group's members are one bar, the group's (state/groups.py).
     grouped = group_state.grouping(dag_id)
-    group_bars = _group_bars(dag_id, grouped)
+    group_bars = _group_bars(dag_id, grouped, groups)
     loose = group_state.loose_ids(grouped)
     if loose is not None and len(loose) <= 500:
         ran = ran.filter(node_id__in=loose)

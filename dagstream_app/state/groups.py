@@ -10,6 +10,7 @@ counted per group; only the nodes outside groups are read whole. So a page for a
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Collection
@@ -67,6 +68,7 @@ def grouping(dag_id: str, version: int | None = None) -> groups.Grouping:
         cursor.execute(f"SELECT src, dst FROM {_table(Edge)} WHERE dag_id = %s", [dag_id])
         edges = cursor.fetchall()
     found = groups.group_nodes(ids, edges, threshold, declared=declared, labels=labels)
+    found = dataclasses.replace(found, version=version)
     if version:
         with _lock:
             _groupings[key] = found
@@ -108,20 +110,67 @@ def group_views(
 def _counted_by_database(
     dag_id: str, grouping: groups.Grouping, loose: list[str], shape: str
 ) -> dict[str, groups.Tally]:
+    """Counts per (declared group, status) from the ``(dag, group, status)`` index alone, less
+    the nodes outside groups (read by id); the times as :func:`_group_times` finds them."""
     group = connection.ops.quote_name("group")
-    outside = f" AND node_id NOT IN ({', '.join(['%s'] * len(loose))})" if loose else ""
-    tallies: dict[str, groups.Tally] = {}
+    counts: dict[tuple[str, str], int] = {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {group}, status, COUNT(*), MIN(started_at), MAX(finished_at)"
-            f" FROM {_table(Node)} WHERE dag_id = %s{outside} GROUP BY {group}, status",
-            [dag_id, *loose],
+            f"SELECT {group}, status, COUNT(*) FROM {_table(Node)}"
+            f" WHERE dag_id = %s GROUP BY {group}, status",
+            [dag_id],
         )
-        for declared, status, n, first, last in cursor.fetchall():
-            key = declared if declared in grouping.members else shape
-            if key:
-                tallies.setdefault(key, groups.Tally()).add(status, first, last, n)
+        counts.update(((g, status), n) for g, status, n in cursor.fetchall())
+        if loose:
+            cursor.execute(
+                f"SELECT {group}, status FROM {_table(Node)} WHERE dag_id = %s"
+                f" AND node_id IN ({', '.join(['%s'] * len(loose))})",
+                [dag_id, *loose],
+            )
+            for pair in cursor.fetchall():
+                counts[pair] -= 1
+    tallies: dict[str, groups.Tally] = {}
+    for (declared, status), n in counts.items():
+        key = declared if declared in grouping.members else shape
+        if key and n:
+            tallies.setdefault(key, groups.Tally()).add(status, None, None, n)
+    for key, tally in tallies.items():
+        outside = loose if key == shape else []
+        tally.first, tally.last = _group_times(dag_id, grouping.version, key, outside, tally)
     return tallies
+
+
+# A group's first start never changes once it has one (per structure version).
+_first_starts: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+
+
+def _group_times(
+    dag_id: str, version: int, key: str, loose: list[str], tally: groups.Tally
+) -> tuple[Any, Any]:
+    """A group's first start (remembered once known) and, once every member has finished,
+    its last end: a scan of the group's rows (a group by shape: less the ``loose`` nodes,
+    which share its empty ``group``), so read only when needed."""
+    remembered = (dag_id, key, version)
+    with _lock:
+        first = _first_starts.get(remembered)
+    ended = tally.open == 0
+    if first is not None and not ended:
+        return first, None
+    group = connection.ops.quote_name("group")
+    outside = f" AND node_id NOT IN ({', '.join(['%s'] * len(loose))})" if loose else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT MIN(started_at), MAX(finished_at) FROM {_table(Node)}"
+            f" WHERE dag_id = %s AND {group} = %s AND status != 'pending'{outside}",
+            [dag_id, "" if key.startswith(groups.SHAPE_PREFIX) else key, *loose],
+        )
+        first, last = cursor.fetchone()
+    if first is not None:
+        with _lock:
+            _first_starts[remembered] = first
+            while len(_first_starts) > _KEPT * 8:
+                _first_starts.popitem(last=False)
+    return first, last if ended else None
 
 
 def _counted_here(
