@@ -31,10 +31,10 @@ from dagstream_app.render.format import (
 if TYPE_CHECKING:
     from dagstream_app.state import Found
 
-LABEL_CHARS = 12
+LABEL_CHARS = 15
 GROUP_H = layout.NODE_H + 48  # label, done of all, failed and running, bar, time
 BAR_W = layout.NODE_W - 28
-BAR_Y = GROUP_H - 30
+BAR_Y = GROUP_H - 26
 # The bar's parts, left to right: done (completed, skipped), failed, active.
 BAR_PARTS = (
     ("completed", ("completed", "skipped")),
@@ -102,7 +102,7 @@ def group_svg(dag_id: str, group: GroupView, seq: int = 0, now: str | None = Non
     """The inner ``<g class="node group">`` of one group's slot."""
     status = group.status
     gid, label = escape(group.id), escape(group.label)
-    # Room for about 12 characters beside the icon and the count; the tooltip has it whole.
+    # Room for about 15 characters beside the icon; the tooltip has it whole.
     shown = group.label if len(group.label) <= LABEL_CHARS else group.label[: LABEL_CHARS - 1] + "…"
     total = group.total
     said = counts_text(group)
@@ -127,13 +127,13 @@ def group_svg(dag_id: str, group: GroupView, seq: int = 0, now: str | None = Non
         f'<rect class="node-bar" width="4" height="{GROUP_H - 16}" x="0" y="8" rx="2"/>'
         f'<use class="node-icon{" spin" if status == "running" else ""}"'
         f' href="#ds-i-{STATUS_ICONS.get(status, "pending")}"'
-        ' x="14" y="12" width="20" height="20"/>'
-        f'<text class="node-label" x="42" y="27">{escape(shown)}'
-        f' <tspan class="group-n">\u00d7{total:,}</tspan></text>'
-        f'<text class="node-meta group-counts" x="14" y="50">{first}</text>'
-        f'<text class="node-meta group-counts g-{status}" x="14" y="66">{second}</text>'
+        ' x="14" y="16" width="20" height="20"/>'
+        f'<text class="node-label" x="42" y="31">{escape(shown)}</text>'
+        f'<text class="node-meta group-counts" x="14" y="54">{first}</text>'
+        f'<text class="node-meta group-counts{" has-failed" if group.counts.get("failed") else ""}"'
+        f' x="14" y="69">{second}</text>'
         f"{_bar(group)}"
-        f'<text class="node-meta" x="14" y="{GROUP_H - 12}"{timer}>{escape(took)}</text>'
+        f'<text class="node-meta" x="14" y="{GROUP_H - 8}"{timer}>{escape(took)}</text>'
         "</g>"
     )
 
