@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 # Django on a throwaway SQLite file, and the same 5,000-node DAG, as bench_dashboard.
-from bench.bench_dashboard import NODES, PASSWORD, prepare  # noqa: E402  # isort: split
+from bench.bench_dashboard import NODES, prepare, sign_in  # noqa: E402  # isort: split
 from dagstream_app import services  # noqa: E402
 from tests.browser import chromium_options  # noqa: E402
 from tests.servers import start_server  # noqa: E402
@@ -48,11 +48,7 @@ def main() -> bool:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(**chromium_options())
             page = browser.new_page(viewport={"width": 1440, "height": 960})
-            page.goto(f"{server.http}/accounts/login/")
-            page.get_by_label("Username").fill(user.get_username())
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/dags/")
+            sign_in(page, server.http, user)
             for _ in range(RUNS):
                 start = time.perf_counter()
                 page.goto(f"{server.http}/dags/big/", wait_until="commit")

@@ -99,6 +99,10 @@ class Config:
     # htmx-config and wraps its content in the ``.dagstream`` root
     # (see docs/dashboard.md).
     base_template: str = "dagstream_app/base.html"
+    # The dashboard draws this many siblings or more that share their parents and
+    # children (a fan-out), or that their engine put in one group, as one group node
+    # with counts per status; 0 draws every node on its own.
+    group_threshold: int = 50
 
 
 CONFIG_DEFAULTS: dict[str, Any] = {f.name.upper(): f.default for f in fields(Config)}

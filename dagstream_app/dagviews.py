@@ -79,6 +79,42 @@ class DagSnapshot(msgspec.Struct):
     engine_stale: bool = False
 
 
+class GroupView(msgspec.Struct):
+    """A group of nodes (:mod:`dagstream_app.groups`) as the graph draws it: one box."""
+
+    id: str
+    label: str
+    counts: dict[str, int]  # members per status (only statuses some member has)
+    started_at: str | None  # the first member's start
+    finished_at: str | None  # the last member's end, once every member has finished
+
+    @property
+    def total(self) -> int:
+        """How many members the group has."""
+        return sum(self.counts.values())
+
+    @property
+    def status(self) -> NodeStatus:
+        """The group's status: running while any member is active, else pending until
+        every member has finished, then failed if any failed, else completed."""
+        counts = self.counts
+        if any(counts.get(s) for s in ACTIVE_STATUSES):
+            return "running"
+        if any(n for s, n in counts.items() if s not in FINISHED_NODE_STATUSES):
+            return "pending"
+        return "failed" if counts.get("failed") else "completed"
+
+
+@dataclass(frozen=True)
+class GraphView:
+    """What the graph draws: the nodes not in a group, the groups, and the edges between them."""
+
+    nodes: list[NodeView]
+    groups: list[GroupView]
+    edges: list[EdgeView]
+    order: list[str]  # node and group ids, in the order the layout takes them
+
+
 class GanttBar(msgspec.Struct, frozen=True):
     """One node's time: from running (or its gate opening) to its end; None: still going."""
 
@@ -90,6 +126,7 @@ class GanttBar(msgspec.Struct, frozen=True):
     gate_opened: str | None = None
     gate_decided: str | None = None
     gate_status: GateStatus | None = None
+    members: int = 0  # a group's bar (node_id: the group's id): how many nodes it has
 
 
 class GanttView(msgspec.Struct, frozen=True):
@@ -124,6 +161,17 @@ class NodeCounts:
     @property
     def pct(self) -> int:
         return round(100 * self.done / self.total) if self.total else 0
+
+    def plus(self, by_status: dict[str, int]) -> NodeCounts:
+        """These counts and ``by_status`` (nodes per status) together."""
+        return NodeCounts(
+            total=self.total + sum(by_status.values()),
+            done=self.done + sum(by_status.get(s, 0) for s in DONE_STATUSES),
+            failed=self.failed + by_status.get("failed", 0),
+            running=self.running + sum(by_status.get(s, 0) for s in ACTIVE_STATUSES),
+            unfinished=self.unfinished
+            + sum(n for s, n in by_status.items() if s not in FINISHED_NODE_STATUSES),
+        )
 
 
 def count_nodes(nodes: Iterable[NodeView]) -> NodeCounts:
@@ -168,6 +216,10 @@ class Working:
     edges: dict[Pair, None] = field(default_factory=dict)  # an ordered set
     gates: dict[str, GateView] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)  # of nodes not in ``nodes``
+    # Live: the group the event's node is drawn in (:mod:`dagstream_app.groups`), if any;
+    # and, with the structure read, the groups engines declared for its nodes.
+    group_of: dict[str, str] = field(default_factory=dict)
+    declared: dict[str, str] = field(default_factory=dict)
 
     def label(self, node_id: str) -> str:
         """What people call the node: its label, else its id."""

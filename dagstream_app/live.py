@@ -25,6 +25,7 @@ from dagstream_app import events, protocol, state
 from dagstream_app.dagviews import DagSnapshot, Working
 from dagstream_app.render.format import TIMELINE_LENGTH, Part, Perms
 from dagstream_app.render.gantt import gantt_html
+from dagstream_app.render.groups import group_slot_html
 from dagstream_app.render.page import regions
 from dagstream_app.render.regions import list_notice_html, progress_html, row_html, seq_marker
 from dagstream_app.render.timeline import timeline_entry_html
@@ -38,7 +39,7 @@ V = TypeVar("V")
 K = TypeVar("K")
 TIMELINE_SLOT = "timeline"
 # The regions drawn once per message, in the order they end it.
-REDRAWN: tuple[events.Redraw, ...] = ("progress", "gantt")
+REDRAWN: tuple[events.Redraw, ...] = ("groups", "progress", "gantt")
 
 
 class FragmentCache(Generic[V, K]):
@@ -118,7 +119,7 @@ def _events_html(dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms, l
     for region in _message_keys(dag_id, frames, lang):
         found = message_cache.get(region)
         if found is None:
-            found = _message_part(dag_id, region[3])
+            found = _message_part(dag_id, region[3], frames)
             message_cache.put(region, found)
         parts.append(found)
     return conflate(parts) + seq_marker(frames[-1][0])
@@ -168,16 +169,42 @@ def _message_keys(dag_id: str, frames: Sequence[tuple[int, str]], lang: str) -> 
         if kind is not None:
             redrawn |= kind.redraws
     seq, last = frames[-1]
-    return [(dag_id, seq, last, region, lang) for region in REDRAWN if region in redrawn]
+    # The groups drawn are those the message's events touch: keyed by its first seq too.
+    named = {"groups": f"groups:{frames[0][0]}"}
+    return [
+        (dag_id, seq, last, named.get(region, region), lang)
+        for region in REDRAWN
+        if region in redrawn
+    ]
 
 
-def _message_part(dag_id: str, region: str) -> Part:
+def _message_part(dag_id: str, region: str, frames: Sequence[tuple[int, str]]) -> Part:
     # Read now: the regions may be a little ahead of the message, never behind.
+    if region.startswith("groups"):
+        return ("groups", _groups_part(dag_id, frames))
     if region == "gantt":
-        return ("gantt", gantt_html(state.gantt(dag_id), oob=True))
+        return ("gantt", gantt_html(state.gantt(dag_id), oob=True, dag_id=dag_id))
     found = state.progress(dag_id)
     status = found[1] if found else "running"
     return ("progress", progress_html(state.node_counts(dag_id), status, oob=True))
+
+
+def _groups_part(dag_id: str, frames: Sequence[tuple[int, str]]) -> str:
+    """The boxes of the groups whose members the message's events changed: each once."""
+    grouping = state.grouping(dag_id)
+    if not grouping.members:
+        return ""
+    touched = set()
+    for _, frame in frames:
+        if protocol.frame_type(frame) == "node_state":
+            group = grouping.group_of.get(json.loads(frame)["node_id"])
+            if group is not None:
+                touched.add(group)
+    if not touched:
+        return ""
+    views = state.group_views(dag_id, grouping, touched)
+    seq = frames[-1][0]
+    return "".join(group_slot_html(dag_id, view, seq) for view in views.values())
 
 
 def snapshot_message(snap: DagSnapshot, perms: Perms, language: str | None = None) -> str:
@@ -190,7 +217,10 @@ def _snapshot_message(snap: DagSnapshot, perms: Perms) -> str:
     recent = state.recent_events(snap.dag_id, TIMELINE_LENGTH, snap.last_seq)
     health = state.engine_health(snap.dag_id)
     gantt = state.gantt(snap.dag_id)
-    parts = regions(snap, perms, recent, oob=True, health=health, gantt=gantt)
+    snap, graph, labels = state.regroup(snap)
+    parts = regions(
+        snap, perms, recent, oob=True, health=health, gantt=gantt, graph=graph, labels=labels
+    )
     return "".join(parts.values()) + seq_marker(snap.last_seq)
 
 

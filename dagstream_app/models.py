@@ -86,6 +86,8 @@ class Node(models.Model):
     dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="nodes")
     node_id = models.CharField(max_length=200)
     label = models.CharField(max_length=200, blank=True)
+    # The group its engine put it in (a fan-out's name), or "" (grouped by shape, if at all).
+    group = models.CharField(max_length=200, blank=True, default="", db_default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     output = models.JSONField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
@@ -98,6 +100,8 @@ class Node(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dag", "node_id"], name="dagstream_node_unique"),
         ]
+        # A group's counts per status, counted by the database (state/groups.py).
+        indexes = [models.Index(fields=["dag", "group", "status"], name="dagstream_node_group")]
 
     def __str__(self) -> str:
         return f"{self.dag_id}/{self.node_id}"

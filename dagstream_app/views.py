@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dagstream_app import render, services, state
 from dagstream_app.conf import config
 from dagstream_app.errors import Conflict, DagstreamError, NotFound
+from dagstream_app.events import named_nodes
 from dagstream_app.models import Dag
 from dagstream_app.permissions import allowed, authorize, dashboard_perms, visible
 from dagstream_app.protocol import format_ts
@@ -143,10 +144,13 @@ def dag_list(request: HttpRequest) -> HttpResponse:
 @viewer_required
 @one_render_at_a_time
 def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
-    snap = state.snapshot(dag.dag_id)
-    if snap is None:
+    found = state.page_snapshot(dag.dag_id)
+    if found is None:
         raise Http404
+    snap, graph = found
     events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, snap.last_seq)
+    # Members of groups are not in the snapshot: the timeline's names for them.
+    named = set().union(*(named_nodes(e) for e in events)) - {n.id for n in snap.nodes}
     health = state.engine_health(dag.dag_id)
     return _page(
         request,
@@ -159,7 +163,9 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
                 dashboard_perms(request.user, dag),
                 events,
                 health=health,
-                gantt=state.gantt(dag.dag_id),
+                gantt=state.gantt(dag.dag_id, groups={g.id: g for g in graph.groups}),
+                graph=graph,
+                labels=state.labels_of(dag.dag_id, named),
             ),
             "ws_url": f"/ws/dags/{dag.dag_id}/html/{render.stream_query()}",
         },
@@ -192,6 +198,44 @@ def node_panel(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
     return HttpResponse(render.node_panel_html(dag.dag_id, node))
 
 
+# A group's panel and a search list this many nodes a page.
+NODES_PAGE = 50
+
+
+@require_GET
+@viewer_required
+def group_panel(request: HttpRequest, dag: Dag, group_id: str) -> HttpResponse:
+    """A group's panel: its members, failures first, paged; a search among them."""
+    return _node_list(request, dag, group_id)
+
+
+@require_GET
+@viewer_required
+def node_search(request: HttpRequest, dag: Dag) -> HttpResponse:
+    """Any node of the run found by id or label (``q``), paged."""
+    return _node_list(request, dag, None)
+
+
+def _node_list(request: HttpRequest, dag: Dag, group_id: str | None) -> HttpResponse:
+    q = request.GET.get("q", "").replace("\x00", "").strip()[:200]
+    try:
+        page = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        page = 1
+    offset = (page - 1) * NODES_PAGE
+    found = state.find_nodes(dag.dag_id, group=group_id, q=q, offset=offset, limit=NODES_PAGE)
+    if found is None:
+        raise Http404(f"Unknown group {group_id!r}.")
+    group = None
+    if group_id is not None:
+        views = state.group_views(dag.dag_id, state.grouping(dag.dag_id), {group_id})
+        group = views[group_id]
+    html = render.node_list_html(
+        dag.dag_id, found, group=group, q=q, page=page, per_page=NODES_PAGE
+    )
+    return HttpResponse(html)
+
+
 @require_GET
 @viewer_required
 @one_render_at_a_time
@@ -206,7 +250,10 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
     if past is None:
         raise Http404
     events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, seq)
-    regions = render.regions(past.snapshot(), (False, False), events, readonly=True, now=past.at)
+    snap, graph, labels = state.regroup(past.snapshot())
+    regions = render.regions(
+        snap, (False, False), events, readonly=True, now=past.at, graph=graph, labels=labels
+    )
     response = _page(
         request,
         "dag_replay.html",

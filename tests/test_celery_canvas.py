@@ -119,3 +119,24 @@ def test_the_worker_side_imports_before_django_is_set_up() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_groups_and_chord_headers_of_plain_tasks_declare_their_fan_out() -> None:
+    canvas = chain(
+        group(tasks.add.si(i, i) for i in range(3)),
+        chord([tasks.echo.si(i) for i in range(2)], tasks.total.s()),
+        group(tasks.add.si(1, 1), chain(tasks.echo.si(1), tasks.echo.s())),  # not a fan-out
+    )
+    graph = launch_graph(canvas, {DAG_STAMP: "d"})
+    declared = {n["label"]: n.get("group", "") for n in graph.nodes}
+    assert declared == {
+        "add": "add",
+        "add #2": "add",
+        "add #3": "add",
+        "echo": "echo",
+        "echo #2": "echo",
+        "total": "",
+        "add #4": "",
+        "echo #3": "",
+        "echo #4": "",
+    }

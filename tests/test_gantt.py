@@ -73,7 +73,7 @@ def test_only_the_first_rows_are_drawn_and_the_rest_counted(db: Any) -> None:
     assert view is not None and [b.node_id for b in view.bars] == ["n0", "n1", "n2"]
     assert view.more == 2
     html = render.gantt_html(view)
-    assert "the first 3 nodes that ran, of 5" in html
+    assert "the first 3 that ran, of 5" in html
 
 
 def test_bars_are_drawn_to_scale_in_run_time(run: Any) -> None:

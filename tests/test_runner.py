@@ -653,3 +653,17 @@ def test_bad_runner_settings_are_refused() -> None:
         HumanGate("g", {}, timeout=5)
     with pytest.raises(DefinitionError, match="fn must be callable"):
         Task("a", "not a function")  # type: ignore[arg-type]
+
+
+async def test_a_runners_fan_out_declares_its_group() -> None:
+    async def work(ctx: Context) -> int:
+        return 1
+
+    chunks = [Task(f"chunk-{i}", work, after="split", group="chunks") for i in range(3)]
+    pipeline = Pipeline("mapped", [Task("split", work), *chunks])
+    result = await Runner(pipeline).run("mapped-1")
+    assert result.status == "completed"
+    groups = await database_sync_to_async(
+        lambda: dict(Node.objects.filter(dag_id="mapped-1").values_list("node_id", "group"))
+    )()
+    assert groups == {"split": "", "chunk-0": "chunks", "chunk-1": "chunks", "chunk-2": "chunks"}

@@ -404,14 +404,14 @@ def test_run_pages_render_one_at_a_time_per_process(make_user, monkeypatch) -> N
     services.create_dag("one-at-a-time", nodes=["a"])
     user = make_user("view_dag")
     entered, release = threading.Semaphore(0), threading.Event()
-    real = state.snapshot
+    real = state.page_snapshot
 
     def held(dag_id: str):
         entered.release()
         assert release.wait(30)
         return real(dag_id)
 
-    monkeypatch.setattr(state, "snapshot", held)
+    monkeypatch.setattr(state, "page_snapshot", held)
 
     def get(path: str) -> int:
         client = Client()

@@ -88,6 +88,8 @@ class CanvasGraph:
     _edge_set: set[tuple[str, str]] = field(default_factory=set)
     _unstamped: list[tuple[dict[str, Any], str]] = field(default_factory=list)
     _hints: dict[str, int] = field(default_factory=dict)
+    _group_names: set[str] = field(default_factory=set)
+    _group_hints: dict[str, int] = field(default_factory=dict)
 
     def add_task(self, sig: Signature) -> str:
         dag_id, known = stamps_of(sig.options)
@@ -141,13 +143,26 @@ class CanvasGraph:
             return header_sources, body_sinks
         if isinstance(sig, group):
             sources, sinks = [], []
+            added = len(self.nodes)
             for member in sig.tasks:
                 member_sources, member_sinks = self.walk(member)
                 sources += member_sources
                 sinks += member_sinks
+            self._declare_group(sig, self.nodes[added:])
             return sources, self._links(sig, sinks)
         node_id = self.add_task(sig)
         return [node_id], self._links(sig, [node_id])
+
+    def _declare_group(self, sig: group, added: list[dict[str, str]]) -> None:
+        """A group (a chord's header too) of plain tasks is a fan-out: its nodes say so, under
+        the task's name (numbered when another group has it), for the dashboard to draw
+        as one node."""
+        if len(added) < 2 or any(isinstance(m, _chain | _chord | group) for m in sig.tasks):
+            return
+        name = numbered(task_label(sig.tasks[0].task), self._group_names, self._group_hints)
+        self._group_names.add(name)
+        for node in added:
+            node["group"] = name
 
     def _links(self, sig: Signature, sinks: list[str]) -> list[str]:
         """Link callbacks run after ``sig``, beside what follows it: nodes after its sinks."""

@@ -30,6 +30,14 @@ class _Mutation(msgspec.Struct, tag_field="op", forbid_unknown_fields=True, omit
 class NodeSpec(msgspec.Struct, forbid_unknown_fields=True):
     id: NodeId
     label: Label = ""
+    # The group an engine puts the node in (a fan-out's name): the dashboard draws a
+    # group of GROUP_THRESHOLD nodes or more as one node. Omitted when none.
+    group: Label | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def group_name(self) -> str:
+        """The node's group, or "" when it has none."""
+        return self.group or ""
 
 
 class AddNode(_Mutation, tag="add_node"):
@@ -134,9 +142,9 @@ def describe(event: EventData, name: Namer) -> Wording:
 
 
 def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:
-    """The whole graph, drawn again (its layout changes)."""
+    """The whole graph, drawn again (its layout changes); of several in a message, the last."""
     snap = work.snapshot()
-    return [(None, graph_html(dag_id, snap.nodes, snap.edges, oob=True))]
+    return [("graph", graph_html(dag_id, snap.nodes, snap.edges, oob=True, declared=work.declared))]
 
 
 KIND = EventKind(

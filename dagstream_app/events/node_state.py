@@ -51,9 +51,12 @@ def describe(event: EventData, name: Namer) -> Wording:
 
 
 def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Perms) -> list[Part]:
-    """The node's slot in the graph (latest wins)."""
+    """The node's slot in the graph (latest wins); a group's member has none (its
+    group's box is drawn once per message: the ``groups`` redraw)."""
     node = work.nodes.get(event["node_id"])
-    return [] if node is None else [(f"node:{node.id}", node_slot_html(dag_id, node, seq))]
+    if node is None or node.id in work.group_of:  # a group's member: its group's box changes
+        return []
+    return [(f"node:{node.id}", node_slot_html(dag_id, node, seq))]
 
 
 KIND = EventKind(
@@ -62,5 +65,5 @@ KIND = EventKind(
     describe,
     fragments,
     reads=frozenset({"node"}),
-    redraws=frozenset({"progress", "gantt"}),
+    redraws=frozenset({"progress", "gantt", "groups"}),
 )

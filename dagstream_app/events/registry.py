@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # An event as clients receive it: ``type``, ``seq``, ``ts`` and its own fields.
 EventData = Mapping[str, Any]
 # The regions a live message draws once, as of its last event.
-Redraw = Literal["progress", "gantt"]
+Redraw = Literal["progress", "gantt", "groups"]
 # What an event's live fragments need read besides the event (see state.live_state):
 # its node's row, its gate's row, the run's creation time, or the whole structure
 # (the rows then already hold the change: the reducer is not applied).

@@ -36,6 +36,7 @@ from dagstream_app.render.format import (
 )
 from dagstream_app.render.gantt import GANTT_LABEL_W, GANTT_W, gantt_html
 from dagstream_app.render.graph import graph_html
+from dagstream_app.render.groups import node_list_html
 from dagstream_app.render.page import regions
 from dagstream_app.render.regions import (
     KEEPALIVE_HTML,
@@ -66,6 +67,7 @@ __all__ = [
     "graph_html",
     "language_of",
     "moment_html",
+    "node_list_html",
     "node_panel_html",
     "page_config",
     "pretty_json",

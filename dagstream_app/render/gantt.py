@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from html import escape
 
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from dagstream_app.dagviews import GanttView
 from dagstream_app.render.format import format_duration, oob_attr, parse_ts, span_seconds
+from dagstream_app.render.groups import group_url
 from dagstream_app.vocabulary import status_word
 
 GANTT_W = 1000  # the drawing's width (it scales to the card)
@@ -46,13 +47,16 @@ def legend_html() -> str:
     )
 
 
-def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = None) -> SafeString:
+def gantt_html(
+    view: GanttView | None, *, oob: bool = False, now: str | None = None, dag_id: str = ""
+) -> SafeString:
     """The run's Gantt view: ``<section id="gantt-card">`` around one server-rendered ``<svg>``.
 
     A bar per node from running (or its gate opening) to its end, coloured by
     status; a gate's wait hatched (solid once decided), its decision a diamond;
     pauses shaded across. Bars still going run to ``now`` (default: the
-    present), marked open.
+    present), marked open. A group of nodes (a fan-out) is one bar, from its first
+    member's start to its last one's end; with ``dag_id``, it opens the group's panel.
     """
     head = (
         f'<section id="gantt-card" class="card gantt-card"{oob_attr(oob)}'
@@ -124,14 +128,26 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
         label = bar.label if len(bar.label) <= 26 else bar.label[:25] + "…"
         took = format_duration(span_seconds(bar.start, bar.end, now))
         shown = status_word(bar.status)
+        group, named = "", bar.label
+        if bar.members:
+            label = f"{label[:18]} \u00d7{bar.members:,}"
+            # Translators: a Gantt row's name when it stands for a group of nodes.
+            named = _("%(label)s, a group of %(count)s nodes") % {
+                "label": bar.label,
+                "count": formats.number_format(bar.members, force_grouping=True),
+            }
+            group = " gantt-group"
+            if dag_id:
+                href = escape(group_url(dag_id, bar.node_id))
+                group += f'" data-href="{href}" tabindex="0" role="button'
         # Translators: a bar's tooltip: a node's label, its status and how long it took.
         if bar.end:
             said = _("%(label)s: %(status)s, %(duration)s")
         else:
             said = _("%(label)s: %(status)s, %(duration)s so far")
-        tip = said % {"label": bar.label, "status": shown, "duration": took}
+        tip = said % {"label": named, "status": shown, "duration": took}
         out.append(
-            f'<g class="gantt-row g-{bar.status}" data-node-id="{escape(bar.node_id)}"'
+            f'<g class="gantt-row g-{bar.status}{group}" data-node-id="{escape(bar.node_id)}"'
             f' data-status="{bar.status}"{"" if bar.end else " data-open"}>'
             f"<title>{escape(tip)}</title>"
             f'<text class="gantt-label" x="{GANTT_LABEL_W - 8}" y="{y + 15}"'
@@ -162,7 +178,7 @@ def gantt_html(view: GanttView | None, *, oob: bool = False, now: str | None = N
     if view.more:
         ran, of = len(view.bars), len(view.bars) + view.more
         legend += " · " + escape(
-            _("the first %(ran)s nodes that ran, of %(all)s") % {"ran": ran, "all": of}
+            _("the first %(ran)s that ran, of %(all)s") % {"ran": ran, "all": of}
         )
     out.append(legend + "</p></section>")
     return mark_safe("".join(out))

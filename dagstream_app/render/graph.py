@@ -7,14 +7,15 @@ add zoom, pan and the tooltip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from dagstream_app import layout
-from dagstream_app.dagviews import EdgeView, NodeView
+from dagstream_app import groups, layout
+from dagstream_app.conf import config
+from dagstream_app.dagviews import EdgeView, GraphView, NodeView
 from dagstream_app.render.format import (
     STATUS_ICONS,
     dom_id,
@@ -25,6 +26,7 @@ from dagstream_app.render.format import (
     oob_attr,
     span_seconds,
 )
+from dagstream_app.render.groups import GROUP_H, group_svg
 from dagstream_app.vocabulary import FINISHED_NODE_STATUSES, status_label
 
 # A label's lines: its font size (dagstream.css .node-label), the room beside the icon,
@@ -191,8 +193,15 @@ def graph_html(
     now: str | None = None,
     *,
     oob: bool = False,
+    graph: GraphView | None = None,
+    declared: Mapping[str, str] | None = None,
 ) -> SafeString:
     """The whole graph: ``<div id="graph">`` around one server-rendered ``<svg>``.
+
+    Fan-outs are drawn as one box each (:mod:`dagstream_app.groups`): ``graph``
+    gives them as read (:func:`dagstream_app.state.page_snapshot`); without it,
+    ``nodes`` and ``edges`` are the whole DAG and are grouped here (``declared``: the
+    groups engines declared, node -> group).
 
     The drawing sits in a viewport (``.graph-port``) with a bar below it for the zoom
     buttons and the minimap, so neither covers a node. ``dashboard/graph-view.js``
@@ -201,16 +210,21 @@ def graph_html(
     (wheel, drag, pinch, keys, the buttons), ``minimap.js`` the minimap of graphs too big
     to read whole, ``tooltip.js`` each node's full label.
     """
-    ids = [n.id for n in nodes]
+    if graph is None:
+        graph = groups.fold(nodes, edges, config().group_threshold, declared)[1]
+    nodes, edges = graph.nodes, graph.edges
+    ids = graph.order
     pairs = [(e.src, e.dst) for e in edges]
     tall = {
         n.id: h
         for n in nodes
         if (h := box_height(len(label_lines(n.label or n.id)))) > layout.NODE_H
     }
+    tall.update((g.id, GROUP_H) for g in graph.groups)
     lay = layout.compute(ids, pairs, tall)
+    total = len(nodes) + sum(g.total for g in graph.groups)
     keys = _("Graph. Plus and minus zoom, arrows pan, 0 fits it to the card.")
-    named = _("Graph of %(count)s nodes") % {"count": len(ids)}
+    named = _("Graph of %(count)s nodes") % {"count": total}
     out = [
         f'<div id="graph"{oob_attr(oob)} class="graph" data-nodes="{len(ids)}" tabindex="0"'
         f' aria-label="{escape(keys)}"'
@@ -233,6 +247,12 @@ def graph_html(
         out.append(
             f'<g id="{dom_id("ns", node.id)}" class="slot" transform="translate({x} {y})">'
             f"{node_svg(dag_id, node, base=base, now=now)}</g>"
+        )
+    for group in graph.groups:
+        x, y = lay.positions[group.id]
+        out.append(
+            f'<g id="{dom_id("gs", group.id)}" class="slot" transform="translate({x} {y})">'
+            f"{group_svg(dag_id, group, now=now)}</g>"
         )
     out.append("</g></svg></div>")
     if not ids:

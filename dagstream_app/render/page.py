@@ -7,7 +7,14 @@ from typing import Any
 
 from django.utils.safestring import SafeString
 
-from dagstream_app.dagviews import DagSnapshot, EngineHealth, GanttView, count_nodes
+from dagstream_app.dagviews import (
+    DagSnapshot,
+    EngineHealth,
+    GanttView,
+    GraphView,
+    NodeCounts,
+    count_nodes,
+)
 from dagstream_app.render.format import Perms
 from dagstream_app.render.gantt import gantt_html
 from dagstream_app.render.graph import graph_html
@@ -33,6 +40,8 @@ def regions(
     now: str | None = None,
     health: EngineHealth | None = None,
     gantt: GanttView | None = None,
+    graph: GraphView | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, SafeString]:
     """Every live region of the detail page, rendered from one snapshot.
 
@@ -40,24 +49,41 @@ def regions(
     last event); by default, the present. ``health`` (from
     :func:`dagstream_app.state.engine_health`) adds what the snapshot lacks;
     with ``gantt`` (:func:`dagstream_app.state.gantt`) the Gantt view is a region too.
+    With ``graph`` (:func:`dagstream_app.state.page_snapshot`), ``snap`` holds only the
+    nodes outside groups, and the progress line counts the groups' members too; ``labels``
+    names the nodes the timeline mentions that ``snap`` does not hold.
     """
     dag_id = snap.dag_id
-    labels = {n.id: n.label for n in snap.nodes}
+    names = {**(labels or {}), **{n.id: n.label for n in snap.nodes}}
     if health is None:
         health = EngineHealth(snap.status, snap.engine_seen_at, snap.engine_stale)
     return {
-        "graph": graph_html(dag_id, snap.nodes, snap.edges, now, oob=oob),
+        "graph": graph_html(dag_id, snap.nodes, snap.edges, now, oob=oob, graph=graph),
         "status": status_html(snap.status, snap.created_at, snap.finished_at, oob=oob, now=now),
         "engine": engine_html(dag_id, health, oob=oob, now=now),
-        "progress": progress_html(count_nodes(snap.nodes), snap.status, oob=oob),
+        "progress": progress_html(_counts(snap, graph), snap.status, oob=oob),
         "cost": cost_html(snap.spent, snap.budget, oob=oob),
         "controls": controls_html(
             dag_id, snap.status, perms[1], oob=oob, engine_stale=health.stale
         ),
-        "gates": gates_html(
-            dag_id, snap.gates, perms[0], oob=oob, readonly=readonly, labels=labels
-        ),
+        "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly, labels=names),
         "results": results_html(snap.status, snap.results, oob=oob),
-        "timeline": timeline_html(events, oob=oob, labels={n.id: n.label for n in snap.nodes}),
-        **({"gantt": gantt_html(gantt, oob=oob, now=now)} if gantt is not None else {}),
+        "timeline": timeline_html(events, oob=oob, labels=names),
+        **(
+            {"gantt": gantt_html(gantt, oob=oob, now=now, dag_id=dag_id)}
+            if gantt is not None
+            else {}
+        ),
     }
+
+
+def _counts(snap: DagSnapshot, graph: GraphView | None) -> NodeCounts:
+    """The progress line's counts: ``snap``'s nodes, and the members of ``graph``'s groups."""
+    counts = count_nodes(snap.nodes)
+    if graph is None or not graph.groups:
+        return counts
+    merged: dict[str, int] = {}
+    for group in graph.groups:
+        for status, n in group.counts.items():
+            merged[status] = merged.get(status, 0) + n
+    return counts.plus(merged)

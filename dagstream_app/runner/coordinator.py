@@ -18,7 +18,7 @@ from dagstream_app.engine import BufferFull, Command, DagStream, deltas
 from dagstream_app.runner.budget import BudgetPolicy
 from dagstream_app.runner.budget_gates import BudgetGates
 from dagstream_app.runner.context import Context
-from dagstream_app.runner.definitions import DefinitionError, Step, Task
+from dagstream_app.runner.definitions import DefinitionError, Step, Task, node_spec
 from dagstream_app.runner.messages import Change, Commanded, Cost, Decided, Done, Message
 from dagstream_app.runner.nodes import NodeWork, describe
 from dagstream_app.runner.schedule import OPEN, Schedule
@@ -316,9 +316,7 @@ class Coordinator:
         # Change the schedule first (nothing awaits in between), then tell the stream.
         self.schedule.change(step, edges)
         if step is not None:
-            await self.stream.mutate(
-                {"op": "add_node", "node": {"id": step.id, "label": step.label}}
-            )
+            await self.stream.mutate({"op": "add_node", "node": node_spec(step)})
         status = self.schedule.status
         for src, dst in edges:
             await self.stream.mutate({"op": "add_edge", "from": src, "to": dst})

@@ -31,12 +31,17 @@ def as_ids(value: Sequence[str] | str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Task:
-    """A unit of work: ``fn(ctx)`` returns the task's (JSON-serialisable) output."""
+    """A unit of work: ``fn(ctx)`` returns the task's (JSON-serialisable) output.
+
+    ``group`` names the fan-out the task is part of (the tasks of one map share it):
+    the dashboard draws a big one as one node with its counts.
+    """
 
     id: str
     fn: TaskFn
     after: Sequence[str] = ()
     label: str = ""
+    group: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "after", as_ids(self.after))
@@ -79,6 +84,14 @@ class Pipeline:
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
         check_definition(self.steps)
+
+
+def node_spec(step: Task | HumanGate) -> dict[str, str]:
+    """The node the DAG gets for ``step``: its id, label and group (if it has one)."""
+    spec = {"id": step.id, "label": step.label}
+    if isinstance(step, Task) and step.group:
+        spec["group"] = step.group
+    return spec
 
 
 def is_positive(value: object) -> bool:

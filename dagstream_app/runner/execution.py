@@ -14,7 +14,13 @@ from typing import Any
 from dagstream_app.engine import DagStream
 from dagstream_app.runner.budget import BudgetPolicy
 from dagstream_app.runner.coordinator import Coordinator, RunStatus
-from dagstream_app.runner.definitions import DefinitionError, Pipeline, default_dag_id, is_positive
+from dagstream_app.runner.definitions import (
+    DefinitionError,
+    Pipeline,
+    default_dag_id,
+    is_positive,
+    node_spec,
+)
 
 __all__ = ["RunResult", "Runner"]
 
@@ -64,7 +70,7 @@ class Runner:
             DagStream.create(
                 dag_id or default_dag_id(self.pipeline.name),
                 name=self.pipeline.name,
-                nodes=[{"id": s.id, "label": s.label} for s in steps],
+                nodes=[node_spec(s) for s in steps],
                 edges=[(dep, s.id) for s in steps for dep in s.after],
                 budget=self.budget,
             )

@@ -172,7 +172,9 @@ class Flush:
         for mutation in self.mutations:
             match mutation:
                 case protocol.AddNode(node=spec):
-                    Node.objects.create(dag=dag, node_id=spec.id, label=spec.label)
+                    Node.objects.create(
+                        dag=dag, node_id=spec.id, label=spec.label, group=spec.group_name
+                    )
                 case protocol.RemoveNode(node_id=node_id):
                     Node.objects.filter(dag=dag, node_id=node_id).delete()
                     Edge.objects.filter(dag=dag, src=node_id).delete()

@@ -46,7 +46,7 @@ def create_dag(
     refuse_nul("DAG name", name)
     specs = graph.node_specs(nodes)
     for spec in specs:
-        refuse_nul(f"node {spec.id!r}", spec.id + spec.label)
+        refuse_nul(f"node {spec.id!r}", spec.id + spec.label + spec.group_name)
     pairs = graph.edge_pairs(edges)
     graph.check_structure([s.id for s in specs], pairs)
     with transaction.atomic():
@@ -61,7 +61,7 @@ def create_dag(
                 )
         except IntegrityError:
             raise Conflict(f"DAG {dag_id!r} already exists.") from None
-        sql.insert_nodes(dag.pk, dag.created_at, [(s.id, s.label) for s in specs])
+        sql.insert_nodes(dag.pk, dag.created_at, [(s.id, s.label, s.group_name) for s in specs])
         sql.insert_edges(dag.pk, pairs)
         flush = Flush(dag, graph.Structure((s.id for s in specs), pairs))
         flush.emit(protocol.ExecutionState(state="running"))

@@ -153,15 +153,15 @@ def insert_events(dag_pk: str, created_at: datetime, rows: Sequence[EventRow]) -
     _insert(_q(Event._meta.db_table), _EVENT_COLUMNS, rows, same)
 
 
-def insert_nodes(dag_pk: str, created_at: datetime, nodes: Sequence[tuple[str, str]]) -> None:
-    """Add pending nodes, ``(node_id, label)`` each, in one statement (per driver limit)."""
+def insert_nodes(dag_pk: str, created_at: datetime, nodes: Sequence[tuple[str, str, str]]) -> None:
+    """Add pending nodes, ``(node_id, label, group)`` each, in one statement (per driver limit)."""
     same = (
         ("dag_id", "text", dag_pk),
         ("status", "text", Node.Status.PENDING.value),
         ("metrics", "jsonb", "{}"),
         ("created_at", "timestamptz", _moment(created_at)),
     )
-    columns = (("node_id", "text"), ("label", "text"))
+    columns = (("node_id", "text"), ("label", "text"), ("group", "text"))
     _insert(_q(Node._meta.db_table), columns, nodes, same)
 
 

@@ -6,6 +6,7 @@ fragments fold events into it with :mod:`dagstream_app.replay`.
 
 - :mod:`~dagstream_app.state.runs`: one DAG's row, the run list, what changed or finished
 - :mod:`~dagstream_app.state.snapshots`: a DAG's current state, a node, a gate, node counts
+- :mod:`~dagstream_app.state.groups`: a DAG's fan-outs grouped, and their counts
 - :mod:`~dagstream_app.state.gantt`: where a run's time went
 - :mod:`~dagstream_app.state.log`: the event log (frames, recent events, replay, commands)
 - :mod:`~dagstream_app.state.folded`: what a live event shows, and history at a seq
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from dagstream_app.state.folded import history, live_state
 from dagstream_app.state.gantt import GANTT_ROWS, gantt
+from dagstream_app.state.groups import Found, find_nodes, group_views, grouping, regroup
 from dagstream_app.state.log import (
     can_replay,
     commands_after,
@@ -39,14 +41,17 @@ from dagstream_app.state.snapshots import (
     gate,
     gate_dict,
     gate_view,
+    labels_of,
     node,
     node_counts,
+    page_snapshot,
     snapshot,
     unfinished_count,
 )
 
 __all__ = [
     "GANTT_ROWS",
+    "Found",
     "RunRow",
     "can_replay",
     "changed_since",
@@ -55,19 +60,25 @@ __all__ = [
     "engine_health",
     "engine_stale",
     "event_frames",
+    "find_nodes",
     "finished_before",
     "gantt",
     "gate",
     "gate_dict",
     "gate_view",
+    "group_views",
+    "grouping",
     "history",
+    "labels_of",
     "latest_command_seq",
     "live_state",
     "node",
     "node_counts",
+    "page_snapshot",
     "progress",
     "progress_many",
     "recent_events",
+    "regroup",
     "run_rows",
     "runs",
     "snapshot",

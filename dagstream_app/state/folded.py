@@ -8,9 +8,10 @@ from dagstream_app import events, replay
 from dagstream_app.dagviews import Working, new_node
 from dagstream_app.models import Dag, Edge, Event, Node
 from dagstream_app.protocol import format_ts
+from dagstream_app.state.groups import grouping
 from dagstream_app.state.log import EVENT_FIELDS, event_dict
 from dagstream_app.state.shared import iso, raw_moment
-from dagstream_app.state.snapshots import edges_of, gate_view, node_view_of
+from dagstream_app.state.snapshots import edges_of, gate_view, labels_of, node_view_of
 
 
 def live_state(dag_id: str, event: events.EventData) -> Working:
@@ -28,10 +29,7 @@ def live_state(dag_id: str, event: events.EventData) -> Working:
     named = events.named_nodes(event)
     if "node" in reads:
         named.discard(event["node_id"])
-    if named:
-        work.labels = dict(
-            Node.objects.filter(dag_id=dag_id, node_id__in=named).values_list("node_id", "label")
-        )
+    work.labels = labels_of(dag_id, named)
     if "node" in reads:
         _read_node(work, event["node_id"])
     if "structure" in reads:
@@ -61,14 +59,19 @@ def _read_node(work: Working, node_id: str) -> None:
         view = new_node(node_id, found[0])
         view.started_at = iso(raw_moment(found[1]))
         work.nodes[node_id] = view
+        group = grouping(work.dag_id).group_of.get(node_id)
+        if group is not None:
+            work.group_of[node_id] = group
 
 
 def _read_structure(work: Working) -> None:
     rows = Node.objects.filter(dag_id=work.dag_id).values_list(
-        "node_id", "label", "status", "started_at", "finished_at"
+        "node_id", "label", "status", "started_at", "finished_at", "group"
     )
-    for node_id, label, status, started, finished in rows:
+    for node_id, label, status, started, finished, group in rows:
         work.nodes[node_id] = node_view_of(node_id, label, status, None, {}, started, finished)
+        if group:
+            work.declared[node_id] = group
     work.edges = dict.fromkeys((e.src, e.dst) for e in edges_of(work.dag_id))
 
 

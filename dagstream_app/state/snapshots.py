@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
 import msgspec
 from django.db import connection, transaction
 
-from dagstream_app import protocol
+from dagstream_app import groups, protocol
 from dagstream_app.dagviews import (
     ACTIVE_STATUSES,
     DONE_STATUSES,
     DagSnapshot,
     EdgeView,
     GateView,
+    GraphView,
     NodeCounts,
     NodeView,
 )
 from dagstream_app.models import Dag, Edge, Gate, Node
 from dagstream_app.protocol import NodeStatus, format_ts
+from dagstream_app.state import groups as group_state
 from dagstream_app.state.shared import engine_stale, iso
 
 
@@ -80,6 +83,14 @@ def node(dag_id: str, node_id: str) -> NodeView | None:
     return None if row is None else node_view_of(*row)
 
 
+def labels_of(dag_id: str, node_ids: Collection[str]) -> dict[str, str]:
+    """The labels of ``node_ids`` (those that exist)."""
+    if not node_ids:
+        return {}
+    rows = Node.objects.filter(dag_id=dag_id, node_id__in=list(node_ids))
+    return dict(rows.values_list("node_id", "label"))
+
+
 def edges_of(dag_id: str) -> list[EdgeView]:
     return [EdgeView(a, b) for a, b in Edge.objects.filter(dag_id=dag_id).values_list("src", "dst")]
 
@@ -90,14 +101,48 @@ def snapshot(dag_id: str) -> DagSnapshot | None:
     Read under the DAG's row lock (PostgreSQL) or in one read transaction
     (SQLite), so the state and ``last_seq`` agree.
     """
+    read = _snapshot(dag_id, grouped=False)
+    return None if read is None else read[0]
+
+
+def page_snapshot(dag_id: str) -> tuple[DagSnapshot, GraphView] | None:
+    """What the detail page shows: the snapshot with only the nodes outside groups
+    (read whole), and the graph with its groups' counts (:mod:`dagstream_app.state.groups`)."""
+    read = _snapshot(dag_id, grouped=True)
+    if read is None:
+        return None
+    snap, graph = read
+    assert graph is not None
+    return snap, graph
+
+
+def _loose_nodes(found: Dag, only: list[str] | None) -> list[NodeView]:
+    rows = Node.objects.filter(dag=found).values_list(*NODE_FIELDS)
+    if only is None:
+        return [node_view_of(*row) for row in rows]
+    nodes: list[NodeView] = []
+    for start in range(0, len(only), 500):  # under every database's bound on parameters
+        chunk = rows.filter(node_id__in=only[start : start + 500])
+        nodes.extend(node_view_of(*row) for row in chunk)
+    return nodes
+
+
+def _snapshot(dag_id: str, *, grouped: bool) -> tuple[DagSnapshot, GraphView | None] | None:
+    graph = None
     with transaction.atomic():
         found = Dag.objects.select_for_update(no_key=True).filter(pk=dag_id).first()
         if found is None:
             return None
-        nodes = [
-            node_view_of(*row) for row in Node.objects.filter(dag=found).values_list(*NODE_FIELDS)
-        ]
-        edges = edges_of(dag_id)
+        if grouped:
+            grouping = group_state.grouping(dag_id, found.structure_version)
+            nodes = _loose_nodes(found, group_state.loose_ids(grouping))
+            graph = groups.graph_view(
+                grouping, {n.id: n for n in nodes}, group_state.group_views(dag_id, grouping)
+            )
+        else:
+            nodes = _loose_nodes(found, None)
+        # Grouped, the edges drawn are the grouping's (between groups and loose nodes).
+        edges = edges_of(dag_id) if graph is None else graph.edges
         gates = [gate_view_of(g) for g in Gate.objects.filter(dag=found).order_by("created_at")]
     return DagSnapshot(
         dag_id=found.dag_id,
@@ -115,7 +160,7 @@ def snapshot(dag_id: str) -> DagSnapshot | None:
         gates=gates,
         engine_seen_at=iso(found.engine_seen_at),
         engine_stale=engine_stale(found.status, found.engine_seen_at),
-    )
+    ), graph
 
 
 def node_counts(dag_id: str) -> NodeCounts:

@@ -56,6 +56,7 @@ export interface AddNode {
   op: "add_node";
 }
 export interface NodeSpec {
+  group?: string;
   id: string;
   label?: string;
 }

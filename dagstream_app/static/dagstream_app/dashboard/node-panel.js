@@ -4,7 +4,8 @@
 // gives focus back to the node.
 // History pages (#replay-view) have no panel.
 
-const NODE = ".graph .node[data-href]";
+// A node of the graph, or a group's row in the Gantt view (it opens the group's panel).
+const NODE = ".graph .node[data-href], .gantt-row[data-href]";
 
 function unselectAll() {
   for (const node of document.querySelectorAll(".node.is-selected")) {
@@ -50,7 +51,7 @@ export function createNodePanel() {
   function refresh() {
     const host = document.getElementById("node-panel");
     const panel = host && host.querySelector(".node-detail");
-    if (!panel) return;
+    if (!panel || !panel.dataset.slot) return; // a search's list follows nothing
     const node = document.querySelector(`#${panel.dataset.slot} .node`);
     if (!node) return;
     node.classList.add("is-selected");
