@@ -99,6 +99,10 @@ class Config:
     # htmx-config and wraps its content in the ``.dagstream`` root
     # (see docs/dashboard.md).
     base_template: str = "dagstream_app/base.html"
+    # The LangGraph integration's prices of chat models, per million tokens:
+    # {"gpt-4o": {"input": 2.5, "output": 10.0}, "*": {...}} ("*": any other
+    # model). ``stream_graph(prices=...)`` adds to it and wins.
+    model_prices: dict[str, dict[str, float]] | None = None
 
 
 CONFIG_DEFAULTS: dict[str, Any] = {f.name.upper(): f.default for f in fields(Config)}

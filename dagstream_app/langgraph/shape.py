@@ -1,0 +1,71 @@
+"""A compiled LangGraph graph as a DAG: its nodes and edges, and the ids of what runs.
+
+``get_graph(xray=True)`` gives the graph's own drawing, subgraphs expanded with
+prefixed ids (``draft:outline``). LangGraph's ``__start__`` and ``__end__`` are left
+out, and so is each edge that would close a cycle (an agent's loop back to itself):
+a dagstream DAG has none, and a node that runs again shows its latest run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from dagstream_app.errors import InvalidDelta
+from dagstream_app.graph import Structure
+
+__all__ = ["PUSH", "Shape", "instance_base", "node_prefix"]
+
+START, END = "__start__", "__end__"
+# The trigger LangGraph gives a task started by a ``Send`` (langgraph's PUSH constant).
+PUSH = "__pregel_push"
+_INSTANCE = re.compile(r"^(?P<base>.+)#(?P<number>\d+)$")
+
+
+def node_prefix(namespace: Iterable[str]) -> str:
+    """The id prefix of the nodes a (sub)graph runs in ``namespace``: ``""`` at the top,
+    ``"draft:"`` inside the subgraph node ``draft`` (task ids dropped)."""
+    return "".join(part.rsplit(":", 1)[0] + ":" for part in namespace)
+
+
+def instance_base(node_id: str) -> tuple[str, int] | None:
+    """``("research", 3)`` for ``research#3``, the third ``Send`` to ``research``."""
+    found = _INSTANCE.match(node_id)
+    return (found["base"], int(found["number"])) if found else None
+
+
+class Shape:
+    """What the DAG holds now (ids and edges) and the graph's own successors of each node."""
+
+    def __init__(self, nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> None:
+        self.order = list(dict.fromkeys(nodes))  # as the graph lists them
+        self.known = Structure(self.order, ())
+        self.successors: dict[str, list[str]] = {}
+        self.initial: list[tuple[str, str]] = []
+        for src, dst in edges:
+            if self.link(src, dst):
+                self.successors.setdefault(src, []).append(dst)
+                self.initial.append((src, dst))
+
+    @classmethod
+    def of(cls, graph: Any) -> Shape:
+        """The shape LangGraph draws for ``graph`` (a compiled ``StateGraph``)."""
+        drawn = graph.get_graph(xray=True)
+        nodes = [n for n in drawn.nodes if n not in (START, END)]
+        edges = [(e.source, e.target) for e in drawn.edges]
+        return cls(nodes, [(s, d) for s, d in edges if START not in (s, d) and END not in (s, d)])
+
+    def link(self, src: str, dst: str) -> bool:
+        """Add the edge if it can be: both ends known, new, and closing no cycle."""
+        try:
+            self.known.add_edge(src, dst)
+        except InvalidDelta:
+            return False
+        return True
+
+    def is_subgraph(self, node_id: str) -> bool:
+        """A subgraph node: drawn as its own nodes (``node_id:...``), not itself."""
+        return node_id not in self.known.nodes and any(
+            n.startswith(node_id + ":") for n in self.known.nodes
+        )
