@@ -27,11 +27,15 @@ def fake_model(*answers: str, tokens: tuple[int, int] = (100, 20)) -> GenericFak
     )
 
 
+def _merged(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    return {**(old or {}), **new}
+
+
 class Research(TypedDict, total=False):
     topic: str
     notes: Annotated[list[str], operator.add]
     draft: str
-    review: Any
+    review: Annotated[dict[str, Any], _merged]  # answers by gate, from parallel nodes
     published: bool
 
 
@@ -88,7 +92,7 @@ def asks(title: str) -> Callable[[Research], Research]:
 
     def node(state: Research) -> Research:
         answer = interrupt({"title": title, "body": state.get("draft", "")})
-        return {"review": {**state.get("review", {}), title: answer}}
+        return {"review": {title: answer}}
 
     return node
 

@@ -13,11 +13,10 @@ from django.db import connection
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
-from dagstream_app import services
 from dagstream_app.models import Event
 from tests.servers import Server, database_url
 from tests.test_runner import Watch
-from tests.wsclient import events_until, open_ws
+from tests.wsclient import events_until, open_ws, reply_to, send
 
 TIMEOUT = 30
 
@@ -60,6 +59,8 @@ class Live:
         self.watch = Watch(dag_id)
         self.task: asyncio.Task[Any] | None = None
         self.ws: Any = None
+        self.got: list[dict[str, Any]] = []  # events read while waiting for replies
+        self.commands = 0
 
     async def start(self, run: Awaitable[Any]) -> Live:
         await self.watch.join()
@@ -75,21 +76,26 @@ class Live:
         assert self.task is not None
         return await asyncio.wait_for(self.task, TIMEOUT)
 
+    async def command(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send a command over the socket; its ack (an error fails the test)."""
+        self.commands += 1
+        reply, seen = await reply_to_sent(self.ws, {**message, "id": f"c{self.commands}"})
+        self.got += seen
+        assert reply["type"] == "ack", reply
+        return reply
+
     async def seen(self) -> list[dict[str, Any]]:
         """Every event of the run, as the client saw them; checked against the log."""
         logged = await database_sync_to_async(events)(self.dag_id)
-        got = await events_until(self.ws, logged[-1]["seq"])
+        got = self.got
+        if not got or got[-1]["seq"] < logged[-1]["seq"]:
+            got += await events_until(self.ws, logged[-1]["seq"])
         await self.ws.close()
         assert [e["seq"] for e in got] == list(range(1, len(logged) + 1))
         assert [(e["type"], e["seq"]) for e in got] == [(e["type"], e["seq"]) for e in logged]
         return logged
 
 
-async def control(dag_id: str, action: str, user: Any) -> None:
-    await database_sync_to_async(services.control)(dag_id, action, actor=user)
-
-
-async def decide(dag_id: str, node_id: str, decision: str, user: Any, feedback: str = "") -> None:
-    await database_sync_to_async(services.decide_gate)(
-        dag_id, node_id, decision, feedback=feedback, actor=user
-    )
+async def reply_to_sent(ws: Any, message: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    await send(ws, message)
+    return await reply_to(ws, message["id"])

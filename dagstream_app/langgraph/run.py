@@ -88,6 +88,7 @@ class GraphRun:
         self.previous: dict[str, list[str]] = {}  # prefix -> nodes of the superstep before
         self.instances: dict[str, int] = {}  # Send target -> instances so far
         self.ran: set[str] = set()
+        self.done_tasks: set[str] = set()  # tasks that ended, not in an interrupt
         self.last_done: str | None = None
         self.failed_node: str | None = None
 
@@ -127,6 +128,7 @@ class GraphRun:
 
     async def _segment(self, command: Any) -> None:
         """Stream the graph until it ends or stops at interrupts."""
+        self.running.clear()
         async for namespace, mode, chunk in self.graph.astream(
             command, self.config, stream_mode=["tasks", "values"], subgraphs=True
         ):
@@ -154,6 +156,8 @@ class GraphRun:
     # --------------------------------------------------- tasks to nodes
 
     async def _started(self, namespace: tuple[str, ...], task: Mapping[str, Any]) -> None:
+        if task["id"] in self.done_tasks:
+            return  # resumed after interrupts: it ended before them, LangGraph reuses its writes
         prefix = node_prefix(namespace)
         running = self.running.setdefault(prefix, set())
         if not running:  # a new superstep of this (sub)graph
@@ -216,6 +220,8 @@ class GraphRun:
         task_id, prefix = result["id"], node_prefix(namespace)
         self.running.get(prefix, set()).discard(task_id)
         node = self.task_node.pop(task_id, None)
+        if not result.get("interrupts"):
+            self.done_tasks.add(task_id)
         usage = self.usage.take(task_id)
         if usage is not None and usage.cost:
             self.steering.budget.add(usage.cost)
