@@ -47,6 +47,11 @@ def _two_reviews() -> StateGraph[Any]:
     return graph
 
 
+def _answer(decision: str, feedback: str | None, user: Any) -> dict[str, Any]:
+    """What ``interrupt()`` returns for a person's decision."""
+    return {"decision": decision, "feedback": feedback, "decided_by": user.username}
+
+
 async def _decide(live: Live, node_id: str, decision: str, feedback: str = "") -> None:
     message = {"type": "human_decision", "node_id": node_id, "decision": decision}
     await live.command({**message, "feedback": feedback} if feedback else message)
@@ -75,16 +80,8 @@ async def test_parallel_interrupts_are_gates_resolved_one_by_one(
     await _decide(live, "editor", "modify", "shorter, please")
     _, output = await live.result()
 
-    assert output["review"]["legal"] == {
-        "decision": "reject",
-        "feedback": None,
-        "decided_by": user.username,
-    }
-    assert output["review"]["editor"] == {
-        "decision": "modify",
-        "feedback": "shorter, please",
-        "decided_by": user.username,
-    }
+    assert output["review"]["legal"] == _answer("reject", None, user)
+    assert output["review"]["editor"] == _answer("modify", "shorter, please", user)
     assert output["published"] is False
     logged = await live.seen()
     # Each gate resolved on its own: legal went on before the editor was decided.
@@ -130,11 +127,7 @@ async def test_an_engine_restarted_while_a_gate_waits_picks_the_run_up(
     await _decide(live, "review", "approve", "ship it")
     dag_id, output = await asyncio.wait_for(resume_graph(compiled, "lg-restart"), 30)
     assert dag_id == "lg-restart"
-    assert output["review"]["review"] == {
-        "decision": "approve",
-        "feedback": "ship it",
-        "decided_by": user.username,
-    }
+    assert output["review"]["review"] == _answer("approve", "ship it", user)
     assert output["published"] is True
     logged = await live.seen()
     assert statuses(logged, "review") == ["running", "waiting", "running", "completed"]
