@@ -35,6 +35,42 @@ def instance_base(node_id: str) -> tuple[str, int] | None:
     return (found["base"], int(found["number"])) if found else None
 
 
+def _built(
+    builder: Any, prefix: str
+) -> tuple[list[str], list[tuple[str, str]], list[str], list[str]]:
+    """A ``StateGraph``'s nodes and edges (subgraph nodes expanded, ids prefixed), and
+    its entry and exit nodes (those after START, before END)."""
+    nodes: list[str] = []
+    edges: list[tuple[str, str]] = []
+    ends: dict[str, tuple[list[str], list[str]]] = {}  # node -> its (entries, exits)
+    for name, spec in builder.nodes.items():
+        sub = getattr(getattr(spec, "runnable", None), "builder", None)
+        if sub is not None and hasattr(sub, "branches"):
+            sub_nodes, sub_edges, sub_in, sub_out = _built(sub, f"{prefix}{name}:")
+            nodes += sub_nodes
+            edges += sub_edges
+            ends[name] = (sub_in, sub_out)
+        else:
+            nodes.append(prefix + name)
+            ends[name] = ([prefix + name], [prefix + name])
+    pairs = set(builder.edges) | {(s, e) for starts, e in builder.waiting_edges for s in starts}
+    for src, branches in builder.branches.items():
+        for branch in branches.values():
+            pairs |= {(src, dst) for dst in (branch.ends or {}).values()}
+    for name, spec in builder.nodes.items():
+        pairs |= {(name, dst) for dst in (getattr(spec, "ends", None) or ())}
+    entries: list[str] = []
+    exits: list[str] = []
+    for src, dst in sorted(pairs):
+        if src == START and dst in ends:
+            entries += ends[dst][0]
+        elif dst == END and src in ends:
+            exits += ends[src][1]
+        elif src in ends and dst in ends:
+            edges += [(s, d) for s in ends[src][1] for d in ends[dst][0]]
+    return nodes, edges, entries, exits
+
+
 class Shape:
     """What the DAG holds now (ids and edges) and the graph's own successors of each node."""
 
@@ -50,11 +86,18 @@ class Shape:
 
     @classmethod
     def of(cls, graph: Any) -> Shape:
-        """The shape LangGraph draws for ``graph`` (a compiled ``StateGraph``)."""
-        drawn = graph.get_graph(xray=True)
-        nodes = [n for n in drawn.nodes if n not in (START, END)]
-        edges = [(e.source, e.target) for e in drawn.edges]
-        return cls(nodes, [(s, d) for s, d in edges if START not in (s, d) and END not in (s, d)])
+        """The shape of ``graph`` (compiled): read from its ``StateGraph`` builder where it
+        has one (``get_graph()`` simulates the graph to draw it: seconds for 200 nodes),
+        else what ``get_graph(xray=True)`` draws."""
+        builder = getattr(graph, "builder", None)
+        if builder is not None and hasattr(builder, "branches"):
+            nodes, edges, _, _ = _built(builder, "")
+        else:
+            drawn = graph.get_graph(xray=True)
+            nodes = list(drawn.nodes)
+            edges = [(e.source, e.target) for e in drawn.edges]
+        inner = [n for n in nodes if n not in (START, END)]
+        return cls(inner, [(s, d) for s, d in edges if START not in (s, d) and END not in (s, d)])
 
     def link(self, src: str, dst: str) -> bool:
         """Add the edge if it can be: both ends known, new, and closing no cycle."""
