@@ -20,7 +20,13 @@ from dagstream_app.langgraph.usage import Prices, Usage
 from dagstream_app.runner.budget import BudgetPolicy
 from dagstream_app.runner.definitions import default_dag_id
 
-__all__ = ["Streamed", "resume_graph", "stream_graph", "stream_graph_sync"]
+__all__ = ["FLUSH_WINDOW", "Streamed", "resume_graph", "stream_graph", "stream_graph_sync"]
+
+# Seconds the run's reports gather before they are written together (DagStream's
+# flush_window): a superstep of trivial nodes takes a millisecond or two, and a
+# transaction per superstep would cost more than the graph. Gates, steering and
+# the run's end are awaited: they write at once, after what came before them.
+FLUSH_WINDOW = 0.05
 
 
 class Streamed(NamedTuple):
@@ -103,6 +109,7 @@ async def stream_graph(
     stream = await DagStream.create(
         dag_id, name=name, nodes=shape.order, edges=shape.initial, budget=budget
     )
+    stream.flush_window = FLUSH_WINDOW
     options = {"prices": prices, "gate_timeout": gate_timeout, "gate_default": gate_default}
     policy = BudgetPolicy(budget, budget_step or budget or 0.0)
     try:
@@ -128,6 +135,7 @@ async def resume_graph(
     made meanwhile is obeyed first (as :meth:`DagStream.open` delivers it).
     """
     stream = await DagStream.open(dag_id)
+    stream.flush_window = FLUSH_WINDOW
     seen = await database_sync_to_async(state.snapshot)(dag_id)
     if seen is None:
         raise NotFound(f"Unknown DAG {dag_id!r}.")

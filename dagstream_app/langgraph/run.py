@@ -129,9 +129,14 @@ class GraphRun:
     async def _segment(self, command: Any) -> None:
         """Stream the graph until it ends or stops at interrupts."""
         self.running.clear()
-        async for namespace, mode, chunk in self.graph.astream(
-            command, self.config, stream_mode=["tasks", "values"], subgraphs=True
+        # Streaming subgraphs' tasks costs LangGraph time on every task: only when
+        # the graph has subgraph nodes (a graph called inside a node's function is
+        # part of that node).
+        subgraphs = self.shape.has_subgraphs
+        async for item in self.graph.astream(
+            command, self.config, stream_mode=["tasks", "values"], subgraphs=subgraphs
         ):
+            namespace, mode, chunk = item if subgraphs else ((), *item)
             if mode == "values":
                 if not namespace and isinstance(chunk, Mapping) and "__interrupt__" not in chunk:
                     self.output = chunk

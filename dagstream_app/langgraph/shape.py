@@ -79,6 +79,12 @@ class Shape:
         self.known = Structure(self.order, ())
         self.successors: dict[str, list[str]] = {}
         self.initial: list[tuple[str, str]] = []
+        # Subgraph nodes: each proper prefix of a prefixed id (``write`` of ``write:outline``).
+        self.subgraphs = {
+            ":".join(parts[:i])
+            for parts in (node.split(":") for node in self.order)
+            for i in range(1, len(parts))
+        }
         for src, dst in edges:
             if self.link(src, dst):
                 self.successors.setdefault(src, []).append(dst)
@@ -99,6 +105,11 @@ class Shape:
         inner = [n for n in nodes if n not in (START, END)]
         return cls(inner, [(s, d) for s, d in edges if START not in (s, d) and END not in (s, d)])
 
+    @property
+    def has_subgraphs(self) -> bool:
+        """Whether any node is a subgraph's (LangGraph refuses ``:`` in node names)."""
+        return bool(self.subgraphs)
+
     def link(self, src: str, dst: str) -> bool:
         """Add the edge if it can be: both ends known, new, and closing no cycle."""
         try:
@@ -109,6 +120,4 @@ class Shape:
 
     def is_subgraph(self, node_id: str) -> bool:
         """A subgraph node: drawn as its own nodes (``node_id:...``), not itself."""
-        return node_id not in self.known.nodes and any(
-            n.startswith(node_id + ":") for n in self.known.nodes
-        )
+        return node_id not in self.known.nodes and node_id in self.subgraphs
