@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 LOCK_VENV := .venv-lock
 
-.PHONY: demo demo-celery test test-sqlite test-postgres lint bench screenshots lock clean
+.PHONY: demo demo-celery demo-langgraph test test-sqlite test-postgres lint bench screenshots lock clean
 
 # constraints.txt pins every package, dependencies of dependencies and pip included, so
 # each machine resolves the same set (`make lock` refreshes it).
@@ -28,6 +28,13 @@ demo: $(STAMP)
 demo-celery: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput -v 0
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} $(BIN)/python manage.py dagstream_demo_celery --port $(PORT) $(DEMO_ARGS)
+
+# The LangGraph demo: the dashboard and a research agent graph (plan, parallel research
+# via Send, draft, a human review interrupt, publish) on fake chat models, a run every
+# 30 s; no keys, no network (the [langgraph] extra's packages are in requirements.txt).
+demo-langgraph: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput -v 0
+	$(BIN)/python manage.py dagstream_demo_langgraph --port $(PORT) $(DEMO_ARGS)
 
 # Lint and type-check, then the whole suite on SQLite and again on PostgreSQL.
 test: $(STAMP) lint test-sqlite test-postgres

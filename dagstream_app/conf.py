@@ -103,6 +103,10 @@ class Config:
     # children (a fan-out), or that their engine put in one group, as one group node
     # with counts per status; 0 draws every node on its own.
     group_threshold: int = 50
+    # The LangGraph integration's prices of chat models, per million tokens:
+    # {"gpt-4o": {"input": 2.5, "output": 10.0}, "*": {...}} ("*": any other
+    # model). ``stream_graph(prices=...)`` adds to it and wins.
+    model_prices: dict[str, dict[str, float]] | None = None
 
 
 CONFIG_DEFAULTS: dict[str, Any] = {f.name.upper(): f.default for f in fields(Config)}

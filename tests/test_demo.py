@@ -99,11 +99,11 @@ class DemoServer:
     seen: list[str] = field(default_factory=list)
 
     @classmethod
-    def start(cls, *args: str) -> DemoServer:
-        command = [sys.executable, "manage.py", "dagstream_demo_server", "--port", "0", *args]
+    def start(cls, *args: str, command: str = "dagstream_demo_server") -> DemoServer:
+        argv = [sys.executable, "manage.py", command, "--port", "0", *args]
         process = subprocess.Popen(
             # Like a shell without job control: SIGINT ignored, as exec passes it on.
-            ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command],
+            ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv],
             cwd=ROOT,
             env=child_env(PYTHONFAULTHANDLER="1"),
             stdout=subprocess.PIPE,

@@ -358,6 +358,19 @@ async def test_engine_nowait_reports_are_durable_after_flush() -> None:
     await stream.close()
 
 
+@runs("langgraph.md:from langgraph.checkpoint.memory import InMemorySaver")
+async def test_langgraph_the_one_call_runs_to_its_gate_and_completes(person: Person) -> None:
+    engine = asyncio.ensure_future(
+        run_async("langgraph.md:from langgraph.checkpoint.memory import InMemorySaver")
+    )
+    await asyncio.to_thread(person.decide, "notes-1", "review", "approve")
+    names = await within(engine)
+    assert names["dag_id"] == "notes-1"
+    assert names["output"]["approved"] is True
+    assert names["output"]["feedback"] is None
+    assert (await _in_db(dag_row, "notes-1")).status == "completed"
+
+
 @runs("engine.md:@dataclass(frozen=True)")
 def test_engine_the_gate_decision_excerpt_is_the_real_class() -> None:
     names = run_sync(
@@ -1118,6 +1131,11 @@ def test_the_owners_only_hooks_let_everyone_view_and_only_owners_act(
 
 # Blocks that cannot run here, and why (keyed like the others).
 DECLARED = {
+    'langgraph.md:DAGSTREAM = {"MODEL_PRICES": {"gpt-4o": {"input": 2.5, "output": 10.0}}}': (
+        "a settings line; the same table shape prices the runs of tests/test_langgraph.py "
+        "(through prices=, which adds to this setting), and tests/test_conf.py checks that "
+        "MODEL_PRICES is a documented setting"
+    ),
     'deployment.md:DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them': (
         "PostgreSQL's connection pool, which a fresh (SQLite) project cannot take; "
         "tests/test_db_connections.py serves a burst of requests with the example project, "

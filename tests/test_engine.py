@@ -151,6 +151,35 @@ async def test_nowait_reports_are_written_and_their_refusals_raised_later() -> N
         await stream.close()
 
 
+async def test_a_flush_window_gathers_nowait_reports_and_awaited_ones_go_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = await DagStream.create("window-1", nodes=["a", "b"], edges=[("a", "b")])
+    stream.flush_window = 600.0  # nothing but a hurry can end it within the test
+    flushes: list[int] = []
+    apply = services.apply
+    monkeypatch.setattr(
+        services,
+        "apply",
+        lambda dag_id, deltas, **kw: flushes.append(len(deltas)) or apply(dag_id, deltas, **kw),
+    )
+    await stream.node_state("a", "running")  # a flush starts: the window with it
+    stream.nowait.edge_active("a", "b")
+    stream.nowait.node_state("b", "running")
+    for _ in range(5):
+        await asyncio.sleep(0)  # the flusher runs, and waits out its window
+    assert flushes == [1]
+    seq = await asyncio.wait_for(stream.node_state("b", "completed"), 10)  # hurries it
+    assert flushes == [1, 3]  # one transaction
+    types = await database_sync_to_async(
+        lambda: list(Event.objects.filter(dag_id="window-1", seq__gt=seq - 3).values_list("type"))
+    )()
+    assert types == [("edge_active",), ("node_state",), ("node_state",)]  # in order
+    stream.nowait.node_state("a", "completed")
+    await asyncio.wait_for(stream.close(), 10)  # close() (flush()) hurries it too
+    assert flushes == [1, 3, 1]
+
+
 async def test_nowait_past_the_buffer_is_refused_until_the_database_catches_up(
     settings: Any,
 ) -> None:

@@ -6,7 +6,10 @@ concurrent calls share a transaction (:func:`services.apply`), and the events
 are published from the event loop, not from the database thread. Awaited calls
 return once their event is durable; ``stream.nowait`` reports without waiting,
 with bounded buffering (``ENGINE_BUFFER``) and its errors raised by the next
-call, by :meth:`DagStream.flush` or by :meth:`DagStream.close`.
+call, by :meth:`DagStream.flush` or by :meth:`DagStream.close`. With
+``stream.flush_window`` seconds, flushes of ``nowait`` reports start at most
+that often: fewer, fuller transactions for engines that report a little at a
+time (an awaited report, ``flush()`` or a full batch goes at once).
 
 Gates and commands are read from the database, woken early by the DAG's
 control group (:mod:`.control`).
@@ -22,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
@@ -65,6 +69,38 @@ def _patient(what: str, func: Callable[P, T]) -> Callable[P, Awaitable[T]]:
     return run
 
 
+class _Window:
+    """A stream's flush window: with ``flush_window`` seconds, a flush of ``nowait``
+    reports starts at most that long after the one before (more reports join it:
+    fewer, fuller transactions), unless an awaited report, :meth:`DagStream.flush`
+    or ``close()`` hurries it."""
+
+    def __init__(self) -> None:
+        self.hurry = asyncio.Event()
+        self.urgent_calls = 0  # flush() calls waiting: no window meanwhile
+        self.started = float("-inf")  # loop time the last flush started
+
+    async def wait(self, seconds: float, queued: int) -> None:
+        """Before a flush of ``queued`` reports: wait out the window, unless hurried."""
+        loop = asyncio.get_running_loop()
+        left = self.started + seconds - loop.time()
+        if left > 0 and not self.urgent_calls and queued < _BATCH_LIMIT:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.hurry.wait(), left)
+        self.hurry.clear()
+        self.started = loop.time()
+
+    @contextmanager
+    def urgent(self) -> Iterator[None]:
+        """While in it, every flush goes at once."""
+        self.urgent_calls += 1
+        self.hurry.set()
+        try:
+            yield
+        finally:
+            self.urgent_calls -= 1
+
+
 class DagStream(RunReports[Coroutine[Any, Any, int]]):
     """Async handle on one DAG execution. Build it with :meth:`create` or :meth:`open`.
 
@@ -83,6 +119,8 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
         self._queue: deque[tuple[Delta, asyncio.Future[Any] | None]] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._flushed = asyncio.Event()  # set whenever a flush ends
+        self.flush_window = 0.0  # s a flush of nowait reports waits for more (_Window)
+        self._window = _Window()
         self._deferred: BaseException | None = None  # a nowait report's refusal
         self.nowait = Reporter(self._submit_nowait)
         self._heartbeat: asyncio.Task[None] | None = None
@@ -102,6 +140,8 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
 
     def _enqueue(self, delta: Delta, future: asyncio.Future[Any] | None) -> None:
         self._queue.append((delta, future))
+        if len(self._queue) >= _BATCH_LIMIT:
+            self._window.hurry.set()
         if self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush_loop())
 
@@ -113,6 +153,7 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
             self._flushed.clear()
             await self._flushed.wait()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._window.hurry.set()
         self._enqueue(delta, future)
         return await future
 
@@ -143,6 +184,7 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
     async def _flush_loop(self) -> None:
         try:
             while self._queue:
+                await self._window.wait(self.flush_window, len(self._queue))
                 count = min(len(self._queue), _BATCH_LIMIT)
                 batch = [self._queue.popleft() for _ in range(count)]
                 events: list[PublishedEvent] = []
@@ -192,8 +234,9 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
 
     async def flush(self) -> None:
         """Wait until every report made so far is durable; raise a ``nowait`` refusal."""
-        while self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        with self._window.urgent():
+            while self._flusher is not None:
+                await asyncio.shield(self._flusher)
         self.raise_deferred()
 
     @classmethod

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -471,7 +471,6 @@ async def run_demo(
     Cancelling this stops every run in flight; each ends as failed.
     """
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    runs: set[asyncio.Task[None]] = set()
 
     async def one(number: int) -> None:
         dag_id = f"report-{stamp}-{number}"
@@ -485,6 +484,14 @@ async def run_demo(
             return
         report(f"Run {dag_id} {result.status} (spent ${result.spent:.2f})")
 
+    await repeat(one, every)
+
+
+async def repeat(one: Callable[[int], Coroutine[Any, Any, None]], every: float | None) -> None:
+    """Run ``one(1)`` (only, without ``every``), or start ``one(2)``, ``one(3)``, ...
+    every ``every`` seconds beside the runs still going, until cancelled; cancelling
+    cancels the runs in flight."""
+    runs: set[asyncio.Task[None]] = set()
     try:
         number = 1
         while True:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import signal
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any
 
@@ -37,10 +38,10 @@ STOP_TIMEOUT = 10.0
 reactor: Any = twisted_reactor
 
 
-def fail_stale_runs() -> list[str]:
-    """Fail the demo runs a killed demo left unfinished; their ids."""
+def fail_stale_runs(name: str = DEMO_NAME) -> list[str]:
+    """Fail the runs named ``name`` a killed demo left unfinished; their ids."""
     stale = list(
-        Dag.objects.filter(name=DEMO_NAME)
+        Dag.objects.filter(name=name)
         .exclude(status__in=TERMINAL_STATUSES)
         .values_list("dag_id", flat=True)
     )
@@ -82,18 +83,14 @@ def _nothing() -> None:
 class _Engine:
     """The demo's task on daphne's loop: started once serving, stopped before shutdown."""
 
-    def __init__(self, settings: DemoSettings, every: float | None, report: Any) -> None:
-        self.settings = settings
-        self.every = every
-        self.report = report
+    def __init__(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.run = run
         self.task: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.task = self.loop.create_task(
-            run_demo(self.settings, every=self.every, report=self.report)
-        )
+        self.task = self.loop.create_task(self.run())
 
     def settle(self) -> None:
         """After the reactor stopped: end the tasks left on daphne's loop.
@@ -133,6 +130,14 @@ class Command(BaseCommand):
         "Serve the example project with daphne on 127.0.0.1, the demo engine running in "
         "the same process (local use only; prints the dashboard URL and a login)."
     )
+    demo_name = DEMO_NAME  # the runs this demo makes (stale ones are failed at start)
+    what = "research-report run"
+
+    def engine(
+        self, settings: DemoSettings, every: float | None, report: Any
+    ) -> Coroutine[Any, Any, None]:
+        """The demo engine, run on daphne's loop once serving."""
+        return run_demo(settings, every=every, report=report)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Default: 127.0.0.1.")
@@ -166,10 +171,10 @@ class Command(BaseCommand):
         report = reporter(self.stdout)
         settings = demo_settings(options)
         # With --no-engine, demo runs belong to an engine elsewhere: leave them be.
-        stale = [] if no_engine else fail_stale_runs()
+        stale = [] if no_engine else fail_stale_runs(self.demo_name)
         password = ensure_demo_user()
         every = options["loop"] or None
-        engine = _Engine(settings, every, report)
+        engine = _Engine(lambda: self.engine(settings, every, report))
         server = Server(
             application=get_default_application(),
             endpoints=build_endpoint_description_strings(host=host, port=port),
@@ -186,7 +191,7 @@ class Command(BaseCommand):
             where = (
                 engine_line or "none in this process (run manage.py dagstream_demo with REDIS_URL)"
                 if no_engine
-                else f"a research-report run {pace} (seed {settings.seed}, "
+                else f"a {self.what} {pace} (seed {settings.seed}, "
                 f"speed {settings.speed:g}), inside this process"
             )
             lines = [
