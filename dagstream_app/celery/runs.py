@@ -47,7 +47,6 @@ class Run:
         self.settler = Settler(self.writer)
         self.lock = threading.RLock()
         self.status: str = snapshot.status
-        self.budgeted = False
         self.labels: dict[str, str] = {}
         self.statuses: dict[str, str] = {}
         self.preds: dict[str, set[str]] = {}
@@ -61,7 +60,6 @@ class Run:
     def _load(self, snapshot: DagSnapshot) -> None:
         with self.lock:
             self.status = snapshot.status
-            self.budgeted = snapshot.budget is not None
             self.labels = {n.id: n.label for n in snapshot.nodes}
             for node in snapshot.nodes:  # what this process reported wins over an older read
                 self.statuses.setdefault(node.id, node.status)
@@ -228,16 +226,15 @@ class Run:
             )
 
     def current_status(self) -> str:
-        """The run's status for a task about to start.
+        """The run's status for a task about to start, read from the database.
 
-        Read from the database when it matters: a run with a budget (the task whose
-        cost reached it paused the run a moment ago, perhaps in another process),
-        and a run this process believes paused (a resume may not have reached it).
+        A pause, a cancel or a budget reached a moment ago (in another process) may
+        not have reached this process's watcher yet: the task must see it now, or it
+        would start in a run that is paused (and hold its slot until it ends).
         """
-        if self.budgeted or self.status in HELD:
-            progress = state.progress(self.dag_id)
-            if progress is not None and progress[1] != self.status:
-                self.set_status(progress[1])
+        progress = state.progress(self.dag_id)
+        if progress is not None and progress[1] != self.status:
+            self.set_status(progress[1])
         return self.status
 
     def cancel(self) -> None:
