@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests import test_dashboard_browser as dash
+from tests.browser import ServicesThread
 from tests.servers import Server
-from tests.test_dashboard_browser import WAIT, engine, login, node, shoot
+from tests.test_dashboard_browser import WAIT, login, node, shoot
 
 # The dashboard's browser fixtures: one Chromium per module, pages that fail on JS errors.
 browser, errors, new_page, operator = dash.browser, dash.errors, dash.new_page, dash.operator
@@ -18,6 +19,14 @@ browser, errors, new_page, operator = dash.browser, dash.errors, dash.new_page, 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHUNKS = [f"chunk-{i:04d}" for i in range(120)]
+
+engine = ServicesThread()  # this module's own: test_dashboard_browser closes its one
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_engine() -> Iterator[None]:
+    yield
+    engine.close()
 
 
 def fan_out_run(dag_id: str = "fan-7") -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import ast
 import gettext
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import translation
 
 from dagstream_app import services
 from dagstream_app.models import Dag
@@ -29,6 +31,14 @@ FRENCH = {"HTTP_ACCEPT_LANGUAGE": "fr"}
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _back_to_the_default_language() -> Iterator[None]:
+    """LocaleMiddleware leaves the language it chose active in the test's thread: the
+    tests after these would render in French."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture
