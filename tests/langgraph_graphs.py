@@ -97,6 +97,21 @@ def asks(title: str) -> Callable[[Research], Research]:
     return node
 
 
+def review_graph() -> StateGraph[Any]:
+    """draft -> review (an interrupt) -> publish (published if the review approved)."""
+    graph = StateGraph(Research)
+    graph.add_node("draft", lambda s: {"draft": "v1"})
+    graph.add_node("review", asks("review"))
+    graph.add_node(
+        "publish", lambda s: {"published": s["review"]["review"]["decision"] == "approve"}
+    )
+    graph.add_edge(START, "draft")
+    graph.add_edge("draft", "review")
+    graph.add_edge("review", "publish")
+    graph.add_edge("publish", END)
+    return graph
+
+
 class Blocker:
     """Nodes that wait for the test: ``entered[name]`` is set inside, ``go[name]`` lets it end."""
 

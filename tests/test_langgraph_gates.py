@@ -14,7 +14,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 
 from dagstream_app.langgraph import resume_graph, stream_graph
-from tests.langgraph_graphs import Research, asks
+from tests.langgraph_graphs import Research, asks, review_graph
 from tests.langgraph_support import Live, checkpointer, operator
 from tests.servers import Server
 from tests.test_runner import find, seq_of, statuses
@@ -103,17 +103,7 @@ async def test_an_engine_restarted_while_a_gate_waits_picks_the_run_up(
     server: Server, operator: tuple[Any, str], checkpointer: BaseCheckpointSaver[Any]
 ) -> None:
     user, token = operator
-    graph = StateGraph(Research)
-    graph.add_node("draft", lambda s: {"draft": "v1"})
-    graph.add_node("review", asks("review"))
-    graph.add_node(
-        "publish", lambda s: {"published": s["review"]["review"]["decision"] == "approve"}
-    )
-    graph.add_edge(START, "draft")
-    graph.add_edge("draft", "review")
-    graph.add_edge("review", "publish")
-    graph.add_edge("publish", END)
-    compiled = graph.compile(checkpointer=checkpointer)
+    compiled = review_graph().compile(checkpointer=checkpointer)
     live = await Live(server, token, "lg-restart").start(
         stream_graph(compiled, {"topic": "t"}, dag_id="lg-restart")
     )
