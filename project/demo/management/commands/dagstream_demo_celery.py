@@ -7,6 +7,7 @@ this process, and Celery's broker and results. Ctrl-C stops all three.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import signal
@@ -76,11 +77,16 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell without job control
         signal.signal(signal.SIGTERM, _interrupt)  # stop the children on a plain kill too
         try:
-            while all(child.poll() is None for child in children):
-                # About half of the runs reach their budget and ask whether to go on.
-                budget = random.choice((0.15, 0.3))
-                run = launch(report_canvas(), name=DEMO_NAME, budget=budget)
-                self.stdout.write(f"Launched {run.dag_id}", ending="\n")
+            for number in itertools.count():
+                if not all(child.poll() is None for child in children):
+                    break
+                if number % 3 == 2:  # every third run needs nobody: no gate, no budget
+                    run = launch(report_canvas(review=False), name=DEMO_NAME)
+                    self.stdout.write(f"Launched {run.dag_id} (needs nobody)", ending="\n")
+                else:  # about half of these reach their budget and ask whether to go on
+                    budget = random.choice((0.15, 0.3))
+                    run = launch(report_canvas(), name=DEMO_NAME, budget=budget)
+                    self.stdout.write(f"Launched {run.dag_id}", ending="\n")
                 self.stdout.flush()
                 time.sleep(options["loop"])
             raise CommandError("The server or the worker stopped.")
