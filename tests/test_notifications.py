@@ -148,6 +148,19 @@ def test_the_people_notified_are_capped_by_the_setting() -> None:
         assert sorted(r[0] for r, _ in box.received) == ["p1@example.com", "p2@example.com"]
 
 
+def not_bob(user: Any, action: str, dag: Any) -> bool:
+    return user.get_username() != "bob"
+
+
+def test_the_permission_hook_narrows_who_is_notified() -> None:
+    with smtp_server() as box, mail_to(box, PERMISSION_HOOK=not_bob):
+        person("alice", "decide_gate")
+        person("bob", "decide_gate")
+        open_review()
+        send_all()
+        assert [r[0] for r, _ in box.received] == ["alice@example.com"]
+
+
 def test_webhooks_are_signed_and_retried_with_growing_waits() -> None:
     with (
         smtp_server() as box,
