@@ -227,6 +227,26 @@ def test_a_message_marked_sent_is_never_sent_again() -> None:
         assert outbox.done(row, "not-its-lease") is False
 
 
+def test_a_message_claimed_by_a_sender_that_died_is_sent_when_its_lease_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At least once: a sender that claimed rows and never marked them (it died) does
+    not lose them; another takes them once the lease ends, and not before."""
+    monkeypatch.setattr(outbox, "LEASE_SECONDS", 0.5)
+    with smtp_server() as box, mail_to(box):
+        person("alice", "decide_gate")
+        open_review()
+        send_all()  # the gate's row expanded, alice's mail sent
+        open_review("deploy-8")
+        lease, rows = outbox.claim()  # the gate row of deploy-8: then this "sender" dies
+        assert [row.gate.dag_id for row in rows] == ["deploy-8"] and lease
+        assert outbox.claim() == ("", [])  # held by its lease: nobody else takes it
+        wait_for(lambda: sender.send_due(), what="the lease to end")
+        send_all()
+        assert len(box.to("alice@example.com")) == 2
+        assert outbox.done(rows[0], lease) is False  # the dead sender's lease is gone
+
+
 def test_a_gate_decided_before_its_mail_goes_out_is_not_mailed() -> None:
     with smtp_server() as box, mail_to(box):
         alice = person("alice", "decide_gate")
