@@ -273,7 +273,11 @@ def test_escalation_notifies_the_second_list_once_the_gate_has_waited() -> None:
         arrived = datetime.now(tz=gate.created_at.tzinfo)
         assert (arrived - gate.created_at).total_seconds() >= 3.0
         assert message["Subject"] == "Still waiting: Deploy release 7? (run nightly deploy)"
-        assert "is still waiting for a decision" in parts(message)["text/plain"]
+        text = parts(message)["text/plain"]
+        assert "is still waiting for a decision" in text
+        # lena may not decide: her mail opens the run's page, not a link of her own
+        assert f"https://dags.example.com/dags/deploy-7/#{dom_id('gate', 'review')}" in text
+        assert "/link/" not in text
         assert len(box.to("alice@example.com")) == 2  # opened, quick one; no escalation
         escalated = Notification.objects.filter(stage="escalated", channel="gate")
         assert [n.gate_id for n in escalated] == [gate.pk]  # not the decided one

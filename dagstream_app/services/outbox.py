@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from dagstream_app.conf import config
 from dagstream_app.models import Gate, GateLink, Notification
-from dagstream_app.permissions import escalation_recipients, gate_recipients
+from dagstream_app.permissions import allowed, escalation_recipients, gate_recipients
 
 __all__ = [
     "LEASE_SECONDS",
@@ -193,7 +193,8 @@ def _messages(row: Notification, gate: Gate) -> int:
             key = f"{base}:email:{person.pk}"
             if key in known or not getattr(person, "email", ""):
                 continue
-            link = create_link(gate, person)
+            # A person who may only view (an escalation's) gets the run's page instead.
+            link = create_link(gate, person) if allowed(person, "decide", gate.dag) else None
             messages.append(
                 Notification(
                     gate=gate,
