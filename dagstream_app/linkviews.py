@@ -20,7 +20,7 @@ from dagstream_app.links import REFUSALS, LinkCheck, check_link, gate_page_path
 from dagstream_app.markup import markdown_html
 from dagstream_app.models import GateLink, Notification
 from dagstream_app.notify.content import message_context
-from dagstream_app.views import _page, _refuse
+from dagstream_app.views import refuse_page, render_page
 
 # The HTTP status of each refusal.
 STATUSES = {
@@ -57,7 +57,7 @@ def gate_link(request: HttpRequest, dag_id: str, node_id: str, token: str) -> Ht
             return _refused(request, again)
         return _confirm(request, check.link, exc.message, feedback, exc.http_status)
     context = {"gate": gate, "run_path": gate_page_path(dag_id, node_id), **_about(check.link)}
-    return _page(request, "gate_link_done.html", context)
+    return render_page(request, "gate_link_done.html", context)
 
 
 def _about(link: GateLink) -> dict[str, Any]:
@@ -71,9 +71,9 @@ def _confirm(
 ) -> HttpResponse:
     limit = config().feedback_max_length
     context = {**_about(link), "error": error, "draft": draft, "max_length": limit}
-    return _page(request, "gate_link.html", context, status)
+    return render_page(request, "gate_link.html", context, status)
 
 
 def _refused(request: HttpRequest, check: LinkCheck) -> HttpResponse:
     heading, message = REFUSALS[check.problem]
-    return _refuse(request, STATUSES[check.problem], str(heading), str(message))
+    return refuse_page(request, STATUSES[check.problem], str(heading), str(message))
