@@ -205,9 +205,9 @@ def notify_problems(values: dict[str, Any]) -> list[str]:
         problems.append(f"NOTIFY_WEBHOOKS must be a list of URLs, not {hooks!r}.")
     else:
         problems += [
-            f"NOTIFY_WEBHOOKS: {url!r} is not an http:// or https:// URL."
+            f"NOTIFY_WEBHOOKS: {url!r} is not an http:// or https:// URL of at most 500 characters."
             for url in hooks
-            if not _http_url(url)
+            if not _http_url(url) or len(url) > 500
         ]
         secret = get["NOTIFY_WEBHOOK_SECRET"]
         if hooks and (not isinstance(secret, str) or len(secret) < 16):

@@ -203,6 +203,7 @@ HOOKS = {"NOTIFY_WEBHOOKS": ["https://hooks.example.com/x"], "NOTIFY_WEBHOOK_SEC
         ({**ON, "NOTIFY_MAX_RECIPIENTS": 2.5}, "NOTIFY_MAX_RECIPIENTS must be a whole number"),
         ({**ON, "NOTIFY_WEBHOOKS": "https://hooks.example.com/x"}, "must be a list of URLs"),
         ({**ON, **HOOKS, "NOTIFY_WEBHOOKS": ["ftp://x.example.com/"]}, "is not an http://"),
+        ({**ON, **HOOKS, "NOTIFY_WEBHOOKS": ["https://x.example.com/" + "a" * 500]}, "at most 500"),
         ({**ON, **HOOKS, "NOTIFY_WEBHOOK_SECRET": "short"}, "NOTIFY_WEBHOOK_SECRET must be"),
         ({**ON, "ESCALATE_AFTER_SECONDS": 60}, "ESCALATE_TO and NOTIFY_WEBHOOKS are empty"),
         ({**ON, "ESCALATE_AFTER_SECONDS": 0, "ESCALATE_TO": ["a"]}, "must be more than 0"),
