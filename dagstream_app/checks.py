@@ -11,14 +11,14 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.shortcuts import resolve_url
 from django.urls import Resolver404, resolve
 
-from dagstream_app.conf import CONFIG_DEFAULTS, retention_days_problem
+from dagstream_app.conf import CONFIG_DEFAULTS, notify_problems, retention_days_problem
 
 IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 
 
 @register(Tags.compatibility)
 def check_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """dagstream's configuration mistakes (ids ``dagstream_app.E001`` to ``W004``)."""
+    """dagstream's configuration mistakes (ids ``dagstream_app.E001`` to ``W004``, ``E006``)."""
     messages: list[CheckMessage] = []
     # By app name, so "channels.apps.ChannelsConfig" counts as installed too. There is
     # no check for "daphne": it only turns runserver into an ASGI server, and a host
@@ -71,6 +71,14 @@ def check_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 problem,
                 hint="Set DAGSTREAM['RETENTION_DAYS'] to the days a finished run is kept, e.g. 30.",
                 id="dagstream_app.E005",
+            )
+        )
+    for problem in notify_problems(getattr(settings, "DAGSTREAM", {}) or {}):
+        messages.append(
+            Error(
+                problem,
+                hint="See the notification settings in docs/settings.md.",
+                id="dagstream_app.E006",
             )
         )
     messages.extend(_check_login_url())

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -107,6 +108,32 @@ class Config:
     # {"gpt-4o": {"input": 2.5, "output": 10.0}, "*": {...}} ("*": any other
     # model). ``stream_graph(prices=...)`` adds to it and wins.
     model_prices: dict[str, dict[str, float]] | None = None
+    # Notifications (docs/gates.md, "Notifications and links"). When a gate opens, the
+    # people who may decide it (at most NOTIFY_MAX_RECIPIENTS) get an email through
+    # Django's mail settings, and every URL of NOTIFY_WEBHOOKS a POST signed with
+    # NOTIFY_WEBHOOK_SECRET; links start with SITE_URL ("https://dags.example.com").
+    notify_gates: bool = False
+    site_url: str = ""
+    notify_max_recipients: int = 20
+    notify_email: bool = True
+    notify_webhooks: tuple[str, ...] = ()
+    notify_webhook_secret: str = ""
+    # The outbox is sent by a thread of each server process (NOTIFY_EMBEDDED), or by
+    # ``manage.py dagstream_notify`` processes; it looks for due messages this often (s).
+    notify_embedded: bool = True
+    notify_poll_seconds: float = 2.0
+    # A failed message is tried again after this long (s), then twice as long each
+    # time (at most an hour), NOTIFY_MAX_ATTEMPTS times in all.
+    notify_retry_seconds: float = 10.0
+    notify_max_attempts: int = 8
+    # A gate still pending this long (s) after it opened notifies ESCALATE_TO too:
+    # usernames and "group:<name>" (and the webhooks again); None: no escalation.
+    escalate_after_seconds: float | None = None
+    escalate_to: tuple[str, ...] = ()
+    # A notification's link is valid this long (s); with GATE_LINKS_DECIDE it may
+    # decide its gate as its person, once, without signing in (a GET never decides).
+    gate_link_seconds: float = 7 * 24 * 3600
+    gate_links_decide: bool = False
 
 
 CONFIG_DEFAULTS: dict[str, Any] = {f.name.upper(): f.default for f in fields(Config)}
@@ -137,6 +164,73 @@ def retention_days_problem(value: object) -> str | None:
             "0 or less would delete every finished run."
         )
     return None
+
+
+def _positive(name: str, value: object, *, none_ok: bool = False) -> str | None:
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{name} must be a number, not {value!r}."
+    if not math.isfinite(value) or value <= 0:
+        return f"{name} must be more than 0, not {value!r}."
+    return None
+
+
+def _http_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def notify_problems(values: dict[str, Any]) -> list[str]:
+    """Why the notification settings of ``DAGSTREAM`` (upper-case keys) cannot be used."""
+    get = {k: values.get(k.upper(), CONFIG_DEFAULTS[k.upper()]) for k in CONFIG_DEFAULTS}
+    problems = [
+        f"{name} must be True or False, not {get[name]!r}."
+        for name in ("NOTIFY_GATES", "NOTIFY_EMAIL", "NOTIFY_EMBEDDED", "GATE_LINKS_DECIDE")
+        if not isinstance(get[name], bool)
+    ]
+    for name in ("NOTIFY_POLL_SECONDS", "NOTIFY_RETRY_SECONDS", "GATE_LINK_SECONDS"):
+        problems.append(_positive(name, get[name]) or "")
+    problems.append(
+        _positive("ESCALATE_AFTER_SECONDS", get["ESCALATE_AFTER_SECONDS"], none_ok=True) or ""
+    )
+    for name in ("NOTIFY_MAX_RECIPIENTS", "NOTIFY_MAX_ATTEMPTS"):
+        value = get[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(f"{name} must be a whole number of at least 1, not {value!r}.")
+    hooks, names = get["NOTIFY_WEBHOOKS"], get["ESCALATE_TO"]
+    if isinstance(hooks, str) or not isinstance(hooks, list | tuple):
+        problems.append(f"NOTIFY_WEBHOOKS must be a list of URLs, not {hooks!r}.")
+    else:
+        problems += [
+            f"NOTIFY_WEBHOOKS: {url!r} is not an http:// or https:// URL of at most 500 characters."
+            for url in hooks
+            if not _http_url(url) or len(url) > 500
+        ]
+        secret = get["NOTIFY_WEBHOOK_SECRET"]
+        if hooks and (not isinstance(secret, str) or len(secret) < 16):
+            problems.append(
+                "NOTIFY_WEBHOOK_SECRET must be a string of at least 16 characters when "
+                "NOTIFY_WEBHOOKS lists URLs: receivers check each POST's signature with it."
+            )
+    if isinstance(names, str) or not isinstance(names, list | tuple):
+        problems.append(
+            f"ESCALATE_TO must be a list of usernames and 'group:<name>'s, not {names!r}."
+        )
+    elif not all(isinstance(n, str) and n.strip() for n in names):
+        problems.append(f"ESCALATE_TO must hold usernames and 'group:<name>'s, not {names!r}.")
+    if get["ESCALATE_AFTER_SECONDS"] is not None and not names and not hooks:
+        problems.append(
+            "ESCALATE_AFTER_SECONDS is set, but ESCALATE_TO and NOTIFY_WEBHOOKS are empty."
+        )
+    if get["NOTIFY_GATES"] is True and not _http_url(str(get["SITE_URL"]).rstrip("/")):
+        problems.append(
+            f"NOTIFY_GATES needs SITE_URL, the address people open the site at "
+            f"(e.g. 'https://dags.example.com'), not {get['SITE_URL']!r}: links start with it."
+        )
+    return [problem for problem in problems if problem]
 
 
 @receiver(setting_changed)

@@ -274,3 +274,80 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return f"ticket for {self.dag_id} ({self.user})"
+
+
+class GateLink(models.Model):
+    """A signed link to one gate for one person, as sent in a notification.
+
+    The link opens the gate (after sign-in); with ``GATE_LINKS_DECIDE`` it may decide
+    that gate as that person, once, before ``expires_at``: ``used_at`` records that.
+    """
+
+    gate = models.ForeignKey(Gate, on_delete=models.CASCADE, related_name="links")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dagstream_gate_links"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("gate link")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"link to {self.gate} for {self.user}"
+
+
+class Notification(models.Model):
+    """One message of the notification outbox (see docs/gates.md, Notifications).
+
+    A gate that opens (or waits past ``ESCALATE_AFTER_SECONDS``) writes one ``gate``
+    row in its own transaction; the sender later expands it into one ``email`` row per
+    person and one ``webhook`` row per URL, and delivers those. ``key`` makes each
+    message written once; a sender claims due rows with a lease (``lease``,
+    ``lease_until``), so each is sent by one sender at a time, and a failure is tried
+    again at ``next_attempt_at``.
+    """
+
+    class Channel(models.TextChoices):
+        GATE = "gate"  # expanded by the sender into the rows below
+        EMAIL = "email"
+        WEBHOOK = "webhook"
+
+    class Stage(models.TextChoices):
+        OPENED = "opened"
+        ESCALATED = "escalated"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        SKIPPED = "skipped"  # the gate was decided or closed before it went out
+        FAILED = "failed"  # every attempt failed
+
+    gate = models.ForeignKey(Gate, on_delete=models.CASCADE, related_name="notifications")
+    key = models.CharField(max_length=300, unique=True)
+    stage = models.CharField(max_length=16, choices=Stage.choices)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    link = models.ForeignKey(GateLink, null=True, blank=True, on_delete=models.SET_NULL)
+    target = models.CharField(max_length=500, blank=True)  # an address, or a webhook URL
+    attempts = models.IntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    lease = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="dagstream_outbox_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.stage} for {self.gate} ({self.status})"

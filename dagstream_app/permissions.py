@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
     from django.db.models import QuerySet
 
-    from dagstream_app.models import Dag
+    from dagstream_app.models import Dag, Gate
 
 __all__ = [
     "PERMISSIONS",
@@ -36,6 +36,8 @@ __all__ = [
     "Person",
     "allowed",
     "authorize",
+    "escalation_recipients",
+    "gate_recipients",
     "visible",
     "visible_ids",
 ]
@@ -134,3 +136,48 @@ def authorize(user: Actor, action: Action, dag_id: str) -> Dag:
             _("You may not %(action)s DAG %(run)r.") % {"action": verb(action), "run": dag_id}
         )
     return dag
+
+
+def _who_may(action: Action, dag: Dag, users: QuerySet[Any], limit: int) -> list[Any]:
+    """Up to ``limit`` of ``users`` who may ``action`` on ``dag`` (by :func:`allowed`)."""
+    found: list[Any] = []
+    for user in users.filter(is_active=True).order_by("pk").iterator():
+        if allowed(user, action, dag):
+            found.append(user)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def gate_recipients(gate: Gate) -> list[Any]:
+    """Who is notified when ``gate`` opens: the people who may decide it.
+
+    Active users with ``decide_gate`` (their own permission, a group's, or superusers)
+    whom the permission hook lets decide the gate's run, at most
+    ``NOTIFY_MAX_RECIPIENTS`` of them, oldest accounts first.
+    """
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    app, codename = PERMISSIONS["decide"].split(".")
+    perm = Permission.objects.filter(content_type__app_label=app, codename=codename)
+    holders = Q(is_superuser=True) | Q(user_permissions__in=perm) | Q(groups__permissions__in=perm)
+    users = get_user_model().objects.filter(holders).distinct()
+    return _who_may("decide", gate.dag, users, config().notify_max_recipients)
+
+
+def escalation_recipients(gate: Gate) -> list[Any]:
+    """Who is notified when ``gate`` waits past ``ESCALATE_AFTER_SECONDS``: the users
+    and groups (``"group:<name>"``) of ``ESCALATE_TO`` who may view its run (those who
+    may not decide it see it read-only)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    names = [n for n in config().escalate_to if not n.startswith("group:")]
+    groups = [n.removeprefix("group:") for n in config().escalate_to if n.startswith("group:")]
+    model = get_user_model()
+    users = model.objects.filter(
+        Q(**{f"{model.USERNAME_FIELD}__in": names}) | Q(groups__name__in=groups)
+    ).distinct()
+    return _who_may("view", gate.dag, users, max(len(names), config().notify_max_recipients))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dagstream_app import api, openapi, views
+from dagstream_app import api, linkviews, openapi, views
 
 app_name = "dagstream"
 
@@ -20,6 +20,12 @@ urlpatterns = [
     # Node ids are arbitrary strings: URL-encoded, and may contain "/".
     path("dags/<str:dag_id>/nodes/<path:node_id>/", views.node_panel, name="node"),
     path("dags/<str:dag_id>/gates/<path:node_id>/decide/", views.gate_decide, name="decide"),
+    # A notification's signed link (docs/gates.md, "Notifications and links").
+    path(
+        "dags/<str:dag_id>/gates/<path:node_id>/link/<str:token>/",
+        linkviews.gate_link,
+        name="gate_link",
+    ),
     # The JSON read API (docs/http-api.md).
     path("api/dags/", api.dag_list, name="api_list"),
     path("api/dags/<str:dag_id>/", api.dag_snapshot, name="api_dag"),

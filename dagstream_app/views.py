@@ -51,6 +51,11 @@ def _refuse(request: HttpRequest, status: int, heading: str, message: str) -> Ht
     return _page(request, "forbidden.html", {"heading": heading, "message": message}, status)
 
 
+# The same page frame and refusal page, for the dashboard's other view modules (linkviews).
+render_page = _page
+refuse_page = _refuse
+
+
 # A run's page (its detail, its history) renders one at a time in a server
 # process: building a big DAG's page is pure Python, and two at once starved the
 # process's event loop of the GIL. With two clients reloading a 5,000-node page,

@@ -5,6 +5,8 @@ DATABASE_POOL_SIZE  PostgreSQL connections one process may hold (default 30)
 REDIS_URL      unset: in-memory channel layer (one process); set: channels-redis
 DJANGO_SECRET_KEY, DJANGO_DEBUG (default off), DJANGO_ALLOWED_HOSTS
 DJANGO_STATIC_ROOT (for collectstatic), DAGSTREAM_JSON (DAGSTREAM overrides)
+EMAIL_BACKEND  default: the console (mail is printed); EMAIL_FILE_PATH for the file
+               backend; EMAIL_HOST, EMAIL_PORT (SMTP); DEFAULT_FROM_EMAIL
 """
 
 from __future__ import annotations
@@ -197,6 +199,16 @@ LOGGING = {
     # daphne's own INFO lines (the address it listens on) stay visible.
     "loggers": {"daphne.server": {"level": "INFO"}},
 }
+
+# Mail, for gate notifications (docs/gates.md): printed on the console unless the
+# environment names a backend, e.g. EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend
+# with EMAIL_HOST and EMAIL_PORT, or ...filebased.EmailBackend with EMAIL_FILE_PATH.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or "django.core.mail.backends.console.EmailBackend"
+if os.environ.get("EMAIL_FILE_PATH"):
+    EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
+EMAIL_HOST = os.environ.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT") or "25")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or "dagstream@localhost"
 
 # dagstream's settings (see docs/settings.md); DAGSTREAM_JSON overrides keys
 # from the environment, e.g. DAGSTREAM_JSON='{"REPLAY_WINDOW": 50000}'.

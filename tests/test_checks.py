@@ -183,6 +183,57 @@ def test_e005_silent_for_a_positive_retention(days) -> None:
         assert "dagstream_app.E005" not in ids()
 
 
+# ------------------------------------------------------------------ E006
+
+ON = {"NOTIFY_GATES": True, "SITE_URL": "https://dags.example.com"}
+HOOKS = {"NOTIFY_WEBHOOKS": ["https://hooks.example.com/x"], "NOTIFY_WEBHOOK_SECRET": "s" * 16}
+
+
+@pytest.mark.parametrize(
+    ("dagstream", "says"),
+    [
+        ({"NOTIFY_GATES": True}, "NOTIFY_GATES needs SITE_URL"),
+        ({"NOTIFY_GATES": True, "SITE_URL": "dags.example.com"}, "NOTIFY_GATES needs SITE_URL"),
+        ({"NOTIFY_GATES": "yes"}, "NOTIFY_GATES must be True or False"),
+        ({**ON, "GATE_LINKS_DECIDE": 1}, "GATE_LINKS_DECIDE must be True or False"),
+        ({**ON, "NOTIFY_POLL_SECONDS": 0}, "NOTIFY_POLL_SECONDS must be more than 0"),
+        ({**ON, "NOTIFY_RETRY_SECONDS": "10"}, "NOTIFY_RETRY_SECONDS must be a number"),
+        ({**ON, "GATE_LINK_SECONDS": -1}, "GATE_LINK_SECONDS must be more than 0"),
+        ({**ON, "NOTIFY_MAX_ATTEMPTS": 0}, "NOTIFY_MAX_ATTEMPTS must be a whole number"),
+        ({**ON, "NOTIFY_MAX_RECIPIENTS": 2.5}, "NOTIFY_MAX_RECIPIENTS must be a whole number"),
+        ({**ON, "NOTIFY_WEBHOOKS": "https://hooks.example.com/x"}, "must be a list of URLs"),
+        ({**ON, **HOOKS, "NOTIFY_WEBHOOKS": ["ftp://x.example.com/"]}, "is not an http://"),
+        ({**ON, **HOOKS, "NOTIFY_WEBHOOKS": ["https://x.example.com/" + "a" * 500]}, "at most 500"),
+        ({**ON, **HOOKS, "NOTIFY_WEBHOOK_SECRET": "short"}, "NOTIFY_WEBHOOK_SECRET must be"),
+        ({**ON, "ESCALATE_AFTER_SECONDS": 60}, "ESCALATE_TO and NOTIFY_WEBHOOKS are empty"),
+        ({**ON, "ESCALATE_AFTER_SECONDS": 0, "ESCALATE_TO": ["a"]}, "must be more than 0"),
+        ({**ON, "ESCALATE_TO": "group:ops"}, "ESCALATE_TO must be a list"),
+        ({**ON, "ESCALATE_TO": ["ops", ""]}, "ESCALATE_TO must hold usernames"),
+    ],
+)
+def test_e006_when_a_notification_setting_cannot_be_used(
+    dagstream: dict[str, object], says: str
+) -> None:
+    with override_settings(DAGSTREAM=dagstream):
+        [message] = [m for m in check_setup() if m.id == "dagstream_app.E006"]
+    assert isinstance(message, Error)
+    assert says in message.msg
+
+
+@pytest.mark.parametrize(
+    "dagstream",
+    [
+        {},
+        ON,
+        {**ON, **HOOKS, "ESCALATE_AFTER_SECONDS": 3600, "ESCALATE_TO": ["ann", "group:ops"]},
+        {**ON, "SITE_URL": "http://localhost:8000", "GATE_LINKS_DECIDE": True},
+    ],
+)
+def test_e006_silent_for_usable_notification_settings(dagstream: dict[str, object]) -> None:
+    with override_settings(DAGSTREAM=dagstream):
+        assert "dagstream_app.E006" not in ids()
+
+
 # ------------------------------------------------------------------ W004
 
 

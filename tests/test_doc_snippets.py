@@ -704,6 +704,17 @@ def test_client_the_ticket_view_gets_a_ticket_that_opens_the_stream(
         assert json.loads(ws.recv(timeout=DEADLINE))["type"] == "snapshot"
 
 
+@runs("gates.md:import hashlib")
+def test_gates_the_webhook_check_accepts_dagstream_signatures_only() -> None:
+    from dagstream_app.notify.webhooks import signature
+
+    verify = run_sync("gates.md:import hashlib")["verify"]
+    secret, body = "a-secret-of-16-chars", b'{"text": "Decision needed"}'
+    assert verify(body, signature(body, secret), secret)  # what send_webhook puts in its header
+    assert not verify(body + b" ", signature(body, secret), secret)
+    assert not verify(body, signature(body, secret), "another-secret-16-chars")
+
+
 # ------------------------------------------------------------------ applied to a fresh project
 
 
@@ -781,6 +792,16 @@ SETUPS = {
             ),
         ),
         HOOK_PROBE,
+    ),
+    "notifications": Setup(
+        (Edit("gates.md:# settings.py: notifications", SETTINGS),),
+        """
+from dagstream_app.conf import config
+assert config().notify_gates and config().site_url == "https://dags.example.com"
+assert config().escalate_to == ["group:oncall"] and len(config().notify_webhook_secret) >= 16
+from django.conf import settings
+assert settings.EMAIL_HOST == "smtp.example.com"
+""",
     ),
     "client": Setup(
         (

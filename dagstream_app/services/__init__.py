@@ -17,7 +17,10 @@ of its own in this package, and only this package calls them:
 - :mod:`.actors` and :mod:`.decisions`: people's actions (decide a gate, pause,
   resume, cancel, force-end), authorized, idempotent by command id, first wins;
 - :mod:`.deletion`: deleting a finished run;
-- :mod:`.holding`: tasks an engine hands back while its run waits for a person.
+- :mod:`.holding`: tasks an engine hands back while its run waits for a person;
+- :mod:`.outbox`: the notifications of gates, written with the gate and sent later
+  (:mod:`dagstream_app.notify` sends them), and :mod:`.links`: deciding through a
+  notification's signed link.
 
 Graph checks are :mod:`dagstream_app.graph`'s (the reference runner shares
 them) and publishing is :mod:`dagstream_app.broadcast`'s.
@@ -48,6 +51,7 @@ from dagstream_app.services.decisions import (
 from dagstream_app.services.deletion import delete_dag
 from dagstream_app.services.engine_deltas import DeltaResult, Flushed, apply
 from dagstream_app.services.holding import expired_held_gates, hold_task, release_held
+from dagstream_app.services.links import decide_by_link
 from dagstream_app.services.reporting import create_dag, heartbeat, open_gate
 from dagstream_app.services.reports import DirectReports, Reports, RunReports, reports
 from dagstream_app.services.validation import Delta, DeltaKind
@@ -74,6 +78,7 @@ __all__ = [
     "apply",
     "control",
     "create_dag",
+    "decide_by_link",
     "decide_gate",
     "delete_dag",
     "expired_held_gates",

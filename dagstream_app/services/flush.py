@@ -25,7 +25,8 @@ from dagstream_app.errors import Conflict, InvalidDelta, NotFound
 from dagstream_app.events.gate_closed import GateClosed
 from dagstream_app.layer_messages import PublishedEvent
 from dagstream_app.models import Dag, Edge, Gate, Node
-from dagstream_app.services import sql
+from dagstream_app.notify import wakeup
+from dagstream_app.services import outbox, sql
 from dagstream_app.services.structures import new_structure_version, remember
 
 __all__ = ["Flush", "PublishedEvent", "change", "lock"]
@@ -144,6 +145,8 @@ class Flush:
         self._write_mutations()
         if self.new_gates:
             Gate.objects.bulk_create(self.new_gates)
+            if outbox.enqueue_opened(self.new_gates):  # in this transaction: never lost
+                transaction.on_commit(wakeup.wake)
         sql.update_nodes(dag.pk, self.now, list(self.nodes.values()))
         sql.insert_events(dag.pk, self.now, self.rows)
         fields = {
