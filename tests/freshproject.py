@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -37,6 +38,13 @@ DEADLINE = 60  # s, for each thing a server, an engine or a command must do
 
 def readme_blocks() -> list[tuple[str, str, str]]:
     return [(m["path"], m["how"], m["code"]) for m in BLOCK.finditer(README.read_text())]
+
+
+def readme_commands() -> list[list[str]]:
+    """The commands of the README's ``sh`` block that runs ``manage.py``, as typed."""
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), re.S)
+    [block] = [b for b in blocks if "manage.py dagstream_grant" in b]
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
 
 
 def apply(project: Path, path: str, how: str, code: str) -> None:
