@@ -8,10 +8,6 @@ made, who signs in at the README's sign-in page.
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,12 +20,14 @@ from tests.freshproject import (
     README,
     Browser,
     apply,
-    env,
     free_port,
     manage,
     readme_blocks,
     readme_commands,
+    runserver,
+    start_engine,
     start_project,
+    stop,
     wait_until,
 )
 
@@ -67,18 +65,11 @@ def test_the_readme_takes_a_fresh_project_to_a_live_dag_with_a_gate_decided(
     assert "Created user 'grace'" in manage(project, *grant[2:], stdin="pw-for-readme\n")
     assert grant[3] == "grace"
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, *serve[1:], f"127.0.0.1:{port}", "--noreload"],
-        cwd=project,
-        env=env(project),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    assert serve[3:] == []  # the test names the address: a free port here
+    server = runserver(project, port)
     try:
         base = f"http://127.0.0.1:{port}"
         person = Browser(base)
-        wait_until("the server", lambda: _answers(base))
         # Signed out, /dags/ sends her to the README's sign-in page, which exists.
         status, url, page = person.get("/dags/")
         assert status == 200 and "/accounts/login/?next=/dags/" in url and "Sign in" in page
@@ -92,30 +83,14 @@ def test_the_readme_takes_a_fresh_project_to_a_live_dag_with_a_gate_decided(
         second = _run_the_engine_and_decide(project, port, person)
         assert first != second
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate(timeout=DEADLINE)
-        if server.stderr is not None:
-            server.stderr.close()
+        stop(server)
 
 
 def _run_the_engine_and_decide(project: Path, port: int, person: Browser) -> str:
     """``python engine.py``; grace approves its gate from its page. The run's id."""
     base = f"http://127.0.0.1:{port}"
-    engine = subprocess.Popen(
-        [sys.executable, "engine.py"],
-        cwd=project,
-        env=env(project),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert engine.stdout is not None
+    engine, dag_id = start_engine(project)
     try:
-        said = engine.stdout.readline()  # "<dag_id> waits at its gate: /dags/<dag_id>/"
-        found = re.fullmatch(r"(etl-[0-9a-f]{8}) waits at its gate: /dags/\1/\n", said)
-        assert found, said + engine.stderr.read() if engine.stderr else said
-        dag_id = found[1]
         # The run appears on her list, waiting at its gate.
         wait_until("the run on the list", lambda: dag_id in person.get("/dags/")[2])
         detail = wait_until(
@@ -149,22 +124,12 @@ def _run_the_engine_and_decide(project: Path, port: int, person: Browser) -> str
         assert 'data-status="completed"' in final and "Approved</strong> by grace" in final
         return dag_id
     finally:
-        if engine.poll() is None:
-            engine.kill()
-            engine.communicate(timeout=DEADLINE)
+        stop(engine)
 
 
 def _next_type(ws: ClientConnection) -> str:
     data = json.loads(ws.recv(timeout=DEADLINE))
     return str((data[-1] if isinstance(data, list) else data)["type"])
-
-
-def _answers(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(base + "/accounts/login/", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def test_every_python_block_of_the_readme_is_one_the_adoption_test_applies() -> None:
