@@ -66,8 +66,9 @@ def test_typescript_using_the_installed_package_compiles() -> None:
 
 
 def test_the_react_example_type_checks_as_the_docs_show_it() -> None:
-    """docs/client.md's .tsx blocks, as they stand, under the strict settings of Vite's
-    react-ts template (tsconfig.example.json), with the installed package's types."""
+    """docs/client.md's .tsx blocks (and the README's), as they stand, under the strict
+    settings of Vite's react-ts template (tsconfig.example.json), with the installed
+    package's types."""
     blocks = _blocks("tsx")
     [component] = [b for b in blocks if "export function Run(" in b]
     [main] = [b for b in blocks if "createRoot(" in b]
@@ -77,6 +78,9 @@ def test_the_react_example_type_checks_as_the_docs_show_it() -> None:
     (docs / "Run.tsx").write_text(component)
     (docs / "main.tsx").write_text(main)
     (docs / "options.tsx").write_text(options.replace("const options", "export const options"))
+    readme = (ROOT / "README.md").read_text()
+    [status] = re.findall(r"^```tsx\n(.*?)^```", readme, re.S | re.M)
+    (docs / "readme.tsx").write_text(status)
     tsc("-p", "tsconfig.example.json")  # the example pages of the browser tests
     config = {"extends": "../../tsconfig.example.json", "include": ["*.tsx"]}
     (docs / "tsconfig.json").write_text(json.dumps(config))
