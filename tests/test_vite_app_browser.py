@@ -1,6 +1,7 @@
 """docs/client.md's Vite app, as a new user makes it, in Chromium against a fresh Django
 project: a Vite + React + TypeScript dev server proxying to ``runserver``, a person
-who signs in through the proxy, a live run of the README's engine, its gate approved.
+who signs in through the proxy, a live run of the README's engine, its gate approved;
+and before the proxy is set up, a status that says nobody answers and where the fix is.
 
 The project is the README's (tests/freshproject.py: its edits, ``migrate``, its
 ``dagstream_grant``). The app is what ``npm create vite -- --template react-ts`` makes
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -86,10 +88,10 @@ def django(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     stop(server)
 
 
-@pytest.fixture
-def vite_app(django: tuple[Path, int]) -> Iterator[str]:
-    """The doc's Vite app on its dev server; its address."""
-    _, django_port = django
+@contextmanager
+def _vite(config: str) -> Iterator[str]:
+    """The doc's app with ``config`` as its vite.config.ts, on Vite's dev server; its
+    address."""
     app = JS / "build" / f"vite-app-{uuid.uuid4().hex[:8]}"
     (app / "src").mkdir(parents=True)
     try:
@@ -97,11 +99,7 @@ def vite_app(django: tuple[Path, int]) -> Iterator[str]:
         (app / "package.json").write_text(PACKAGE_JSON)
         (app / "src" / "Run.tsx").write_text(_block("tsx", "export function Run("))
         (app / "src" / "main.tsx").write_text(_block("tsx", "createRoot("))
-        config = _block("ts", "defineConfig(")
-        assert DOC_DJANGO in config
-        (app / "vite.config.ts").write_text(
-            config.replace(DOC_DJANGO, f"http://127.0.0.1:{django_port}")
-        )
+        (app / "vite.config.ts").write_text(config)
         port = free_port()
         dev = ["node", str(JS / "node_modules" / "vite" / "bin" / "vite.js")]  # npm run dev
         where = ["--host", "127.0.0.1", "--port", str(port), "--strictPort"]
@@ -121,6 +119,16 @@ def vite_app(django: tuple[Path, int]) -> Iterator[str]:
             stop(vite)
     finally:
         shutil.rmtree(app, ignore_errors=True)
+
+
+@pytest.fixture
+def vite_app(django: tuple[Path, int]) -> Iterator[str]:
+    """The doc's Vite app, its proxy to the fresh project's runserver."""
+    _, django_port = django
+    config = _block("ts", "defineConfig(")
+    assert DOC_DJANGO in config
+    with _vite(config.replace(DOC_DJANGO, f"http://127.0.0.1:{django_port}")) as base:
+        yield base
 
 
 def _errors(page: Page) -> list[str]:
@@ -186,3 +194,30 @@ def test_the_docs_vite_app_shows_a_live_run_and_approves_its_gate(
     finally:
         context.close()
         stop(engine)
+
+
+def test_without_the_proxy_the_status_says_nobody_answers_and_where_the_fix_is(
+    browser: Browser,
+) -> None:
+    """The app before its vite.config.ts is edited (create-vite's own): its socket goes to
+    Vite, which never answers a handshake it does not know. Not "Connecting…" for ever."""
+    template = (
+        'import { defineConfig } from "vite";\n'
+        'import react from "@vitejs/plugin-react";\n\n'
+        "export default defineConfig({\n  plugins: [react()],\n});\n"
+    )
+    with _vite(template) as base:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"{base}/?dag=etl-42")
+            status = page.get_by_role("status")
+            expect(status).to_have_text("Connecting…")
+            expect(status).to_have_attribute("data-status", "reconnecting", timeout=WAIT)
+            expect(status).to_contain_text(
+                f"Disconnected (1006): No answer from ws://127.0.0.1:{base.rsplit(':', 1)[1]}"
+                "/ws/dags/etl-42/ in 10 s: is dagstream served there? A dev server must proxy "
+                "/ws/ to Django (see docs/client.md#authentication). Retrying in"
+            )
+        finally:
+            context.close()
