@@ -31,12 +31,16 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext_lazy as _
 
 from dagstream_app import tickets, tokens
 from dagstream_app.conf import config
 
 __all__ = [
+    "ANONYMOUS_BECAUSE",
     "CREDENTIAL",
+    "NOT_SIGNED_IN",
+    "SIGNED_OUT",
     "AllowedOriginsValidator",
     "TokenAuthMiddleware",
     "current_user",
@@ -50,6 +54,21 @@ __all__ = [
 CREDENTIAL = "dagstream.credential"
 
 log = logging.getLogger(__name__)
+
+# Why a handshake left its socket anonymous: the reason of its 4001 close, for the
+# person reading the client's status (at most 123 bytes of UTF-8 reach them).
+ANONYMOUS_BECAUSE = "dagstream.anonymous_because"
+NOT_SIGNED_IN = _("Not signed in: sign in to this site first (see docs/client.md#authentication).")
+NO_TICKET = _(
+    "No ticket: a page on another origin needs one, sessions do not count "
+    "(see docs/client.md#authentication)."
+)
+TICKET_REFUSED = _("Ticket refused: unknown, used, expired, or for another run.")
+ORIGIN_NOT_ALLOWED = _(
+    "Origin not allowed: add it to DAGSTREAM ALLOWED_ORIGINS (see docs/client.md#authentication)."
+)
+TOKEN_REFUSED = _("Bearer token refused: unknown or revoked.")
+SIGNED_OUT = _("Signed out: the session, ticket or token no longer holds.")
 
 
 def own_origins() -> list[str]:
@@ -127,6 +146,8 @@ class TokenAuthMiddleware(BaseMiddleware):
             text = header.decode("latin-1")
             user = await database_sync_to_async(tokens.user_for_authorization)(text)
             scope = dict(scope, user=user or AnonymousUser())
+            if user is None:
+                scope[ANONYMOUS_BECAUSE] = TOKEN_REFUSED
             key = tokens.bearer_key(text)
             scope[CREDENTIAL] = ("token", "" if key is None else tokens.hash_token(key))
         elif keys:
@@ -136,7 +157,7 @@ class TokenAuthMiddleware(BaseMiddleware):
             if origin is not None and not (
                 _matches(origin, own_origins()) and _same_port(origin, scope)
             ):
-                scope = dict(scope, user=AnonymousUser())
+                scope = dict(scope, user=AnonymousUser(), **{ANONYMOUS_BECAUSE: NO_TICKET})
             elif scope.get("session") is not None and scope["session"].session_key:
                 scope = dict(scope, **{CREDENTIAL: ("session", scope["session"].session_key)})
         return await super().__call__(scope, receive, send)
@@ -145,7 +166,11 @@ class TokenAuthMiddleware(BaseMiddleware):
     def _ticket_scope(scope: Any, keys: list[str]) -> Any:
         """``scope`` with the ticket's user and its issuer's credential (anonymous if refused)."""
         dag_id = scope.get("url_route", {}).get("kwargs", {}).get("dag_id", "")
-        anonymous = dict(scope, user=AnonymousUser(), **{CREDENTIAL: tickets.NO_ISSUER})
+        anonymous = dict(
+            scope,
+            user=AnonymousUser(),
+            **{CREDENTIAL: tickets.NO_ISSUER, ANONYMOUS_BECAUSE: TICKET_REFUSED},
+        )
         try:
             user, issuer = tickets.redeem_ticket(keys[0], dag_id)
         except tickets.TicketRefused as exc:
@@ -154,7 +179,7 @@ class TokenAuthMiddleware(BaseMiddleware):
         # Checked after the ticket is consumed: one shown to a wrong origin is spent.
         if len(keys) > 1 or not _matches(_origin(scope), ticket_origins()):
             log.info("dagstream: WebSocket ticket refused on %r: origin", dag_id)
-            return anonymous
+            return dict(anonymous, **{ANONYMOUS_BECAUSE: ORIGIN_NOT_ALLOWED})
         scope = dict(scope, user=user, **{CREDENTIAL: issuer})
         if current_user(scope) is None:  # its token was revoked, its session ended, since
             log.info("dagstream: WebSocket ticket refused on %r: issuer gone", dag_id)

@@ -273,6 +273,25 @@ def stop_reading(send: Any) -> None:
         sock.pauseProducing()
 
 
+CLOSE_REASON_BYTES = 123  # RFC 6455: what a close frame's reason may hold
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to what a close frame carries (123 bytes of UTF-8), whole characters."""
+    return text.encode()[:CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
+def close_with_reason(send: Any, code: int, reason: str) -> bool:
+    """Close ``send``'s connection with ``code`` and ``reason`` when daphne is behind it:
+    its ``websocket.close`` sends the code alone. False when it is not (then ASGI's
+    ``websocket.close`` carries the reason, which uvicorn and hypercorn send)."""
+    connection = _connection(send)
+    if connection is None or not callable(getattr(connection, "sendClose", None)):
+        return False
+    connection.sendClose(code=code, reason=close_reason(reason))
+    return True
+
+
 def close_malformed_with_a_code(send: Any) -> None:
     """Have autobahn close a connection that breaks the WebSocket protocol with the
     code RFC 6455 names (1002 a protocol error, 1007 text that is not UTF-8, 1009 a

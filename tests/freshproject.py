@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -37,6 +38,13 @@ DEADLINE = 60  # s, for each thing a server, an engine or a command must do
 
 def readme_blocks() -> list[tuple[str, str, str]]:
     return [(m["path"], m["how"], m["code"]) for m in BLOCK.finditer(README.read_text())]
+
+
+def readme_commands() -> list[list[str]]:
+    """The commands of the README's ``sh`` block that runs ``manage.py``, as typed."""
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), re.S)
+    [block] = [b for b in blocks if "manage.py dagstream_grant" in b]
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
 
 
 def apply(project: Path, path: str, how: str, code: str) -> None:
@@ -65,10 +73,10 @@ def start_project(where: Path) -> Path:
     return where / PROJECT
 
 
-def adopt(project: Path) -> None:
-    """The README's three edits to the project (its engine script left out)."""
+def adopt(project: Path, *, engine: bool = False) -> None:
+    """The README's three edits to the project (and with ``engine``, its engine.py)."""
     for path, how, code in readme_blocks():
-        if path.startswith(f"{PROJECT}/"):
+        if path.startswith(f"{PROJECT}/") or engine:
             apply(project, path, how, code)
 
 
@@ -93,6 +101,54 @@ def manage(project: Path, *args: str, stdin: str | None = None) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
+
+
+def runserver(project: Path, port: int) -> subprocess.Popen[str]:
+    """``python manage.py runserver`` on ``port``, until :func:`stop`; up once it answers."""
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=project,
+        env=env(project),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    wait_until("the server", lambda: answers(f"http://127.0.0.1:{port}/accounts/login/"))
+    return server
+
+
+def start_engine(project: Path) -> tuple[subprocess.Popen[str], str]:
+    """``python engine.py`` (the README's); the process, and the run's id it printed."""
+    engine = subprocess.Popen(
+        [sys.executable, "engine.py"],
+        cwd=project,
+        env=env(project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert engine.stdout is not None and engine.stderr is not None
+    said = engine.stdout.readline()  # "<dag_id> waits at its gate: /dags/<dag_id>/"
+    found = re.fullmatch(r"(etl-[0-9a-f]{8}) waits at its gate: /dags/\1/\n", said)
+    if found is None:
+        engine.kill()
+        pytest.fail(f"engine.py said {said!r}: {engine.communicate(timeout=DEADLINE)[1]}")
+    return engine, found[1]
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """End ``process`` if it still runs."""
+    if process.poll() is None:
+        process.kill()
+    process.communicate(timeout=DEADLINE)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def free_port() -> int:

@@ -65,6 +65,28 @@ def test_typescript_using_the_installed_package_compiles() -> None:
     tsc("-p", "tsconfig.json")
 
 
+def test_the_react_example_type_checks_as_the_docs_show_it() -> None:
+    """docs/client.md's .tsx blocks (and the README's), as they stand, under the strict
+    settings of Vite's react-ts template (tsconfig.example.json), with the installed
+    package's types."""
+    blocks = _blocks("tsx")
+    [component] = [b for b in blocks if "export function Run(" in b]
+    [main] = [b for b in blocks if "createRoot(" in b]
+    [options] = [b for b in blocks if "const options: ClientOptions" in b]
+    docs = JS / "build" / "docs-example"
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "Run.tsx").write_text(component)
+    (docs / "main.tsx").write_text(main)
+    (docs / "options.tsx").write_text(options.replace("const options", "export const options"))
+    readme = (ROOT / "README.md").read_text()
+    [status] = re.findall(r"^```tsx\n(.*?)^```", readme, re.S | re.M)
+    (docs / "readme.tsx").write_text(status)
+    tsc("-p", "tsconfig.example.json")  # the example pages of the browser tests
+    config = {"extends": "../../tsconfig.example.json", "include": ["*.tsx"]}
+    (docs / "tsconfig.json").write_text(json.dumps(config))
+    tsc("-p", str(docs / "tsconfig.json"))
+
+
 def test_a_message_type_left_unhandled_fails_to_compile() -> None:
     source = (JS / "types" / "exhaustive.ts").read_text()
     without_keepalive = source.replace('    case "keepalive":\n      return "still here";\n', "")
@@ -196,7 +218,7 @@ def _blocks(language: str) -> list[str]:
 
 
 def test_the_docs_show_the_code_the_tests_run() -> None:
-    assert (JS / "example" / "App.jsx").read_text() in _blocks("jsx")
+    assert (JS / "example" / "App.tsx").read_text() in _blocks("tsx")
     [switch] = [block for block in _blocks("ts") if "describeMessage" in block]
     body = switch[switch.index("export function describeMessage") :]
     assert body in (JS / "types" / "exhaustive.ts").read_text()

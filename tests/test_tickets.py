@@ -1,7 +1,8 @@
 """WebSocket tickets: issued over HTTP, single-use, DAG-scoped, short-lived, never logged.
 
 Through the real endpoint and real daphne; every refusal (bad, reused, expired, wrong
-DAG, wrong origin) is a 4001 close, and the session cookie counts only on our own origins.
+DAG, wrong origin) is a 4001 close whose reason says what is wrong, and the session
+cookie counts only on our own origins.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from django.utils import timezone
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from dagstream_app import services, tickets
+from dagstream_app import auth, services, tickets
 from dagstream_app.models import Dag, Ticket
 from dagstream_app.tokens import hash_token
 from tests.servers import Server, release_database, start_server
-from tests.wsclient import TIMEOUT, close_code, open_ws, recv, recv_messages
+from tests.wsclient import TIMEOUT, close_code, close_frame, open_ws, recv, recv_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -229,9 +230,10 @@ async def test_refused_tickets_close_4001(app_server: Server, dag: Dag, viewer: 
     await sync_to_async(Ticket.objects.filter(key_hash=hash_token(expired)).update)(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
+    refused = (4001, str(auth.TICKET_REFUSED))
     for key in (wrong_dag, expired, "dgt_not-a-ticket", ""):
         ws = await _open(app_server, "t-1", key)
-        assert await close_code(ws) == 4001, key
+        assert await close_frame(ws) == refused, key
     # The wrong-DAG attempt spent the ticket: not even its own DAG takes it now.
     ws = await _open(app_server, "t-2", wrong_dag)
     assert await close_code(ws) == 4001
@@ -262,7 +264,8 @@ async def test_a_ticket_from_an_origin_not_allowed_for_tickets_is_spent(
     )
     connected, _ = await comm.connect()
     assert connected
-    assert (await comm.receive_output(timeout=TIMEOUT))["code"] == 4001
+    closed = await comm.receive_output(timeout=TIMEOUT)
+    assert (closed["code"], closed["reason"]) == (4001, str(auth.ORIGIN_NOT_ALLOWED))
     await comm.disconnect()
     assert not await sync_to_async(Ticket.objects.exists)()
 
@@ -278,7 +281,24 @@ async def test_the_session_counts_only_on_our_own_origins(
         assert (await recv(own))["type"] == "snapshot"
     # The app's origin passes the handshake, but a page there cannot ride the cookie.
     other = await connect(url, origin=APP_ORIGIN, additional_headers=cookie)  # type: ignore[arg-type]
-    assert await close_code(other) == 4001
+    assert await close_frame(other) == (4001, str(auth.NO_TICKET))
+
+
+async def test_each_refusal_says_what_is_wrong_and_where_the_fix_is(
+    app_server: Server, dag: Dag, make_user: Any, make_token: Any
+) -> None:
+    """The close reasons a client shows: no one signed in, a bad token, no permission."""
+    nobody = await open_ws(app_server, "t-1")
+    assert await close_frame(nobody) == (4001, str(auth.NOT_SIGNED_IN))
+    assert "docs/client.md#authentication" in str(auth.NOT_SIGNED_IN)
+    bad_token = await open_ws(app_server, "t-1", token="dgs_not-a-token")
+    assert await close_frame(bad_token) == (4001, str(auth.TOKEN_REFUSED))
+    stranger = await sync_to_async(make_user)()  # signed in, no permission
+    key = await sync_to_async(make_token)(stranger)
+    forbidden = await open_ws(app_server, "t-1", token=key)
+    assert await close_frame(forbidden) == (4003, "You may not view DAGs.")
+    for reason in (auth.NO_TICKET, auth.ORIGIN_NOT_ALLOWED, auth.SIGNED_OUT):
+        assert len(str(reason).encode()) <= 123  # what a close frame can carry
 
 
 async def test_racing_handshakes_share_one_ticket_once(

@@ -57,6 +57,15 @@ async def close_code(ws: ClientConnection, timeout: float = TIMEOUT) -> int | No
         return exc.rcvd.code if exc.rcvd else None
 
 
+async def close_frame(ws: ClientConnection, timeout: float = TIMEOUT) -> tuple[int | None, str]:
+    """Wait for the server to close the socket; its close code and reason."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except ConnectionClosed as exc:
+        return (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, "")
+
+
 async def until_closed(
     ws: ClientConnection, timeout: float = TIMEOUT
 ) -> tuple[list[Any], int | None]:

@@ -34,7 +34,7 @@ from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
 from dagstream_app import fanout, transport
-from dagstream_app.auth import CREDENTIAL, current_user
+from dagstream_app.auth import CREDENTIAL, SIGNED_OUT, current_user
 from dagstream_app.conf import config
 from dagstream_app.consumers.limits import FrameGate, FrameVerdict
 from dagstream_app.errors import (
@@ -256,7 +256,12 @@ class HubConsumer(AsyncWebsocketConsumer):
             raise StopConsumer() from None
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
-        await super().close(code, reason)
+        """Close with ``code`` and, for people, ``reason`` (cut to a close frame's 123 bytes)."""
+        if reason and isinstance(code, int) and not isinstance(code, bool):
+            if not transport.close_with_reason(self.frame_send, code, reason):
+                await super().close(code, transport.close_reason(reason))
+        else:
+            await super().close(code, reason)
         self.dropped = True  # nothing is sent after a close
 
     async def _drop_non_reader(self) -> None:
@@ -306,7 +311,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         fresh = await read(current_user)(self.scope)
         if fresh is None:
             self.ready = False
-            await self.close(CLOSE_UNAUTHENTICATED)
+            await self.close(CLOSE_UNAUTHENTICATED, str(SIGNED_OUT))
             return False
         self.user = fresh
         return True

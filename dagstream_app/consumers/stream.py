@@ -31,7 +31,7 @@ from typing import Any, TypeGuard
 from urllib.parse import parse_qs
 
 from dagstream_app import broadcast, protocol, render, state
-from dagstream_app.auth import current_user
+from dagstream_app.auth import ANONYMOUS_BECAUSE, NOT_SIGNED_IN, SIGNED_OUT, current_user
 from dagstream_app.conf import config
 from dagstream_app.consumers.base import HubConsumer, shared, shared_result
 from dagstream_app.consumers.limits import replay_budget
@@ -41,6 +41,7 @@ from dagstream_app.errors import (
     CLOSE_UNAUTHENTICATED,
     DagstreamError,
     RateLimited,
+    Unauthenticated,
 )
 from dagstream_app.layer_messages import (
     DeletedMessage,
@@ -99,22 +100,25 @@ class DagStreamConsumer(HubConsumer):
         # Accept, then close with a code: a close before accept reaches a
         # browser only as 1006, and the codes tell clients not to retry.
         await self.accept()
-        code = await self._refusal()
-        if code is not None:
-            await self.close(code)
+        refusal = await self._refusal()
+        if refusal is not None:
+            await self.close(*refusal)
             return
         await self.subscribe(broadcast.group_name(self.dag_id), self.dag_id, coalesce=self.coalesce)
         self.ready = True
         await self.start_stream(_query_int(query, "last_seq"))
 
-    async def _refusal(self) -> int | None:
+    async def _refusal(self) -> tuple[int, str] | None:
         return await read(self._refusal_now)()
 
-    def _refusal_now(self) -> int | None:
+    def _refusal_now(self) -> tuple[int, str] | None:
+        """The close code and reason refusing this socket, or None to let it in."""
         try:
             authorize(self.user, "view", self.dag_id)
         except DagstreamError as exc:
-            return exc.close_code
+            assert exc.close_code is not None  # authorize's refusals end sockets
+            why = self.scope.get(ANONYMOUS_BECAUSE, NOT_SIGNED_IN)
+            return exc.close_code, str(why if isinstance(exc, Unauthenticated) else exc.message)
         return None
 
     async def disconnect(self, code: int) -> None:
@@ -249,23 +253,26 @@ class DagStreamConsumer(HubConsumer):
         """
         return await self._still(*await read(self._viewer_now)())
 
-    async def _still(self, fresh: Any, refusal: int | None, perms: render.Perms) -> bool:
+    async def _still(
+        self, fresh: Any, refusal: tuple[int, str] | None, perms: render.Perms
+    ) -> bool:
         if refusal is not None:
             self.ready = False
-            await self.close(refusal)
+            await self.close(*refusal)
             return False
         self.user = fresh
         self.on_recheck(perms)
         return True
 
-    def _viewer_now(self) -> tuple[Any, int | None, render.Perms]:
+    def _viewer_now(self) -> tuple[Any, tuple[int, str] | None, render.Perms]:
         fresh = current_user(self.scope)
         if fresh is None:
-            return None, CLOSE_UNAUTHENTICATED, NO_PERMS
+            return None, (CLOSE_UNAUTHENTICATED, str(SIGNED_OUT)), NO_PERMS
         try:
             dag = authorize(fresh, "view", self.dag_id)
         except DagstreamError as exc:
-            return fresh, exc.close_code, NO_PERMS
+            assert exc.close_code is not None  # authorize's refusals end sockets
+            return fresh, (exc.close_code, exc.message), NO_PERMS
         return fresh, None, dashboard_perms(fresh, dag)
 
     def on_recheck(self, perms: render.Perms) -> None:

@@ -16,7 +16,7 @@ if (!(version in ALIASES) || !out) {
 }
 mkdirSync(resolve(out), { recursive: true });
 await build({
-  entryPoints: [join(here, "example", "main.jsx")],
+  entryPoints: [join(here, "example", "main.tsx")],
   bundle: true,
   format: "esm",
   target: "es2022",

@@ -2,6 +2,8 @@
 // reconnects and terminal closes, commands as promises, dead-connection detection,
 // tickets. The backoff's jitter is 0 here (random: () => 0), so a retry is immediate.
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer } from "node:net";
 import { after, afterEach, before, describe, test } from "node:test";
 import { WebSocket } from "ws";
 
@@ -187,6 +189,53 @@ describe("reconnecting", () => {
     assert.equal(down.getSnapshot().status, "reconnecting");
   });
 
+  test("a server that is not there: the status says where and what to check", async () => {
+    const down = new DagStreamClient("d-1", {
+      baseUrl: "http://127.0.0.1:9", // nothing listens there
+      WebSocket,
+      random: () => 0.5,
+      backoff: { initialMs: 2000, maxMs: 2000 },
+    });
+    clients.push(down);
+    down.connect();
+    const state = await until(down, (s) => s.status === "reconnecting");
+    assert.equal(state.closeCode, 1006);
+    assert.equal(
+      state.closeReason,
+      "Could not connect to ws://127.0.0.1:9/ws/dags/d-1/: the server is down, or refused " +
+        "this page's origin (ALLOWED_HOSTS, DAGSTREAM ALLOWED_ORIGINS; " +
+        "see docs/client.md#authentication).",
+    );
+  });
+
+  test("a handshake nobody answers (a dev server that is not dagstream) is said so", async () => {
+    const silent = createServer(() => {}); // takes the connection, never answers
+    silent.listen(0, "127.0.0.1");
+    await once(silent, "listening");
+    const { port } = /** @type {import("node:net").AddressInfo} */ (silent.address());
+    try {
+      const client = connect({
+        baseUrl: `http://127.0.0.1:${port}`,
+        handshakeSeconds: 0.2,
+        backoff: { initialMs: 2000, maxMs: 2000 },
+        random: () => 0.5,
+      });
+      assert.equal(client.getSnapshot().status, "connecting");
+      const state = await until(client, (s) => s.status === "reconnecting");
+      assert.equal(state.closeCode, 1006);
+      assert.match(
+        state.closeReason,
+        new RegExp(
+          `^No answer from ws://127\\.0\\.0\\.1:${port}/ws/dags/d-1/ in 0\\.2 s: ` +
+            "is dagstream served there\\? A dev server must proxy /ws/ to Django",
+        ),
+      );
+    } finally {
+      for (const client of clients.splice(0)) client.close();
+      silent.close();
+    }
+  });
+
   test("the backoff starts afresh once a connection delivers a message", async () => {
     const delays = [];
     const client = connect({ random: () => 0.5, backoff: { initialMs: 20, maxMs: 1000 } });
@@ -207,11 +256,11 @@ describe("reconnecting", () => {
   for (const code of [4001, 4003, 4004]) {
     test(`never on ${code}: closed, with the code, and nothing scheduled`, async () => {
       const { client, conn } = await opened(1);
-      conn.close(code, "refused");
+      conn.close(code, "Not signed in: sign in to this site first.");
       const state = await until(client, (s) => s.status === "closed");
       assert.deepEqual(
         [state.closeCode, state.closeReason, state.retryDelay],
-        [code, "refused", null],
+        [code, "Not signed in: sign in to this site first.", null],
       );
       assert.equal(state.lastSeq, 1, "the last state stays to be shown");
       await server.assertNoOtherConnection();

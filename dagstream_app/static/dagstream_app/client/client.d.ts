@@ -74,4 +74,4 @@ import type { ServerEvent } from "./protocol.js";
 import type { ClientCommand } from "./protocol.js";
 import type { Ack } from "./protocol.js";
 import type { Decision } from "./protocol.js";
-export { CLOSE_ABNORMAL, KEEPALIVE_MISSES, TERMINAL_CLOSE_CODES } from "./status.js";
+export { CLOSE_ABNORMAL, HANDSHAKE_SECONDS, KEEPALIVE_MISSES, TERMINAL_CLOSE_CODES } from "./status.js";

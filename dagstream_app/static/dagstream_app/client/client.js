@@ -15,7 +15,12 @@ import { Connection } from "./connection.js";
 export { backoffDelay } from "./backoff.js";
 export { CommandError } from "./commands.js";
 export { ticketFetcher } from "./options.js";
-export { CLOSE_ABNORMAL, KEEPALIVE_MISSES, TERMINAL_CLOSE_CODES } from "./status.js";
+export {
+  CLOSE_ABNORMAL,
+  HANDSHAKE_SECONDS,
+  KEEPALIVE_MISSES,
+  TERMINAL_CLOSE_CODES,
+} from "./status.js";
 
 /**
  * @import { Ack, ClientCommand, Decision, ServerEvent, ServerMessage, ServerReply }

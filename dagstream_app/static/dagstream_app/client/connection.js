@@ -8,9 +8,12 @@ import { backoffDelay } from "./backoff.js";
 import { isTicketRefused, socketBase, socketPath } from "./options.js";
 import {
   CLOSE_ABNORMAL,
+  HANDSHAKE_SECONDS,
   KEEPALIVE_MISSES,
   TERMINAL_CLOSE_CODES,
   closedState,
+  neverOpened,
+  noAnswer,
   reasonOf,
   reconnectingState,
 } from "./status.js";
@@ -125,7 +128,10 @@ export class Connection {
     const Socket = options.WebSocket ?? globalThis.WebSocket;
     /** @type {WebSocket} */
     let socket;
+    /** Where it connects, for people (without the query: it may hold a ticket). */
+    let where = "";
     try {
+      where = socketBase(options.baseUrl) + path.split("?")[0];
       socket = new Socket(socketBase(options.baseUrl) + path);
     } catch (error) {
       // No server to name (outside a page without baseUrl), or a URL the browser refuses.
@@ -138,9 +144,13 @@ export class Connection {
     // Errors are followed by a close, which is handled; a socket dropped while
     // connecting reports one too (and Node's ws throws one nobody listens to).
     socket.onerror = () => {};
-    this.#expectMessages(generation); // a handshake that hangs counts as silence too
+    let opened = false;
+    // A handshake nobody answers (a dev server that is not dagstream): say so, retry.
+    const handshake = options.handshakeSeconds ?? HANDSHAKE_SECONDS;
+    this.#expect(generation, handshake, "no answer to the handshake", noAnswer(where, handshake));
     socket.onopen = () => {
       if (generation !== this.#generation) return;
+      opened = true;
       this.#expectMessages(generation);
       this.#hooks.update({ status: "open", retryDelay: null });
     };
@@ -158,6 +168,8 @@ export class Connection {
         this.#running = false;
         this.#generation++;
         this.#hooks.update(closedState(closed.code, closed.reason));
+      } else if (!opened && closed.code === CLOSE_ABNORMAL) {
+        this.#retry(closed.code, closed.reason || neverOpened(where));
       } else {
         this.#retry(closed.code, closed.reason || "connection lost");
       }
@@ -186,19 +198,28 @@ export class Connection {
    * @param {number} generation
    */
   #expectMessages(generation) {
-    clearTimeout(this.#silenceTimer);
-    const seconds = this.#target.options.keepaliveSeconds ?? 20;
-    this.#silenceTimer = setTimeout(
-      () => {
-        if (generation !== this.#generation) return;
-        // A dead TCP connection may take minutes to report its close: do not wait.
-        this.reconnect(
-          "no message, not even a keep-alive",
-          `nothing received for ${KEEPALIVE_MISSES * seconds} s`,
-        );
-      },
-      KEEPALIVE_MISSES * seconds * 1000,
+    const seconds = KEEPALIVE_MISSES * (this.#target.options.keepaliveSeconds ?? 20);
+    // A dead TCP connection may take minutes to report its close: do not wait.
+    this.#expect(
+      generation,
+      seconds,
+      "no message, not even a keep-alive",
+      `nothing received for ${seconds} s`,
     );
+  }
+
+  /**
+   * (Re)arm the timer that gives the socket up after `seconds` with nothing heard.
+   * @param {number} generation
+   * @param {number} seconds
+   * @param {string} why what ended it, for the commands it refuses.
+   * @param {string} reason the close reason, for people.
+   */
+  #expect(generation, seconds, why, reason) {
+    clearTimeout(this.#silenceTimer);
+    this.#silenceTimer = setTimeout(() => {
+      if (generation === this.#generation) this.reconnect(why, reason);
+    }, seconds * 1000);
   }
 
   /**

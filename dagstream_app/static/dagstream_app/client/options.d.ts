@@ -46,6 +46,11 @@ export type ClientOptions = {
      */
     keepaliveSeconds?: number | undefined;
     /**
+     * how long a handshake may take (10 by default) before
+     * the client says nobody answers and tries again.
+     */
+    handshakeSeconds?: number | undefined;
+    /**
      * ask for batched frames (`?batch=1`), true by default.
      */
     batch?: boolean | undefined;

@@ -12,6 +12,8 @@
  *   for a fresh single-use ticket (apps on another origin); see `ticketFetcher`.
  * @property {number} [keepaliveSeconds] the server's `KEEPALIVE_SECONDS` (20 by default):
  *   the client reconnects after 2.5 times it without any message.
+ * @property {number} [handshakeSeconds] how long a handshake may take (10 by default) before
+ *   the client says nobody answers and tries again.
  * @property {boolean} [batch] ask for batched frames (`?batch=1`), true by default.
  * @property {BackoffOptions} [backoff]
  * @property {() => number} [random] a source in [0, 1) for the backoff's jitter.

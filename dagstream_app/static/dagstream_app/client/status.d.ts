@@ -1,3 +1,16 @@
+/**
+ * Why a socket to `where` never opened and closed without a code, for people.
+ * @param {string} where the socket's address, without its query.
+ * @returns {string}
+ */
+export function neverOpened(where: string): string;
+/**
+ * Why a handshake with `where` was given up after `seconds`, for people.
+ * @param {string} where
+ * @param {number} seconds
+ * @returns {string}
+ */
+export function noAnswer(where: string, seconds: number): string;
 /** @typedef {"connecting" | "open" | "reconnecting" | "closed"} ConnectionStatus */
 /**
  * What `getSnapshot()` returns: a new frozen object whenever anything in it changes.
@@ -41,6 +54,10 @@ export const TERMINAL_CLOSE_CODES: readonly number[];
 export const KEEPALIVE_MISSES: 2.5;
 /** Close code the client reports for a connection it gave up on itself (no close frame). */
 export const CLOSE_ABNORMAL: 1006;
+/** Seconds a handshake may take (by default) before the client says nobody answers and retries. */
+export const HANDSHAKE_SECONDS: 10;
+/** Where docs/client.md says how to reach dagstream from a dev server or another origin. */
+export const CONNECTING_HELP: "see docs/client.md#authentication";
 export type ConnectionStatus = "connecting" | "open" | "reconnecting" | "closed";
 /**
  * What `getSnapshot()` returns: a new frozen object whenever anything in it changes.

@@ -11,6 +11,36 @@ export const KEEPALIVE_MISSES = 2.5;
 /** Close code the client reports for a connection it gave up on itself (no close frame). */
 export const CLOSE_ABNORMAL = 1006;
 
+/** Seconds a handshake may take (by default) before the client says nobody answers and retries. */
+export const HANDSHAKE_SECONDS = 10;
+/** Where docs/client.md says how to reach dagstream from a dev server or another origin. */
+export const CONNECTING_HELP = "see docs/client.md#authentication";
+
+/**
+ * Why a socket to `where` never opened and closed without a code, for people.
+ * @param {string} where the socket's address, without its query.
+ * @returns {string}
+ */
+export function neverOpened(where) {
+  return (
+    `Could not connect to ${where}: the server is down, or refused this page's origin ` +
+    `(ALLOWED_HOSTS, DAGSTREAM ALLOWED_ORIGINS; ${CONNECTING_HELP}).`
+  );
+}
+
+/**
+ * Why a handshake with `where` was given up after `seconds`, for people.
+ * @param {string} where
+ * @param {number} seconds
+ * @returns {string}
+ */
+export function noAnswer(where, seconds) {
+  return (
+    `No answer from ${where} in ${seconds} s: is dagstream served there? ` +
+    `A dev server must proxy /ws/ to Django (${CONNECTING_HELP}).`
+  );
+}
+
 /** @typedef {"connecting" | "open" | "reconnecting" | "closed"} ConnectionStatus */
 
 /**

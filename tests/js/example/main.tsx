@@ -4,27 +4,33 @@
 // double mount open one connection.
 import { StrictMode, version } from "react";
 import { createRoot } from "react-dom/client";
-import { ticketFetcher } from "@dagstream/client";
+import { ticketFetcher, type ClientOptions } from "@dagstream/client";
 
-import { Run } from "./App.jsx";
+import { Run } from "./App.tsx";
+
+declare global {
+  interface Window {
+    sockets: number;
+  }
+}
 
 const params = new URLSearchParams(location.search);
-const dagId = params.get("dag");
+const dagId = params.get("dag") ?? "";
 window.sockets = 0;
 class CountedWebSocket extends WebSocket {
-  constructor(...args) {
+  constructor(...args: ConstructorParameters<typeof WebSocket>) {
     super(...args);
     window.sockets++;
   }
 }
-const options = {
-  baseUrl: params.get("server"), // the dagstream server, another origin
+const options: ClientOptions = {
+  baseUrl: params.get("server") ?? undefined, // the dagstream server, another origin
   ticket: ticketFetcher(`/ticket/?dag=${encodeURIComponent(dagId)}`), // this page's backend
   WebSocket: CountedWebSocket,
   backoff: { initialMs: 500, maxMs: 2000 }, // short outages in the test
 };
 document.documentElement.dataset.react = version;
-createRoot(document.getElementById("root")).render(
+createRoot(document.getElementById("root")!).render(
   <StrictMode>
     <Run dagId={dagId} options={options} />
   </StrictMode>,
