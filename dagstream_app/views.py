@@ -148,9 +148,9 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
     if found is None:
         raise Http404
     snap, graph = found
-    events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, snap.last_seq)
-    # Members of groups are not in the snapshot: the timeline's names for them.
-    named = set().union(*(named_nodes(e) for e in events)) - {n.id for n in snap.nodes}
+    events = state.recent_events(dag.dag_id, render.TIMELINE_SCAN, snap.last_seq)
+    # Members of groups are not in the snapshot: the timeline's names for those it shows.
+    named = render.timeline_names(events, graph.group_of) - {n.id for n in snap.nodes}
     health = state.engine_health(dag.dag_id)
     return _page(
         request,
@@ -209,6 +209,40 @@ def group_panel(request: HttpRequest, dag: Dag, group_id: str) -> HttpResponse:
     return _node_list(request, dag, group_id)
 
 
+# A group's events panel lists this many events a page.
+EVENTS_PAGE = 50
+
+
+@require_GET
+@viewer_required
+def group_events(request: HttpRequest, dag: Dag, group_id: str) -> HttpResponse:
+    """A group's members' events, newest first, paged by seq (``before``: older than it)."""
+    grouping = state.grouping(dag.dag_id)
+    if group_id not in grouping.members:
+        raise Http404(f"Unknown group {group_id!r}.")
+    raw = request.GET.get("before", "")
+    try:
+        before = int(raw) if raw else None
+    except ValueError:
+        before = None
+    found, older = state.group_events(
+        dag.dag_id, group_id, grouping.group_of, before=before, limit=EVENTS_PAGE
+    )
+    view = state.group_views(dag.dag_id, grouping, {group_id})[group_id]
+    labels = state.labels_of(dag.dag_id, set().union(*(named_nodes(e) for e in found)))
+    url = render.group_events_url(dag.dag_id, group_id)
+    html = render.group_events_html(
+        dag.dag_id,
+        view,
+        found,
+        labels,
+        url=f"{url}?{urlencode({'before': before})}" if before else url,
+        older_url=f"{url}?{urlencode({'before': older})}" if older else "",
+        newest_url=url if before else "",
+    )
+    return HttpResponse(html)
+
+
 @require_GET
 @viewer_required
 def node_search(request: HttpRequest, dag: Dag) -> HttpResponse:
@@ -249,7 +283,7 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
     past = state.history(dag.dag_id, seq)
     if past is None:
         raise Http404
-    events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, seq)
+    events = state.recent_events(dag.dag_id, render.TIMELINE_SCAN, seq)
     snap, graph, labels = state.regroup(past.snapshot())
     regions = render.regions(
         snap, (False, False), events, readonly=True, now=past.at, graph=graph, labels=labels

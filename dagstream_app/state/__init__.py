@@ -22,6 +22,7 @@ from dagstream_app.state.log import (
     can_replay,
     commands_after,
     event_frames,
+    group_events,
     latest_command_seq,
     recent_events,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "gate",
     "gate_dict",
     "gate_view",
+    "group_events",
     "group_views",
     "grouping",
     "history",

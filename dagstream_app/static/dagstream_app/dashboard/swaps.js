@@ -1,6 +1,6 @@
 // What a live message's out-of-band swaps leave to do: keep keyboard focus on a node
-// whose element was replaced, keep the timeline to its length, and light the edge an
-// `edge_active` event names (#ds-flash) for a moment.
+// whose element was replaced, keep the timeline to its length (a group's row once), and
+// light the edge an `edge_active` event names (#ds-flash) for a moment.
 
 const FLASH_MS = 1400;
 
@@ -23,10 +23,20 @@ export function keepFocusAcrossSwaps() {
   };
 }
 
-/** @param {number} length the entries the page keeps (render.TIMELINE_LENGTH). */
+/**
+ * Keeps the timeline to its length, and each group's row once: a member's event puts
+ * its group's row at the top, and the row it had further down goes.
+ * @param {number} length the entries the page keeps (render.TIMELINE_LENGTH).
+ */
 export function trimTimeline(length) {
   const list = document.getElementById("timeline");
-  while (list && list.children.length > length) list.removeChild(list.lastElementChild);
+  if (!list) return;
+  const seen = new Set();
+  for (const row of list.querySelectorAll(":scope > li.tl-group")) {
+    if (seen.has(row.id)) row.remove();
+    else seen.add(row.id);
+  }
+  while (list.children.length > length) list.removeChild(list.lastElementChild);
 }
 
 /** @returns {() => void} lights the edge the last `edge_active` names, once per event. */
