@@ -189,10 +189,13 @@ def fold(
     edges: Sequence[EdgeView],
     threshold: int,
     declared: Mapping[str, str] | None = None,
+    *,
+    known: Grouping | None = None,
 ) -> tuple[Grouping, GraphView]:
-    """A whole snapshot's nodes grouped (history; a live re-render of the structure)."""
+    """A whole snapshot's nodes grouped (history; a live re-render of the structure);
+    ``known``: the grouping of this very structure, when already worked out."""
     by_id = {n.id: n for n in nodes}
-    grouping = group_nodes(
+    grouping = known or group_nodes(
         list(by_id),
         [(e.src, e.dst) for e in edges],
         threshold,

@@ -13,6 +13,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -280,23 +281,19 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
     except ValueError:
         seq = last
     seq = max(min(seq, last), 1 if last else 0)
-    past = state.history(dag.dag_id, seq)
-    if past is None:
+    shown = _latest(dag) if seq == last else _past(dag, seq)
+    if shown is None:
         raise Http404
-    events = state.recent_events(dag.dag_id, render.TIMELINE_SCAN, seq)
-    snap, graph, labels = state.regroup(past.snapshot())
-    regions = render.regions(
-        snap, (False, False), events, readonly=True, now=past.at, graph=graph, labels=labels
-    )
+    seq, at, regions = shown
     response = _page(
         request,
         "dag_replay.html",
         {
             "dag": dag,
             "seq": seq,
-            "last_seq": last,
-            "at": past.at,
-            "at_html": render.moment_html(past.at) if past.at else "",
+            "last_seq": max(last, seq),
+            "at": at,
+            "at_html": render.moment_html(at) if at else "",
             "regions": regions,
         },
     )
@@ -305,6 +302,47 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
         # not whatever the slider said when the request left.
         response["HX-Replace-Url"] = f"{request.path}?{urlencode({'seq': seq})}"
     return response
+
+
+Shown = tuple[int, "str | None", dict[str, Any]]
+
+
+def _past(dag: Dag, seq: int) -> Shown | None:
+    """The run after event ``seq``, folded from its log."""
+    past = state.history(dag.dag_id, seq)
+    if past is None:
+        return None
+    events = state.recent_events(dag.dag_id, render.TIMELINE_SCAN, seq)
+    current = not state.mutated_after(dag.dag_id, seq)
+    snap, graph, labels = state.regroup(past.snapshot(), current=current)
+    regions = render.regions(
+        snap, (False, False), events, readonly=True, now=past.at, graph=graph, labels=labels
+    )
+    return seq, past.at, regions
+
+
+def _latest(dag: Dag) -> Shown | None:
+    """The run after its latest event: its state now, read as the detail page reads it (the
+    log folded to its end is that state; a 50,000-task fan-out costs what a small run does)."""
+    found = state.page_snapshot(dag.dag_id)
+    if found is None:
+        return None
+    snap, graph = found
+    # The engine's liveness is today's, not the log's: history leaves it unknown.
+    snap = msgspec.structs.replace(snap, engine_seen_at=None, engine_stale=False)
+    events = state.recent_events(dag.dag_id, render.TIMELINE_SCAN, snap.last_seq)
+    named = render.timeline_names(events, graph.group_of) - {n.id for n in snap.nodes}
+    at = events[0]["ts"] if events else None
+    regions = render.regions(
+        snap,
+        (False, False),
+        events,
+        readonly=True,
+        now=at,
+        graph=graph,
+        labels=state.labels_of(dag.dag_id, named),
+    )
+    return snap.last_seq, at, regions
 
 
 # ----------------------------------------------------------------- actions

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from dagstream_app import live, services, state
+from dagstream_app import live, services, state, views
 from dagstream_app.services import Delta
 from tests.test_groups import WIDTH, fan_out
 
@@ -154,3 +154,31 @@ def test_the_history_page_of_a_big_fan_out_is_bounded(viewer: Client) -> None:
     assert big.count('class="node group') == 1 and len(re.findall(ROW, big)) == 1
     assert len(big) < 1.05 * len(small) < 150_000
     assert "3,000 / 3,000 done" in big
+
+
+def test_the_history_page_at_the_latest_event_is_the_log_folded(make_user: Any) -> None:
+    # Read as the detail page reads it, it shows what folding the whole log shows.
+    user = make_user("view_dag", "decide_gate", "control_dag")
+    chunks = fan_out()
+    run_some(chunks, done=70, failed=3)
+    reports = services.reports("fan")
+    reports.mutate({"op": "add_node", "node": {"id": "extra", "label": "Extra"}})
+    reports.mutate({"op": "add_edge", "from": "join", "to": "extra"})
+    reports.cost(spent=1.25)
+    services.open_gate("fan", "join", {"title": "Ship?"})
+    services.decide_gate("fan", "join", "approve", feedback="ok", actor=user)
+    reports.node_state("join", "completed")
+    reports.complete({"rows": 2})
+    dag = state.dag("fan")
+    assert dag is not None
+    latest, folded = views._latest(dag), views._past(dag, dag.last_seq)
+    assert latest is not None and folded is not None
+    assert latest[:2] == folded[:2]
+    for region in ("graph", "status", "progress", "cost", "gates", "results", "timeline"):
+        assert drawn(latest[2][region]) == drawn(folded[2][region]), region
+
+
+def drawn(html: str) -> tuple[str, list[str]]:
+    """A region's HTML, its edges apart in any order (the two reads list them differently)."""
+    edge = r'<path id="e-[^"]+" class="edge"[^>]*/>'
+    return re.sub(edge, "", html), sorted(re.findall(edge, html))
