@@ -7,7 +7,8 @@ whose fragments are all cached costs no query at all. A message for several
 events (a viewer that fell behind) is conflated (:func:`conflate`): each node's
 slot, the progress line and the cost card only as of the last event, gates,
 errors, the run's state and results all of them. The regions its events redraw
-(the progress line, the Gantt view) are drawn once, as of the message's last event.
+(the progress line, the Gantt view, the boxes and timeline rows of the groups whose
+members they are about) are drawn once, as of the message's last event.
 """
 
 from __future__ import annotations

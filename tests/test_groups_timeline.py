@@ -182,3 +182,16 @@ def drawn(html: str) -> tuple[str, list[str]]:
     """A region's HTML, its edges apart in any order (the two reads list them differently)."""
     edge = r'<path id="e-[^"]+" class="edge"[^>]*/>'
     return re.sub(edge, "", html), sorted(re.findall(edge, html))
+
+
+def test_a_groups_events_with_a_seq_that_is_no_number_are_its_newest(viewer: Client) -> None:
+    chunks = fan_out()
+    run_some(chunks, done=30)
+    group = state.grouping("fan").group_of[chunks[0]]
+    newest = viewer.get(f"/dags/fan/timeline/{group}/").content.decode()
+    for junk in ("abc", "", "1e9"):
+        page = viewer.get(f"/dags/fan/timeline/{group}/", {"before": junk})
+        assert page.status_code == 200
+        assert re.findall(r'<li id="ev-(\d+)"', page.content.decode()) == re.findall(
+            r'<li id="ev-(\d+)"', newest
+        )
