@@ -126,14 +126,20 @@ def test_the_timeline_shows_a_fan_out_as_one_row_live(
     expect(timeline.locator("li").first).to_have_attribute("data-node-id", group_id or "")
     expect(row).to_contain_text("Chunk 0043")
 
+    # Focused, it keeps the focus when a member's event moves it.
+    row.focus()
+    reports.node_state(CHUNKS[44], "running")
+    expect(row).to_contain_text("Chunk 0044", timeout=WAIT)
+    expect(row).to_be_focused()
+
     # Opened, it lists its members' events, newest first; the panel follows it live.
     row.click()
     panel = page.locator("#node-panel .group-events")
     entries = panel.locator("li.tl")
-    expect(entries).to_have_count(48)
-    expect(entries.first).to_contain_text("Chunk 0043")
+    expect(entries).to_have_count(49)
+    expect(entries.first).to_contain_text("Chunk 0044")
     expect(entries.first).to_have_attribute("data-type", "node_state")
     reports.node_state(CHUNKS[50], "running")
     expect(entries.first).to_contain_text("Chunk 0050", timeout=WAIT)
-    expect(entries).to_have_count(49)
+    expect(entries).to_have_count(50)
     expect(row).to_have_attribute("data-status", "running")

@@ -4,22 +4,29 @@
 
 const FLASH_MS = 1400;
 
-/** @returns {() => void} puts focus back on the node that had it before the swap. */
+// What keeps keyboard focus across a swap: a node of the graph, a group's timeline row.
+const FOCUSABLE = [".node[data-node-id]", "#timeline .tl-group[data-node-id]"];
+
+/** @returns {() => void} puts focus back on the node (or group row) that had it. */
 export function keepFocusAcrossSwaps() {
   let refocus = null;
   document.addEventListener("htmx:oobBeforeSwap", (e) => {
     const active = document.activeElement;
     const target = e.detail && e.detail.target;
-    if (active && target && target.contains(active) && active.matches(".node[data-node-id]")) {
-      refocus = active.dataset.nodeId;
-    }
+    if (!active || !target || !target.contains(active)) return;
+    const kind = FOCUSABLE.find((selector) => active.matches(selector));
+    if (kind) refocus = { kind, id: active.dataset.nodeId };
   });
   return () => {
     if (refocus === null) return;
-    const selector = `.node[data-node-id="${CSS.escape(refocus)}"]`;
+    // The first match: a group's row moved to the top comes before the one it replaces.
+    const selector = refocus.kind.replace(
+      "[data-node-id]",
+      `[data-node-id="${CSS.escape(refocus.id)}"]`,
+    );
     refocus = null;
     const node = document.querySelector(selector);
-    if (node) node.focus({ preventScroll: true });
+    if (node && node !== document.activeElement) node.focus({ preventScroll: true });
   };
 }
 
