@@ -12,8 +12,9 @@ as an engine reports them:
 - **fan-out**: ``split`` -> N ``chunk-*`` tasks -> ``join`` (a Celery group, a map).
 
 For each: the detail page's bytes and server time (median of a few warm loads, and the
-first load, which works the grouping out), the history page's, the bytes of one live
-``node_state`` update, and (``--browser``) the time until the page is usable: loaded,
+first load, which works the grouping out), the history page's (at the latest event, and
+the server time at an event a third of the way, which folds the log up to it), the bytes
+of one live ``node_state`` update, and (``--browser``) the time until the page is usable: loaded,
 laid out, zoom and pan attached. Every figure stands beside the 1,000-node figure of
 the same shape in the same run (the ratio). The target (issue 18.3): the 50,000-task
 fan-out's page at most 1.5 MB and within 3x the 1,000-task page's server time and
@@ -113,6 +114,9 @@ def measure(client: Client, dag_id: str, next_node: str) -> dict[str, float]:
     first = time.perf_counter() - start
     page_s, page = timed(lambda: client.get(f"/dags/{dag_id}/").content)
     history_s, history = timed(lambda: client.get(f"/dags/{dag_id}/history/").content)
+    # History at an earlier event (a third of the way): the log folded up to it.
+    earlier = f"/dags/{dag_id}/history/?seq={state.dag(dag_id).last_seq // 3}"  # type: ignore[union-attr]
+    earlier_s, _ = timed(lambda: client.get(earlier).content)
     asyncio.run(_report(dag_id, next_node))
     seq, frame = state.event_frames(dag_id, 0)[-1]
     live.cache.clear()
@@ -124,6 +128,7 @@ def measure(client: Client, dag_id: str, next_node: str) -> dict[str, float]:
         "first load s": first,
         "history bytes": len(history),  # type: ignore[arg-type]
         "history s": history_s,
+        "earlier history s": earlier_s,
         "update bytes": len(update.encode()),
     }
 
@@ -255,12 +260,13 @@ def report(results: dict[tuple[str, int], dict[str, float]]) -> bool:
         big["page bytes"] <= PAGE_LIMIT
         and big["history bytes"] <= PAGE_LIMIT
         and big["page s"] <= 3 * small["page s"]
+        and big["history s"] <= 3 * small["history s"]
         and ("usable s" not in big or big["usable s"] <= 3 * small["usable s"])
     )
     verdict = "PASS" if ok else "FAIL"
     print(
-        f"target (the {SIZES[-1]:,}-task fan-out: page and history <= 1.5 MB, page server"
-        f" time and time to usable <= 3x the {SIZES[0]:,}-task one's): {verdict}"
+        f"target (the {SIZES[-1]:,}-task fan-out: page and history <= 1.5 MB, their server"
+        f" times and time to usable <= 3x the {SIZES[0]:,}-task one's): {verdict}"
     )
     return ok
 

@@ -113,6 +113,7 @@ class GraphView:
     groups: list[GroupView]
     edges: list[EdgeView]
     order: list[str]  # node and group ids, in the order the layout takes them
+    group_of: dict[str, str] = field(default_factory=dict)  # member -> its group (timeline)
 
 
 class GanttBar(msgspec.Struct, frozen=True):

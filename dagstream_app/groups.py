@@ -112,6 +112,25 @@ def group_nodes(
     )
 
 
+# The fields naming the node an event is about, in the order that decides its group.
+EVENT_NODE_KEYS = ("node_id", "to", "from")
+
+
+def event_group(event: Mapping[str, Any], group_of: Mapping[str, str]) -> str | None:
+    """The group whose timeline row stands for ``event``: that of the node it is about
+    (``node_id``, else an edge's ``to``, else its ``from``), or None (its own row).
+
+    Structure changes (``dag_mutated``) always have a row of their own.
+    """
+    if not group_of or event.get("type") == "dag_mutated":
+        return None
+    for key in EVENT_NODE_KEYS:
+        node_id = event.get(key)
+        if isinstance(node_id, str) and node_id in group_of:
+            return group_of[node_id]
+    return None
+
+
 class Tally:
     """A group's members counted as they are read: per status, first start, last end."""
 
@@ -161,6 +180,7 @@ def graph_view(
         groups=[groups[i] for i in grouping.items if i in groups],
         edges=[EdgeView(a, b) for a, b in grouping.edges],
         order=list(grouping.items),
+        group_of=grouping.group_of,
     )
 
 
@@ -169,10 +189,13 @@ def fold(
     edges: Sequence[EdgeView],
     threshold: int,
     declared: Mapping[str, str] | None = None,
+    *,
+    known: Grouping | None = None,
 ) -> tuple[Grouping, GraphView]:
-    """A whole snapshot's nodes grouped (history; a live re-render of the structure)."""
+    """A whole snapshot's nodes grouped (history; a live re-render of the structure);
+    ``known``: the grouping of this very structure, when already worked out."""
     by_id = {n.id: n for n in nodes}
-    grouping = group_nodes(
+    grouping = known or group_nodes(
         list(by_id),
         [(e.src, e.dst) for e in edges],
         threshold,

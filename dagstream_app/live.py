@@ -7,7 +7,8 @@ whose fragments are all cached costs no query at all. A message for several
 events (a viewer that fell behind) is conflated (:func:`conflate`): each node's
 slot, the progress line and the cost card only as of the last event, gates,
 errors, the run's state and results all of them. The regions its events redraw
-(the progress line, the Gantt view) are drawn once, as of the message's last event.
+(the progress line, the Gantt view, the boxes and timeline rows of the groups whose
+members they are about) are drawn once, as of the message's last event.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from django.utils import translation
 
 from dagstream_app import events, protocol, state
 from dagstream_app.dagviews import DagSnapshot, Working
-from dagstream_app.render.format import TIMELINE_LENGTH, Part, Perms
+from dagstream_app.groups import event_group
+from dagstream_app.render.format import TIMELINE_LENGTH, TIMELINE_SCAN, Part, Perms
 from dagstream_app.render.gantt import gantt_html
 from dagstream_app.render.groups import group_slot_html
 from dagstream_app.render.page import regions
 from dagstream_app.render.regions import list_notice_html, progress_html, row_html, seq_marker
-from dagstream_app.render.timeline import timeline_entry_html
+from dagstream_app.render.timeline import group_row_html, timeline_entry_html
 
 # (dag_id, seq, frame, perms, language): the frame (with its timestamp) tells apart
 # a DAG deleted and created again under the same id, whose seqs start over; each
@@ -138,9 +140,18 @@ def event_parts(
     """
     kind = events.kind_of(event["type"])
     parts = [] if kind is None else kind.fragments(dag_id, seq, event, work, perms)
-    labels = {node_id: work.label(node_id) for node_id in events.named_nodes(event)}
-    entry = timeline_entry_html(event, labels)
-    parts.append((TIMELINE_SLOT, f'<ol hx-swap-oob="afterbegin:#timeline">{entry}</ol>'))
+    named = events.named_nodes(event)
+    labels = {node_id: work.label(node_id) for node_id in named}
+    grouping = state.grouping(dag_id) if named else None
+    group = event_group(event, grouping.group_of) if grouping else None
+    if grouping is None or group is None:
+        entry = timeline_entry_html(event, labels)
+        parts.append((TIMELINE_SLOT, f'<ol hx-swap-oob="afterbegin:#timeline">{entry}</ol>'))
+        return parts
+    # A member's event: its group's row, at the top (the page drops the row it had);
+    # the message's "groups" redraw fills in the group's counts.
+    row = group_row_html(dag_id, group, event, labels, label=grouping.labels.get(group, group))
+    parts.append((f"tlg:{group}", f'<ol hx-swap-oob="afterbegin:#timeline">{row}</ol>'))
     return parts
 
 
@@ -190,21 +201,28 @@ def _message_part(dag_id: str, region: str, frames: Sequence[tuple[int, str]]) -
 
 
 def _groups_part(dag_id: str, frames: Sequence[tuple[int, str]]) -> str:
-    """The boxes of the groups whose members the message's events changed: each once."""
+    """The boxes and timeline rows of the groups whose members the message's events are
+    about: each once, as of the group's last event in it."""
     grouping = state.grouping(dag_id)
     if not grouping.members:
         return ""
-    touched = set()
+    latest: dict[str, events.EventData] = {}
     for _, frame in frames:
-        if protocol.frame_type(frame) == "node_state":
-            group = grouping.group_of.get(json.loads(frame)["node_id"])
-            if group is not None:
-                touched.add(group)
-    if not touched:
+        event = json.loads(frame)
+        group = event_group(event, grouping.group_of)
+        if group is not None:
+            latest[group] = event
+    if not latest:
         return ""
-    views = state.group_views(dag_id, grouping, touched)
+    views = state.group_views(dag_id, grouping, set(latest))
+    named = set().union(*(events.named_nodes(event) for event in latest.values()))
+    labels = state.labels_of(dag_id, named)
     seq = frames[-1][0]
-    return "".join(group_slot_html(dag_id, view, seq) for view in views.values())
+    return "".join(
+        group_slot_html(dag_id, view, seq)
+        + group_row_html(dag_id, key, latest[key], labels, view=view, oob=True)
+        for key, view in views.items()
+    )
 
 
 def snapshot_message(snap: DagSnapshot, perms: Perms, language: str | None = None) -> str:
@@ -214,7 +232,7 @@ def snapshot_message(snap: DagSnapshot, perms: Perms, language: str | None = Non
 
 
 def _snapshot_message(snap: DagSnapshot, perms: Perms) -> str:
-    recent = state.recent_events(snap.dag_id, TIMELINE_LENGTH, snap.last_seq)
+    recent = state.recent_events(snap.dag_id, TIMELINE_SCAN, snap.last_seq)
     health = state.engine_health(snap.dag_id)
     gantt = state.gantt(snap.dag_id)
     snap, graph, labels = state.regroup(snap)

@@ -17,6 +17,7 @@ urlpatterns = [
     path("dags/<str:dag_id>/ticket/", api.dag_ticket, name="ticket"),
     path("dags/<str:dag_id>/nodes/", views.node_search, name="nodes"),
     path("dags/<str:dag_id>/groups/<path:group_id>/", views.group_panel, name="group"),
+    path("dags/<str:dag_id>/timeline/<path:group_id>/", views.group_events, name="group_events"),
     # Node ids are arbitrary strings: URL-encoded, and may contain "/".
     path("dags/<str:dag_id>/nodes/<path:node_id>/", views.node_panel, name="node"),
     path("dags/<str:dag_id>/gates/<path:node_id>/decide/", views.gate_decide, name="decide"),

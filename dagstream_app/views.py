@@ -13,6 +13,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -153,9 +154,9 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
     if found is None:
         raise Http404
     snap, graph = found
-    events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, snap.last_seq)
-    # Members of groups are not in the snapshot: the timeline's names for them.
-    named = set().union(*(named_nodes(e) for e in events)) - {n.id for n in snap.nodes}
+    events = state.recent_events(dag.dag_id, render.TIMELINE_SCAN, snap.last_seq)
+    # Members of groups are not in the snapshot: the timeline's names for those it shows.
+    named = render.timeline_names(events, graph.group_of) - {n.id for n in snap.nodes}
     health = state.engine_health(dag.dag_id)
     return _page(
         request,
@@ -214,6 +215,40 @@ def group_panel(request: HttpRequest, dag: Dag, group_id: str) -> HttpResponse:
     return _node_list(request, dag, group_id)
 
 
+# A group's events panel lists this many events a page.
+EVENTS_PAGE = 50
+
+
+@require_GET
+@viewer_required
+def group_events(request: HttpRequest, dag: Dag, group_id: str) -> HttpResponse:
+    """A group's members' events, newest first, paged by seq (``before``: older than it)."""
+    grouping = state.grouping(dag.dag_id)
+    if group_id not in grouping.members:
+        raise Http404(f"Unknown group {group_id!r}.")
+    raw = request.GET.get("before", "")
+    try:
+        before = int(raw) if raw else None
+    except ValueError:
+        before = None
+    found, older = state.group_events(
+        dag.dag_id, group_id, grouping.group_of, before=before, limit=EVENTS_PAGE
+    )
+    view = state.group_views(dag.dag_id, grouping, {group_id})[group_id]
+    labels = state.labels_of(dag.dag_id, set().union(*(named_nodes(e) for e in found)))
+    url = render.group_events_url(dag.dag_id, group_id)
+    html = render.group_events_html(
+        dag.dag_id,
+        view,
+        found,
+        labels,
+        url=f"{url}?{urlencode({'before': before})}" if before else url,
+        older_url=f"{url}?{urlencode({'before': older})}" if older else "",
+        newest_url=url if before else "",
+    )
+    return HttpResponse(html)
+
+
 @require_GET
 @viewer_required
 def node_search(request: HttpRequest, dag: Dag) -> HttpResponse:
@@ -251,23 +286,19 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
     except ValueError:
         seq = last
     seq = max(min(seq, last), 1 if last else 0)
-    past = state.history(dag.dag_id, seq)
-    if past is None:
+    shown = _latest(dag) if seq == last else _past(dag, seq)
+    if shown is None:
         raise Http404
-    events = state.recent_events(dag.dag_id, render.TIMELINE_LENGTH, seq)
-    snap, graph, labels = state.regroup(past.snapshot())
-    regions = render.regions(
-        snap, (False, False), events, readonly=True, now=past.at, graph=graph, labels=labels
-    )
+    seq, at, regions = shown
     response = _page(
         request,
         "dag_replay.html",
         {
             "dag": dag,
             "seq": seq,
-            "last_seq": last,
-            "at": past.at,
-            "at_html": render.moment_html(past.at) if past.at else "",
+            "last_seq": max(last, seq),
+            "at": at,
+            "at_html": render.moment_html(at) if at else "",
             "regions": regions,
         },
     )
@@ -276,6 +307,47 @@ def dag_replay(request: HttpRequest, dag: Dag) -> HttpResponse:
         # not whatever the slider said when the request left.
         response["HX-Replace-Url"] = f"{request.path}?{urlencode({'seq': seq})}"
     return response
+
+
+Shown = tuple[int, "str | None", dict[str, Any]]
+
+
+def _past(dag: Dag, seq: int) -> Shown | None:
+    """The run after event ``seq``, folded from its log."""
+    past = state.history(dag.dag_id, seq)
+    if past is None:
+        return None
+    events = state.recent_events(dag.dag_id, render.TIMELINE_SCAN, seq)
+    current = not state.mutated_after(dag.dag_id, seq)
+    snap, graph, labels = state.regroup(past.snapshot(), current=current)
+    regions = render.regions(
+        snap, (False, False), events, readonly=True, now=past.at, graph=graph, labels=labels
+    )
+    return seq, past.at, regions
+
+
+def _latest(dag: Dag) -> Shown | None:
+    """The run after its latest event: its state now, read as the detail page reads it (the
+    log folded to its end is that state; a 50,000-task fan-out costs what a small run does)."""
+    found = state.page_snapshot(dag.dag_id)
+    if found is None:
+        return None
+    snap, graph = found
+    # The engine's liveness is today's, not the log's: history leaves it unknown.
+    snap = msgspec.structs.replace(snap, engine_seen_at=None, engine_stale=False)
+    events = state.recent_events(dag.dag_id, render.TIMELINE_SCAN, snap.last_seq)
+    named = render.timeline_names(events, graph.group_of) - {n.id for n in snap.nodes}
+    at = events[0]["ts"] if events else None
+    regions = render.regions(
+        snap,
+        (False, False),
+        events,
+        readonly=True,
+        now=at,
+        graph=graph,
+        labels=state.labels_of(dag.dag_id, named),
+    )
+    return snap.last_seq, at, regions
 
 
 # ----------------------------------------------------------------- actions

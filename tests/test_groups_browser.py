@@ -94,3 +94,52 @@ def test_a_fan_out_is_one_group_node_with_live_counts_and_a_panel(
     page.keyboard.press("Escape")
     expect(panel).to_be_empty()
     assert re.search(r"group", group.get_attribute("class") or "")
+
+
+def test_the_timeline_shows_a_fan_out_as_one_row_live(
+    server: Server, new_page: Callable[..., Page], operator: str
+) -> None:
+    fan_out_run("fan-8")
+    page = new_page()
+    login(page, server, operator, then="/dags/fan-8/")
+    group_id = page.locator(".graph .node.group").get_attribute("data-node-id")
+    timeline = page.locator("#timeline")
+    row = timeline.locator("li.tl-group")
+    # 44 members' events in one row: the group's, with its status and counts.
+    expect(row).to_have_count(1)
+    expect(row).to_have_attribute("data-node-id", group_id or "")
+    expect(row).to_have_attribute("data-status", "running")
+    expect(row).to_contain_text("4 running · 40 done · 76 pending")
+    expect(timeline.locator("li:not(.tl-group)")).to_have_count(2)  # split's, the run's start
+    expect(page.locator("#ds-connection")).to_have_attribute("data-connection", "open")
+
+    # A member's event moves the row to the top, its counts updated: still one row.
+    reports = engine.reports("fan-8")
+    reports.node_state("join", "running")
+    expect(timeline.locator("li").first).to_have_attribute("data-type", "node_state")
+    expect(timeline.locator("li").first).not_to_have_class(re.compile("tl-group"))
+    for c in CHUNKS[40:44]:
+        reports.node_state(c, "failed")
+    expect(row).to_contain_text("4 failed · 40 done · 76 pending", timeout=WAIT)
+    expect(row).to_have_count(1)
+    expect(row).to_have_attribute("data-status", "pending")
+    expect(timeline.locator("li").first).to_have_attribute("data-node-id", group_id or "")
+    expect(row).to_contain_text("Chunk 0043")
+
+    # Focused, it keeps the focus when a member's event moves it.
+    row.focus()
+    reports.node_state(CHUNKS[44], "running")
+    expect(row).to_contain_text("Chunk 0044", timeout=WAIT)
+    expect(row).to_be_focused()
+
+    # Opened, it lists its members' events, newest first; the panel follows it live.
+    row.click()
+    panel = page.locator("#node-panel .group-events")
+    entries = panel.locator("li.tl")
+    expect(entries).to_have_count(49)
+    expect(entries.first).to_contain_text("Chunk 0044")
+    expect(entries.first).to_have_attribute("data-type", "node_state")
+    reports.node_state(CHUNKS[50], "running")
+    expect(entries.first).to_contain_text("Chunk 0050", timeout=WAIT)
+    expect(entries).to_have_count(50)
+    expect(row).to_have_attribute("data-status", "running")

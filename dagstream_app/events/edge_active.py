@@ -34,4 +34,5 @@ def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Per
     return [("flash", marker)]
 
 
-KIND = EventKind(EdgeActive, no_change, describe, fragments)
+# An edge to or from a group's member: its group's timeline row ("groups").
+KIND = EventKind(EdgeActive, no_change, describe, fragments, redraws=frozenset({"groups"}))

@@ -26,4 +26,5 @@ def describe(event: EventData, name: Namer) -> Wording:
     )
 
 
-KIND = EventKind(ErrorEvent, no_change, describe)
+# About a group's member: its group's timeline row ("groups").
+KIND = EventKind(ErrorEvent, no_change, describe, redraws=frozenset({"groups"}))

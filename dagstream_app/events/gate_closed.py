@@ -57,5 +57,5 @@ KIND = EventKind(
     describe,
     fragments,
     reads=frozenset({"gate"}),
-    redraws=frozenset({"gantt"}),
+    redraws=frozenset({"gantt", "groups"}),
 )

@@ -55,5 +55,5 @@ KIND = EventKind(
     describe,
     fragments,
     reads=frozenset({"gate"}),
-    redraws=frozenset({"gantt"}),
+    redraws=frozenset({"gantt", "groups"}),
 )

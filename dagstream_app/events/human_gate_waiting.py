@@ -46,4 +46,6 @@ def fragments(dag_id: str, seq: int, event: EventData, work: Working, perms: Per
     return [(None, f'<div hx-swap-oob="beforeend:#gate-list">{card}</div>')]
 
 
-KIND = EventKind(HumanGateWaiting, reduce, describe, fragments, redraws=frozenset({"gantt"}))
+KIND = EventKind(
+    HumanGateWaiting, reduce, describe, fragments, redraws=frozenset({"gantt", "groups"})
+)

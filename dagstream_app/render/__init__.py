@@ -23,6 +23,7 @@ from __future__ import annotations
 from dagstream_app.render.format import (
     STATUS_ICONS,
     TIMELINE_LENGTH,
+    TIMELINE_SCAN,
     Part,
     Perms,
     dom_id,
@@ -49,6 +50,7 @@ from dagstream_app.render.regions import (
     row_html,
     seq_marker,
 )
+from dagstream_app.render.timeline import group_events_html, group_events_url, timeline_names
 
 __all__ = [
     "GANTT_LABEL_W",
@@ -56,6 +58,7 @@ __all__ = [
     "KEEPALIVE_HTML",
     "STATUS_ICONS",
     "TIMELINE_LENGTH",
+    "TIMELINE_SCAN",
     "Part",
     "Perms",
     "controls_html",
@@ -65,6 +68,8 @@ __all__ = [
     "gantt_html",
     "gate_html",
     "graph_html",
+    "group_events_html",
+    "group_events_url",
     "language_of",
     "moment_html",
     "node_list_html",
@@ -78,4 +83,5 @@ __all__ = [
     "seq_marker",
     "stream_language",
     "stream_query",
+    "timeline_names",
 ]

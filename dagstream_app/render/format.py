@@ -30,6 +30,9 @@ from dagstream_app.vocabulary import CLOSE_CODES, status_label
 
 # How many events the timeline shows (the page trims to it as events arrive).
 TIMELINE_LENGTH = 100
+# How many of the latest events a page reads to fill the timeline's rows: a group's
+# members' events share one row (render.timeline), so a fan-out's take few rows.
+TIMELINE_SCAN = 1_000
 STATUS_ICONS = {
     "pending": "pending",
     "running": "running",

@@ -51,7 +51,9 @@ def regions(
     with ``gantt`` (:func:`dagstream_app.state.gantt`) the Gantt view is a region too.
     With ``graph`` (:func:`dagstream_app.state.page_snapshot`), ``snap`` holds only the
     nodes outside groups, and the progress line counts the groups' members too; ``labels``
-    names the nodes the timeline mentions that ``snap`` does not hold.
+    names the nodes the timeline mentions that ``snap`` does not hold, and the timeline
+    shows the events of a group's members in one row per group (``events``: newest first,
+    more than the rows shown, :data:`~dagstream_app.render.format.TIMELINE_SCAN`).
     """
     dag_id = snap.dag_id
     names = {**(labels or {}), **{n.id: n.label for n in snap.nodes}}
@@ -68,7 +70,14 @@ def regions(
         ),
         "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly, labels=names),
         "results": results_html(snap.status, snap.results, oob=oob),
-        "timeline": timeline_html(events, oob=oob, labels=names),
+        "timeline": timeline_html(
+            events,
+            oob=oob,
+            labels=names,
+            group_of=graph.group_of if graph is not None else None,
+            groups={g.id: g for g in graph.groups} if graph is not None else None,
+            dag_id="" if readonly else dag_id,
+        ),
         **(
             {"gantt": gantt_html(gantt, oob=oob, now=now, dag_id=dag_id)}
             if gantt is not None

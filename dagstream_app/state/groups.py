@@ -251,9 +251,19 @@ def declared(dag_id: str) -> dict[str, str]:
     return dict(rows)
 
 
-def regroup(snap: DagSnapshot) -> tuple[DagSnapshot, GraphView, dict[str, str]]:
+def regroup(
+    snap: DagSnapshot, *, current: bool = False
+) -> tuple[DagSnapshot, GraphView, dict[str, str]]:
     """A whole snapshot (history, a live resume) as the page draws it: its nodes outside
-    groups, the graph with its groups, and every node's label (for the timeline)."""
-    graph = groups.fold(snap.nodes, snap.edges, config().group_threshold, declared(snap.dag_id))[1]
+    groups, the graph with its groups, and every node's label (for the timeline).
+
+    ``current``: the snapshot has today's structure (no ``dag_mutated`` after it), so the
+    grouping remembered for it is used instead of working it out again.
+    """
+    known = grouping(snap.dag_id) if current else None
+    threshold = config().group_threshold
+    graph = groups.fold(
+        snap.nodes, snap.edges, threshold, None if known else declared(snap.dag_id), known=known
+    )[1]
     labels = {n.id: n.label for n in snap.nodes}
     return msgspec.structs.replace(snap, nodes=graph.nodes), graph, labels

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from dagstream_app import protocol
 from dagstream_app.conf import config
+from dagstream_app.groups import event_group
 from dagstream_app.models import Dag, Event
 from dagstream_app.protocol import format_ts
 
@@ -36,6 +38,49 @@ def recent_events(dag_id: str, limit: int, upto: int | None = None) -> list[dict
     if upto is not None:
         rows = rows.filter(seq__lte=upto)
     return [event_dict(*row) for row in rows.order_by("-seq").values_list(*EVENT_FIELDS)[:limit]]
+
+
+# Events read a query at a time when looking for a group's members' events.
+SCAN_CHUNK = 2_000
+
+
+def group_events(
+    dag_id: str,
+    group_id: str,
+    group_of: Mapping[str, str],
+    *,
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The newest ``limit`` events of the group's members (``group_of``: member -> group;
+    see :func:`dagstream_app.groups.event_group`) before seq ``before``, newest first, and
+    the seq to read older ones before (None: there are none).
+
+    The log has no column for an event's node: read back ``SCAN_CHUNK`` events at a time
+    until the page is full (a fan-out's members' events are most of its log).
+    """
+    found: list[dict[str, Any]] = []
+    cursor = before
+    while True:
+        rows = Event.objects.filter(dag_id=dag_id)
+        if cursor is not None:
+            rows = rows.filter(seq__lt=cursor)
+        chunk = list(rows.order_by("-seq").values_list(*EVENT_FIELDS)[:SCAN_CHUNK])
+        for row in chunk:
+            event = event_dict(*row)
+            if event_group(event, group_of) != group_id:
+                continue
+            if len(found) == limit:
+                return found, found[-1]["seq"]
+            found.append(event)
+        if len(chunk) < SCAN_CHUNK:
+            return found, None
+        cursor = chunk[-1][0]
+
+
+def mutated_after(dag_id: str, seq: int) -> bool:
+    """Whether the DAG's structure changed after event ``seq`` (a ``dag_mutated`` event)."""
+    return Event.objects.filter(dag_id=dag_id, seq__gt=seq, type="dag_mutated").exists()
 
 
 def can_replay(dag_id: str, after: int, current: int) -> bool:

@@ -4,8 +4,9 @@
 // gives focus back to the node.
 // History pages (#replay-view) have no panel.
 
-// A node of the graph, or a group's row in the Gantt view (it opens the group's panel).
-const NODE = ".graph .node[data-href], .gantt-row[data-href]";
+// A node of the graph, a group's row in the Gantt view (it opens the group's panel), or
+// a group's row in the timeline (it opens the group's events).
+const NODE = ".graph .node[data-href], .gantt-row[data-href], #timeline .tl-group[data-href]";
 
 function unselectAll() {
   for (const node of document.querySelectorAll(".node.is-selected")) {

@@ -1,32 +1,49 @@
 // What a live message's out-of-band swaps leave to do: keep keyboard focus on a node
-// whose element was replaced, keep the timeline to its length, and light the edge an
-// `edge_active` event names (#ds-flash) for a moment.
+// whose element was replaced, keep the timeline to its length (a group's row once), and
+// light the edge an `edge_active` event names (#ds-flash) for a moment.
 
 const FLASH_MS = 1400;
 
-/** @returns {() => void} puts focus back on the node that had it before the swap. */
+// What keeps keyboard focus across a swap: a node of the graph, a group's timeline row.
+const FOCUSABLE = [".node[data-node-id]", "#timeline .tl-group[data-node-id]"];
+
+/** @returns {() => void} puts focus back on the node (or group row) that had it. */
 export function keepFocusAcrossSwaps() {
   let refocus = null;
   document.addEventListener("htmx:oobBeforeSwap", (e) => {
     const active = document.activeElement;
     const target = e.detail && e.detail.target;
-    if (active && target && target.contains(active) && active.matches(".node[data-node-id]")) {
-      refocus = active.dataset.nodeId;
-    }
+    if (!active || !target || !target.contains(active)) return;
+    const kind = FOCUSABLE.find((selector) => active.matches(selector));
+    if (kind) refocus = { kind, id: active.dataset.nodeId };
   });
   return () => {
     if (refocus === null) return;
-    const selector = `.node[data-node-id="${CSS.escape(refocus)}"]`;
+    // The first match: a group's row moved to the top comes before the one it replaces.
+    const selector = refocus.kind.replace(
+      "[data-node-id]",
+      `[data-node-id="${CSS.escape(refocus.id)}"]`,
+    );
     refocus = null;
     const node = document.querySelector(selector);
-    if (node) node.focus({ preventScroll: true });
+    if (node && node !== document.activeElement) node.focus({ preventScroll: true });
   };
 }
 
-/** @param {number} length the entries the page keeps (render.TIMELINE_LENGTH). */
+/**
+ * Keeps the timeline to its length, and each group's row once: a member's event puts
+ * its group's row at the top, and the row it had further down goes.
+ * @param {number} length the entries the page keeps (render.TIMELINE_LENGTH).
+ */
 export function trimTimeline(length) {
   const list = document.getElementById("timeline");
-  while (list && list.children.length > length) list.removeChild(list.lastElementChild);
+  if (!list) return;
+  const seen = new Set();
+  for (const row of list.querySelectorAll(":scope > li.tl-group")) {
+    if (seen.has(row.id)) row.remove();
+    else seen.add(row.id);
+  }
+  while (list.children.length > length) list.removeChild(list.lastElementChild);
 }
 
 /** @returns {() => void} lights the edge the last `edge_active` names, once per event. */
