@@ -10,7 +10,8 @@ nothing to someone who may not view runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
@@ -20,7 +21,7 @@ from django.utils.translation import gettext as _
 from dagstream_app.conf import config
 from dagstream_app.errors import Forbidden, NotFound, Unauthenticated
 from dagstream_app.protocol import DAG_ID_RE
-from dagstream_app.vocabulary import verb
+from dagstream_app.vocabulary import GROUP_PREFIX, verb
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -34,10 +35,13 @@ __all__ = [
     "Action",
     "Actor",
     "Person",
+    "Voter",
     "allowed",
     "authorize",
+    "check_assigned",
     "visible",
     "visible_ids",
+    "voter_of",
 ]
 
 Action = Literal["view", "decide", "control", "delete"]
@@ -134,3 +138,44 @@ def authorize(user: Actor, action: Action, dag_id: str) -> Dag:
             _("You may not %(action)s DAG %(run)r.") % {"action": verb(action), "run": dag_id}
         )
     return dag
+
+
+@dataclass(frozen=True)
+class Voter:
+    """Who a person is to a gate's ``assignees``: their username and their groups' names."""
+
+    username: str
+    groups: frozenset[str]
+
+    def named_in(self, assignees: Sequence[str]) -> bool:
+        """True if ``assignees`` is empty (anyone who may decide) or names them or a group
+        of theirs (``"group:<name>"``)."""
+        if not assignees:
+            return True
+        for name in assignees:
+            if name.startswith(GROUP_PREFIX):
+                if name[len(GROUP_PREFIX) :] in self.groups:
+                    return True
+            elif name == self.username:
+                return True
+        return False
+
+
+def voter_of(user: Actor) -> Voter | None:
+    """``user`` as a gate's assignees see them (one query for their groups), or None if
+    they may not decide gates at all."""
+    if not allowed(user, "decide") or user is None:
+        return None
+    groups = getattr(user, "groups", None)
+    names = frozenset(groups.values_list("name", flat=True)) if groups is not None else frozenset()
+    return Voter(user.get_username(), names)
+
+
+def check_assigned(voter: Voter, assignees: Sequence[str]) -> None:
+    """Refuse (:class:`Forbidden`) a vote by ``voter`` on a gate that waits for
+    ``assignees`` unless it names them or a group of theirs (or no one)."""
+    if not voter.named_in(assignees):
+        raise Forbidden(
+            _("This gate waits for %(assignees)s; you are not one of them.")
+            % {"assignees": ", ".join(assignees)}
+        )

@@ -25,7 +25,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from functools import partial
@@ -293,9 +301,15 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
         *,
         timeout: float | None = None,
         default: Decision | None = None,
+        assignees: Sequence[str] = (),
+        quorum: int = 1,
     ) -> GateDecision:
         """Open a human gate and wait for its decision (first decision wins).
 
+        ``assignees`` (usernames, ``"group:<name>"``) are who may decide it (others
+        see it, read-only); ``quorum=N`` needs N approvals from distinct people (a
+        reject decides at once). The decision comes once, with every vote in
+        :attr:`GateDecision.votes`.
         A gate decided earlier (say, while this engine was away) returns at once.
         If the run ends first (cancelled, force-ended), its gates close and this
         raises :class:`~dagstream_app.errors.Conflict`.
@@ -317,6 +331,8 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
                     "presentation": presentation,
                     "timeout_at": timeout_at,
                     "default": default,
+                    "assignees": assignees,
+                    "quorum": quorum,
                 },
             )
         )
