@@ -10,7 +10,7 @@ nothing to someone who may not view runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
     from django.db.models import QuerySet
 
-    from dagstream_app.models import Dag
+    from dagstream_app.models import Dag, Gate
 
 __all__ = [
     "PERMISSIONS",
@@ -39,6 +39,7 @@ __all__ = [
     "allowed",
     "authorize",
     "check_assigned",
+    "decidable",
     "visible",
     "visible_ids",
     "voter_of",
@@ -59,6 +60,7 @@ PERMISSIONS: dict[Action, str] = {
 
 Hook = Callable[[Any, Action, "Dag"], bool]
 D = TypeVar("D", bound="Dag")
+G = TypeVar("G", bound="Gate")
 
 
 @lru_cache(maxsize=1)
@@ -160,6 +162,10 @@ class Voter:
                 return True
         return False
 
+    def voted_on(self, votes: Sequence[Mapping[str, Any]]) -> bool:
+        """True if ``votes`` (a gate's, as stored) hold one of theirs."""
+        return any(vote.get("voter") == self.username for vote in votes)
+
 
 def voter_of(user: Actor) -> Voter | None:
     """``user`` as a gate's assignees see them (one query for their groups), or None if
@@ -179,3 +185,21 @@ def check_assigned(voter: Voter, assignees: Sequence[str]) -> None:
             _("This gate waits for %(assignees)s; you are not one of them.")
             % {"assignees": ", ".join(assignees)}
         )
+
+
+def decidable(user: Actor, gates: Iterable[G]) -> list[G]:
+    """The gates among ``gates`` (each with its ``dag``) that ``user`` may decide: their
+    run's gates (Django's permission, then the hook per run), and, where a gate names
+    assignees, only if it names them or a group of theirs; not those they voted on."""
+    voter = voter_of(user)
+    if voter is None:
+        return []
+    runs: dict[str, bool] = {}
+    mine = []
+    for gate in gates:
+        dag = gate.dag
+        if dag.dag_id not in runs:
+            runs[dag.dag_id] = allowed(user, "view", dag) and allowed(user, "decide", dag)
+        if runs[dag.dag_id] and voter.named_in(gate.assignees) and not voter.voted_on(gate.votes):
+            mine.append(gate)
+    return mine

@@ -6,7 +6,12 @@ from django.urls import re_path
 
 from dagstream_app import protocol
 from dagstream_app.auth import TokenAuthMiddleware
-from dagstream_app.consumers import DagHtmlConsumer, DagIndexConsumer, DagJsonConsumer
+from dagstream_app.consumers import (
+    DagHtmlConsumer,
+    DagIndexConsumer,
+    DagJsonConsumer,
+    GateInboxConsumer,
+)
 
 DAG_ID = rf"(?P<dag_id>{protocol.DAG_ID_CHARS})"
 
@@ -14,4 +19,5 @@ websocket_urlpatterns = [
     re_path(rf"^ws/dags/{DAG_ID}/$", TokenAuthMiddleware(DagJsonConsumer.as_asgi())),
     re_path(rf"^ws/dags/{DAG_ID}/html/$", TokenAuthMiddleware(DagHtmlConsumer.as_asgi())),
     re_path(r"^ws/dags/$", TokenAuthMiddleware(DagIndexConsumer.as_asgi())),
+    re_path(r"^ws/gates/$", TokenAuthMiddleware(GateInboxConsumer.as_asgi())),
 ]

@@ -8,12 +8,14 @@
 * :mod:`.json_stream`: :class:`DagJsonConsumer`, protocol v1 (``/ws/dags/<id>/``).
 * :mod:`.html_stream`: :class:`DagHtmlConsumer`, the dashboard (``/ws/dags/<id>/html/``).
 * :mod:`.index`: :class:`DagIndexConsumer`, the run list's rows (``/ws/dags/``).
+* :mod:`.inbox`: :class:`GateInboxConsumer`, the gate inbox (``/ws/gates/``).
 """
 
 from __future__ import annotations
 
 from dagstream_app.consumers.base import HubConsumer, shared, shared_result
 from dagstream_app.consumers.html_stream import DagHtmlConsumer
+from dagstream_app.consumers.inbox import GateInboxConsumer
 from dagstream_app.consumers.index import DagIndexConsumer
 from dagstream_app.consumers.json_stream import DagJsonConsumer
 from dagstream_app.consumers.stream import DagStreamConsumer
@@ -23,6 +25,7 @@ __all__ = [
     "DagIndexConsumer",
     "DagJsonConsumer",
     "DagStreamConsumer",
+    "GateInboxConsumer",
     "HubConsumer",
     "shared",
     "shared_result",
