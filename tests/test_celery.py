@@ -343,15 +343,16 @@ def test_a_gate_with_assignees_and_a_quorum_hands_on_every_vote(
     )
     assert voted[-1]["approvals"] == 1
     services.decide_gate(run.dag_id, gate_id, "modify", feedback="one page", actor=bob)
-    assert run.result.get(timeout=TIMEOUT) == {
-        "decision": "modify",
-        "feedback": "one page",
-        "decided_by": "ann, bob",
-        "votes": [
-            {"voter": "ann", "decision": "approve", "feedback": ""},
-            {"voter": "bob", "decision": "modify", "feedback": "one page"},
-        ],
-    }
+    given = run.result.get(timeout=TIMEOUT)  # what the next task was given
+    assert (given["decision"], given["feedback"], given["decided_by"]) == (
+        "modify",
+        "one page",
+        "ann, bob",
+    )
+    assert [(v["voter"], v["decision"]) for v in given["votes"]] == [
+        ("ann", "approve"),
+        ("bob", "modify"),
+    ]
 
 
 def tasks_gate() -> Any:
