@@ -5,19 +5,21 @@ The live list in Chromium is tests/test_inbox_browser.py.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 
-from dagstream_app import services
+from dagstream_app import services, tokens
+from dagstream_app.errors import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 from dagstream_app.models import Gate
 from tests import test_api
+from tests.servers import Server
 from tests.test_api import signed_in
-
-pytestmark = pytest.mark.django_db
-
+from tests.wsclient import TIMEOUT, close_code, open_ws
 
 _fast_passwords = test_api._fast_passwords  # autouse: signing in hashes no password
 
@@ -136,3 +138,51 @@ def test_a_vote_refused_in_place_says_why_and_changes_nothing(gates: None, make_
     assert again.status_code == 409
     assert "You already voted on this gate: approve." in again.content.decode()
     assert [v["voter"] for v in Gate.objects.get(dag_id="rel-1").votes] == ["ada"]
+
+
+# ------------------------------------------------------------ the live socket
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_inbox_socket_refuses_who_may_not_decide(server: Server) -> None:
+    viewer = await database_sync_to_async(_token)("view_dag")
+    anonymous = await open_ws(server, "", path="/ws/gates/")
+    assert await close_code(anonymous) == CLOSE_UNAUTHENTICATED
+    watching = await open_ws(server, "", token=viewer, path="/ws/gates/")
+    assert await close_code(watching) == CLOSE_FORBIDDEN
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_inbox_socket_sends_the_list_then_what_changes(server: Server) -> None:
+    token = await database_sync_to_async(_token)("view_dag", "decide_gate")
+    await database_sync_to_async(services.create_dag)("live-1", nodes=["a", "b"])
+    await database_sync_to_async(services.open_gate)("live-1", "a", {"title": "First?"})
+    ws = await open_ws(server, "", token=token, path="/ws/gates/", query="run=live")
+    first = await recv_text(ws)
+    assert 'id="inbox-list"' in first and first.count('class="inbox-entry"') == 1
+    assert 'hx-swap-oob="innerHTML:.ds-gate-count">1<' in first
+    await database_sync_to_async(services.open_gate)("live-1", "b", {"title": "Second?"})
+    added = await recv_text(ws)
+    assert 'hx-swap-oob="beforeend:#inbox-list"' in added and "Second?" in added
+    assert "First?" not in added  # only what changed
+    await database_sync_to_async(services.decide_gate)("live-1", "a", "approve")
+    gone = await recv_text(ws)
+    assert gone.count('hx-swap-oob="delete"') == 1
+    assert 'hx-swap-oob="innerHTML:.ds-gate-count">1<' in gone
+    await ws.close()
+
+
+def _token(*perms: str) -> str:
+    user = User.objects.create(username=f"inbox-{len(perms)}-{User.objects.count()}")
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="dagstream_app", codename__in=perms)
+    )
+    return tokens.create_api_token(User.objects.get(pk=user.pk), "tests")[1]
+
+
+async def recv_text(ws: Any) -> str:
+    """The next dashboard message that is not a keepalive."""
+    while True:
+        text = str(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        if "ds-keepalive" not in text:
+            return text
