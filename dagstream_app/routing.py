@@ -12,12 +12,14 @@ from dagstream_app.consumers import (
     DagJsonConsumer,
     GateInboxConsumer,
 )
+from dagstream_app.consumers.presence import PresenceConsumer
 
 DAG_ID = rf"(?P<dag_id>{protocol.DAG_ID_CHARS})"
 
 websocket_urlpatterns = [
     re_path(rf"^ws/dags/{DAG_ID}/$", TokenAuthMiddleware(DagJsonConsumer.as_asgi())),
     re_path(rf"^ws/dags/{DAG_ID}/html/$", TokenAuthMiddleware(DagHtmlConsumer.as_asgi())),
+    re_path(rf"^ws/dags/{DAG_ID}/presence/$", TokenAuthMiddleware(PresenceConsumer.as_asgi())),
     re_path(r"^ws/dags/$", TokenAuthMiddleware(DagIndexConsumer.as_asgi())),
     re_path(r"^ws/gates/$", TokenAuthMiddleware(GateInboxConsumer.as_asgi())),
 ]

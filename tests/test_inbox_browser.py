@@ -131,3 +131,32 @@ def test_the_inbox_filters_by_run_name_and_the_navigation_counts(
     expect(page.locator(".inbox-entry")).to_have_count(2, timeout=WAIT)
     expect(entry(page, "rel-44")).to_have_count(1)
     expect(page.locator(".topnav .ds-gate-count")).to_have_text("4")  # the count is all of them
+
+
+def test_the_run_page_shows_who_else_is_here_and_who_is_writing(
+    server: Server, new_page: Callable[..., Page], operator: str, make_user: Any
+) -> None:
+    make_user("view_dag", "decide_gate", username="bob")
+    run_with_gate("pr-5", "pull request 5", "Merge it?")
+    ada = new_page()
+    login(ada, server, operator, then="/dags/pr-5/")
+    presence = ada.locator("#ds-presence")
+    expect(presence).to_be_hidden()  # nobody else yet
+    bob = new_page()
+    login(bob, server, "bob", then="/dags/pr-5/")
+    expect(presence).to_have_text("Also looking at this run: bob", timeout=WAIT)
+    expect(bob.locator("#ds-presence")).to_have_text("Also looking at this run: ada", timeout=WAIT)
+
+    # Bob writes feedback on the gate: ada's card says so, and stops when he leaves the box.
+    typing = ada.locator('.gate-typing[data-typing-for="review"]')
+    bob.locator('.gate[data-node-id="review"]').get_by_label("Feedback").fill("Needs a rebase")
+    expect(typing).to_have_text("bob is writing…", timeout=WAIT)
+    expect(typing).to_be_visible()
+    ada.locator('.gate[data-node-id="review"]').scroll_into_view_if_needed()
+    ada.locator('.gate[data-node-id="review"]').screenshot(path=str(dash.IMG / "gate-typing.png"))
+    bob.locator("#graph-title").click()  # the feedback box loses focus
+    expect(typing).to_be_hidden(timeout=WAIT)
+
+    # Bob closes his page: he is gone from ada's within seconds.
+    bob.close()
+    expect(presence).to_be_hidden(timeout=WAIT)

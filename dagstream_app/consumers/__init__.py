@@ -9,6 +9,8 @@
 * :mod:`.html_stream`: :class:`DagHtmlConsumer`, the dashboard (``/ws/dags/<id>/html/``).
 * :mod:`.index`: :class:`DagIndexConsumer`, the run list's rows (``/ws/dags/``).
 * :mod:`.inbox`: :class:`GateInboxConsumer`, the gate inbox (``/ws/gates/``).
+* :mod:`.presence`: :class:`PresenceConsumer`, who is on a run's page
+  (``/ws/dags/<id>/presence/``), from the channel layer alone.
 """
 
 from __future__ import annotations
