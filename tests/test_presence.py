@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -81,29 +82,32 @@ async def test_who_is_here_and_writing_and_gone_when_they_leave(server: Server) 
     assert types == ["execution_state"]
 
 
-@pytest.mark.redis
-async def test_a_viewer_on_a_server_that_died_is_gone_within_seconds(
-    django_db_blocker: Any,
-) -> None:
+@pytest.fixture(scope="module")
+def doomed_servers(django_db_setup: Any, django_db_blocker: Any) -> Iterator[list[Server]]:
+    """Two daphne processes of its own on Redis: the test kills one."""
     require_redis()
-    await database_sync_to_async(services.create_dag)("pres-3", nodes=["review"])
-    tokens_ = [await database_sync_to_async(_token)(name, "view_dag") for name in ("cat", "dan")]
     with django_db_blocker.unblock():
         servers = [start_server(REDIS_URL=REDIS_URL) for _ in range(2)]
-    try:
-        cat = await _present(servers[0], "pres-3", tokens_[0])
-        dan = await _present(servers[1], "pres-3", tokens_[1])  # across processes, on Redis
-        await _until(cat, lambda m: m["here"] == ["dan"])
-        await dan.send(json.dumps({"typing": "review"}))
-        await _until(cat, lambda m: m["typing"] == {"review": ["dan"]})
-        os.kill(servers[1].process.pid, signal.SIGKILL)  # says nothing as it goes
-        began = time.monotonic()
-        await _until(
-            cat, lambda m: m["here"] == [], within=GONE_AFTER_SECONDS + 3 * HEARTBEAT_SECONDS
-        )
-        assert time.monotonic() - began <= GONE_AFTER_SECONDS + 2 * HEARTBEAT_SECONDS
-        await cat.close()
-    finally:
-        for srv in servers:
-            srv.stop()
-        release_database(django_db_blocker)
+    yield servers
+    for srv in servers:
+        srv.stop()
+    release_database(django_db_blocker)
+
+
+@pytest.mark.redis
+async def test_a_viewer_on_a_server_that_died_is_gone_within_seconds(
+    doomed_servers: list[Server],
+) -> None:
+    first, doomed = doomed_servers
+    await database_sync_to_async(services.create_dag)("pres-3", nodes=["review"])
+    keys = [await database_sync_to_async(_token)(name, "view_dag") for name in ("cat", "dan")]
+    cat = await _present(first, "pres-3", keys[0])
+    dan = await _present(doomed, "pres-3", keys[1])  # across processes, on Redis
+    await _until(cat, lambda m: m["here"] == ["dan"])
+    await dan.send(json.dumps({"typing": "review"}))
+    await _until(cat, lambda m: m["typing"] == {"review": ["dan"]})
+    os.kill(doomed.process.pid, signal.SIGKILL)  # says nothing as it goes
+    began = time.monotonic()
+    await _until(cat, lambda m: m["here"] == [], within=GONE_AFTER_SECONDS + 3 * HEARTBEAT_SECONDS)
+    assert time.monotonic() - began <= GONE_AFTER_SECONDS + 2 * HEARTBEAT_SECONDS
+    await cat.close()
