@@ -22,7 +22,7 @@ from dagstream_app import services, tokens
 from dagstream_app.consumers.presence import GONE_AFTER_SECONDS, HEARTBEAT_SECONDS
 from dagstream_app.errors import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from dagstream_app.models import Event
-from tests.servers import REDIS_URL, Server, release_database, require_redis, start_server
+from tests.servers import Server, redis_pair
 from tests.wsclient import TIMEOUT, close_code, open_ws
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,13 +85,8 @@ async def test_who_is_here_and_writing_and_gone_when_they_leave(server: Server) 
 @pytest.fixture(scope="module")
 def doomed_servers(django_db_setup: Any, django_db_blocker: Any) -> Iterator[list[Server]]:
     """Two daphne processes of its own on Redis: the test kills one."""
-    require_redis()
-    with django_db_blocker.unblock():
-        servers = [start_server(REDIS_URL=REDIS_URL) for _ in range(2)]
-    yield servers
-    for srv in servers:
-        srv.stop()
-    release_database(django_db_blocker)
+    with redis_pair(django_db_blocker) as servers:
+        yield servers
 
 
 @pytest.mark.redis
