@@ -1,7 +1,7 @@
 """The JSON endpoints: the read API, and the WebSocket tickets for apps on other origins.
 
-``GET /api/dags/``, ``GET /api/dags/<dag_id>/``, ``GET /api/dags/<dag_id>/events/``
-(docs/http-api.md; described by :mod:`dagstream_app.openapi`) and
+``GET /api/dags/``, ``GET /api/dags/<dag_id>/``, ``GET /api/dags/<dag_id>/events/``,
+``GET /api/gates/`` (docs/http-api.md, docs/gates.md; described by :mod:`dagstream_app.openapi`) and
 ``POST /dags/<dag_id>/ticket/`` (docs/client.md). A session or an
 ``Authorization: Bearer`` API token signs the caller in; the permission rule and
 hook are the pages' own (:mod:`dagstream_app.permissions`). Every refusal is a
@@ -24,6 +24,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from dagstream_app import state, tickets, tokens
+from dagstream_app.dagviews import GateView
 from dagstream_app.errors import (
     DagstreamError,
     Forbidden,
@@ -81,6 +82,23 @@ class EventPage(msgspec.Struct):
     events: list[msgspec.Raw]
     next_after: int  # pass as ``after`` for the next page
     has_more: bool
+
+
+class WaitingGate(msgspec.Struct):
+    """A gate waiting for the caller: its run, its node, when it opened, and the gate."""
+
+    dag_id: str
+    run_name: str
+    label: str  # its node's label, else its id
+    opened_at: str
+    gate: GateView
+
+
+class GateList(msgspec.Struct):
+    """Every gate the caller may decide now, across runs, oldest first."""
+
+    count: int
+    gates: list[WaitingGate]
 
 
 class TicketGrant(msgspec.Struct):
@@ -211,6 +229,22 @@ def dag_list(request: HttpRequest) -> HttpResponse:
         following = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
     rows = state.run_rows([dag.dag_id for dag in page.object_list])
     return json_response(RunList(paginator.count, number, paginator.num_pages, following, rows))
+
+
+@read_only
+def gate_list(request: HttpRequest) -> HttpResponse:
+    """The gates the caller may decide now, oldest first (the inbox): ``?run=``."""
+    from dagstream_app.inbox import waiting_for
+
+    user = _caller(request)
+    run = _text(request, "run")
+    if not allowed(user, "decide"):
+        raise Forbidden("You may not decide gates.")
+    items = [
+        WaitingGate(i.dag_id, i.run_name, i.label, i.opened_at, i.gate)
+        for i in waiting_for(user, run)
+    ]
+    return json_response(GateList(len(items), items))
 
 
 @read_only

@@ -30,6 +30,7 @@ __all__ = [
     "INDEX_GROUP",
     "control_group_name",
     "group_name",
+    "presence_group_name",
     "publish",
     "publish_async",
     "publish_deleted",
@@ -55,6 +56,11 @@ def group_name(dag_id: str) -> str:
 def control_group_name(dag_id: str) -> str:
     """Channel-layer group the engine of ``dag_id`` listens on for decisions and commands."""
     return _group(dag_id, ".control")
+
+
+def presence_group_name(dag_id: str) -> str:
+    """Channel-layer group of the run's open pages, saying who is there (consumers.presence)."""
+    return _group(dag_id, ".presence")
 
 
 def publish(dag_id: str, events: Sequence[PublishedEvent], *, wake_engine: bool) -> None:

@@ -47,6 +47,15 @@ class NodeView(msgspec.Struct):
     finished_at: str | None
 
 
+class VoteView(msgspec.Struct):
+    """One person's vote on a gate that needs a quorum (see ``gate_voted``)."""
+
+    voter: str
+    decision: Decision
+    feedback: str
+    at: str
+
+
 class GateView(msgspec.Struct):
     node_id: str
     presentation: dict[str, Any]
@@ -55,6 +64,14 @@ class GateView(msgspec.Struct):
     feedback: str
     decided_by: str
     decided_at: str | None
+    assignees: list[str]  # who may decide it (usernames, "group:<name>"); [] anyone allowed
+    quorum: int  # approvals from distinct people it needs
+    votes: list[VoteView]  # in the order cast
+
+    @property
+    def approvals(self) -> int:
+        """How many votes count towards the quorum (approve and modify)."""
+        return sum(1 for vote in self.votes if vote.decision != "reject")
 
 
 class DagSnapshot(msgspec.Struct):
@@ -246,6 +263,9 @@ class Working:
             feedback=feedback,
             decided_by=decided_by,
             decided_at=at,
+            assignees=waiting.assignees if waiting is not None else [],
+            quorum=waiting.quorum if waiting is not None else 1,
+            votes=waiting.votes if waiting is not None else [],
         )
 
     def node_counts(self) -> NodeCounts:

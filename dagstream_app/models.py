@@ -142,6 +142,13 @@ class Gate(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     timeout_at = models.DateTimeField(null=True, blank=True)
     default_decision = models.CharField(max_length=16, blank=True)
+    # Who may decide it (usernames, "group:<name>"); empty: whoever may decide the run's gates.
+    assignees = models.JSONField(default=list, blank=True)
+    # Approvals from distinct people it needs; one reject decides it.
+    quorum = models.PositiveSmallIntegerField(default=1, db_default=1)
+    # The votes cast while it waited ({"voter", "decision", "feedback", "at"}), in order;
+    # appended under the run's row lock (services.votes), so each person votes once.
+    votes = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

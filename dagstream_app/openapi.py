@@ -19,6 +19,7 @@ from dagstream_app.api import (
     MAX_PAGE_SIZE,
     PAGE_SIZE,
     EventPage,
+    GateList,
     RunList,
     json_response,
     read_only,
@@ -87,7 +88,8 @@ DAG_ID = _param("dag_id", "path", {"type": "string", "pattern": DAG_ID_PATTERN},
 def openapi(prefix: str = "/api/") -> dict[str, Any]:
     """The OpenAPI 3.1 description of this API, its schemas generated from the msgspec types."""
     _, components = msgspec.json.schema_components(
-        [RunList, DagSnapshot, EventPage, ErrorBody], ref_template="#/components/schemas/{name}"
+        [RunList, DagSnapshot, EventPage, GateList, ErrorBody],
+        ref_template="#/components/schemas/{name}",
     )
     components["ErrorBody"]["description"] = ERROR_SHAPE
     components["EventPage"]["properties"]["events"]["items"] = {
@@ -144,6 +146,21 @@ def openapi(prefix: str = "/api/") -> dict[str, Any]:
                         ),
                     ],
                     "responses": _responses("RunList", "400", "401", "403", "404"),
+                }
+            },
+            f"{prefix}gates/": {
+                "get": {
+                    "operationId": "listGates",
+                    "summary": "Gates the caller may decide now, across runs, oldest first",
+                    "parameters": [
+                        _param(
+                            "run",
+                            "query",
+                            {"type": "string", "maxLength": 200},
+                            "Only gates of runs whose name or id contains this.",
+                        ),
+                    ],
+                    "responses": _responses("GateList", "400", "401", "403"),
                 }
             },
             f"{prefix}dags/{{dag_id}}/": {

@@ -10,7 +10,8 @@ nothing to someone who may not view runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
@@ -20,7 +21,7 @@ from django.utils.translation import gettext as _
 from dagstream_app.conf import config
 from dagstream_app.errors import Forbidden, NotFound, Unauthenticated
 from dagstream_app.protocol import DAG_ID_RE
-from dagstream_app.vocabulary import verb
+from dagstream_app.vocabulary import GROUP_PREFIX, verb
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -34,12 +35,16 @@ __all__ = [
     "Action",
     "Actor",
     "Person",
+    "Voter",
     "allowed",
     "authorize",
+    "check_assigned",
+    "decidable",
     "escalation_recipients",
     "gate_recipients",
     "visible",
     "visible_ids",
+    "voter_of",
 ]
 
 Action = Literal["view", "decide", "control", "delete"]
@@ -57,6 +62,7 @@ PERMISSIONS: dict[Action, str] = {
 
 Hook = Callable[[Any, Action, "Dag"], bool]
 D = TypeVar("D", bound="Dag")
+G = TypeVar("G", bound="Gate")
 
 
 @lru_cache(maxsize=1)
@@ -149,17 +155,33 @@ def _who_may(action: Action, dag: Dag, users: QuerySet[Any], limit: int) -> list
     return found
 
 
-def gate_recipients(gate: Gate) -> list[Any]:
-    """Who is notified when ``gate`` opens: the people who may decide it.
+def _named(names: Sequence[str]) -> QuerySet[Any]:
+    """The users ``names`` names: by username, or as members of ``"group:<name>"``."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
 
-    Active users with ``decide_gate`` (their own permission, a group's, or superusers)
-    whom the permission hook lets decide the gate's run, at most
+    people = [n for n in names if not n.startswith(GROUP_PREFIX)]
+    groups = [n.removeprefix(GROUP_PREFIX) for n in names if n.startswith(GROUP_PREFIX)]
+    model = get_user_model()
+    return model.objects.filter(
+        Q(**{f"{model.USERNAME_FIELD}__in": people}) | Q(groups__name__in=groups)
+    ).distinct()
+
+
+def gate_recipients(gate: Gate) -> list[Any]:
+    """Who is notified when ``gate`` opens: its assignees (users, and the members of
+    ``"group:<name>"``) when it names any, else the people who may decide it.
+
+    Either way, active users whom :func:`allowed` lets decide the gate's run (Django's
+    ``decide_gate``, their own, a group's, or as superusers, then the hook), at most
     ``NOTIFY_MAX_RECIPIENTS`` of them, oldest accounts first.
     """
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
     from django.db.models import Q
 
+    if gate.assignees:
+        return _who_may("decide", gate.dag, _named(gate.assignees), config().notify_max_recipients)
     app, codename = PERMISSIONS["decide"].split(".")
     perm = Permission.objects.filter(content_type__app_label=app, codename=codename)
     holders = Q(is_superuser=True) | Q(user_permissions__in=perm) | Q(groups__permissions__in=perm)
@@ -171,13 +193,69 @@ def escalation_recipients(gate: Gate) -> list[Any]:
     """Who is notified when ``gate`` waits past ``ESCALATE_AFTER_SECONDS``: the users
     and groups (``"group:<name>"``) of ``ESCALATE_TO`` who may view its run (those who
     may not decide it see it read-only)."""
-    from django.contrib.auth import get_user_model
-    from django.db.models import Q
+    names = config().escalate_to
+    limit = max(len(names), config().notify_max_recipients)
+    return _who_may("view", gate.dag, _named(names), limit)
 
-    names = [n for n in config().escalate_to if not n.startswith("group:")]
-    groups = [n.removeprefix("group:") for n in config().escalate_to if n.startswith("group:")]
-    model = get_user_model()
-    users = model.objects.filter(
-        Q(**{f"{model.USERNAME_FIELD}__in": names}) | Q(groups__name__in=groups)
-    ).distinct()
-    return _who_may("view", gate.dag, users, max(len(names), config().notify_max_recipients))
+
+@dataclass(frozen=True)
+class Voter:
+    """Who a person is to a gate's ``assignees``: their username and their groups' names."""
+
+    username: str
+    groups: frozenset[str]
+
+    def named_in(self, assignees: Sequence[str]) -> bool:
+        """True if ``assignees`` is empty (anyone who may decide) or names them or a group
+        of theirs (``"group:<name>"``)."""
+        if not assignees:
+            return True
+        for name in assignees:
+            if name.startswith(GROUP_PREFIX):
+                if name[len(GROUP_PREFIX) :] in self.groups:
+                    return True
+            elif name == self.username:
+                return True
+        return False
+
+    def voted_on(self, votes: Sequence[Mapping[str, Any]]) -> bool:
+        """True if ``votes`` (a gate's, as stored) hold one of theirs."""
+        return any(vote.get("voter") == self.username for vote in votes)
+
+
+def voter_of(user: Actor) -> Voter | None:
+    """``user`` as a gate's assignees see them (one query for their groups), or None if
+    they may not decide gates at all."""
+    if not allowed(user, "decide") or user is None:
+        return None
+    groups = getattr(user, "groups", None)
+    names = frozenset(groups.values_list("name", flat=True)) if groups is not None else frozenset()
+    return Voter(user.get_username(), names)
+
+
+def check_assigned(voter: Voter, assignees: Sequence[str]) -> None:
+    """Refuse (:class:`Forbidden`) a vote by ``voter`` on a gate that waits for
+    ``assignees`` unless it names them or a group of theirs (or no one)."""
+    if not voter.named_in(assignees):
+        raise Forbidden(
+            _("This gate waits for %(assignees)s; you are not one of them.")
+            % {"assignees": ", ".join(assignees)}
+        )
+
+
+def decidable(user: Actor, gates: Iterable[G]) -> list[G]:
+    """The gates among ``gates`` (each with its ``dag``) that ``user`` may decide: their
+    run's gates (Django's permission, then the hook per run), and, where a gate names
+    assignees, only if it names them or a group of theirs; not those they voted on."""
+    voter = voter_of(user)
+    if voter is None:
+        return []
+    runs: dict[str, bool] = {}
+    mine = []
+    for gate in gates:
+        dag = gate.dag
+        if dag.dag_id not in runs:
+            runs[dag.dag_id] = allowed(user, "view", dag) and allowed(user, "decide", dag)
+        if runs[dag.dag_id] and voter.named_in(gate.assignees) and not voter.voted_on(gate.votes):
+            mine.append(gate)
+    return mine

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dagstream_app import api, linkviews, openapi, views
+from dagstream_app import api, inbox, linkviews, openapi, views
 
 app_name = "dagstream"
 
 urlpatterns = [
     path("dags/", views.dag_list, name="dag_list"),
+    # Before the run pages: a run whose id is "gates" has no page of its own.
+    path("dags/gates/", inbox.gate_inbox, name="gate_inbox"),
     path("dags/<str:dag_id>/", views.dag_detail, name="detail"),
     path("dags/<str:dag_id>/history/", views.dag_replay, name="replay"),
     path("dags/<str:dag_id>/control/", views.dag_control, name="control"),
@@ -29,6 +31,7 @@ urlpatterns = [
     ),
     # The JSON read API (docs/http-api.md).
     path("api/dags/", api.dag_list, name="api_list"),
+    path("api/gates/", api.gate_list, name="api_gates"),
     path("api/dags/<str:dag_id>/", api.dag_snapshot, name="api_dag"),
     path("api/dags/<str:dag_id>/events/", api.dag_events, name="api_events"),
     path("api/openapi.json", openapi.openapi_view, name="api_openapi"),

@@ -28,7 +28,7 @@ from dagstream_app.conf import config
 from dagstream_app.errors import Conflict, DagstreamError, NotFound
 from dagstream_app.events import named_nodes
 from dagstream_app.models import Dag
-from dagstream_app.permissions import allowed, authorize, dashboard_perms, visible
+from dagstream_app.permissions import allowed, authorize, dashboard_perms, visible, voter_of
 from dagstream_app.protocol import format_ts
 from dagstream_app.vocabulary import verb
 
@@ -172,6 +172,7 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
                 gantt=state.gantt(dag.dag_id, groups={g.id: g for g in graph.groups}),
                 graph=graph,
                 labels=state.labels_of(dag.dag_id, named),
+                voter=voter_of(request.user),
             ),
             "ws_url": f"/ws/dags/{dag.dag_id}/html/{render.stream_query()}",
         },
@@ -394,8 +395,10 @@ def gate_decide(request: HttpRequest, dag: Dag, node_id: str) -> HttpResponse:
         can_decide,
         message=message,
         tone=tone,
-        draft=feedback if gate.status == "pending" else "",
+        draft=feedback if gate.status == "pending" and status != 200 else "",
         label=node.label if node is not None else "",
+        across_runs=request.POST.get("across_runs") == "1",
+        voter=voter_of(request.user),
     )
     return _fragment(html, status)
 

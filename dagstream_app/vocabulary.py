@@ -126,6 +126,12 @@ CommandId = (
     | Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 )
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+# Who may decide a gate: a username, or ``group:<name>`` for the members of a group.
+Assignee = Annotated[str, msgspec.Meta(min_length=1, max_length=150)]
+Assignees = Annotated[list[Assignee], msgspec.Meta(max_length=100)]
+# How many approvals from distinct people a gate needs.
+Quorum = Annotated[int, msgspec.Meta(ge=1, le=100)]
+GROUP_PREFIX = "group:"
 
 CLOSE_CODES: dict[str, int] = {
     "unauthenticated": CLOSE_UNAUTHENTICATED,

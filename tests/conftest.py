@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from tests.servers import REDIS_URL, Server, release_database, require_redis, start_server
+from tests.servers import (
+    Server,
+    redis_pair,
+    release_database,
+    require_redis,
+    start_server,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,13 +49,8 @@ def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def redis_servers(django_db_setup: Any, django_db_blocker: Any) -> Iterator[list[Server]]:
     """Two daphne processes sharing Redis and the test database (scale-out shape)."""
-    require_redis()
-    with django_db_blocker.unblock():
-        servers = [start_server(REDIS_URL=REDIS_URL) for _ in range(2)]
-    yield servers
-    for srv in servers:
-        srv.stop()
-    release_database(django_db_blocker)
+    with redis_pair(django_db_blocker) as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")

@@ -187,6 +187,20 @@ def _process_alive(application_name: str) -> bool:
 
 
 @contextmanager
+def redis_pair(django_db_blocker: Any) -> Iterator[list[Server]]:
+    """Two daphne processes sharing Redis and the test database (scale-out shape)."""
+    require_redis()
+    with django_db_blocker.unblock():
+        servers = [start_server(REDIS_URL=REDIS_URL) for _ in range(2)]
+    try:
+        yield servers
+    finally:
+        for srv in servers:
+            srv.stop()
+        release_database(django_db_blocker)
+
+
+@contextmanager
 def configured_server(django_db_blocker: Any, **dagstream: Any) -> Iterator[Server]:
     """daphne on the in-memory layer with these ``DAGSTREAM`` settings, for one fixture."""
     with django_db_blocker.unblock():

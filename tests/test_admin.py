@@ -657,3 +657,26 @@ def test_a_search_with_a_nul_character_is_no_error(staff: Callable[..., Client])
     client = staff("view_dag")
     for listing in (DAGS, GATES):
         assert client.get(reverse(listing), {"q": "etl\x00"}).status_code == 200
+
+
+def test_gate_page_records_a_vote_on_a_quorum_gate_and_lists_the_votes(
+    staff: Callable[..., Client],
+) -> None:
+    dag_id = _dag().dag_id
+    gate = services.open_gate(dag_id, "review", {"title": "Two say yes"}, quorum=2)
+    first, second = staff("view_dag", "decide_gate"), staff("view_dag", "decide_gate")
+    url = _change_url("gate", gate.pk)
+    html = first.post(url, {"_decision": "approve", "feedback": "fine"}, follow=True)
+    gate.refresh_from_db()
+    assert (gate.status, [v["voter"] for v in gate.votes]) == (
+        "pending",
+        [first.user.username],  # type: ignore[attr-defined]
+    )
+    page = html.content.decode()
+    assert "quorum" in page.lower() and "&quot;feedback&quot;: &quot;fine&quot;" in page
+    again = first.post(url, {"_decision": "approve"}, follow=True)
+    assert "You already voted on this gate: approve." in " ".join(_messages(again))
+    second.post(url, {"_decision": "approve"}, follow=True)
+    gate.refresh_from_db()
+    assert gate.status == "approved"
+    assert _gate_events(dag_id) == 1

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from celery import chain, chord, group
 
+from dagstream_app import services
 from dagstream_app.celery import launch
 from dagstream_app.models import Dag, Edge, Node
 from tests import celery_app as tasks
@@ -316,6 +317,42 @@ def test_a_rejected_gate_fails_the_run_and_skips_the_rest(
     result = tasks.app.AsyncResult(ids["Review"])
     assert result.get(timeout=TIMEOUT, propagate=False) is not None
     assert result.state == "FAILURE"
+
+
+def test_a_gate_with_assignees_and_a_quorum_hands_on_every_vote(
+    celery_worker: Worker, redis_servers: list[Server], make_user: Any, make_token: Any
+) -> None:
+    ann = make_user("view_dag", "decide_gate", username="ann")
+    bob = make_user("view_dag", "decide_gate", username="bob")
+    canvas = chain(
+        tasks.echo.si("draft"),
+        tasks_gate().si(title="Two say yes", assignees=["ann", "bob"], quorum=2),
+        tasks.echo.s(),
+    )
+    run = launch(canvas)
+    token = str(make_token(ann))
+    opened = _wait_event(
+        redis_servers[0], token, run.dag_id, lambda e: e["type"] == "human_gate_waiting"
+    )
+    assert (opened[-1]["assignees"], opened[-1]["quorum"]) == (["ann", "bob"], 2)
+    assert opened[-1]["presentation"] == {"title": "Two say yes", "body": ""}
+    gate_id = opened[-1]["node_id"]
+    vote = {"type": "human_decision", "node_id": gate_id, "decision": "approve"}
+    voted = asyncio.run(
+        _command(redis_servers[1], token, run.dag_id, vote, lambda e: e["type"] == "gate_voted")
+    )
+    assert voted[-1]["approvals"] == 1
+    services.decide_gate(run.dag_id, gate_id, "modify", feedback="one page", actor=bob)
+    given = run.result.get(timeout=TIMEOUT)  # what the next task was given
+    assert (given["decision"], given["feedback"], given["decided_by"]) == (
+        "modify",
+        "one page",
+        "ann, bob",
+    )
+    assert [(v["voter"], v["decision"]) for v in given["votes"]] == [
+        ("ann", "approve"),
+        ("bob", "modify"),
+    ]
 
 
 def tasks_gate() -> Any:

@@ -50,7 +50,7 @@ from django.contrib.auth.models import Group, Permission, User
 from websockets.sync.client import connect
 
 from dagstream_app import permissions, services, tokens
-from dagstream_app.engine import DagStream, GateDecision, SyncDagStream
+from dagstream_app.engine import DagStream, GateDecision, SyncDagStream, Vote
 from dagstream_app.models import Dag, Event, Gate, Node
 from project.demo.workers import worker_command
 from tests.celery_worker import Worker
@@ -374,7 +374,11 @@ async def test_langgraph_the_one_call_runs_to_its_gate_and_completes(person: Per
 @runs("engine.md:@dataclass(frozen=True)")
 def test_engine_the_gate_decision_excerpt_is_the_real_class() -> None:
     names = run_sync(
-        "engine.md:@dataclass(frozen=True)", dataclass=dataclass, Literal=Literal, datetime=datetime
+        "engine.md:@dataclass(frozen=True)",
+        dataclass=dataclass,
+        Literal=Literal,
+        datetime=datetime,
+        Vote=Vote,
     )
     excerpt = names["GateDecision"]
     assert typing.get_type_hints(excerpt) == typing.get_type_hints(GateDecision)
@@ -481,6 +485,35 @@ async def test_gates_a_gate_with_a_timeout_returns_the_persons_decision(person: 
         gate.timeout_at is not None
         and 3500 < (gate.timeout_at - gate.created_at).total_seconds() <= 3600
     )
+    await stream.close()
+
+
+@runs("gates.md:release = await stream.gate(")
+@pytest.mark.django_db(transaction=True)
+async def test_gates_a_quorum_gate_returns_one_decision_with_every_vote(person: Person) -> None:
+    stream = await DagStream.create("release-42", nodes=["ship"])
+    waiting = asyncio.ensure_future(
+        run_async("gates.md:release = await stream.gate(", stream=stream, print=print)
+    )
+    await asyncio.to_thread(person.decide, "release-42", "ship", "approve")
+
+    def manager_votes() -> None:
+        bob = _user("bob", "view_dag", "decide_gate")
+        bob.groups.add(Group.objects.create(name="release-managers"))
+        services.decide_gate("release-42", "ship", "modify", feedback="after 18:00", actor=bob)
+
+    await _in_db(manager_votes)
+    names = await within(waiting)
+    decision = names["release"]
+    assert (decision.decision, decision.feedback, decision.decided_by) == (
+        "modify",
+        "after 18:00",
+        "ada, bob",
+    )
+    assert [(v.voter, v.decision) for v in decision.votes] == [
+        ("ada", "approve"),
+        ("bob", "modify"),
+    ]
     await stream.close()
 
 

@@ -186,8 +186,11 @@ def test_the_store_folds_a_run_into_the_servers_snapshot(make_user: Any) -> None
     services.reports("js-1").cost(spent=1.25)
     services.reports("js-1").error("flaky", node_id="b")
     services.open_gate("js-1", "b", {"title": "Ship?", "rows": [1, 2]})
-    services.open_gate("js-1", "d", {"title": "And this?"})
+    services.open_gate(
+        "js-1", "d", {"title": "And this?"}, assignees=[user.username, "group:ops"], quorum=2
+    )
     services.decide_gate("js-1", "b", "modify", feedback="fewer", actor=user)
+    services.decide_gate("js-1", "d", "approve", feedback="ok", actor=user)  # one vote of two
     services.control("js-1", "pause", actor=user)
     services.control("js-1", "resume", actor=user)
     services.reports("js-1").node_state("b", "completed")
@@ -197,7 +200,7 @@ def test_the_store_folds_a_run_into_the_servers_snapshot(make_user: Any) -> None
     final = state.snapshot("js-1")
     assert final is not None
     events = [json.loads(text) for _, text in state.event_frames("js-1", start.last_seq)]
-    # every event type (gate d, never decided, closes as the run completes)
+    # every event type (gate d, half-decided, closes as the run completes)
     assert {e["type"] for e in events} == set(protocol.EVENT_TYPES)
     # One event per frame, then the same events three at a time (batched frames).
     for size in (1, 3):

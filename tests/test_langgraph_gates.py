@@ -10,9 +10,13 @@ import asyncio
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import Permission, User
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
 
+from dagstream_app import services
 from dagstream_app.langgraph import resume_graph, stream_graph
 from tests.langgraph_graphs import Research, asks, review_graph
 from tests.langgraph_support import Live, checkpointer, operator
@@ -125,3 +129,51 @@ async def test_an_engine_restarted_while_a_gate_waits_picks_the_run_up(
     assert find(logged, "edge_active", **{"from": "review", "to": "publish"})
     assert [e["type"] for e in logged].count("human_gate_waiting") == 1
     assert logged[-1]["state"] == "completed"
+
+
+async def test_an_interrupt_with_assignees_and_a_quorum_resumes_with_every_vote(
+    server: Server, operator: tuple[Any, str], checkpointer: BaseCheckpointSaver[Any]
+) -> None:
+    user, token = operator
+
+    def ship(state: Research) -> Research:
+        asked = {"title": "ship", "assignees": [user.username, "bob"], "quorum": 2}
+        return {"review": {"ship": interrupt(asked)}}
+
+    graph = StateGraph(Research)
+    graph.add_node("ship", ship)
+    graph.add_edge(START, "ship")
+    graph.add_edge("ship", END)
+    compiled = graph.compile(checkpointer=checkpointer)
+    live = await Live(server, token, "lg-quorum").start(
+        stream_graph(compiled, {"topic": "t"}, dag_id="lg-quorum")
+    )
+    waiting = find(await live.until("human_gate_waiting", node_id="ship"), "human_gate_waiting")
+    assert waiting is not None and (waiting["assignees"], waiting["quorum"]) == (
+        [user.username, "bob"],
+        2,
+    )
+    await _decide(live, "ship", "approve")
+    await live.until("gate_voted", node_id="ship", voter=user.username)
+
+    def bob_votes() -> None:
+        bob = User.objects.create(username="bob")
+        bob.user_permissions.set(
+            Permission.objects.filter(codename__in=("view_dag", "decide_gate"))
+        )
+        bob = User.objects.get(pk=bob.pk)
+        services.decide_gate("lg-quorum", "ship", "approve", feedback="go", actor=bob)
+
+    await database_sync_to_async(bob_votes)()
+    _, output = await live.result()
+    assert output["review"]["ship"] == {
+        "decision": "approve",
+        "feedback": "go",
+        "decided_by": f"{user.username}, bob",
+        "votes": [
+            {"voter": user.username, "decision": "approve", "feedback": ""},
+            {"voter": "bob", "decision": "approve", "feedback": "go"},
+        ],
+    }
+    logged = [e["type"] for e in await live.seen()]  # the client saw every event, in order
+    assert (logged.count("gate_voted"), logged.count("gate_decided")) == (2, 1)

@@ -51,6 +51,9 @@ def gate(presentation: dict[str, Any], status: str = "pending") -> GateView:
         feedback="",
         decided_by="",
         decided_at=None,
+        assignees=[],
+        quorum=1,
+        votes=[],
     )
 
 

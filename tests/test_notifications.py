@@ -148,6 +148,24 @@ def test_the_people_notified_are_capped_by_the_setting() -> None:
         assert sorted(r[0] for r, _ in box.received) == ["p1@example.com", "p2@example.com"]
 
 
+def test_a_gate_with_assignees_notifies_them_and_no_one_else() -> None:
+    with smtp_server() as box, mail_to(box):
+        person("alice", "decide_gate")  # may decide, but not named
+        person("bob", "decide_gate")
+        person("carol", "view_dag")  # named, but may not decide
+        ops = Group.objects.create(name="ops")
+        person("fred", "decide_gate").groups.add(ops)
+        services.create_dag("deploy-8", name="nightly deploy", nodes=["review"])
+        services.open_gate(
+            "deploy-8",
+            "review",
+            {"title": "Deploy release 8?"},
+            assignees=["bob", "carol", "group:ops"],
+        )
+        send_all()
+        assert sorted(r[0] for r, _ in box.received) == ["bob@example.com", "fred@example.com"]
+
+
 def not_bob(user: Any, action: str, dag: Any) -> bool:
     return user.get_username() != "bob"
 

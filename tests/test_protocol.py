@@ -370,6 +370,8 @@ def test_schema_validates_real_event_frames(make_user: Any) -> None:
     services.reports("s-1").error("no node")
     services.open_gate("s-1", "b", {"title": "Ship?"})
     services.decide_gate("s-1", "b", "approve", actor=user)
+    services.open_gate("s-1", "a", {"title": "Two say yes"}, quorum=2)
+    services.decide_gate("s-1", "a", "approve", actor=user)  # one vote of two; closes with the run
     services.control("s-1", "pause", actor=user)
     services.control("s-1", "resume", actor=user)
     services.open_gate("s-1", "a", {"title": "Never answered"})  # closes with the run

@@ -132,7 +132,38 @@ def test_gates_wait_then_take_the_first_decision() -> None:
         feedback="smaller",
         decided_by="alice",
         decided_at=decided["ts"],
+        assignees=[],
+        quorum=1,
+        votes=[],
     )
+
+
+def test_votes_are_kept_and_the_decision_keeps_them() -> None:
+    waiting = event(
+        "human_gate_waiting",
+        node_id="b",
+        presentation={"title": "Ship?"},
+        assignees=["alice", "group:ops"],
+        quorum=2,
+    )
+    voted = event(
+        "gate_voted", node_id="b", voter="alice", decision="approve", approvals=1, quorum=2
+    )
+    work = applied(applied(working(), waiting), voted)
+    [gate] = work.snapshot().gates
+    assert (gate.status, gate.assignees, gate.quorum, gate.approvals) == (
+        "pending",
+        ["alice", "group:ops"],
+        2,
+        1,
+    )
+    assert [(v.voter, v.decision, v.at) for v in gate.votes] == [("alice", "approve", voted["ts"])]
+    applied(work, voted)  # a live fragment's gate row may hold the vote already: counted once
+    decided = event(
+        "gate_decided", node_id="b", decision="approve", feedback="", decided_by="alice, olga"
+    )
+    [gate] = applied(work, decided).snapshot().gates
+    assert (gate.status, gate.quorum, [v.voter for v in gate.votes]) == ("approved", 2, ["alice"])
 
 
 def test_a_decision_without_its_waiting_event_still_shows() -> None:

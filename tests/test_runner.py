@@ -403,6 +403,45 @@ async def test_gate_decisions(
 # ------------------------------------------------------------------ budget
 
 
+async def test_a_gate_with_assignees_and_a_quorum_hands_on_every_vote(
+    make_user: Any, cleanup: list[asyncio.Task[Any]]
+) -> None:
+    seen: dict[str, Any] = {}
+
+    async def publish(ctx: Context) -> None:
+        seen.update(ctx.inputs)
+
+    ann, ben = [
+        await database_sync_to_async(make_user)("view_dag", "decide_gate", username=name)
+        for name in ("ann", "ben")
+    ]
+    pipeline = Pipeline(
+        "two-say-yes",
+        [
+            HumanGate("review", {"title": "Publish?"}, assignees=["ann", "ben"], quorum=2),
+            Task("publish", publish, after=["review"]),
+        ],
+    )
+    task, watch = await start(Runner(pipeline), "quorum-1")
+    cleanup.append(task)
+    events = await watch.event("human_gate_waiting", node_id="review")
+    waiting = find(events, "human_gate_waiting")
+    assert waiting is not None and (waiting["assignees"], waiting["quorum"]) == (["ann", "ben"], 2)
+    await decide("quorum-1", "review", "approve", ann)
+    await decide("quorum-1", "review", "modify", ben, "Shorter.")
+    result = await finish(task)
+    assert result.status == "completed"
+    assert seen["review"] == {
+        "decision": "modify",
+        "feedback": "Shorter.",
+        "decided_by": "ann, ben",
+        "votes": [
+            {"voter": "ann", "decision": "approve", "feedback": ""},
+            {"voter": "ben", "decision": "modify", "feedback": "Shorter."},
+        ],
+    }
+
+
 async def test_budget_pauses_the_run_and_a_gate_extends_it(
     operator: Any, cleanup: list[asyncio.Task[Any]]
 ) -> None:

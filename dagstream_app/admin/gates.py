@@ -67,6 +67,9 @@ class GateAdmin(DagstreamAdmin[Gate]):
         "created_at",
         "timeout_at",
         "default_decision",
+        "assignees_list",
+        "quorum",
+        "votes_pretty",
         "feedback",
         "decided_by",
         "decided_at",
@@ -103,6 +106,14 @@ class GateAdmin(DagstreamAdmin[Gate]):
     @admin.display(description=gettext_lazy("presentation"))
     def presentation_pretty(self, gate: Gate) -> str:
         return pretty_json(gate.presentation)
+
+    @admin.display(description=gettext_lazy("assignees"))
+    def assignees_list(self, gate: Gate) -> str:
+        return ", ".join(gate.assignees)
+
+    @admin.display(description=gettext_lazy("votes"))
+    def votes_pretty(self, gate: Gate) -> str:
+        return pretty_json(gate.votes) if gate.votes else ""
 
     # Decisions: list actions (with a feedback page) and buttons on the gate's page.
 

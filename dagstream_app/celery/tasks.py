@@ -10,6 +10,7 @@ the gate returns the decision (see :mod:`.holding`). A budget gate is not a task
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,8 @@ def _wait_for_decision(
     *,
     timeout: float | None = None,
     default: Decision | None = None,
+    assignees: Sequence[str] = (),
+    quorum: int = 1,
 ) -> GateDecision:
     """This task's gate's decision; else open the gate (once), hold the task and end it."""
     from django.utils import timezone
@@ -68,8 +71,9 @@ def _wait_for_decision(
         return GateDecision.from_gate(found)
     if found is None:
         due = None if timeout is None else timezone.now() + timedelta(seconds=timeout)
-        args = {"node_id": active.node, "presentation": presentation}
-        stream.submit(Delta("open_gate", {**args, "timeout_at": due, "default": default}))
+        args = {"node_id": active.node, "presentation": presentation, "quorum": quorum}
+        args |= {"assignees": assignees, "timeout_at": due, "default": default}
+        stream.submit(Delta("open_gate", args))
     active.quiet = True  # still waiting: the task sent again once it is decided reports
     holding.hold(get_current_task(), active, "gate")
     raise Ignore()
@@ -85,6 +89,8 @@ def gate(
     body: str = "",
     timeout: float | None = None,
     default: Decision | None = None,
+    assignees: Sequence[str] = (),
+    quorum: int = 1,
     **presentation: Any,
 ) -> dict[str, Any]:
     """A human gate in a chain: ``chain(draft.s(), gate.si(title="Publish?"), publish.s())``.
@@ -95,11 +101,15 @@ def gate(
     what the task before the gate returned when the gate is ``gate.s(...)``).
     Reject raises :class:`GateRejected`: the run fails and the rest is skipped.
     With ``timeout`` seconds, ``default`` is decided if nobody decides in time.
+    ``assignees`` and ``quorum`` are as for :meth:`DagStream.gate
+    <dagstream_app.engine.DagStream.gate>`; the output then lists every vote.
     """
     shown = {"title": title, "body": body, **presentation}
     if (timeout is None) != (default is None):
         raise ValueError("timeout and default go together.")
-    decision = _wait_for_decision(shown, timeout=timeout, default=default)
+    decision = _wait_for_decision(
+        shown, timeout=timeout, default=default, assignees=assignees, quorum=quorum
+    )
     if decision.decision == "reject":
         raise GateRejected(decision.rejection())
     result: dict[str, Any] = {**decision.as_output()}

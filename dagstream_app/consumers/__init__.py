@@ -8,12 +8,16 @@
 * :mod:`.json_stream`: :class:`DagJsonConsumer`, protocol v1 (``/ws/dags/<id>/``).
 * :mod:`.html_stream`: :class:`DagHtmlConsumer`, the dashboard (``/ws/dags/<id>/html/``).
 * :mod:`.index`: :class:`DagIndexConsumer`, the run list's rows (``/ws/dags/``).
+* :mod:`.inbox`: :class:`GateInboxConsumer`, the gate inbox (``/ws/gates/``).
+* :mod:`.presence`: :class:`PresenceConsumer`, who is on a run's page
+  (``/ws/dags/<id>/presence/``), from the channel layer alone.
 """
 
 from __future__ import annotations
 
 from dagstream_app.consumers.base import HubConsumer, shared, shared_result
 from dagstream_app.consumers.html_stream import DagHtmlConsumer
+from dagstream_app.consumers.inbox import GateInboxConsumer
 from dagstream_app.consumers.index import DagIndexConsumer
 from dagstream_app.consumers.json_stream import DagJsonConsumer
 from dagstream_app.consumers.stream import DagStreamConsumer
@@ -23,6 +27,7 @@ __all__ = [
     "DagIndexConsumer",
     "DagJsonConsumer",
     "DagStreamConsumer",
+    "GateInboxConsumer",
     "HubConsumer",
     "shared",
     "shared_result",

@@ -26,6 +26,7 @@ from dagstream_app.engine.decisions import (
     Decision,
     DecisionOutput,
     GateDecision,
+    Vote,
 )
 from dagstream_app.engine.loop import LoopThread
 from dagstream_app.engine.outage import DatabaseUnavailable
@@ -57,5 +58,6 @@ __all__ = [
     "Reports",
     "RunReports",
     "SyncDagStream",
+    "Vote",
     "deltas",
 ]

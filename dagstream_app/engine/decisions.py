@@ -4,22 +4,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from dagstream_app.models import Gate
 
-__all__ = ["Command", "CommandType", "Decision", "DecisionOutput", "GateDecision"]
+__all__ = ["Command", "CommandType", "Decision", "DecisionOutput", "GateDecision", "Vote"]
 
 Decision = Literal["approve", "reject", "modify"]
 CommandType = Literal["pause", "resume", "cancel"]
 
 
+class VoteOutput(TypedDict):
+    """One vote as a decided quorum gate's output lists it."""
+
+    voter: str
+    decision: Decision
+    feedback: str
+
+
 class DecisionOutput(TypedDict):
-    """A decided gate's node output: what was decided, the feedback, and by whom."""
+    """A decided gate's node output: what was decided, the feedback, and by whom
+    (and, for a gate that needed a quorum, every vote)."""
 
     decision: Decision
     feedback: str
     decided_by: str
+    votes: NotRequired[list[VoteOutput]]
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One person's vote on a gate that needed a quorum."""
+
+    voter: str
+    decision: Decision
+    feedback: str
+    at: str  # ISO 8601, UTC
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Vote:
+        return cls(row["voter"], row["decision"], row["feedback"], row["at"])
 
 
 @dataclass(frozen=True)
@@ -31,6 +55,7 @@ class GateDecision:
     feedback: str
     decided_by: str
     decided_at: datetime | None
+    votes: tuple[Vote, ...] = ()  # every vote cast, in order (a gate with a quorum)
 
     @classmethod
     def from_gate(cls, gate: Gate) -> GateDecision:
@@ -41,11 +66,22 @@ class GateDecision:
             feedback=gate.feedback,
             decided_by=gate.decided_by,
             decided_at=gate.decided_at,
+            votes=tuple(Vote.from_row(row) for row in gate.votes),
         )
 
     def as_output(self) -> DecisionOutput:
         """The decision as its gate's node shows it (output of the node)."""
-        return {"decision": self.decision, "feedback": self.feedback, "decided_by": self.decided_by}
+        output: DecisionOutput = {
+            "decision": self.decision,
+            "feedback": self.feedback,
+            "decided_by": self.decided_by,
+        }
+        if self.votes:
+            output["votes"] = [
+                {"voter": v.voter, "decision": v.decision, "feedback": v.feedback}
+                for v in self.votes
+            ]
+        return output
 
     def rejection(self) -> str:
         """``rejected by <who>[: <feedback>]``: why a rejected gate failed."""

@@ -25,7 +25,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from functools import partial
@@ -293,14 +301,16 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
         *,
         timeout: float | None = None,
         default: Decision | None = None,
+        assignees: Sequence[str] = (),
+        quorum: int = 1,
     ) -> GateDecision:
         """Open a human gate and wait for its decision (first decision wins).
 
-        A gate decided earlier (say, while this engine was away) returns at once.
-        If the run ends first (cancelled, force-ended), its gates close and this
-        raises :class:`~dagstream_app.errors.Conflict`.
-        With ``timeout`` seconds, ``default`` is recorded as a system decision
-        if nobody decides in time.
+        A gate decided earlier (say, while this engine was away) returns at once; if
+        the run ends first, its gates close and this raises :class:`Conflict`. With
+        ``timeout`` seconds, ``default`` is recorded if nobody decides in time.
+        ``assignees`` (usernames, ``"group:<name>"``) may decide it; ``quorum=N`` needs
+        N approvals from distinct people: the decision then has every vote (``votes``).
         """
         if (timeout is None) != (default is None):
             raise ValueError("timeout and default go together.")
@@ -309,17 +319,13 @@ class DagStream(RunReports[Coroutine[Any, Any, int]]):
         await self._control.listen()
         timeout_at = timezone.now() + timedelta(seconds=timeout) if timeout is not None else None
         wake = self._control.wake
-        gate: Gate = await self._report(
-            Delta(
-                "open_gate",
-                {
-                    "node_id": node_id,
-                    "presentation": presentation,
-                    "timeout_at": timeout_at,
-                    "default": default,
-                },
-            )
-        )
+        asked: dict[str, Any] = {
+            "node_id": node_id,
+            "presentation": presentation,
+            "assignees": assignees,
+        }
+        asked |= {"quorum": quorum, "timeout_at": timeout_at, "default": default}
+        gate: Gate = await self._report(Delta("open_gate", asked))
         poll = config().idle_check_seconds
         while True:
             if gate.status == Gate.Status.CLOSED:

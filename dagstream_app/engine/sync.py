@@ -9,7 +9,7 @@ or runs on one it is given and shares, which ``close()`` leaves running.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from dagstream_app.conf import config
@@ -98,10 +98,19 @@ class SyncDagStream(RunReports[int]):
         *,
         timeout: float | None = None,
         default: Decision | None = None,
+        assignees: Sequence[str] = (),
+        quorum: int = 1,
     ) -> GateDecision:
         """Open a human gate and block until its decision (see :meth:`DagStream.gate`)."""
         return self._loop.run(
-            self.stream.gate(node_id, presentation, timeout=timeout, default=default)
+            self.stream.gate(
+                node_id,
+                presentation,
+                timeout=timeout,
+                default=default,
+                assignees=assignees,
+                quorum=quorum,
+            )
         )
 
     def commands(self) -> Iterator[Command]:

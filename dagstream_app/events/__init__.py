@@ -24,6 +24,7 @@ from dagstream_app.events import (
     execution_state,
     gate_closed,
     gate_decided,
+    gate_voted,
     human_gate_waiting,
     node_state,
 )
@@ -48,6 +49,7 @@ BUILTIN: tuple[EventKind, ...] = (
     cost_update.KIND,
     execution_complete.KIND,
     human_gate_waiting.KIND,
+    gate_voted.KIND,
     gate_decided.KIND,
     gate_closed.KIND,
     execution_state.KIND,

@@ -10,12 +10,16 @@ from dagstream_app.dagviews import GateView, Working
 from dagstream_app.events.registry import EventData, EventKind, Namer, Wording
 from dagstream_app.render.format import Part, Perms
 from dagstream_app.render.regions import run_gate_html
-from dagstream_app.vocabulary import EventPayload, NodeId
+from dagstream_app.vocabulary import Assignees, EventPayload, NodeId, Quorum
 
 
 class HumanGateWaiting(EventPayload, tag="human_gate_waiting"):
     node_id: NodeId
     presentation: dict[str, Any]
+    # Who may decide it (usernames, "group:<name>"); absent: whoever may decide gates.
+    assignees: Assignees = []
+    # Approvals from distinct people it needs; absent: 1 (the first decision decides).
+    quorum: Quorum = 1
 
 
 def reduce(work: Working, event: EventData) -> None:
@@ -28,6 +32,9 @@ def reduce(work: Working, event: EventData) -> None:
         feedback="",
         decided_by="",
         decided_at=None,
+        assignees=list(event.get("assignees") or []),
+        quorum=event.get("quorum") or 1,
+        votes=[],
     )
 
 

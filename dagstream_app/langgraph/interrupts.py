@@ -34,12 +34,16 @@ def presentation(node_id: str, value: Any, interrupt_id: str) -> dict[str, Any]:
 
 
 def resume_value(decision: GateDecision) -> dict[str, Any]:
-    """What ``interrupt()`` returns to the node: the decision, feedback (None if none), who."""
-    return {
+    """What ``interrupt()`` returns to the node: the decision, feedback (None if none), who
+    (and every vote, for a gate asked with ``"quorum"``)."""
+    value: dict[str, Any] = {
         "decision": decision.decision,
         "feedback": decision.feedback or None,
         "decided_by": decision.decided_by,
     }
+    if decision.votes:
+        value["votes"] = decision.as_output().get("votes")
+    return value
 
 
 class Interrupts:
@@ -99,6 +103,8 @@ class Interrupts:
             presentation(node_id, value, interrupt_id),
             timeout=timeout,
             default=cast("Decision | None", default),
+            assignees=asked.get("assignees", ()),
+            quorum=asked.get("quorum", 1),
         )
         if gate_id != node_id:
             await self.stream.node_state(gate_id, "completed", output=decision.as_output())

@@ -187,4 +187,7 @@ def page_text() -> dict[str, str]:
         "m": _("%(m)s m %(s)s s"),
         "h": _("%(h)s h %(m)s m"),
         "decimal": str(formats.get_format("DECIMAL_SEPARATOR")),
+        "alsoHere": _("Also looking at this run: %(names)s"),
+        "writing": _("%(names)s is writing…"),
+        "writingMany": _("%(names)s are writing…"),
     }

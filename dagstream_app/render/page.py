@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils.safestring import SafeString
 
@@ -29,6 +29,9 @@ from dagstream_app.render.regions import (
 )
 from dagstream_app.render.timeline import timeline_html
 
+if TYPE_CHECKING:
+    from dagstream_app.permissions import Voter
+
 
 def regions(
     snap: DagSnapshot,
@@ -42,6 +45,7 @@ def regions(
     gantt: GanttView | None = None,
     graph: GraphView | None = None,
     labels: Mapping[str, str] | None = None,
+    voter: Voter | None = None,
 ) -> dict[str, SafeString]:
     """Every live region of the detail page, rendered from one snapshot.
 
@@ -53,7 +57,8 @@ def regions(
     nodes outside groups, and the progress line counts the groups' members too; ``labels``
     names the nodes the timeline mentions that ``snap`` does not hold, and the timeline
     shows the events of a group's members in one row per group (``events``: newest first,
-    more than the rows shown, :data:`~dagstream_app.render.format.TIMELINE_SCAN`).
+    more than the rows shown, :data:`~dagstream_app.render.format.TIMELINE_SCAN`);
+    ``voter`` is the person looking (gates assigned to others are read-only to them).
     """
     dag_id = snap.dag_id
     names = {**(labels or {}), **{n.id: n.label for n in snap.nodes}}
@@ -68,7 +73,9 @@ def regions(
         "controls": controls_html(
             dag_id, snap.status, perms[1], oob=oob, engine_stale=health.stale
         ),
-        "gates": gates_html(dag_id, snap.gates, perms[0], oob=oob, readonly=readonly, labels=names),
+        "gates": gates_html(
+            dag_id, snap.gates, perms[0], oob=oob, readonly=readonly, labels=names, voter=voter
+        ),
         "results": results_html(snap.status, snap.results, oob=oob),
         "timeline": timeline_html(
             events,

@@ -35,6 +35,7 @@ from dagstream_app.render.format import (
 from dagstream_app.vocabulary import LIVE_STATUSES, TERMINAL_STATUSES
 
 if TYPE_CHECKING:
+    from dagstream_app.permissions import Voter
     from dagstream_app.state import RunRow
 
 
@@ -152,14 +153,25 @@ def gate_context(
     draft: str = "",
     readonly: bool = False,
     label: str = "",
+    across_runs: bool = False,
+    voter: Voter | None = None,
 ) -> dict[str, Any]:
-    """What a gate card shows; ``label``: its node's (people's name for it), else its id."""
+    """What a gate card shows; ``label``: its node's (people's name for it), else its id.
+
+    ``across_runs``: a card among gates of several runs (the inbox), so its DOM id
+    names its run too. ``voter``: the person looking, when known: a gate that
+    waits for others is read-only to them, and one they voted on says so.
+    """
     presentation = gate.presentation
+    voted = False
+    if voter is not None:
+        readonly = readonly or not voter.named_in(gate.assignees)
+        voted = any(v.voter == voter.username for v in gate.votes)
     title = presentation.get("title")
     body = presentation.get("body")
     node_id = gate.node_id
     return {
-        "dom_id": dom_id("gate", node_id),
+        **votes_context(dag_id, gate, across_runs=across_runs),
         "node_id": node_id,
         "label": label or node_id,
         "title": title
@@ -184,7 +196,26 @@ def gate_context(
         "tone": tone,
         "draft": draft,
         "readonly": readonly,
+        "voted": voted,
+        "across_runs": across_runs,
     }
+
+
+def votes_context(dag_id: str, gate: GateView, *, across_runs: bool = False) -> dict[str, Any]:
+    """What a gate's votes line shows: who it waits for, the approvals so far, each vote."""
+    return {
+        "dom_id": dom_id("gate", f"{dag_id}\x00{gate.node_id}" if across_runs else gate.node_id),
+        "status": gate.status,
+        "assignees": gate.assignees,
+        "quorum": gate.quorum,
+        "approvals": gate.approvals,
+        "votes": gate.votes,
+    }
+
+
+def gate_votes_html(dag_id: str, gate: GateView, *, oob: bool = False) -> SafeString:
+    """A gate card's votes line (who it waits for, the votes cast); ``oob`` replaces it."""
+    return fragment("gate_votes.html", {"g": votes_context(dag_id, gate), "oob": oob})
 
 
 def gate_html(
@@ -198,6 +229,8 @@ def gate_html(
     draft: str = "",
     readonly: bool = False,
     label: str = "",
+    across_runs: bool = False,
+    voter: Voter | None = None,
 ) -> SafeString:
     """One gate card; ``oob`` makes it replace the card already on the page."""
     context = gate_context(
@@ -209,6 +242,8 @@ def gate_html(
         draft=draft,
         readonly=readonly,
         label=label,
+        across_runs=across_runs,
+        voter=voter,
     )
     return fragment("gate.html", {"g": context, "oob": oob})
 
@@ -228,11 +263,19 @@ def gates_html(
     oob: bool = False,
     readonly: bool = False,
     labels: Mapping[str, str] | None = None,
+    voter: Voter | None = None,
 ) -> SafeString:
     """Every gate card of a run; ``labels``: node labels by node id."""
     named = labels or {}
     cards = [
-        gate_html(dag_id, g, can_decide, readonly=readonly, label=named.get(g.node_id, ""))
+        gate_html(
+            dag_id,
+            g,
+            can_decide,
+            readonly=readonly,
+            label=named.get(g.node_id, ""),
+            voter=voter,
+        )
         for g in gates
     ]
     return fragment("gates.html", {"cards": cards, "oob": oob})

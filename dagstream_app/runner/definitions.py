@@ -56,6 +56,8 @@ class HumanGate:
     Approve continues; modify continues and hands the feedback to the dependants
     (``ctx.feedback``); reject fails the gate and skips everything after it. With
     ``timeout`` seconds, ``default`` is decided if nobody decides in time.
+    ``assignees`` and ``quorum``: who may decide it and how many approvals it
+    needs (see :meth:`DagStream.gate <dagstream_app.engine.DagStream.gate>`).
     """
 
     id: str
@@ -64,6 +66,8 @@ class HumanGate:
     label: str = ""
     timeout: float | None = None
     default: Decision | None = None
+    assignees: Sequence[str] = ()
+    quorum: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "after", as_ids(self.after))

@@ -101,7 +101,12 @@ class NodeWork:
             if inspect.isawaitable(shown):
                 shown = await shown
             decision = await self.stream.gate(
-                gate.id, dict(shown), timeout=gate.timeout, default=gate.default
+                gate.id,
+                dict(shown),
+                timeout=gate.timeout,
+                default=gate.default,
+                assignees=gate.assignees,
+                quorum=gate.quorum,
             )
         except Exception as exc:  # noqa: BLE001 - reported as the gate's failure
             self.post(Done(gate.id, None, exc, self.clock() - began))

@@ -17,10 +17,12 @@ from dagstream_app import protocol
 from dagstream_app.conf import config
 from dagstream_app.errors import Conflict, InvalidDelta, NotFound
 from dagstream_app.models import CommandReceipt, Dag, Gate, Node
+from dagstream_app.permissions import check_assigned, voter_of
 from dagstream_app.services.actors import Actor, authorized
 from dagstream_app.services.flush import Flush, change
 from dagstream_app.services.structures import structure_of
 from dagstream_app.services.validation import refuse_nul
+from dagstream_app.services.votes import cast_vote
 from dagstream_app.state import engine_stale, gate_dict
 from dagstream_app.vocabulary import status_word, verb
 
@@ -151,6 +153,11 @@ def decide_gate(
 ) -> Gate:
     """Record a decision; the first one wins, later ones raise :class:`Conflict`.
 
+    On a gate with ``assignees`` only they (or members of their groups) may
+    decide (:func:`~dagstream_app.permissions.check_assigned`); on one with a
+    ``quorum`` above 1 a person's decision is their vote (:func:`.votes.cast_vote`),
+    and a second vote by them a :class:`Conflict`.
+
     A gate whose run has ended is closed: a decision on it is a :class:`Conflict`
     too (:data:`GATE_CLOSED`), with no winner to name.
 
@@ -160,8 +167,10 @@ def decide_gate(
     feedback = feedback or ""
     _check_decision(node_id, decision, feedback)
     decided_by = ""
+    voter = None
     if actor is not None:
         decided_by = authorized(actor, "decide", dag_id).get_username()
+        voter = voter_of(actor)
     with change(dag_id) as flush:
         repeat = _is_repeat(flush, actor, command_id, "human_decision")
         gate = Gate.objects.filter(dag=flush.dag, node_id=node_id).first()
@@ -175,6 +184,10 @@ def decide_gate(
             raise Conflict(_(GATE_CLOSED))
         if gate.status != Gate.Status.PENDING:
             raise Conflict(_already_decided(gate), gate_dict(gate))
+        if voter is not None:
+            check_assigned(voter, gate.assignees)
+            if gate.quorum > 1:
+                return cast_vote(flush, gate, voter.username, decision, feedback)
         # Conditional update: first wins even if a caller bypassed the row lock.
         won = Gate.objects.filter(pk=gate.pk, status=Gate.Status.PENDING).update(
             status=protocol.DECISION_TO_GATE_STATUS[decision],

@@ -264,6 +264,8 @@ class DeltaFlush(Flush):
             dag=self.dag,
             node_id=payload.node_id,
             presentation=protocol.payload_to_builtins(payload)["presentation"],
+            assignees=list(payload.assignees),
+            quorum=payload.quorum,
             timeout_at=timeout_at,
             default_decision=default or "",
         )

@@ -8,7 +8,7 @@ shows the engine is alive.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -84,8 +84,14 @@ def open_gate(
     *,
     timeout_at: datetime | None = None,
     default: str | None = None,
+    assignees: Sequence[str] = (),
+    quorum: int = 1,
 ) -> Gate:
-    """Open the gate at ``node_id`` (emits ``human_gate_waiting``), or return the existing one."""
+    """Open the gate at ``node_id`` (emits ``human_gate_waiting``), or return the existing one.
+
+    ``assignees`` (usernames, ``"group:<name>"``) are who may decide it; ``quorum``
+    how many approvals from distinct people it needs (see :mod:`.votes`).
+    """
     gate = _report(
         dag_id,
         "open_gate",
@@ -93,6 +99,8 @@ def open_gate(
         presentation=presentation,
         timeout_at=timeout_at,
         default=default,
+        assignees=assignees,
+        quorum=quorum,
     )
     return cast(Gate, gate)
 

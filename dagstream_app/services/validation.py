@@ -28,6 +28,7 @@ from dagstream_app import protocol
 from dagstream_app.bounds import bounded_json, bounded_text
 from dagstream_app.conf import config
 from dagstream_app.errors import InvalidDelta
+from dagstream_app.vocabulary import GROUP_PREFIX
 
 __all__ = [
     "ENGINE_TRANSITIONS",
@@ -169,6 +170,23 @@ def _check_cost(spent: Any, budget: Any, add: Any = None) -> None:
         raise InvalidDelta("cost() takes spent (a total) or add (an increment), not both.")
 
 
+def _check_assignees(waiting: dict[str, Any], assignees: Any, quorum: Any) -> None:
+    """Add a gate's ``assignees`` and ``quorum`` to its event, if given; refuse a quorum
+    its named people alone could never reach."""
+    if assignees:
+        if isinstance(assignees, str) or not isinstance(assignees, list | tuple):
+            raise InvalidDelta("assignees is a list of usernames and 'group:<name>'.")
+        waiting["assignees"] = list(dict.fromkeys(assignees))  # each once, in order
+    if quorum is not None and quorum != 1:
+        waiting["quorum"] = quorum
+        names = waiting.get("assignees") or []
+        only_people = names and not any(
+            isinstance(n, str) and n.startswith(GROUP_PREFIX) for n in names
+        )
+        if only_people and isinstance(quorum, int) and quorum > len(names):
+            raise InvalidDelta(f"quorum {quorum} needs more people than the {len(names)} assigned.")
+
+
 def prepare(delta: Delta) -> Any:
     """The delta's shape checked, before the database is touched: its payload struct
     (of the type its kind emits), or None for a kind whose event the flush builds."""
@@ -214,12 +232,11 @@ def prepare(delta: Delta) -> Any:
             default = a.get("default")
             if default is not None and default not in protocol.DECISION_TO_GATE_STATUS:
                 raise InvalidDelta(f"default must be approve, reject or modify, not {default!r}.")
-            return _validate(
-                {
-                    "type": "human_gate_waiting",
-                    "node_id": a["node_id"],
-                    "presentation": _mapping("presentation", a["presentation"]),
-                },
-                bounded=("presentation",),
-            )
+            waiting: dict[str, Any] = {
+                "type": "human_gate_waiting",
+                "node_id": a["node_id"],
+                "presentation": _mapping("presentation", a["presentation"]),
+            }
+            _check_assignees(waiting, a.get("assignees"), a.get("quorum"))
+            return _validate(waiting, bounded=("presentation",))
     raise InvalidDelta(f"Unknown delta {delta.kind!r}.")  # pragma: no cover - typed

@@ -19,6 +19,7 @@ from dagstream_app.dagviews import (
     GraphView,
     NodeCounts,
     NodeView,
+    VoteView,
 )
 from dagstream_app.models import Dag, Edge, Gate, Node
 from dagstream_app.protocol import NodeStatus, format_ts
@@ -35,6 +36,9 @@ def gate_view_of(gate: Gate) -> GateView:
         feedback=gate.feedback,
         decided_by=gate.decided_by,
         decided_at=iso(gate.decided_at),
+        assignees=list(gate.assignees),
+        quorum=gate.quorum,
+        votes=msgspec.convert(gate.votes, list[VoteView]),
     )
 
 

@@ -40,3 +40,25 @@ def status_label(status: str) -> str:
 @register.filter
 def status_icon(status: str) -> str:
     return render.STATUS_ICONS.get(status, "pending")
+
+
+@register.simple_tag(takes_context=True)
+def gate_inbox_link(context: template.Context) -> SafeString:
+    """The navigation's link to the gate inbox with its count, for a person who may decide
+    gates (nothing for anyone else): ``{% gate_inbox_link %}`` in a base template."""
+    from django.urls import reverse
+    from django.utils.translation import gettext as _
+
+    from dagstream_app.inbox import waiting_count
+    from dagstream_app.permissions import allowed
+    from dagstream_app.render.inbox import inbox_count_html
+
+    user = context.get("user")
+    if not allowed(user, "decide"):
+        return SafeString("")
+    return format_html(
+        '<a href="{}" class="nav-gates">{} {}</a>',
+        reverse("dagstream:gate_inbox"),
+        _("Gates"),
+        inbox_count_html(waiting_count(user)),
+    )

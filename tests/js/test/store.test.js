@@ -163,6 +163,9 @@ test("gates: waiting, then decided, in the order they opened", () => {
     feedback: "",
     decided_by: "",
     decided_at: null,
+    assignees: [],
+    quorum: 1,
+    votes: [],
   });
   dag = applyEvent(
     dag,
@@ -181,11 +184,50 @@ test("gates: waiting, then decided, in the order they opened", () => {
     feedback: "less",
     decided_by: "ann",
     decided_at: at(6),
+    assignees: [],
+    quorum: 1,
+    votes: [],
   });
   assert.deepEqual(
     dag.gates.map((g) => g.node_id),
     ["b", "c"],
   );
+});
+
+test("gate_voted: each vote is kept, once, and the decision keeps them all", () => {
+  let dag = applyEvent(
+    base(),
+    event(4, "human_gate_waiting", {
+      node_id: "b",
+      presentation: {},
+      assignees: ["ann", "group:ops"],
+      quorum: 2,
+    }),
+  );
+  const vote = event(5, "gate_voted", {
+    node_id: "b",
+    voter: "ann",
+    decision: "approve",
+    approvals: 1,
+    quorum: 2,
+  });
+  dag = applyEvents(dag, [vote, vote]); // a repeat counts once
+  assert.deepEqual(
+    [dag.gates[0].status, dag.gates[0].assignees, dag.gates[0].quorum],
+    ["pending", ["ann", "group:ops"], 2],
+  );
+  assert.deepEqual(dag.gates[0].votes, [
+    { voter: "ann", decision: "approve", feedback: "", at: at(5) },
+  ]);
+  dag = applyEvent(
+    dag,
+    event(6, "gate_decided", { node_id: "b", decision: "approve", decided_by: "ann, olga" }),
+  );
+  assert.deepEqual(
+    [dag.gates[0].status, dag.gates[0].votes.length, dag.gates[0].quorum],
+    ["approved", 1, 2],
+  );
+  assert.ok(Object.isFrozen(dag.gates[0].votes));
 });
 
 test("gate_closed: the run ended, its pending gate closes undecided", () => {
@@ -206,6 +248,9 @@ test("gate_closed: the run ended, its pending gate closes undecided", () => {
       feedback: "",
       decided_by: "",
       decided_at: at(5),
+      assignees: [],
+      quorum: 1,
+      votes: [],
     },
   ]);
   assert.ok(Object.isFrozen(dag.gates[0]));

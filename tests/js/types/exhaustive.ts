@@ -18,6 +18,8 @@ export function describeMessage(message: ServerMessage): string {
       return `gate at ${message.node_id}`;
     case "gate_decided":
       return `${message.node_id}: ${message.decision} by ${message.decided_by}`;
+    case "gate_voted":
+      return `${message.voter} voted ${message.decision} (${message.approvals} of ${message.quorum})`;
     case "execution_state":
       return message.state;
     case "error":

@@ -16,6 +16,7 @@ export type ServerEvent =
   | CostUpdate
   | ExecutionComplete
   | HumanGateWaiting
+  | GateVoted
   | GateDecided
   | GateClosed
   | ExecutionState
@@ -99,14 +100,31 @@ export interface ExecutionComplete {
   type: "execution_complete";
 }
 export interface HumanGateWaiting {
+  /**
+   * @maxItems 100
+   */
+  assignees?: string[];
   dag_id: string;
   node_id: string;
   presentation: {
     [k: string]: unknown | undefined;
   };
+  quorum?: number;
   seq: number;
   ts: string;
   type: "human_gate_waiting";
+}
+export interface GateVoted {
+  approvals: number;
+  dag_id: string;
+  decision: "approve" | "modify" | "reject";
+  feedback?: string;
+  node_id: string;
+  quorum: number;
+  seq: number;
+  ts: string;
+  type: "gate_voted";
+  voter: string;
 }
 export interface GateDecided {
   dag_id: string;
@@ -191,6 +209,7 @@ export interface DagSnapshot {
   status: "cancelled" | "cancelling" | "completed" | "failed" | "paused" | "running";
 }
 export interface GateView {
+  assignees: string[];
   decided_at: string | null;
   decided_by: string;
   decision: ("approve" | "modify" | "reject") | null;
@@ -199,7 +218,18 @@ export interface GateView {
   presentation: {
     [k: string]: unknown | undefined;
   };
+  quorum: number;
   status: "approved" | "closed" | "modified" | "pending" | "rejected";
+  votes: VoteView[];
+}
+/**
+ * One person's vote on a gate that needs a quorum (see ``gate_voted``).
+ */
+export interface VoteView {
+  at: string;
+  decision: "approve" | "modify" | "reject";
+  feedback: string;
+  voter: string;
 }
 export interface NodeView {
   finished_at: string | null;

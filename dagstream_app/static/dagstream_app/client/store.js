@@ -221,6 +221,9 @@ class Draft {
         feedback,
         decided_by: decidedBy,
         decided_at: event.ts,
+        assignees: waiting ? waiting.assignees : frozen([]),
+        quorum: waiting ? waiting.quorum : 1,
+        votes: waiting ? waiting.votes : frozen([]),
       }),
     );
   }
@@ -283,8 +286,22 @@ export const EVENT_REDUCERS = {
         feedback: "",
         decided_by: "",
         decided_at: null,
+        assignees: frozen([...(event.assignees ?? [])]),
+        quorum: event.quorum ?? 1,
+        votes: frozen([]),
       }),
     );
+  },
+  gate_voted(draft, event) {
+    const gate = (draft.gates ?? draft.dag.gates).find((g) => g.node_id === event.node_id);
+    if (!gate || gate.votes.some((v) => v.voter === event.voter)) return;
+    const vote = Object.freeze({
+      voter: event.voter,
+      decision: event.decision,
+      feedback: event.feedback || "",
+      at: event.ts,
+    });
+    draft.putGate(Object.freeze({ ...gate, votes: frozen([...gate.votes, vote]) }));
   },
   gate_decided(draft, event) {
     const { decision } = event;

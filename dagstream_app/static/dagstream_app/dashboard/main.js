@@ -11,12 +11,14 @@
 //   swaps.js       after a live message: focus, the timeline's length, edge flashes
 //   history.js     the history page's slider
 //   refusals.js    refused actions stay in their card with DEBUG on
+//   presence.js    who else is looking at the run, who is writing feedback
 //   words.js       the words the scripts show, in the page's language
 
 import { createGraphView } from "./graph-view.js";
 import { listenHistory } from "./history.js";
 import { startLive } from "./live.js";
 import { createNodePanel } from "./node-panel.js";
+import { startPresence } from "./presence.js";
 import { keepRefusalsInTheirCard } from "./refusals.js";
 import { edgeFlasher, keepFocusAcrossSwaps, trimTimeline } from "./swaps.js";
 import { createTimers } from "./timers.js";
@@ -46,6 +48,7 @@ document.addEventListener("htmx:wsAfterMessage", () => {
 
 document.addEventListener("DOMContentLoaded", () => {
   if (!document.getElementById("ds-socket")) live.markStatic();
+  startPresence();
   timers.start();
   graph.setup();
 });

@@ -19,6 +19,9 @@ const words = {
   m: "%(m)s m %(s)s s",
   h: "%(h)s h %(m)s m",
   decimal: ".",
+  alsoHere: "Also looking at this run: %(names)s",
+  writing: "%(names)s is writing…",
+  writingMany: "%(names)s are writing…",
 };
 
 /**

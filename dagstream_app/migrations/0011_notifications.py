@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dagstream_app', '0009_node_group'),
+        ('dagstream_app', '0010_gate_votes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
