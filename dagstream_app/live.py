@@ -8,7 +8,10 @@ events (a viewer that fell behind) is conflated (:func:`conflate`): each node's
 slot, the progress line and the cost card only as of the last event, gates,
 errors, the run's state and results all of them. The regions its events redraw
 (the progress line, the Gantt view, the boxes and timeline rows of the groups whose
-members they are about) are drawn once, as of the message's last event.
+members they are about) are drawn once, as of the message's last event. What a
+message's events and regions share (the DAG's groups, their counts) is read once for
+the message, and a group's row, moved to the top by each of its members' events, is
+rendered only for the event whose move the message sends (:class:`Deferred`).
 """
 
 from __future__ import annotations
