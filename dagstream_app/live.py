@@ -8,7 +8,10 @@ events (a viewer that fell behind) is conflated (:func:`conflate`): each node's
 slot, the progress line and the cost card only as of the last event, gates,
 errors, the run's state and results all of them. The regions its events redraw
 (the progress line, the Gantt view, the boxes and timeline rows of the groups whose
-members they are about) are drawn once, as of the message's last event.
+members they are about) are drawn once, as of the message's last event. What a
+message's events and regions share (the DAG's groups, their counts) is read once for
+the message, and a group's row, moved to the top by each of its members' events, is
+rendered only for the event whose move the message sends (:class:`Deferred`).
 """
 
 from __future__ import annotations
@@ -16,16 +19,16 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from django.conf import settings
 from django.utils import translation
 
 from dagstream_app import events, protocol, state
-from dagstream_app.dagviews import DagSnapshot, Working
-from dagstream_app.groups import event_group
-from dagstream_app.render.format import TIMELINE_LENGTH, TIMELINE_SCAN, Part, Perms
+from dagstream_app.dagviews import DagSnapshot, GroupView, Working
+from dagstream_app.groups import Grouping, event_group
+from dagstream_app.render.format import TIMELINE_LENGTH, TIMELINE_SCAN, Perms
 from dagstream_app.render.gantt import gantt_html
 from dagstream_app.render.groups import group_slot_html
 from dagstream_app.render.page import regions
@@ -36,7 +39,35 @@ from dagstream_app.render.timeline import group_row_html, timeline_entry_html
 # a DAG deleted and created again under the same id, whose seqs start over; each
 # language its page was rendered in (render.stream_query) is rendered once.
 CacheKey = tuple[str, int, str, Perms, str]
-Parts = tuple[Part, ...]
+
+
+class Deferred:
+    """A fragment rendered the first time a message sends it, then kept (thread-safe:
+    two first renders give the same text).
+
+    A group's row is moved to the top by each of its members' events, and a message
+    sends only its last: the others are never rendered.
+    """
+
+    __slots__ = ("_html", "_language", "_render")
+
+    def __init__(self, render: Callable[[], str]) -> None:
+        self._render: Callable[[], str] | None = render
+        self._language = translation.get_language()
+        self._html = ""
+
+    def __str__(self) -> str:
+        render = self._render
+        if render is not None:
+            with translation.override(self._language):
+                self._html = render()
+            self._render = None
+        return self._html
+
+
+# One fragment of a live message with the slot it replaces (render.Part), or a deferred one.
+LivePart = tuple[str | None, str | Deferred]
+Parts = tuple[LivePart, ...]
 V = TypeVar("V")
 K = TypeVar("K")
 TIMELINE_SLOT = "timeline"
@@ -75,14 +106,14 @@ cache: FragmentCache[Parts, CacheKey] = FragmentCache()
 # The regions drawn once per message (the progress line, the Gantt view), as of
 # the message's last event: every viewer's message for those events ends with them.
 MessageKey = tuple[str, int, str, str, str]
-message_cache: FragmentCache[Part, MessageKey] = FragmentCache(2_000)
+message_cache: FragmentCache[LivePart, MessageKey] = FragmentCache(2_000)
 
 
 def cached_events_html(
     dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms, language: str | None = None
 ) -> str | None:
     """The message for ``frames`` if every fragment is cached (no database), else None."""
-    parts: list[Part] = []
+    parts: list[LivePart] = []
     lang = language or settings.LANGUAGE_CODE
     for seq, frame in frames:
         cached = cache.get((dag_id, seq, frame, perms, lang))
@@ -107,42 +138,73 @@ def events_html(
         return _events_html(dag_id, frames, perms, lang)
 
 
+class _Reads:
+    """What a message's events and regions share, read at most once per message: the
+    DAG's groups (one short query when remembered) and their counts."""
+
+    def __init__(self, dag_id: str) -> None:
+        self.dag_id = dag_id
+        self._grouping: Grouping | None = None
+        self._views: dict[str, GroupView] | None = None
+
+    def grouping(self) -> Grouping:
+        if self._grouping is None:
+            self._grouping = state.grouping(self.dag_id)
+        return self._grouping
+
+    def views(self) -> dict[str, GroupView]:
+        """Every group's counts as they are now."""
+        if self._views is None:
+            self._views = state.group_views(self.dag_id, self.grouping())
+        return self._views
+
+
 def _events_html(dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms, lang: str) -> str:
-    parts: list[Part] = []
+    parts: list[LivePart] = []
+    reads = _Reads(dag_id)
     for seq, frame in frames:
         key = (dag_id, seq, frame, perms, lang)
         cached = cache.get(key)
         if cached is None:
             event = json.loads(frame)
-            work = state.live_state(dag_id, event)
-            cached = tuple(event_parts(dag_id, seq, event, work, perms))
+            grouped = reads.grouping() if events.named_nodes(event) else None
+            work = state.live_state(dag_id, event, grouped)
+            cached = tuple(event_parts(dag_id, seq, event, work, perms, grouped))
             cache.put(key, cached)
         parts.extend(cached)
     for region in _message_keys(dag_id, frames, lang):
         found = message_cache.get(region)
         if found is None:
-            found = _message_part(dag_id, region[3], frames)
+            found = _message_part(dag_id, region[3], frames, reads)
             message_cache.put(region, found)
         parts.append(found)
     return conflate(parts) + seq_marker(frames[-1][0])
 
 
 def event_parts(
-    dag_id: str, seq: int, event: events.EventData, work: Working, perms: Perms
-) -> list[Part]:
+    dag_id: str,
+    seq: int,
+    event: events.EventData,
+    work: Working,
+    perms: Perms,
+    grouped: Grouping | None = None,
+) -> list[LivePart]:
     """One event as out-of-band fragments for only what it changed (without the seq marker).
 
-    ``work`` is what the fragments show (:func:`dagstream_app.state.live_state`).
+    ``work`` is what the fragments show (:func:`dagstream_app.state.live_state`);
+    ``grouped``, the DAG's groups if the caller read them (else read here).
     Its type's fragments come first (node slots, the cost card and the edge
     flash are latest-wins; gates, the run's state and its results never drop),
     then its timeline entry. The progress line and the Gantt view are drawn
     once per message.
     """
     kind = events.kind_of(event["type"])
-    parts = [] if kind is None else kind.fragments(dag_id, seq, event, work, perms)
+    parts: list[LivePart] = []
+    if kind is not None:
+        parts.extend(kind.fragments(dag_id, seq, event, work, perms))
     named = events.named_nodes(event)
     labels = {node_id: work.label(node_id) for node_id in named}
-    grouping = state.grouping(dag_id) if named else None
+    grouping = (grouped or state.grouping(dag_id)) if named else None
     group = event_group(event, grouping.group_of) if grouping else None
     if grouping is None or group is None:
         entry = timeline_entry_html(event, labels)
@@ -150,12 +212,18 @@ def event_parts(
         return parts
     # A member's event: its group's row, at the top (the page drops the row it had);
     # the message's "groups" redraw fills in the group's counts.
-    row = group_row_html(dag_id, group, event, labels, label=grouping.labels.get(group, group))
-    parts.append((f"tlg:{group}", f'<ol hx-swap-oob="afterbegin:#timeline">{row}</ol>'))
+    # Rendered only if it is the message's last for its group (conflate).
+    label = grouping.labels.get(group, group)
+
+    def moved() -> str:
+        row = group_row_html(dag_id, group, event, labels, label=label)
+        return f'<ol hx-swap-oob="afterbegin:#timeline">{row}</ol>'
+
+    parts.append((f"tlg:{group}", Deferred(moved)))
     return parts
 
 
-def conflate(parts: Sequence[Part]) -> str:
+def conflate(parts: Sequence[LivePart]) -> str:
     """Fragments of several events in order, each slot's last only, the last timeline entries."""
     last: dict[str, int] = {}
     for index, (slot, _) in enumerate(parts):
@@ -164,7 +232,7 @@ def conflate(parts: Sequence[Part]) -> str:
     entries = [i for i, (slot, _) in enumerate(parts) if slot == TIMELINE_SLOT]
     kept_entries = set(entries[-TIMELINE_LENGTH:])
     return "".join(
-        html
+        str(html)
         for index, (slot, html) in enumerate(parts)
         if slot is None
         or (slot == TIMELINE_SLOT and index in kept_entries)
@@ -189,21 +257,26 @@ def _message_keys(dag_id: str, frames: Sequence[tuple[int, str]], lang: str) -> 
     ]
 
 
-def _message_part(dag_id: str, region: str, frames: Sequence[tuple[int, str]]) -> Part:
+def _message_part(
+    dag_id: str, region: str, frames: Sequence[tuple[int, str]], reads: _Reads
+) -> LivePart:
     # Read now: the regions may be a little ahead of the message, never behind.
     if region.startswith("groups"):
-        return ("groups", _groups_part(dag_id, frames))
+        return ("groups", _groups_part(dag_id, frames, reads))
     if region == "gantt":
-        return ("gantt", gantt_html(state.gantt(dag_id), oob=True, dag_id=dag_id))
+        grouped = reads.grouping()
+        views = reads.views() if grouped.members else None
+        gantt = state.gantt(dag_id, groups=views, grouped=grouped)
+        return ("gantt", gantt_html(gantt, oob=True, dag_id=dag_id))
     found = state.progress(dag_id)
     status = found[1] if found else "running"
     return ("progress", progress_html(state.node_counts(dag_id), status, oob=True))
 
 
-def _groups_part(dag_id: str, frames: Sequence[tuple[int, str]]) -> str:
+def _groups_part(dag_id: str, frames: Sequence[tuple[int, str]], reads: _Reads) -> str:
     """The boxes and timeline rows of the groups whose members the message's events are
     about: each once, as of the group's last event in it."""
-    grouping = state.grouping(dag_id)
+    grouping = reads.grouping()
     if not grouping.members:
         return ""
     latest: dict[str, events.EventData] = {}
@@ -214,7 +287,7 @@ def _groups_part(dag_id: str, frames: Sequence[tuple[int, str]]) -> str:
             latest[group] = event
     if not latest:
         return ""
-    views = state.group_views(dag_id, grouping, set(latest))
+    views = {key: view for key, view in reads.views().items() if key in latest}
     named = set().union(*(events.named_nodes(event) for event in latest.values()))
     labels = state.labels_of(dag_id, named)
     seq = frames[-1][0]

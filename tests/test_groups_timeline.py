@@ -86,20 +86,39 @@ def test_a_members_event_moves_its_groups_row_live() -> None:
     assert len(message) < 9_000
 
 
-def test_a_batch_of_members_events_is_one_row_once() -> None:
+def forty_members_running() -> list[tuple[int, str]]:
+    """The frames of 40 members of a fan-out starting, none of them rendered yet."""
     chunks = fan_out()
     run_some(chunks, done=0)
     services.apply(
         "fan", [Delta("node_state", {"node_id": c, "status": "running"}) for c in chunks[:40]]
     )
-    frames = state.event_frames("fan", 0)[-40:]
     live.cache.clear()
     live.message_cache.clear()
+    return state.event_frames("fan", 0)[-40:]
+
+
+def test_a_batch_of_members_events_is_one_row_once() -> None:
+    frames = forty_members_running()
     message = live.events_html("fan", frames, (False, False))
     ids = re.findall(ROW, message)
     assert len(ids) == 2  # one move (the last event's), one fill
     assert "chunk-0039" in message and "chunk-0038" not in message
     assert "40 running · 80 pending" in message
+
+
+def test_a_message_reads_its_groups_once_however_many_members_events(
+    django_assert_max_num_queries: Any,
+) -> None:
+    # The dashboard at a thousand events a second: each event costs its node's row, and
+    # the DAG's groups and their counts are read once per message, not once per event.
+    frames = forty_members_running()
+    with django_assert_max_num_queries(40 + 15):
+        message = live.events_html("fan", frames, (False, False))
+    assert "40 running · 80 pending" in message
+    # Every fragment now cached: the next viewer's message is the same, with no query.
+    with django_assert_max_num_queries(0):
+        assert live.cached_events_html("fan", frames, (False, False)) == message
 
 
 def test_a_groups_row_opens_its_members_events_newest_first_paged(viewer: Client) -> None:

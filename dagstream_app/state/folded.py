@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import connection
 
-from dagstream_app import events, replay
+from dagstream_app import events, groups, replay
 from dagstream_app.dagviews import Working, new_node
 from dagstream_app.models import Dag, Edge, Event, Node
 from dagstream_app.protocol import format_ts
@@ -14,12 +14,15 @@ from dagstream_app.state.shared import iso, raw_moment
 from dagstream_app.state.snapshots import edges_of, gate_view, labels_of, node_view_of
 
 
-def live_state(dag_id: str, event: events.EventData) -> Working:
+def live_state(
+    dag_id: str, event: events.EventData, grouped: groups.Grouping | None = None
+) -> Working:
     """What one event's live fragments show: the rows they need, with the event applied.
 
     The rows are those its type says it ``reads`` (:class:`dagstream_app.events.EventKind`),
     read now, so they may be ahead of the event; the fields the event carries
-    are its own.
+    are its own. ``grouped``: the DAG's groups when the caller has read them (a live
+    message reads them once for all its events), else read here when needed.
     """
     work = Working(dag_id=dag_id)
     kind = events.kind_of(event["type"])
@@ -31,7 +34,7 @@ def live_state(dag_id: str, event: events.EventData) -> Working:
         named.discard(event["node_id"])
     work.labels = labels_of(dag_id, named)
     if "node" in reads:
-        _read_node(work, event["node_id"])
+        _read_node(work, event["node_id"], grouped)
     if "structure" in reads:
         # The rows already hold the change (and any later one): no reducer.
         _read_structure(work)
@@ -47,7 +50,7 @@ def live_state(dag_id: str, event: events.EventData) -> Working:
     return work
 
 
-def _read_node(work: Working, node_id: str) -> None:
+def _read_node(work: Working, node_id: str, grouped: groups.Grouping | None) -> None:
     table = connection.ops.quote_name(Node._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -59,7 +62,7 @@ def _read_node(work: Working, node_id: str) -> None:
         view = new_node(node_id, found[0])
         view.started_at = iso(raw_moment(found[1]))
         work.nodes[node_id] = view
-        group = grouping(work.dag_id).group_of.get(node_id)
+        group = (grouped or grouping(work.dag_id)).group_of.get(node_id)
         if group is not None:
             work.group_of[node_id] = group
 

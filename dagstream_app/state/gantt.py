@@ -42,10 +42,14 @@ def _group_bars(
 
 
 def gantt(
-    dag_id: str, limit: int = GANTT_ROWS, groups: Mapping[str, GroupView] | None = None
+    dag_id: str,
+    limit: int = GANTT_ROWS,
+    groups: Mapping[str, GroupView] | None = None,
+    grouped: Grouping | None = None,
 ) -> protocol.GanttView | None:
     """Where the run's time went (the Gantt view): four small queries, and the groups'
-    counts unless ``groups`` gives them (:func:`dagstream_app.state.page_snapshot` read them)."""
+    counts unless ``groups`` gives them (:func:`dagstream_app.state.page_snapshot` read them)
+    and the DAG's groups unless ``grouped`` does (a live message read them)."""
     found = Dag.objects.filter(pk=dag_id).values_list("status", "created_at", "finished_at").first()
     if found is None:
         return None
@@ -60,7 +64,7 @@ def gantt(
         Q(started_at__isnull=False) | Q(node_id__in=list(gates))
     )
     # A group's members are one bar, the group's (state/groups.py).
-    grouped = group_state.grouping(dag_id)
+    grouped = grouped or group_state.grouping(dag_id)
     group_bars = _group_bars(dag_id, grouped, groups)
     loose = group_state.loose_ids(grouped)
     if loose is not None and len(loose) <= 500:

@@ -31,15 +31,24 @@ _groupings: OrderedDict[tuple[str, int, int], groups.Grouping] = OrderedDict()
 _lock = threading.Lock()
 
 
-def _table(model: type[Node] | type[Edge]) -> str:
+def _table(model: type[Dag] | type[Node] | type[Edge]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
+
+
+def structure_version(dag_id: str) -> int | None:
+    """The DAG's ``structure_version``, or None if it is unknown (raw SQL: a live message
+    asks it once, and the ORM's compiling costs several times the query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT structure_version FROM {_table(Dag)} WHERE dag_id = %s", [dag_id])
+        found = cursor.fetchone()
+    return None if found is None else int(found[0])
 
 
 def grouping(dag_id: str, version: int | None = None) -> groups.Grouping:
     """The DAG's groups at its structure ``version`` (read when not given): remembered, or
     worked out from its nodes and edges (two queries)."""
     if version is None:
-        version = Dag.objects.filter(pk=dag_id).values_list("structure_version", flat=True).first()
+        version = structure_version(dag_id)
         if version is None:
             return groups.Grouping()
     threshold = config().group_threshold
