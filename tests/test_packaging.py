@@ -62,6 +62,7 @@ def test_wheel_has_no_demo_and_no_example_project(wheel: zipfile.ZipFile) -> Non
     )
     assert commands == [
         "__init__.py",
+        "dagstream_grant.py",
         "dagstream_notify.py",
         "dagstream_prune.py",
         "dagstream_schema.py",

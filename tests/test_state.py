@@ -89,6 +89,9 @@ def test_snapshot_holds_the_whole_current_state(dag: Dag, make_user) -> None:
         "feedback": "",
         "decided_by": "",
         "decided_at": None,
+        "assignees": [],  # anyone who may decide it
+        "quorum": 1,
+        "votes": [],
     }
 
 
