@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import re
 import signal
@@ -18,13 +19,14 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from dagstream_app import services
 from dagstream_app.models import Dag, Event, Gate
 from project.demo.pipeline import DEMO_NAME, DemoSettings, build_runner, pick_topic
 from tests.servers import ROOT, Server, child_env
-from tests.wsclient import open_ws, recv_messages, send
+from tests.wsclient import open_ws, recv_messages, reply_to, send
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -158,11 +160,46 @@ async def demo_server() -> AsyncIterator[list[DemoServer]]:
         server.stop()
 
 
-async def _ready(server: DemoServer) -> tuple[Server, str, str]:
+@dataclass
+class Ready:
+    """What the demo printed once it serves: its server, the two people's passwords, its run."""
+
+    http: Server
+    password: str
+    reviewer_password: str
+    dag_id: str
+
+
+async def _ready(server: DemoServer) -> Ready:
     url = await server.expect(r"Dashboard: (http://127\.0\.0\.1:(\d+)/dags/)")
     login = await server.expect(r"Log in as: demo / (\S+)")
+    reviewer = await server.expect(r"Reviewer:  reviewer / (\S+) ")
+    await server.expect(r"Inbox:     http://127\.0\.0\.1:\d+/dags/gates/")
     run = await server.expect(r"Run (\S+) started")
-    return Server(server.process, int(url.group(2))), login.group(1), run.group(1)
+    http = Server(server.process, int(url.group(2)))
+    return Ready(http, login.group(1), reviewer.group(1), run.group(1))
+
+
+def _api_gates(http: Server, token: str) -> list[dict[str, Any]]:
+    """The gates the token's person may decide, from the JSON API."""
+    request = urllib.request.Request(
+        f"{http.http}/api/gates/", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return list(json.load(response)["gates"])
+
+
+async def _approve(http: Server, dag_id: str, node_id: str, token: str) -> None:
+    """Approve ``node_id`` as the token's person, found first in their inbox (the API's
+    list), over their own socket."""
+    mine = await asyncio.to_thread(_api_gates, http, token)
+    assert (dag_id, node_id) in {(g["dag_id"], g["gate"]["node_id"]) for g in mine}
+    own = await open_ws(http, dag_id, token=token)
+    decision = {"type": "human_decision", "node_id": node_id, "decision": "approve"}
+    await send(own, {**decision, "id": node_id})  # a command id is used once per person
+    reply, _ = await reply_to(own, node_id)
+    await own.close()
+    assert reply["type"] == "ack", reply
 
 
 def _status(url: str) -> int:
@@ -177,18 +214,27 @@ def _status(url: str) -> int:
         return exc.code
 
 
-async def test_demo_server_serves_a_run_a_person_approves(
-    demo_server: list[DemoServer], make_user: Any, make_token: Any
+@pytest.mark.parametrize("seed", ["3", "5"])  # the review waits for demo alone; for both
+async def test_demo_server_serves_a_run_its_people_approve(
+    demo_server: list[DemoServer], make_token: Any, seed: str
 ) -> None:
     await database_sync_to_async(services.create_dag)(
         "report-left-over", name=DEMO_NAME, nodes=["gather"]
     )
-    token = await database_sync_to_async(make_token)(
-        await database_sync_to_async(make_user)("view_dag", "decide_gate")
-    )
-    server = DemoServer.start("--speed", "40", "--seed", "3", "--loop", "0")
+    server = DemoServer.start("--speed", "40", "--seed", seed, "--loop", "0")
     demo_server.append(server)
-    http, password, dag_id = await _ready(server)
+    ready = await _ready(server)
+    http, password, dag_id = ready.http, ready.password, ready.dag_id
+    people = {
+        name: await database_sync_to_async(
+            lambda name=name: make_token(User.objects.get(username=name))
+        )()
+        for name in ("demo", "reviewer")
+    }
+    reviewer = await database_sync_to_async(authenticate)(
+        username="reviewer", password=ready.reviewer_password
+    )
+    assert reviewer is not None and not reviewer.is_staff
 
     left_over = await database_sync_to_async(Dag.objects.get)(pk="report-left-over")
     assert left_over.status == "failed"
@@ -199,28 +245,30 @@ async def test_demo_server_serves_a_run_a_person_approves(
     )
     assert await asyncio.to_thread(_status, f"{http.http}/dags/") in (200, 302)
 
-    ws = await open_ws(http, dag_id, token=token)
+    ws = await open_ws(http, dag_id, token=people["demo"])
     snapshot = (await recv_messages(ws))[0]
     assert snapshot["type"] == "snapshot"
-    waiting = [g["node_id"] for g in snapshot["dag"]["gates"] if g["status"] == "pending"]
-    approved: list[str] = []
+    waiting = [g for g in snapshot["dag"]["gates"] if g["status"] == "pending"]
+    approved: list[tuple[str, str]] = []
     complete = None
     async with asyncio.timeout(LINE_TIMEOUT):
         while complete is None:
-            # Approve every gate (the review, and a budget gate if this run hits one).
-            for node_id in waiting:
-                await send(ws, {"type": "human_decision", "node_id": node_id,
-                                "decision": "approve", "id": node_id})  # fmt: skip
-                approved.append(node_id)
+            # Every gate (the review, and a budget gate if this run hits one) approved by
+            # the people it waits for.
+            for gate in waiting:
+                for name in gate.get("assignees") or ["demo"]:
+                    await _approve(http, dag_id, gate["node_id"], people[name])
+                    approved.append((gate["node_id"], name))
             waiting = []
             for message in await recv_messages(ws):
                 if message["type"] == "human_gate_waiting":
-                    waiting.append(message["node_id"])
+                    waiting.append(message)
                 elif message["type"] == "execution_complete":
                     complete = message
     await ws.close()
 
-    assert "review" in approved
+    review = [name for node_id, name in approved if node_id == "review"]
+    assert review == (["demo", "reviewer"] if seed == "5" else ["demo"])
     assert set(complete["results"]) == {"publish"}
     assert complete["results"]["publish"]["title"].endswith("what the evidence says")
     await server.expect(rf"Run {re.escape(dag_id)} completed")
@@ -238,7 +286,8 @@ async def test_ctrl_c_stops_the_server_and_fails_the_run_in_flight(
     )
     server = DemoServer.start("--speed", "0.5", "--loop", "0")
     demo_server.append(server)
-    http, _, dag_id = await _ready(server)
+    ready = await _ready(server)
+    http, dag_id = ready.http, ready.dag_id
     ws = await open_ws(http, dag_id, token=token)
     snapshot = (await recv_messages(ws))[0]
     running = any(n["status"] == "running" for n in snapshot["dag"]["nodes"])

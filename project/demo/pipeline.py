@@ -24,6 +24,8 @@ __all__ = ["DEMO_NAME", "DemoSettings", "build_pipeline", "build_runner", "run_d
 log = logging.getLogger(__name__)
 
 DEMO_NAME = "research-report"
+# The demo's two local people (the server command creates them): review gates wait for them.
+DEMO_PEOPLE = ("demo", "reviewer")
 MODEL = "demo-llm-medium"
 PRICE_IN = 3.0 / 1_000_000  # per prompt token
 PRICE_OUT = 15.0 / 1_000_000  # per completion token
@@ -323,9 +325,18 @@ def _llm_cost(rng: random.Random, ctx: Context, low: int, high: int, out: int) -
     ctx.add_cost(round(tokens_in * PRICE_IN + tokens_out * PRICE_OUT, 6))
 
 
+def reviewers(run_seed: str) -> tuple[tuple[str, ...], int]:
+    """Who the run's review gate waits for, and how many approvals it needs: about half
+    the runs need both demo people (a quorum of 2), the others the demo user alone."""
+    if _rng(run_seed, "review").random() < 0.5:
+        return DEMO_PEOPLE, 2
+    return DEMO_PEOPLE[:1], 1
+
+
 def build_pipeline(run_seed: str, settings: DemoSettings) -> Pipeline:
     """The research-report pipeline for one run (its topic and numbers come from ``run_seed``)."""
     topic = pick_topic(run_seed)
+    assignees, quorum = reviewers(run_seed)
 
     async def work(ctx: Context) -> random.Random:
         rng = _rng(run_seed, ctx.node_id)
@@ -420,6 +431,8 @@ def build_pipeline(run_seed: str, settings: DemoSettings) -> Pipeline:
             review,
             after=["merge"],
             label="Human review",
+            assignees=assignees,
+            quorum=quorum,
             timeout=settings.review_timeout,
             default="approve" if settings.review_timeout is not None else None,
         ),

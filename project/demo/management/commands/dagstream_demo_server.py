@@ -3,7 +3,8 @@
 daphne has no ASGI lifespan, so this starts daphne's ``Server`` itself and
 schedules the demo on daphne's own event loop, where the in-memory channel
 layer's queues live. Local use only: it (re)creates a ``demo`` user with a
-random password and every dagstream permission.
+random password and every dagstream permission, and a ``reviewer`` (not staff) who may
+view runs and decide gates: about half the review gates wait for both of them.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from dagstream_app import services
 from dagstream_app.models import Dag
 from dagstream_app.protocol import TERMINAL_STATUSES
 from project.demo.options import add_demo_arguments, demo_settings, reporter
-from project.demo.pipeline import DEMO_NAME, DemoSettings, run_demo
+from project.demo.pipeline import DEMO_NAME, DEMO_PEOPLE, DemoSettings, run_demo
 
-DEMO_USER = "demo"
+DEMO_USER, REVIEWER = DEMO_PEOPLE
 DEMO_PERMISSIONS = ("view_dag", "decide_gate", "control_dag")
+REVIEWER_PERMISSIONS = ("view_dag", "decide_gate")
 STOP_TIMEOUT = 10.0
 # Twisted's zope interfaces do not type-check as methods (no mypy-zope here).
 reactor: Any = twisted_reactor
@@ -55,21 +57,22 @@ def fail_stale_runs(name: str = DEMO_NAME) -> list[str]:
     return failed
 
 
-def ensure_demo_user() -> str:
-    """Create or update the local ``demo`` user; return its new random password."""
+def ensure_demo_user(
+    username: str = DEMO_USER, codenames: tuple[str, ...] = DEMO_PERMISSIONS
+) -> str:
+    """Create or update a local demo person (``demo``, staff, by default) with
+    ``codenames``; return their new random password."""
     perms = list(
-        Permission.objects.filter(
-            content_type__app_label="dagstream_app", codename__in=DEMO_PERMISSIONS
-        )
+        Permission.objects.filter(content_type__app_label="dagstream_app", codename__in=codenames)
     )
-    if len(perms) != len(DEMO_PERMISSIONS):
+    if len(perms) != len(codenames):
         raise CommandError("dagstream's permissions are missing: run `manage.py migrate` first.")
     user_model = get_user_model()
-    lookup: dict[str, Any] = {user_model.USERNAME_FIELD: DEMO_USER}
+    lookup: dict[str, Any] = {user_model.USERNAME_FIELD: username}
     user, _ = user_model.objects.get_or_create(defaults=None, **lookup)
     password = secrets.token_urlsafe(12)
     user.set_password(password)
-    user.is_staff = True
+    user.is_staff = username == DEMO_USER
     user.is_active = True
     user.save()
     user.user_permissions.add(*perms)
@@ -173,6 +176,7 @@ class Command(BaseCommand):
         # With --no-engine, demo runs belong to an engine elsewhere: leave them be.
         stale = [] if no_engine else fail_stale_runs(self.demo_name)
         password = ensure_demo_user()
+        second = ensure_demo_user(REVIEWER, REVIEWER_PERMISSIONS)
         every = options["loop"] or None
         engine = _Engine(lambda: self.engine(settings, every, report))
         server = Server(
@@ -198,6 +202,8 @@ class Command(BaseCommand):
                 "dagstream demo (local use only)",
                 f"  Dashboard: {base}/dags/",
                 f"  Log in as: {DEMO_USER} / {password}",
+                f"  Reviewer:  {REVIEWER} / {second} (some review gates need you both)",
+                f"  Inbox:     {base}/dags/gates/",
                 f"  Admin:     {base}/admin/",
                 f"  Engine:    {where}",
                 "  Ctrl-C stops.",
