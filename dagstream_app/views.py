@@ -41,7 +41,7 @@ def _page(
 ) -> HttpResponse:
     context = {
         "dagstream_base_template": config().base_template,
-        "dagstream_config": render.page_config(),
+        "dagstream_config": render.page_config(voter_of(request.user)),
         "server_now": format_ts(timezone.now()),
         **context,
     }

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
 from tests import test_dashboard_browser as dash
@@ -160,3 +161,38 @@ def test_the_run_page_shows_who_else_is_here_and_who_is_writing(
     # Bob closes his page: he is gone from ada's within seconds.
     bob.close()
     expect(presence).to_be_hidden(timeout=WAIT)
+
+
+def test_a_gate_for_others_that_opens_live_is_read_only_to_the_rest(
+    server: Server, new_page: Callable[..., Page], operator: str, make_user: Any
+) -> None:
+    make_user("view_dag", "decide_gate", username="bob")
+    carol = make_user("view_dag", "decide_gate", username="carol")
+    carol.groups.add(Group.objects.create(name="release managers"))
+    engine.create_dag("rel-50", name="release 5.0", nodes=[{"id": "review", "label": "Review"}])
+    pages = {}
+    for name in (operator, "bob", "carol"):
+        pages[name] = new_page()
+        login(pages[name], server, name, then="/dags/rel-50/")
+        expect(pages[name].locator("#ds-connection")).to_have_attribute("data-connection", "open")
+
+    # The gate opens while all three have the page open; it waits for bob and the group.
+    engine.open_gate(
+        "rel-50", "review", {"title": "Ship 5.0?"}, assignees=["bob", "group:release managers"]
+    )
+    cards = {name: page.locator('.gate[data-node-id="review"]') for name, page in pages.items()}
+    for card in cards.values():
+        expect(card).to_contain_text("Waits for bob, group:release managers", timeout=WAIT)
+
+    # Ada may decide gates, but not this one: no form, the line a page load shows.
+    expect(cards[operator]).to_contain_text("Waiting for a decision.")
+    expect(cards[operator].get_by_role("button")).to_have_count(0)
+    expect(cards[operator].get_by_label("Feedback")).to_have_count(0)
+    # Bob, named, and carol, through her group, decide it.
+    for name in ("bob", "carol"):
+        expect(cards[name].get_by_role("button", name="Approve")).to_be_enabled()
+        expect(cards[name]).not_to_contain_text("Waiting for a decision.")
+    cards["carol"].get_by_role("button", name="Approve").click()
+    for card in cards.values():
+        expect(card).to_have_attribute("data-gate-status", "approved", timeout=WAIT)
+    expect(cards[operator]).to_contain_text("Approved by carol")

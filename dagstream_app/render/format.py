@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from django.conf import settings
@@ -27,6 +27,9 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from dagstream_app.vocabulary import CLOSE_CODES, status_label
+
+if TYPE_CHECKING:
+    from dagstream_app.permissions import Voter
 
 # How many events the timeline shows (the page trims to it as events arrive).
 TIMELINE_LENGTH = 100
@@ -162,9 +165,22 @@ def fragment(template: str, context: dict[str, Any]) -> SafeString:
     return mark_safe(render_to_string(f"dagstream_app/fragments/{template}", context))
 
 
-def page_config() -> dict[str, Any]:
-    """What the dashboard's scripts take from Python (the pages embed it with ``json_script``)."""
-    return {"closeCodes": CLOSE_CODES, "timelineLength": TIMELINE_LENGTH, "text": page_text()}
+def page_config(voter: Voter | None = None) -> dict[str, Any]:
+    """What the dashboard's scripts take from Python (the pages embed it with ``json_script``).
+
+    ``voter``: the signed-in person, if they may decide gates: the scripts make a gate
+    card that arrives live read-only when its assignees do not name them (the server
+    refuses their vote either way, see :func:`dagstream_app.permissions.check_assigned`).
+    """
+    viewer = (
+        {"username": voter.username, "groups": sorted(voter.groups)} if voter is not None else None
+    )
+    return {
+        "closeCodes": CLOSE_CODES,
+        "timelineLength": TIMELINE_LENGTH,
+        "text": page_text(),
+        "viewer": viewer,
+    }
 
 
 def page_text() -> dict[str, str]:
@@ -190,4 +206,5 @@ def page_text() -> dict[str, str]:
         "alsoHere": _("Also looking at this run: %(names)s"),
         "writing": _("%(names)s is writing…"),
         "writingMany": _("%(names)s are writing…"),
+        "waitingDecision": _("Waiting for a decision."),
     }

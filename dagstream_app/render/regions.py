@@ -7,6 +7,7 @@ live message. Also the node panel and the run list's rows.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -196,6 +197,9 @@ def gate_context(
         "tone": tone,
         "draft": draft,
         "readonly": readonly,
+        # Who may decide it, for the page's script: a card that arrives live is the same
+        # for everyone, and the script makes it read-only to whom it does not name.
+        "assignees_json": json.dumps(list(gate.assignees)) if gate.assignees else "",
         "voted": voted,
         "across_runs": across_runs,
     }

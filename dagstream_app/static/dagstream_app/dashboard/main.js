@@ -12,8 +12,10 @@
 //   history.js     the history page's slider
 //   refusals.js    refused actions stay in their card with DEBUG on
 //   presence.js    who else is looking at the run, who is writing feedback
+//   assigned.js    gate cards that wait for others are read-only to the rest
 //   words.js       the words the scripts show, in the page's language
 
+import { keepGatesForOthersReadOnly } from "./assigned.js";
 import { createGraphView } from "./graph-view.js";
 import { listenHistory } from "./history.js";
 import { startLive } from "./live.js";
@@ -28,6 +30,7 @@ const config = JSON.parse(document.getElementById("ds-config").textContent);
 useWords(config.text);
 
 keepRefusalsInTheirCard();
+keepGatesForOthersReadOnly(config.viewer);
 const timers = createTimers(() => live.state() === "open");
 const live = startLive(config.closeCodes, timers.tick);
 const restoreFocus = keepFocusAcrossSwaps();

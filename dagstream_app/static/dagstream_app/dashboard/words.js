@@ -22,6 +22,7 @@ const words = {
   alsoHere: "Also looking at this run: %(names)s",
   writing: "%(names)s is writing…",
   writingMany: "%(names)s are writing…",
+  waitingDecision: "Waiting for a decision.",
 };
 
 /**

@@ -1,0 +1,66 @@
+// Gate cards that wait for other people. A card rendered with the page is read-only for
+// whoever its assignees do not name (render/regions.py), but one that arrives live is
+// shared by everyone who may decide the run's gates. This makes such a card read-only
+// here too: its form goes and "Waiting for a decision." takes its place. It is a
+// convenience: the server refuses a vote from someone a gate does not name either way.
+
+import { say } from "./words.js";
+
+const GROUP_PREFIX = "group:";
+
+/**
+ * True if `assignees` is empty or names the viewer or one of their groups (the rule
+ * permissions.Voter.named_in keeps on the server).
+ * @param {{username: string, groups: string[]}} viewer
+ * @param {string[]} assignees
+ */
+function namesViewer(viewer, assignees) {
+  if (assignees.length === 0) return true;
+  return assignees.some((name) =>
+    name.startsWith(GROUP_PREFIX)
+      ? viewer.groups.includes(name.slice(GROUP_PREFIX.length))
+      : name === viewer.username,
+  );
+}
+
+/** @param {string | undefined} text a card's data-assignees (a JSON list of names) */
+function parseAssignees(text) {
+  try {
+    const names = JSON.parse(text || "[]");
+    return Array.isArray(names) ? names.map(String) : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Makes the pending cards under `root` that wait for others read-only for `viewer`.
+ * @param {{username: string, groups: string[]} | null} viewer null: someone who may not
+ *   decide gates (their cards already show disabled buttons), or a page without one.
+ * @param {ParentNode} root
+ */
+export function readOnlyForOthers(viewer, root = document) {
+  if (!viewer) return;
+  for (const card of root.querySelectorAll(".gate--pending[data-assignees]")) {
+    const form = card.querySelector(".gate-form");
+    if (!form || namesViewer(viewer, parseAssignees(card.dataset.assignees))) continue;
+    const line = document.createElement("p");
+    line.className = "gate-outcome muted";
+    line.textContent = say("waitingDecision");
+    form.replaceWith(line);
+  }
+}
+
+/**
+ * Keeps cards read-only for `viewer` as htmx inserts them: with the page, after a live
+ * message's out-of-band swaps, after a decision's reply.
+ * @param {{username: string, groups: string[]} | null} viewer
+ */
+export function keepGatesForOthersReadOnly(viewer) {
+  if (!viewer) return;
+  const apply = () => readOnlyForOthers(viewer);
+  document.addEventListener("htmx:load", apply);
+  document.addEventListener("htmx:wsAfterMessage", apply);
+  document.addEventListener("htmx:afterSwap", apply);
+  document.addEventListener("DOMContentLoaded", apply);
+}
