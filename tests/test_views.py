@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group
 from django.test import Client, override_settings
 
 from dagstream_app import services
@@ -158,11 +159,16 @@ def test_detail_renders_every_region(dag: Dag, operator: Client) -> None:
     assert "X-CSRFToken" in html
 
 
-def test_page_hands_the_script_its_numbers_from_python(dag: Dag, viewer: Client) -> None:
-    html = viewer.get("/dags/etl-1/").content.decode()
+def page_config(client: Client) -> Any:
+    html = client.get("/dags/etl-1/").content.decode()
     found = re.search(r'<script id="ds-config" type="application/json">(.*?)</script>', html)
     assert found is not None
-    config = json.loads(found.group(1))
+    return json.loads(found.group(1))
+
+
+def test_page_hands_the_script_its_numbers_from_python(dag: Dag, viewer: Client) -> None:
+    html = viewer.get("/dags/etl-1/").content.decode()
+    config = page_config(viewer)
     assert config.pop("text")["live"] == "Live"  # the scripts' words (test_i18n)
     assert config == {
         "closeCodes": {
@@ -172,8 +178,17 @@ def test_page_hands_the_script_its_numbers_from_python(dag: Dag, viewer: Client)
             "try_again_later": 4013,
         },
         "timelineLength": 100,
+        "viewer": None,  # who may not decide gates: their cards' buttons are disabled
     }
     assert "last 100 events" in html
+
+
+def test_page_tells_the_script_who_decides_and_their_groups(dag: Dag, make_user: Any) -> None:
+    # The script makes a live gate card read-only to whom its assignees do not name.
+    user = make_user("view_dag", "decide_gate", username="bob")
+    user.groups.add(Group.objects.create(name="release managers"), Group.objects.create(name="ops"))
+    viewer = page_config(client_for(user))["viewer"]
+    assert viewer == {"username": "bob", "groups": ["ops", "release managers"]}
 
 
 def test_feedback_box_takes_the_configured_limit(dag: Dag, operator: Client) -> None:
