@@ -20,13 +20,13 @@ from typing import Any, TypeVar
 
 from django.db import connections
 
-from dagstream_app import state
+from dagstream_app import services, state
+from dagstream_app.celery.connections import forget_own
 from dagstream_app.celery.runs import Run
 from dagstream_app.conf import config
 from dagstream_app.engine import DagStream, LoopThread
 from dagstream_app.engine.control import wait_for
 from dagstream_app.protocol import TERMINAL_STATUSES
-from dagstream_app.services import DagstreamError
 
 __all__ = ["Registry", "registry", "reset_after_fork"]
 
@@ -43,10 +43,20 @@ class Registry:
         self.loop: LoopThread | None = None
 
     def run(self, dag_id: str, *, here: bool) -> Run | None:
-        """The run of ``dag_id``; ``here``: a task of it runs in this process (report
-        through a stream, follow its status). None if the DAG is gone."""
+        """The run of ``dag_id``; ``here``: a task of it starts in this process (report
+        through a stream, follow its status; the task claims the run until its
+        postrun :meth:`~Run.unclaim` s it). None if the DAG is gone."""
+        while True:
+            run = self._run(dag_id, here=here)
+            if run is None or not here or run.claim():
+                return run
+            # Retired by its watcher a moment ago: read it again.
+
+    def _run(self, dag_id: str, *, here: bool) -> Run | None:
         with self.lock:
             run = self.runs.get(dag_id)
+            if run is not None and run.retired:
+                run = None
             if run is not None and (
                 run.writer.stream is not None or not here or run.status in TERMINAL_STATUSES
             ):
@@ -83,7 +93,9 @@ async def _watch(run: Run, stream: DagStream) -> None:
     """Follow the run's status: pause holds new tasks, cancel is carried out here too.
 
     People's commands wake it at once (the DAG's control group); other changes (a
-    budget pause by another process) are read every ``IDLE_CHECK_SECONDS``.
+    budget pause by another process) are read every ``IDLE_CHECK_SECONDS``. Ends
+    with the run, or once it is parked (:func:`_parked`): a run that waits for a
+    person costs this process nothing.
     """
     poll = config().idle_check_seconds
     look = asyncio.Event()
@@ -105,15 +117,25 @@ async def _watch(run: Run, stream: DagStream) -> None:
                 await loop.run_in_executor(None, _in_thread, run.cancel)
             elif status in TERMINAL_STATUSES:
                 return
+            if run.idle() and await loop.run_in_executor(None, _in_thread, _parked, run):
+                return
             await wait_for(look, poll)
     except Exception:
         log.warning("dagstream: watcher of run %s stopped", run.dag_id, exc_info=True)
     finally:
         listener.cancel()
         await run.writer.drain_and_flush()
-        with contextlib.suppress(DagstreamError):  # refusals were logged as they came
+        with contextlib.suppress(services.DagstreamError):  # refusals were logged as they came
             await stream.close()
         registry.forget(run.dag_id, run)  # a late task of the run reads it again
+
+
+def _parked(run: Run) -> bool:
+    """True, and the run retired here, if it is parked: a task of it is held (it waits
+    for a person) and none runs in this process. Its held tasks come back through a
+    worker's :class:`~dagstream_app.celery.releasing.ReleaseHeld`, which also reports
+    it alive; a task of it that starts here later reads it again."""
+    return services.holds(run.dag_id) and run.retire()
 
 
 def _in_thread(func: Callable[..., T], *args: Any) -> T:
@@ -131,3 +153,4 @@ def reset_after_fork() -> None:
     """In a new pool child: forget the parent's runs, loop and locks (they are not ours)."""
     global registry
     registry = Registry()
+    forget_own()

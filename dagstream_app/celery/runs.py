@@ -18,10 +18,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from celery.canvas import Signature
+from django.db import DatabaseError
 
 from dagstream_app import state
 from dagstream_app.celery.cancelling import cancel_run
 from dagstream_app.celery.canvas import DAG_STAMP, CanvasGraph
+from dagstream_app.celery.connections import forget_own, own_connection
 from dagstream_app.celery.settling import Settler
 from dagstream_app.celery.writing import RunWriter
 from dagstream_app.engine import deltas
@@ -53,6 +55,11 @@ class Run:
         self.succs: dict[str, set[str]] = {}
         self.runtime_ids: dict[str, str] = {}  # task id -> node, for tasks added at run time
         self.running: set[str] = set()  # nodes whose tasks run in this process now
+        # Tasks of the run between their prerun and postrun here; a run its watcher
+        # retired (parked: nothing of it here) is read again by the next task.
+        self._claims = 0
+        self._claim_lock = threading.Lock()  # never held while waiting for anything
+        self.retired = False
         self._load(snapshot)
 
     # ------------------------------------------------------------ knowledge
@@ -102,6 +109,31 @@ class Run:
                 seen.append(node)
                 stack.extend(self.succs.get(node, ()))
         return seen
+
+    def claim(self) -> bool:
+        """A task of the run starts here: False if the run was retired (read it again)."""
+        with self._claim_lock:
+            if self.retired:
+                return False
+            self._claims += 1
+            return True
+
+    def unclaim(self) -> None:
+        """A task that claimed the run has ended here."""
+        with self._claim_lock:
+            self._claims -= 1
+
+    def idle(self) -> bool:
+        """True if no task of the run is between its prerun and postrun here."""
+        return self._claims == 0
+
+    def retire(self) -> bool:
+        """Stop following the run here if no task claims it (its watcher is ending)."""
+        with self._claim_lock:
+            if self._claims:
+                return False
+            self.retired = True
+            return True
 
     # ------------------------------------------------------------- writing
 
@@ -232,7 +264,11 @@ class Run:
         not have reached this process's watcher yet: the task must see it now, or it
         would start in a run that is paused (and hold its slot until it ends).
         """
-        progress = state.progress(self.dag_id)
+        try:
+            progress = state.progress(self.dag_id, own_connection())
+        except DatabaseError:  # the database went away and came back: once more
+            forget_own(close=True)
+            progress = state.progress(self.dag_id, own_connection())
         if progress is not None and progress[1] != self.status:
             self.set_status(progress[1])
         return self.status

@@ -137,12 +137,24 @@ def _on_prerun(task_id: str = "", task: Any = None, **_: Any) -> None:
     dag_id, node = stamps_of(request.stamps or {})
     if dag_id is None:
         return
-    run = _registry().run(dag_id, here=True)
+    run = _registry().run(dag_id, here=True)  # claimed: the postrun gives it back
     if run is None:
         return
+    try:
+        _start(task_id, task, run, node)
+    except BaseException:
+        if task_id not in _active:
+            run.unclaim()  # no postrun will
+        raise
+
+
+def _start(task_id: str, task: Any, run: Run, node: str | None) -> None:
+    """The prerun of a task of a launched canvas, its run claimed."""
     from dagstream_app.celery import cancelling, runs
     from dagstream_app.engine import deltas
 
+    request = task.request
+    dag_id = run.dag_id
     parent = request.get(PARENT_HEADER)
     if node is None or not run.knows(node):
         if node is not None:
@@ -312,6 +324,7 @@ def _on_postrun(task_id: str = "", task: Any = None, state: str = "", **_: Any) 
         # The message is acknowledged once this returns: its reports go first,
         # so a worker killed after the ack has lost nothing.
         run.flush()
+    run.unclaim()
 
 
 # ------------------------------------------------------------------ skipping

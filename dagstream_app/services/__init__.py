@@ -50,7 +50,13 @@ from dagstream_app.services.decisions import (
 )
 from dagstream_app.services.deletion import delete_dag
 from dagstream_app.services.engine_deltas import DeltaResult, Flushed, apply
-from dagstream_app.services.holding import expired_held_gates, hold_task, release_held
+from dagstream_app.services.holding import (
+    expired_held_gates,
+    heartbeat_held,
+    hold_task,
+    holds,
+    release_held,
+)
 from dagstream_app.services.links import decide_by_link
 from dagstream_app.services.reporting import create_dag, heartbeat, open_gate
 from dagstream_app.services.reports import DirectReports, Reports, RunReports, reports
@@ -84,7 +90,9 @@ __all__ = [
     "expired_held_gates",
     "force_cancel",
     "heartbeat",
+    "heartbeat_held",
     "hold_task",
+    "holds",
     "open_gate",
     "release_held",
     "reports",

@@ -15,10 +15,11 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from dagstream_app import protocol
 from dagstream_app.models import Dag, Gate, HeldTask
 from dagstream_app.protocol import TERMINAL_STATUSES
 
-__all__ = ["expired_held_gates", "hold_task", "release_held"]
+__all__ = ["expired_held_gates", "heartbeat_held", "hold_task", "holds", "release_held"]
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +100,17 @@ def expired_held_gates() -> list[tuple[str, str, str]]:
         (dag_id, node_id, default or "reject")
         for dag_id, node_id, default in expired.values_list("dag_id", "node_id", "default_decision")
     ]
+
+
+def holds(dag_id: str) -> bool:
+    """True if a task of ``dag_id`` is held: the run is parked until a person acts."""
+    return HeldTask.objects.filter(dag_id=dag_id).exists()
+
+
+def heartbeat_held() -> int:
+    """The engine of every live run with a held task is alive (the workers that hold
+    it): one UPDATE of ``engine_seen_at``, whatever the number of runs; how many."""
+    live = Dag.objects.filter(
+        status__in=protocol.LIVE_STATUSES, pk__in=HeldTask.objects.values("dag_id")
+    )
+    return live.update(engine_seen_at=timezone.now())

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import cast
 
 import msgspec
+from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -44,9 +46,22 @@ def engine_health(dag_id: str) -> protocol.EngineHealth | None:
     return protocol.EngineHealth(status, iso(seen), engine_stale(status, seen), reporting)
 
 
-def progress(dag_id: str) -> tuple[int, str] | None:
-    """The DAG's (last seq, status), or None if it is unknown."""
-    return Dag.objects.filter(pk=dag_id).values_list("last_seq", "status").first()
+def progress(dag_id: str, using: BaseDatabaseWrapper | None = None) -> tuple[int, str] | None:
+    """The DAG's (last seq, status), or None if it is unknown.
+
+    ``using``: a connection of the caller's own (a Celery worker's, which Celery
+    does not close around every task) instead of the thread's Django one. One
+    plain query: a worker asks this before every task starts.
+    """
+    db = using or connection
+    seq, status, key = (db.ops.quote_name(name) for name in ("last_seq", "status", "dag_id"))
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {seq}, {status} FROM {db.ops.quote_name(Dag._meta.db_table)} WHERE {key} = %s",
+            [dag_id],
+        )
+        found = cursor.fetchone()
+    return None if found is None else (int(found[0]), str(found[1]))
 
 
 def progress_many(dag_ids: set[str]) -> dict[str, tuple[int, str]]:
