@@ -180,6 +180,9 @@ class Event(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dag", "seq"], name="dagstream_event_seq_unique"),
         ]
+        # A run's events of one type, in order (its execution_state for the Gantt's
+        # pauses and the engine's health) without reading the rest of its log.
+        indexes = [models.Index(fields=["dag", "type", "seq"], name="dagstream_event_type")]
 
     def __str__(self) -> str:
         return f"{self.dag_id}#{self.seq} {self.type}"

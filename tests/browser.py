@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from dagstream_app import services
 
@@ -43,6 +43,22 @@ def sync_chromium() -> Iterator[Browser]:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def page_errors(page: Page) -> list[str]:
+    """What ``page`` reports from now on as wrong: its uncaught errors, its console's
+    errors and warnings (a list that fills as the page runs)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"console.{msg.type}: {msg.text}")
+            if msg.type in ("error", "warning")
+            else None
+        ),
+    )
+    return errors
 
 
 class ServicesThread:

@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from dagstream_app.engine import DagStream, GateDecision
 from dagstream_app.models import Dag
-from tests.browser import ServicesThread, sync_chromium
+from tests.browser import ServicesThread, page_errors, sync_chromium
 from tests.jstools import node
 from tests.servers import Server, start_server
 
@@ -131,17 +131,7 @@ def new_page(browser: Browser) -> Iterator[Callable[[], tuple[Page, list[str]]]]
         context = browser.new_context()
         contexts.append(context)
         page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-        page.on(
-            "console",
-            lambda msg: (
-                errors.append(f"console.{msg.type}: {msg.text}")
-                if msg.type in ("error", "warning")
-                else None
-            ),
-        )
-        return page, errors
+        return page, page_errors(page)
 
     yield make
     for context in contexts:

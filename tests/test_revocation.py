@@ -62,10 +62,10 @@ async def _token(user: User) -> str:
     return key
 
 
-async def _lose_view(user: User) -> float:
-    """Take ``view_dag`` from ``user``; when it was gone."""
-    view = await sync_to_async(Permission.objects.get)(codename="view_dag")
-    await sync_to_async(user.user_permissions.remove)(view)
+async def _lose_view(user: User, codename: str = "view_dag") -> float:
+    """Take ``codename`` (``view_dag``) from ``user``; when it was gone."""
+    permission = await sync_to_async(Permission.objects.get)(codename=codename)
+    await sync_to_async(user.user_permissions.remove)(permission)
     return time.monotonic()
 
 
@@ -183,6 +183,30 @@ async def test_the_dashboard_socket_closes_within_the_bound_whatever_it_is_sent(
         chatter.cancel()
     assert code == CLOSE_FORBIDDEN
     assert closed - revoked <= BOUND
+
+
+async def _live_list(server: Server, token: str, path: str, dag_id: str) -> Any:
+    """A run list or gate inbox socket, once it has sent something: admitted."""
+    ws = await open_ws(server, "", token=token, path=path, query=f"ids={dag_id}")
+    if path == "/ws/dags/":  # it sends nothing until a run on the page changes
+        await sync_to_async(services.reports(dag_id).node_state)("a", "running")
+    await asyncio.wait_for(ws.recv(), TIMEOUT)  # the row, or the inbox's whole list
+    return ws
+
+
+@pytest.mark.parametrize(
+    ("path", "codename"), [("/ws/dags/", "view_dag"), ("/ws/gates/", "decide_gate")]
+)
+async def test_a_list_socket_closes_within_the_bound_once_its_permission_goes(
+    quick: Server, dag: Dag, make_user: Any, path: str, codename: str
+) -> None:
+    """The run list needs ``view``, the gate inbox ``decide``: each tick's re-check asks."""
+    user = await sync_to_async(make_user)("view_dag", "decide_gate")
+    ws = await _live_list(quick, await _token(user), path, dag.dag_id)
+    revoked = await _lose_view(user, codename)
+    code = await close_code(ws)
+    assert code == CLOSE_FORBIDDEN
+    assert time.monotonic() - revoked <= BOUND
 
 
 # ------------------------------------------------------------------ tickets

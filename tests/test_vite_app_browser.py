@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from tests.browser import sync_chromium
+from tests.browser import page_errors, sync_chromium
 from tests.freshproject import (
     DEADLINE,
     adopt,
@@ -131,20 +131,6 @@ def vite_app(django: tuple[Path, int]) -> Iterator[str]:
         yield base
 
 
-def _errors(page: Page) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on(
-        "console",
-        lambda msg: (
-            errors.append(f"console.{msg.type}: {msg.text}")
-            if msg.type in ("error", "warning")
-            else None
-        ),
-    )
-    return errors
-
-
 def test_the_docs_vite_app_shows_a_live_run_and_approves_its_gate(
     browser: Browser, django: tuple[Path, int], vite_app: str
 ) -> None:
@@ -153,7 +139,7 @@ def test_the_docs_vite_app_shows_a_live_run_and_approves_its_gate(
     context = browser.new_context()
     try:
         page = context.new_page()
-        errors = _errors(page)
+        errors = page_errors(page)
         # Not signed in: the status says so, and where the fix is.
         page.goto(f"{vite_app}/?dag={dag_id}")
         status = page.get_by_role("status")

@@ -7,6 +7,8 @@
 * :mod:`.stream`: :class:`DagStreamConsumer`, the delivery rules of a DAG's stream.
 * :mod:`.json_stream`: :class:`DagJsonConsumer`, protocol v1 (``/ws/dags/<id>/``).
 * :mod:`.html_stream`: :class:`DagHtmlConsumer`, the dashboard (``/ws/dags/<id>/html/``).
+* :mod:`.listing`: :class:`ListConsumer`, the base of the live lists across
+  runs: admitted by one permission, re-checked on the hub's tick.
 * :mod:`.index`: :class:`DagIndexConsumer`, the run list's rows (``/ws/dags/``).
 * :mod:`.inbox`: :class:`GateInboxConsumer`, the gate inbox (``/ws/gates/``).
 * :mod:`.presence`: :class:`PresenceConsumer`, who is on a run's page

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from urllib.parse import parse_qs
 
 from dagstream_app import broadcast, live, protocol, render
-from dagstream_app.conf import config
-from dagstream_app.consumers.base import HubConsumer
-from dagstream_app.errors import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
-from dagstream_app.layer_messages import (
-    DagChangedMessage,
-    DagDeletedMessage,
-    LayerErrorMessage,
-    TickMessage,
-)
-from dagstream_app.permissions import allowed, visible_ids
+from dagstream_app.consumers.listing import ListConsumer
+from dagstream_app.layer_messages import DagChangedMessage, DagDeletedMessage
+from dagstream_app.permissions import visible_ids
 from dagstream_app.read_pool import read
 
 __all__ = ["DagIndexConsumer"]
 
 
-class DagIndexConsumer(HubConsumer):
+class DagIndexConsumer(ListConsumer):
     """Live rows of the run list (``/ws/dags/?ids=a,b``), throttled per connection.
 
     Rows of the DAGs named in ``ids`` (the ones on the page) are re-rendered at
@@ -32,20 +24,13 @@ class DagIndexConsumer(HubConsumer):
     hub's database tick.
     """
 
+    PERMISSION = "view"
     THROTTLE = 0.5
     ids: frozenset[str] = frozenset()
     new_count = 0
-    flush_task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        await self.accept()
-        self.user = user = self.scope.get("user")
-        self.checked = time.monotonic()
-        if user is None or not user.is_authenticated:
-            await self.close(CLOSE_UNAUTHENTICATED)
-            return
-        if not await read(allowed)(user, "view"):  # no DAG: no hook asked
-            await self.close(CLOSE_FORBIDDEN)
+        if not await self.admit():
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         raw = query.get("ids", [""])[0]
@@ -56,15 +41,6 @@ class DagIndexConsumer(HubConsumer):
         self.rendered: dict[str, int] = {}  # the seq each row was last rendered at
         await self.subscribe(broadcast.INDEX_GROUP)
         self.ready = True
-
-    async def disconnect(self, code: int) -> None:
-        self.ready = False
-        if self.flush_task is not None:
-            self.flush_task.cancel()
-        await self._leave()
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        return
 
     async def dagstream_dag_changed(self, message: DagChangedMessage) -> None:
         if not self.ready:
@@ -86,22 +62,6 @@ class DagIndexConsumer(HubConsumer):
         if self.ready and dag_id in self.ids:
             self.pending.pop(dag_id, None)
             await self.send(text_data=render.row_deleted_html(dag_id))
-
-    async def dagstream_tick(self, message: TickMessage) -> None:
-        if not self.ready:
-            return
-        if self.recheck_due():
-            if not await self.recheck():
-                return
-            if not await read(allowed)(self.user, "view"):
-                self.ready = False
-                await self.close(CLOSE_FORBIDDEN)
-                return
-        if time.monotonic() - self.last_send >= config().keepalive_seconds:
-            await self.send(text_data=render.KEEPALIVE_HTML)
-
-    async def dagstream_layer_error(self, message: LayerErrorMessage) -> None:
-        return  # the hub's tick brings what the layer lost
 
     async def _flush_rows(self) -> None:
         await asyncio.sleep(self.THROTTLE)  # the throttle window, not synchronisation

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -56,14 +56,37 @@ Status = Notification.Status
 Channel = Notification.Channel
 
 
-def _gate_row(gate: Gate, stage: str, now: Any) -> Notification:
+def _key(gate: Gate, stage: str, *parts: str) -> str:
+    """A message's unique key: its gate, its stage and what tells it from its siblings."""
+    return ":".join((str(gate.pk), stage, *parts))
+
+
+def _row(
+    gate: Gate,
+    stage: str,
+    channel: str,
+    key: str,
+    now: datetime,
+    *,
+    user: Any = None,
+    link: GateLink | None = None,
+    target: str = "",
+) -> Notification:
+    """An outbox row of ``gate`` at ``stage``, due ``now``: every row is written so."""
     return Notification(
         gate=gate,
-        key=f"{gate.pk}:{stage}",
+        key=key,
         stage=stage,
-        channel=Channel.GATE,
+        channel=channel,
+        user=user,
+        link=link,
+        target=target,
         next_attempt_at=now,
     )
+
+
+def _gate_row(gate: Gate, stage: str, now: datetime) -> Notification:
+    return _row(gate, stage, Channel.GATE, _key(gate, stage), now)
 
 
 def enqueue_opened(gates: list[Gate]) -> bool:
@@ -182,7 +205,6 @@ def expand(row: Notification, lease: str) -> int:
 def _messages(row: Notification, gate: Gate) -> int:
     settings = config()
     now = timezone.now()
-    base = f"{gate.pk}:{row.stage}"
     messages: list[Notification] = []
     known = set(Notification.objects.filter(gate=gate).values_list("key", flat=True))
     if settings.notify_email:
@@ -190,34 +212,25 @@ def _messages(row: Notification, gate: Gate) -> int:
             escalation_recipients(gate) if row.stage == Stage.ESCALATED else gate_recipients(gate)
         )
         for person in people:
-            key = f"{base}:email:{person.pk}"
+            key = _key(gate, row.stage, "email", str(person.pk))
             if key in known or not getattr(person, "email", ""):
                 continue
             # A person who may only view (an escalation's) gets the run's page instead.
             link = create_link(gate, person) if allowed(person, "decide", gate.dag) else None
             messages.append(
-                Notification(
-                    gate=gate,
-                    key=key,
-                    stage=row.stage,
-                    channel=Channel.EMAIL,
+                _row(
+                    gate,
+                    row.stage,
+                    Channel.EMAIL,
+                    key,
+                    now,
                     user=person,
                     link=link,
                     target=person.email,
-                    next_attempt_at=now,
                 )
             )
     for url in settings.notify_webhooks:
-        key = f"{base}:webhook:{_url_key(url)}"
+        key = _key(gate, row.stage, "webhook", _url_key(url))
         if key not in known:
-            messages.append(
-                Notification(
-                    gate=gate,
-                    key=key,
-                    stage=row.stage,
-                    channel=Channel.WEBHOOK,
-                    target=url,
-                    next_attempt_at=now,
-                )
-            )
+            messages.append(_row(gate, row.stage, Channel.WEBHOOK, key, now, target=url))
     return len(Notification.objects.bulk_create(messages, ignore_conflicts=True))
