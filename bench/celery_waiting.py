@@ -3,8 +3,10 @@
 ``BENCH_PARKED`` runs (default 20: half at a human gate, half at a budget gate)
 wait for a person that never comes, on the worker that runs the chord. Each
 round times the chord alone, then parks the runs, times the chord beside them,
-and cancels them. Runs that wait hold no worker slot (issue 19), so the chord's
-throughput beside them should be that of the chord alone (target ratio 0.9).
+and cancels them. Runs that wait hold no worker slot and, once every pool
+process has let go of them (none listens for their commands), cost the pool
+nothing (issue 19), so the chord's throughput beside them should be that of the
+chord alone (target ratio 0.9).
 """
 
 from __future__ import annotations
@@ -41,7 +43,22 @@ def park(count: int) -> list[str]:
     every = Counter({"gate": human, "budget_gate": count - human, "paused": count - human})
     held = HeldTask.objects.filter(dag_id__in=dag_ids)
     _until(lambda: Counter(held.values_list("reason", flat=True)) == every, "runs to park")
+    _until(lambda: not _listened(dag_ids), "the pool processes to let go of the parked runs")
     return dag_ids
+
+
+def _listened(dag_ids: list[str]) -> bool:
+    """True while a worker process follows one of the runs: its stream listens on the
+    run's control group (a parked run's watcher ends within ``IDLE_CHECK_SECONDS``)."""
+    import redis
+    from channels.layers import get_channel_layer
+
+    from dagstream_app.broadcast import control_group_name
+
+    layer: Any = get_channel_layer()
+    client = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+    # channels-redis keeps a group's members in a sorted set under this key.
+    return any(client.zcard(layer._group_key(control_group_name(d))) for d in dag_ids)
 
 
 def cancel(dag_ids: list[str]) -> None:
@@ -60,6 +77,7 @@ def cancel(dag_ids: list[str]) -> None:
     _until(lambda: ended.count() == len(dag_ids), "the parked runs to be cancelled")
     held = HeldTask.objects.filter(dag_id__in=dag_ids)
     _until(lambda: not held.exists(), "the held messages of cancelled runs to be dropped")
+    _until(lambda: not _listened(dag_ids), "the pool processes to let go of the ended runs")
 
 
 def measure(rounds: int, chord_rate: Callable[[], float]) -> dict[str, float]:
