@@ -9,6 +9,7 @@ worker's main process reports every run with held tasks alive meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -53,13 +54,21 @@ def test_a_parked_run_is_forgotten_by_the_process_and_read_again_by_its_next_tas
             again = registry.run("parked-1", here=True)  # its held task comes back
             assert again is not None and again is not run
             assert again.writer.stream is not None and not again.retired
-            HeldTask.objects.filter(dag_id="parked-1").delete()
-            again.unclaim()
             again.write([services.Delta("node_state", {"node_id": "a", "status": "completed"})])
             assert Dag.objects.get(pk="parked-1").nodes.get(node_id="a").status == "completed"
+            again.unclaim()  # parked again: let go of once more (its stream closed)
+            _until(lambda: "parked-1" not in registry.runs)
     finally:
         if registry.loop is not None:
+            registry.loop.run(_cancel_the_rest())  # what a closed stream cancelled, ended
             registry.loop.stop()
+
+
+async def _cancel_the_rest() -> None:
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 def test_the_worker_reports_runs_with_held_tasks_alive_and_no_others(db: Any) -> None:
