@@ -174,6 +174,10 @@ class Event(models.Model):
     # Set on execution_state events caused by a person (pause / resume / cancel):
     # the engine's commands() reads these, so they reach it exactly once.
     command = models.CharField(max_length=16, blank=True)
+    # A node_state event's node and status, also as columns (its payload has them): history
+    # counts a fan-out's members at an earlier event in SQL (state.earlier). Blank otherwise.
+    node_id = models.CharField(max_length=200, blank=True, default="", db_default="")
+    status = models.CharField(max_length=16, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["dag", "seq"]
