@@ -16,6 +16,7 @@ fragments fold events into it with :mod:`dagstream_app.replay`.
 
 from __future__ import annotations
 
+from dagstream_app.state.earlier import Past, past
 from dagstream_app.state.folded import history, live_state
 from dagstream_app.state.gantt import GANTT_ROWS, gantt
 from dagstream_app.state.groups import Found, find_nodes, group_views, grouping, regroup
@@ -28,7 +29,6 @@ from dagstream_app.state.log import (
     mutated_after,
     recent_events,
 )
-from dagstream_app.state.earlier import Past, past
 from dagstream_app.state.runs import (
     RunRow,
     changed_since,

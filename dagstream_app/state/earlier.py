@@ -53,16 +53,15 @@ class Past:
 def past(dag_id: str, seq: int, timeline: Sequence[Mapping[str, Any]]) -> Past | None:
     """The DAG after event ``seq``, or None if it is unknown; ``timeline``: the events the
     page lists (newest first), whose nodes' labels are read."""
-    structure = Event.objects.filter(dag_id=dag_id, type="dag_mutated")
-    if not structure.filter(seq__gt=seq).exists():
+    changes = Event.objects.filter(dag_id=dag_id, type="dag_mutated").order_by("seq")
+    found = list(changes.values_list("seq", "payload"))
+    current = all(at <= seq for at, _ in found)
+    if current:
         known = grouping(dag_id)
-        mutations = structure.filter(seq__lte=seq).values_list("payload", flat=True)
-        folded = _folded_nodes(known, [payload["mutation"] for payload in mutations])
+        mutations = [payload["mutation"] for _, payload in found]
+        folded = _folded_nodes(known, mutations)
         if known.members and len(folded) <= MAX_FOLDED:
-            return _bounded(dag_id, seq, known, folded, timeline)
-        current = True
-    else:
-        current = False
+            return _bounded(dag_id, seq, known, mutations, folded, timeline)
     work = history(dag_id, seq)
     if work is None:
         return None
@@ -86,6 +85,7 @@ def _bounded(
     dag_id: str,
     seq: int,
     known: groups.Grouping,
+    mutations: Sequence[Mapping[str, Any]],
     folded: set[str],
     timeline: Sequence[Mapping[str, Any]],
 ) -> Past | None:
@@ -99,7 +99,7 @@ def _bounded(
     labels = dict(
         Node.objects.filter(dag_id=dag_id, node_id__in=folded).values_list("node_id", "label")
     )
-    work = fold(dag_id, seq, labels, (), upto)
+    work = fold(dag_id, seq, labels, (), mutations, upto)
     if work is None:
         return None
     tallies = _member_tallies(dag_id, seq, known, folded)
