@@ -184,6 +184,20 @@ class Event(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dag", "seq"], name="dagstream_event_seq_unique"),
         ]
+        # History looks up a run's structure changes and its first cost update: small
+        # indexes of those rare events alone, so neither lookup reads the whole log.
+        indexes = [
+            models.Index(
+                fields=["dag", "seq"],
+                condition=models.Q(type="dag_mutated"),
+                name="dagstream_event_mutated",
+            ),
+            models.Index(
+                fields=["dag", "seq"],
+                condition=models.Q(type="cost_update"),
+                name="dagstream_event_cost",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.dag_id}#{self.seq} {self.type}"

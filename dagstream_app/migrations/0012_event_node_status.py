@@ -1,4 +1,5 @@
-"""A node_state event's node and status as columns, filled in for the events already kept."""
+"""A node_state event's node and status as columns, filled in for the events already kept;
+indexes of the structure changes and cost updates (history looks them up)."""
 
 from django.db import migrations, models
 from django.db.models.fields.json import KT
@@ -28,4 +29,20 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, db_default="", default="", max_length=16),
         ),
         migrations.RunPython(fill, migrations.RunPython.noop),
+        migrations.AddIndex(
+            model_name="event",
+            index=models.Index(
+                condition=models.Q(type="dag_mutated"),
+                fields=["dag", "seq"],
+                name="dagstream_event_mutated",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="event",
+            index=models.Index(
+                condition=models.Q(type="cost_update"),
+                fields=["dag", "seq"],
+                name="dagstream_event_cost",
+            ),
+        ),
     ]

@@ -27,7 +27,7 @@ from dagstream_app import events as kinds
 from dagstream_app import groups
 from dagstream_app.dagviews import DagSnapshot, GraphView
 from dagstream_app.events.registry import no_change
-from dagstream_app.models import Event, Node
+from dagstream_app.models import Event
 from dagstream_app.protocol import FINISHED_NODE_STATUSES
 from dagstream_app.render.timeline import timeline_names
 from dagstream_app.state.folded import fold, history
@@ -96,10 +96,7 @@ def _bounded(
         Q(type__in=changing) | Q(type="node_state", node_id__in=folded) | Q(seq=seq)
     )
     upto = [event_dict(*row) for row in rows.order_by("seq").values_list(*EVENT_FIELDS)]
-    labels = dict(
-        Node.objects.filter(dag_id=dag_id, node_id__in=folded).values_list("node_id", "label")
-    )
-    work = fold(dag_id, seq, labels, (), mutations, upto)
+    work = fold(dag_id, seq, labels_of(dag_id, folded), (), mutations, upto)
     if work is None:
         return None
     tallies = _member_tallies(dag_id, seq, known, folded)
@@ -129,36 +126,44 @@ def _member_tallies(
     """Each group's members that have a ``node_state`` at or before ``seq`` (those not
     ``folded``), counted by their last one's status, with their first start and last end.
 
-    One query: per member, its last event's seq, its first ``running`` and its last
-    finished status; then those last events' statuses (by the ``(dag, seq)`` key).
-    Counted by the database when there is one group, else here per member.
+    Per member, its last event's seq, then those events' statuses (by the ``(dag, seq)``
+    key): counted by the database when there is one group (its times in one more query),
+    else here, per member.
     """
     table = connection.ops.quote_name(Event._meta.db_table)
     finished = sorted(FINISHED_NODE_STATUSES)
+    ended = f"status IN ({', '.join(['%s'] * len(finished))})"
     outside = f" AND node_id NOT IN ({', '.join(['%s'] * len(folded))})" if folded else ""
-    per_member = (
-        "SELECT MAX(seq) AS last_seq,"
-        " MIN(CASE WHEN status = 'running' THEN created_at END) AS first_start,"
-        f" MAX(CASE WHEN status IN ({', '.join(['%s'] * len(finished))})"
-        " THEN created_at END) AS last_end"
-        f" FROM {table} WHERE dag_id = %s AND seq <= %s AND type = 'node_state'{outside}"
-        " GROUP BY node_id"
-    )
-    joined = f"FROM ({per_member}) m JOIN {table} e ON e.dag_id = %s AND e.seq = m.last_seq"
-    params: list[str | int] = [*finished, dag_id, seq, *folded, dag_id]
+    members = f"FROM {table} WHERE dag_id = %s AND seq <= %s AND type = 'node_state'{outside}"
+    scope: list[str | int] = [dag_id, seq, *folded]
     tallies: dict[str, groups.Tally] = {}
     with connection.cursor() as cursor:
         if len(known.members) == 1:
             (key,) = known.members
+            tally = tallies[key] = groups.Tally()
             cursor.execute(
-                "SELECT e.status, COUNT(*), MIN(m.first_start), MAX(m.last_end)"
-                f" {joined} GROUP BY e.status",
-                params,
+                f"SELECT MIN(CASE WHEN status = 'running' THEN created_at END),"
+                f" MAX(CASE WHEN {ended} THEN created_at END) {members}",
+                [*finished, *scope],
             )
-            for status, n, first, last in cursor.fetchall():
-                tallies.setdefault(key, groups.Tally()).add(status, _iso(first), _iso(last), n)
+            first, last = cursor.fetchone()
+            cursor.execute(
+                f"SELECT e.status, COUNT(*) FROM (SELECT MAX(seq) AS last_seq {members}"
+                f" GROUP BY node_id) m JOIN {table} e ON e.dag_id = %s AND e.seq = m.last_seq"
+                " GROUP BY e.status",
+                [*scope, dag_id],
+            )
+            for status, n in cursor.fetchall():
+                tally.add(status, None, None, n)
+            tally.first, tally.last = _iso(first), _iso(last)
             return tallies
-        cursor.execute(f"SELECT e.node_id, e.status, m.first_start, m.last_end {joined}", params)
+        cursor.execute(
+            "SELECT e.node_id, e.status, m.first_start, m.last_end FROM (SELECT MAX(seq) AS"
+            " last_seq, MIN(CASE WHEN status = 'running' THEN created_at END) AS first_start,"
+            f" MAX(CASE WHEN {ended} THEN created_at END) AS last_end {members}"
+            f" GROUP BY node_id) m JOIN {table} e ON e.dag_id = %s AND e.seq = m.last_seq",
+            [*finished, *scope, dag_id],
+        )
         for node_id, status, first, last in cursor.fetchall():
             member_of = known.group_of.get(node_id)
             if member_of is not None:
