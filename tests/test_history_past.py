@@ -4,12 +4,14 @@ a retry), and the whole log is not folded when the structure has not changed sin
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
+from django.apps import apps
 
 from dagstream_app import render, services, state, views
-from dagstream_app.models import Dag
+from dagstream_app.models import Dag, Event
 from dagstream_app.state import earlier
 from tests.test_groups import fan_out
 from tests.test_groups_timeline import drawn, run_some
@@ -105,3 +107,21 @@ def test_the_whole_log_is_not_folded_when_the_structure_has_not_changed_since(
     views._past(dag, 10)
     # Before the structure changed, its groups are worked out from the whole fold.
     assert folds == [10]
+
+
+def test_events_kept_before_the_columns_get_their_node_and_status() -> None:
+    chunks = fan_out()
+    run_some(chunks, done=5)
+    # As the rows were before migration 0012: no node, no status.
+    Event.objects.filter(dag_id="fan").update(node_id="", status="")
+    migration = importlib.import_module("dagstream_app.migrations.0012_event_node_status")
+    migration.fill(apps, None)
+    filled = Event.objects.filter(dag_id="fan", type="node_state").order_by("seq")
+    assert [(e.node_id, e.status) for e in filled][:4] == [
+        ("split", "running"),
+        ("split", "completed"),
+        (chunks[0], "running"),
+        (chunks[0], "completed"),
+    ]
+    assert not Event.objects.filter(dag_id="fan").exclude(type="node_state").exclude(node_id="")
+    assert_same_at_every_event("fan")
