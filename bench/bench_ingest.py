@@ -109,7 +109,7 @@ def _rows() -> list[tuple[Any, ...]]:
         payload = protocol.encode(
             {"node_id": NODES[i % 100], "status": "running", "metrics": _metrics(i)}
         )
-        rows.append((i + 2, "node_state", payload, now, ""))
+        rows.append((i + 2, "node_state", payload, now, "", NODES[i % 100], "running"))
     return rows
 
 
@@ -131,10 +131,12 @@ def _bare_executemany(vendor: str, per_commit: int) -> float:
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("PRAGMA synchronous=NORMAL")
         sql = (
-            f'INSERT INTO "{table}" (dag_id, seq, type, payload, created_at, command) '
-            "VALUES (?, ?, ?, ?, ?, ?)"
+            f'INSERT INTO "{table}" (dag_id, seq, type, payload, created_at, command, node_id, '
+            "status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         )
-        rows = [(d, s, t, p, c.strftime("%Y-%m-%d %H:%M:%S.%f"), m) for d, s, t, p, c, m in rows]
+        rows = [
+            (d, s, t, p, c.strftime("%Y-%m-%d %H:%M:%S.%f"), *rest) for d, s, t, p, c, *rest in rows
+        ]
         start = time.perf_counter()
         for i in range(0, len(rows), per_commit):
             raw.execute("BEGIN IMMEDIATE")
@@ -152,8 +154,8 @@ def _bare_executemany(vendor: str, per_commit: int) -> float:
             dbname=settings["NAME"],
         ) as raw:
             sql = (
-                f'INSERT INTO "{table}" (dag_id, seq, type, payload, created_at, command) '
-                "VALUES (%s, %s, %s, %s::jsonb, %s, %s)"
+                f'INSERT INTO "{table}" (dag_id, seq, type, payload, created_at, command, '
+                "node_id, status) VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
             )
             start = time.perf_counter()
             with raw.cursor() as cursor:

@@ -174,14 +174,19 @@ class Event(models.Model):
     # Set on execution_state events caused by a person (pause / resume / cancel):
     # the engine's commands() reads these, so they reach it exactly once.
     command = models.CharField(max_length=16, blank=True)
+    # A node_state event's node and status, also as columns (its payload has them): history
+    # counts a fan-out's members at an earlier event in SQL (state.earlier). Blank otherwise.
+    node_id = models.CharField(max_length=200, blank=True, default="", db_default="")
+    status = models.CharField(max_length=16, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["dag", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["dag", "seq"], name="dagstream_event_seq_unique"),
         ]
-        # A run's events of one type, in order (its execution_state for the Gantt's
-        # pauses and the engine's health) without reading the rest of its log.
+        # A run's events of one type, in order (its execution_state for the Gantt's pauses
+        # and the engine's health, its structure changes and cost updates for history)
+        # without reading the rest of its log.
         indexes = [models.Index(fields=["dag", "type", "seq"], name="dagstream_event_type")]
 
     def __str__(self) -> str:

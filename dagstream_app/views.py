@@ -314,17 +314,21 @@ Shown = tuple[int, "str | None", dict[str, Any]]
 
 
 def _past(dag: Dag, seq: int) -> Shown | None:
-    """The run after event ``seq``, folded from its log."""
-    past = state.history(dag.dag_id, seq)
-    if past is None:
-        return None
+    """The run after event ``seq``, from its log (:func:`dagstream_app.state.past`)."""
     events = state.recent_events(dag.dag_id, render.TIMELINE_SCAN, seq)
-    current = not state.mutated_after(dag.dag_id, seq)
-    snap, graph, labels = state.regroup(past.snapshot(), current=current)
+    found = state.past(dag.dag_id, seq, events)
+    if found is None:
+        return None
     regions = render.regions(
-        snap, (False, False), events, readonly=True, now=past.at, graph=graph, labels=labels
+        found.snapshot,
+        (False, False),
+        events,
+        readonly=True,
+        now=found.at,
+        graph=found.graph,
+        labels=found.labels,
     )
-    return seq, past.at, regions
+    return seq, found.at, regions
 
 
 def _latest(dag: Dag) -> Shown | None:

@@ -63,7 +63,11 @@ class Flush:
         self.dag.last_seq += 1
         seq = self.dag.last_seq
         text = protocol.encode(data)
-        self.rows.append(sql.EventRow(seq, kind, text, command))
+        if kind == "node_state":
+            row = sql.EventRow(seq, kind, text, command, data["node_id"], data["status"])
+        else:
+            row = sql.EventRow(seq, kind, text, command)
+        self.rows.append(row)
         self.published.append(
             {
                 "seq": seq,

@@ -30,6 +30,8 @@ class EventRow(NamedTuple):
     type: str
     payload: str  # JSON text
     command: str = ""
+    node_id: str = ""  # a node_state event's node and status (columns history counts by)
+    status: str = ""
 
 
 @dataclass(slots=True)
@@ -144,6 +146,8 @@ _EVENT_COLUMNS = (
     ("type", "text"),
     ("payload", "jsonb"),
     ("command", "text"),
+    ("node_id", "text"),
+    ("status", "text"),
 )
 
 

@@ -10,11 +10,13 @@ fragments fold events into it with :mod:`dagstream_app.replay`.
 - :mod:`~dagstream_app.state.gantt`: where a run's time went
 - :mod:`~dagstream_app.state.log`: the event log (frames, recent events, replay, commands)
 - :mod:`~dagstream_app.state.folded`: what a live event shows, and history at a seq
+- :mod:`~dagstream_app.state.earlier`: the history page at an earlier event (fan-outs bounded)
 - :mod:`~dagstream_app.state.shared`: timestamps and the stale-engine rule
 """
 
 from __future__ import annotations
 
+from dagstream_app.state.earlier import Past, past
 from dagstream_app.state.folded import history, live_state
 from dagstream_app.state.gantt import GANTT_ROWS, gantt
 from dagstream_app.state.groups import Found, find_nodes, group_views, grouping, regroup
@@ -54,6 +56,7 @@ from dagstream_app.state.snapshots import (
 __all__ = [
     "GANTT_ROWS",
     "Found",
+    "Past",
     "RunRow",
     "can_replay",
     "changed_since",
@@ -79,6 +82,7 @@ __all__ = [
     "node",
     "node_counts",
     "page_snapshot",
+    "past",
     "progress",
     "progress_many",
     "recent_events",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
 from django.db import connection
 
 from dagstream_app import events, groups, replay
-from dagstream_app.dagviews import Working, new_node
+from dagstream_app.dagviews import Pair, Working, new_node
 from dagstream_app.models import Dag, Edge, Event, Node
 from dagstream_app.protocol import format_ts
 from dagstream_app.state.groups import grouping
@@ -84,34 +87,43 @@ def history(dag_id: str, seq: int) -> Working | None:
     Reads the events up to ``seq`` and, of those after it, only the
     ``dag_mutated`` ones (to undo today's structure back to ``seq``).
     """
+    events = Event.objects.filter(dag_id=dag_id)
+    rows = events.filter(seq__lte=seq).order_by("seq").values_list(*EVENT_FIELDS)
+    upto = [event_dict(*row) for row in rows]
+    later = events.filter(seq__gt=seq, type="dag_mutated").order_by("seq")
+    mutations = [e["mutation"] for e in upto if e["type"] == "dag_mutated"]
+    mutations += [payload["mutation"] for payload in later.values_list("payload", flat=True)]
+    labels = dict(Node.objects.filter(dag_id=dag_id).values_list("node_id", "label"))
+    edges = Edge.objects.filter(dag_id=dag_id).values_list("src", "dst")
+    return fold(dag_id, seq, labels, edges, mutations, upto)
+
+
+def fold(
+    dag_id: str,
+    seq: int,
+    labels: Mapping[str, str],
+    edges: Iterable[Pair],
+    mutations: Sequence[Mapping[str, Any]],
+    upto: list[dict[str, Any]],
+) -> Working | None:
+    """The DAG as created (today's ``labels`` and ``edges`` with every one of its
+    ``mutations`` undone) with ``upto`` applied: the events up to ``seq`` that change what
+    is shown of these nodes, in order (:func:`dagstream_app.replay.rebuild`); None if the
+    DAG is unknown."""
     found = Dag.objects.filter(pk=dag_id).values_list("name", "created_at", "budget").first()
     if found is None:
         return None
     name, created, budget = found
-    events = Event.objects.filter(dag_id=dag_id)
-    upto = [
-        event_dict(*row)
-        for row in events.filter(seq__lte=seq).order_by("seq").values_list(*EVENT_FIELDS)
-    ]
-    later = (
-        events.filter(seq__gt=seq, type="dag_mutated")
-        .order_by("seq")
-        .values_list("payload", flat=True)
-    )
-    mutations = [e["mutation"] for e in upto if e["type"] == "dag_mutated"]
-    mutations += [payload["mutation"] for payload in later]
     # A budget set at creation has no event: take the first update's (or today's).
     first_cost = next((e for e in upto if e["type"] == "cost_update"), None)
     if first_cost is None:
         first_cost = (
-            events.filter(seq__gt=seq, type="cost_update")
+            Event.objects.filter(dag_id=dag_id, seq__gt=seq, type="cost_update")
             .order_by("seq")
             .values_list("payload", flat=True)
             .first()
         )
     if first_cost is not None:
         budget = first_cost.get("budget")
-    labels = dict(Node.objects.filter(dag_id=dag_id).values_list("node_id", "label"))
-    edges = Edge.objects.filter(dag_id=dag_id).values_list("src", "dst")
     start = Working(dag_id=dag_id, name=name, budget=budget, created_at=format_ts(created))
     return replay.rebuild(start, labels, edges, mutations, upto)

@@ -6,11 +6,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
+from django.db import connection
+
 from dagstream_app import protocol
 from dagstream_app.conf import config
 from dagstream_app.groups import event_group
 from dagstream_app.models import Dag, Event
 from dagstream_app.protocol import format_ts
+from dagstream_app.state.shared import raw_moment
 
 
 def event_dict(seq: int, kind: str, created: datetime, payload: dict[str, Any]) -> dict[str, Any]:
@@ -33,11 +37,39 @@ def event_frames(dag_id: str, after: int, upto: int | None = None) -> list[tuple
 
 
 def recent_events(dag_id: str, limit: int, upto: int | None = None) -> list[dict[str, Any]]:
-    """The last ``limit`` events (at or before ``upto``), newest first."""
-    rows = Event.objects.filter(dag_id=dag_id)
-    if upto is not None:
-        rows = rows.filter(seq__lte=upto)
-    return [event_dict(*row) for row in rows.order_by("-seq").values_list(*EVENT_FIELDS)[:limit]]
+    """The last ``limit`` events (at or before ``upto``), newest first.
+
+    Raw SQL, payloads decoded by msgspec: a page's timeline reads a thousand events, and
+    the ORM's converters and ``json.loads`` cost most of the read.
+    """
+    table = connection.ops.quote_name(Event._meta.db_table)
+    before = "" if upto is None else " AND seq <= %s"
+    params = [dag_id] if upto is None else [dag_id, upto]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT seq, type, created_at, payload FROM {table} WHERE dag_id = %s{before}"
+            " ORDER BY seq DESC LIMIT %s",
+            [*params, limit],
+        )
+        rows = cursor.fetchall()
+    return [
+        {"type": kind, "seq": seq, "ts": format_ts(_moment(created)), **_payload(payload)}
+        for seq, kind, created, payload in rows
+    ]
+
+
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _payload(value: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    # The drivers hand jsonb and JSON text over as text (Django asks them to).
+    return value if isinstance(value, dict) else _decode(value)
+
+
+def _moment(value: datetime | str) -> datetime:
+    moment = raw_moment(value)
+    assert moment is not None  # created_at is never null
+    return moment
 
 
 # Events read a query at a time when looking for a group's members' events.
