@@ -84,3 +84,27 @@ def test_the_worker_reports_runs_with_held_tasks_alive_and_no_others(db: Any) ->
     assert seen["held-1"] > long_ago
     assert seen["idle-1"] == seen["ended-1"] == long_ago
     assert services.holds("held-1") and not services.holds("idle-1")
+
+
+def test_a_task_reads_its_runs_status_again_after_its_connection_broke(db: Any) -> None:
+    """The status read goes through the worker's own connection (Celery closes Django's
+    around every task); one that broke (the database went away) is opened again."""
+    from dagstream_app.celery import connections
+    from dagstream_app.celery.runs import Run
+    from dagstream_app.state import snapshot
+
+    services.create_dag("status-1", nodes=["a"])
+    found = snapshot("status-1")
+    assert found is not None
+    run = Run(found)
+    try:
+        own = connections.own_connection()
+        assert run.current_status() == "running"
+        assert connections.own_connection() is own  # kept from one task to the next
+        Dag.objects.filter(pk="status-1").update(status="paused")
+        assert own.connection is not None
+        own.connection.close()  # under it: its next query fails
+        assert run.current_status() == "paused"
+        assert connections.own_connection() is not own
+    finally:
+        connections.forget_own(close=True)

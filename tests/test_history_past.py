@@ -26,7 +26,8 @@ def folded_whole(dag: Dag, seq: int) -> dict[str, Any]:
     work = state.history(dag.dag_id, seq)
     assert work is not None
     events = state.recent_events(dag.dag_id, render.TIMELINE_SCAN, seq)
-    current = not state.mutated_after(dag.dag_id, seq)
+    later = Event.objects.filter(dag_id=dag.dag_id, seq__gt=seq, type="dag_mutated")
+    current = not later.exists()
     snap, graph, labels = state.regroup(work.snapshot(), current=current)
     return render.regions(
         snap, (False, False), events, readonly=True, now=work.at, graph=graph, labels=labels

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from celery.canvas import Signature
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError
 
 from dagstream_app import state
 from dagstream_app.celery.cancelling import cancel_run
@@ -266,7 +266,7 @@ class Run:
         """
         try:
             progress = state.progress(self.dag_id, own_connection())
-        except DatabaseError:  # the database went away and came back: once more
+        except (DatabaseError, InterfaceError):  # the connection broke: once more, anew
             forget_own(close=True)
             progress = state.progress(self.dag_id, own_connection())
         if progress is not None and progress[1] != self.status:

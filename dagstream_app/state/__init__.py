@@ -26,7 +26,6 @@ from dagstream_app.state.log import (
     event_frames,
     group_events,
     latest_command_seq,
-    mutated_after,
     recent_events,
 )
 from dagstream_app.state.runs import (
@@ -78,7 +77,6 @@ __all__ = [
     "labels_of",
     "latest_command_seq",
     "live_state",
-    "mutated_after",
     "node",
     "node_counts",
     "page_snapshot",

@@ -110,11 +110,6 @@ def group_events(
         cursor = chunk[-1][0]
 
 
-def mutated_after(dag_id: str, seq: int) -> bool:
-    """Whether the DAG's structure changed after event ``seq`` (a ``dag_mutated`` event)."""
-    return Event.objects.filter(dag_id=dag_id, seq__gt=seq, type="dag_mutated").exists()
-
-
 def can_replay(dag_id: str, after: int, current: int) -> bool:
     """True if the events after ``after`` are retained and within the replay window."""
     settings = config()
