@@ -127,8 +127,8 @@ def _member_tallies(
     ``folded``), counted by their last one's status, with their first start and last end.
 
     Per member, its last event's seq, then those events' statuses (by the ``(dag, seq)``
-    key): counted by the database when there is one group (its times in one more query),
-    else here, per member.
+    key): counted by the database when there is one group (its times by two lookups of
+    the log's first and last such event), else here, per member.
     """
     table = connection.ops.quote_name(Event._meta.db_table)
     finished = sorted(FINISHED_NODE_STATUSES)
@@ -141,12 +141,17 @@ def _member_tallies(
         if len(known.members) == 1:
             (key,) = known.members
             tally = tallies[key] = groups.Tally()
+            # The first start and the last end: the log's first such event and its last
+            # (by seq, the order they were written in), found without a scan.
             cursor.execute(
-                f"SELECT MIN(CASE WHEN status = 'running' THEN created_at END),"
-                f" MAX(CASE WHEN {ended} THEN created_at END) {members}",
-                [*finished, *scope],
+                f"SELECT created_at {members} AND status = 'running' ORDER BY seq LIMIT 1", scope
             )
-            first, last = cursor.fetchone()
+            first = next(iter(cursor.fetchall()), (None,))[0]
+            cursor.execute(
+                f"SELECT created_at {members} AND {ended} ORDER BY seq DESC LIMIT 1",
+                [*scope, *finished],
+            )
+            last = next(iter(cursor.fetchall()), (None,))[0]
             cursor.execute(
                 f"SELECT e.status, COUNT(*) FROM (SELECT MAX(seq) AS last_seq {members}"
                 f" GROUP BY node_id) m JOIN {table} e ON e.dag_id = %s AND e.seq = m.last_seq"
