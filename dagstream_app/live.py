@@ -56,6 +56,11 @@ class Deferred:
         self._language = translation.get_language()
         self._html = ""
 
+    @property
+    def rendered(self) -> bool:
+        """True once rendered: reading it again costs nothing."""
+        return self._render is None
+
     def __str__(self) -> str:
         render = self._render
         if render is not None:
@@ -112,7 +117,8 @@ message_cache: FragmentCache[LivePart, MessageKey] = FragmentCache(2_000)
 def cached_events_html(
     dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms, language: str | None = None
 ) -> str | None:
-    """The message for ``frames`` if every fragment is cached (no database), else None."""
+    """The message for ``frames`` if every fragment is cached and rendered (no database,
+    no template: it runs on the event loop), else None."""
     parts: list[LivePart] = []
     lang = language or settings.LANGUAGE_CODE
     for seq, frame in frames:
@@ -125,7 +131,10 @@ def cached_events_html(
         if found is None:
             return None
         parts.append(found)
-    return conflate(parts) + seq_marker(frames[-1][0])
+    kept = _kept(parts)
+    if any(isinstance(html, Deferred) and not html.rendered for html in kept):
+        return None  # another batch's last for its group: rendered off the loop
+    return "".join(str(html) for html in kept) + seq_marker(frames[-1][0])
 
 
 def events_html(
@@ -225,19 +234,24 @@ def event_parts(
 
 def conflate(parts: Sequence[LivePart]) -> str:
     """Fragments of several events in order, each slot's last only, the last timeline entries."""
+    return "".join(str(html) for html in _kept(parts))
+
+
+def _kept(parts: Sequence[LivePart]) -> list[str | Deferred]:
+    """What :func:`conflate` sends of ``parts``, in order."""
     last: dict[str, int] = {}
     for index, (slot, _) in enumerate(parts):
         if slot is not None and slot != TIMELINE_SLOT:
             last[slot] = index
     entries = [i for i, (slot, _) in enumerate(parts) if slot == TIMELINE_SLOT]
     kept_entries = set(entries[-TIMELINE_LENGTH:])
-    return "".join(
-        str(html)
+    return [
+        html
         for index, (slot, html) in enumerate(parts)
         if slot is None
         or (slot == TIMELINE_SLOT and index in kept_entries)
         or last.get(slot) == index
-    )
+    ]
 
 
 def _message_keys(dag_id: str, frames: Sequence[tuple[int, str]], lang: str) -> list[MessageKey]:

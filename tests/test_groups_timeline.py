@@ -107,6 +107,29 @@ def test_a_batch_of_members_events_is_one_row_once() -> None:
     assert "40 running · 80 pending" in message
 
 
+def test_a_batch_renders_only_the_rows_it_sends_and_the_loop_renders_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frames = forty_members_running()
+    rendered: list[str] = []
+
+    def counted(*args: Any, **kwargs: Any) -> str:
+        rendered.append(args[2]["seq"])
+        return real(*args, **kwargs)
+
+    real = live.group_row_html
+    monkeypatch.setattr(live, "group_row_html", counted)
+    live.events_html("fan", frames[:20], (False, False))  # that message's regions cached
+    live.cache.clear()  # its events' fragments forgotten, made again by the next message
+    rendered.clear()
+    live.events_html("fan", frames, (False, False))
+    assert len(rendered) == 2  # the moved row (the last event's) and the groups' fill
+    # A viewer whose batch ended at the 20th event: its row was never rendered, and the
+    # cache (read on the event loop) does not render it there: it is a new message.
+    assert live.cached_events_html("fan", frames[:20], (False, False)) is None
+    assert len(rendered) == 2
+
+
 def test_a_message_reads_its_groups_once_however_many_members_events(
     django_assert_max_num_queries: Any,
 ) -> None:
