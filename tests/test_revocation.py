@@ -62,7 +62,7 @@ async def _token(user: User) -> str:
     return key
 
 
-async def _lose_view(user: User, codename: str = "view_dag") -> float:
+async def _lose(user: User, codename: str = "view_dag") -> float:
     """Take ``codename`` (``view_dag``) from ``user``; when it was gone."""
     permission = await sync_to_async(Permission.objects.get)(codename=codename)
     await sync_to_async(user.user_permissions.remove)(permission)
@@ -131,7 +131,7 @@ async def test_a_viewer_who_keeps_sending_commands_is_closed_within_the_bound(
     watching = asyncio.ensure_future(_watch_until_closed(ws, received, live))
     try:
         await asyncio.wait_for(live.wait(), TIMEOUT)  # the stream is live before the revocation
-        revoked = await _lose_view(viewer)
+        revoked = await _lose(viewer)
         code = await asyncio.wait_for(watching, TIMEOUT)
         closed = time.monotonic()
     finally:
@@ -149,7 +149,7 @@ async def test_a_resume_after_losing_view_is_refused_not_replayed(
     """A resume re-checks the right to watch too (it used to skip every check)."""
     ws = await open_ws(server, dag.dag_id, token=await _token(viewer))
     assert (await recv(ws))["type"] == "snapshot"
-    await _lose_view(viewer)
+    await _lose(viewer)
     await send(ws, {"type": "resume", "last_seq": 0, "id": "again"})
     answered, code = await until_closed(ws)
     assert code == CLOSE_FORBIDDEN
@@ -162,7 +162,7 @@ async def test_a_command_after_losing_view_closes_without_waiting_for_the_tick(
     """Default REVALIDATE_SECONDS (5 s): the command itself finds the right gone."""
     ws = await open_ws(server, dag.dag_id, token=await _token(viewer))
     assert (await recv(ws))["type"] == "snapshot"
-    await _lose_view(viewer)
+    await _lose(viewer)
     await send(ws, {"type": "pause_execution", "id": "late"})
     assert await close_code(ws, 2.0) == CLOSE_FORBIDDEN
 
@@ -176,7 +176,7 @@ async def test_the_dashboard_socket_closes_within_the_bound_whatever_it_is_sent(
     await asyncio.wait_for(page.recv(), TIMEOUT)  # the page's regions
     chatter = asyncio.ensure_future(_keep_commanding(page))  # ignored by the dashboard
     try:
-        revoked = await _lose_view(viewer)
+        revoked = await _lose(viewer)
         code = await close_code(page)
         closed = time.monotonic()
     finally:
@@ -203,7 +203,7 @@ async def test_a_list_socket_closes_within_the_bound_once_its_permission_goes(
     """The run list needs ``view``, the gate inbox ``decide``: each tick's re-check asks."""
     user = await sync_to_async(make_user)("view_dag", "decide_gate")
     ws = await _live_list(quick, await _token(user), path, dag.dag_id)
-    revoked = await _lose_view(user, codename)
+    revoked = await _lose(user, codename)
     code = await close_code(ws)
     assert code == CLOSE_FORBIDDEN
     assert time.monotonic() - revoked <= BOUND

@@ -9,13 +9,12 @@ import { say } from "./words.js";
 const GROUP_PREFIX = "group:";
 
 /**
- * True if `assignees` is empty or names the viewer or one of their groups (the rule
+ * True if `assignees` names the viewer or one of their groups (the rule
  * permissions.Voter.named_in keeps on the server).
  * @param {{username: string, groups: string[]}} viewer
  * @param {string[]} assignees
  */
 function namesViewer(viewer, assignees) {
-  if (assignees.length === 0) return true;
   return assignees.some((name) =>
     name.startsWith(GROUP_PREFIX)
       ? viewer.groups.includes(name.slice(GROUP_PREFIX.length))
@@ -23,27 +22,15 @@ function namesViewer(viewer, assignees) {
   );
 }
 
-/** @param {string | undefined} text a card's data-assignees (a JSON list of names) */
-function parseAssignees(text) {
-  try {
-    const names = JSON.parse(text || "[]");
-    return Array.isArray(names) ? names.map(String) : [];
-  } catch {
-    return [];
-  }
-}
-
 /**
- * Makes the pending cards under `root` that wait for others read-only for `viewer`.
- * @param {{username: string, groups: string[]} | null} viewer null: someone who may not
- *   decide gates (their cards already show disabled buttons), or a page without one.
- * @param {ParentNode} root
+ * Makes the pending cards that wait for others read-only for `viewer`. A card carries
+ * data-assignees (a JSON list of names) only when it names someone.
+ * @param {{username: string, groups: string[]}} viewer
  */
-export function readOnlyForOthers(viewer, root = document) {
-  if (!viewer) return;
-  for (const card of root.querySelectorAll(".gate--pending[data-assignees]")) {
+function readOnlyForOthers(viewer) {
+  for (const card of document.querySelectorAll(".gate--pending[data-assignees]")) {
     const form = card.querySelector(".gate-form");
-    if (!form || namesViewer(viewer, parseAssignees(card.dataset.assignees))) continue;
+    if (!form || namesViewer(viewer, JSON.parse(card.dataset.assignees))) continue;
     const line = document.createElement("p");
     line.className = "gate-outcome muted";
     line.textContent = say("waitingDecision");
@@ -52,15 +39,15 @@ export function readOnlyForOthers(viewer, root = document) {
 }
 
 /**
- * Keeps cards read-only for `viewer` as htmx inserts them: with the page, after a live
- * message's out-of-band swaps, after a decision's reply.
- * @param {{username: string, groups: string[]} | null} viewer
+ * Keeps cards read-only for `viewer` as they arrive: after a live message's out-of-band
+ * swaps, and after a swap htmx made from a request. The page and a decision's reply are
+ * rendered read-only by the server already.
+ * @param {{username: string, groups: string[]} | null} viewer null: someone who may not
+ *   decide gates (their cards already show disabled buttons), or a page without one.
  */
 export function keepGatesForOthersReadOnly(viewer) {
   if (!viewer) return;
   const apply = () => readOnlyForOthers(viewer);
-  document.addEventListener("htmx:load", apply);
   document.addEventListener("htmx:wsAfterMessage", apply);
   document.addEventListener("htmx:afterSwap", apply);
-  document.addEventListener("DOMContentLoaded", apply);
 }
