@@ -1,18 +1,21 @@
-"""The history page at an earlier event: a fan-out's members counted in SQL show what
-folding the whole log shows, at every event (before and after a structure change, a gate,
-a retry), and the whole log is not folded when the structure has not changed since."""
+"""The history page at an earlier event: a fan-out's members counted from checkpoints show
+what folding the whole log shows, at every event (before and after a structure change, a
+gate, a retry) and in any order, a page reads the log from the checkpoint before it, and
+the whole log is not folded when the structure has not changed since."""
 
 from __future__ import annotations
 
 import importlib
+import random
 from typing import Any
 
 import pytest
 from django.apps import apps
+from django.db import connection
 
 from dagstream_app import render, services, state, views
 from dagstream_app.models import Dag, Event
-from dagstream_app.state import earlier
+from dagstream_app.state import checkpoints, earlier
 from tests.test_groups import fan_out
 from tests.test_groups_timeline import drawn, run_some
 
@@ -34,9 +37,9 @@ def folded_whole(dag: Dag, seq: int) -> dict[str, Any]:
     )
 
 
-def assert_same_at_every_event(dag_id: str) -> None:
+def assert_same_at_every_event(dag_id: str, order: list[int] | None = None) -> None:
     dag = Dag.objects.get(pk=dag_id)
-    for seq in range(1, dag.last_seq):
+    for seq in order or range(1, dag.last_seq):
         shown = views._past(dag, seq)
         assert shown is not None
         assert shown[0] == seq
@@ -46,7 +49,12 @@ def assert_same_at_every_event(dag_id: str) -> None:
 
 
 def test_a_fan_out_at_every_event_is_what_the_whole_log_folded_shows(make_user: Any) -> None:
-    user = make_user("view_dag", "decide_gate", "control_dag")
+    busy_fan_out(make_user("view_dag", "decide_gate", "control_dag"))
+    assert_same_at_every_event("fan")
+
+
+def busy_fan_out(user: Any) -> None:
+    """A fan-out with a retry, two gates, cost updates and structure changes."""
     chunks = fan_out()
     reports = services.reports("fan")
     reports.cost(spent=0.5, budget=10)
@@ -69,7 +77,53 @@ def test_a_fan_out_at_every_event_is_what_the_whole_log_folded_shows(make_user: 
     services.decide_gate("fan", "join", "reject", feedback="no", actor=user)
     reports.node_state("extra", "completed")
     reports.complete({"rows": 2})
-    assert_same_at_every_event("fan")
+
+
+def test_pages_in_any_order_read_the_log_from_the_checkpoint_before_them(
+    make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoints, "SPACING", 5)
+    busy_fan_out(make_user("view_dag", "decide_gate", "control_dag"))
+    last = Dag.objects.get(pk="fan").last_seq
+    changed = Event.objects.filter(dag_id="fan", type="dag_mutated").order_by("seq").last()
+    assert changed is not None
+    visits = list(range(1, last)) * 2
+    random.Random(3).shuffle(visits)
+    reads: list[tuple[int, int]] = []  # (from, to) of each read of members' events
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "type = 'node_state' AND seq >" in sql:
+            reads.append((params[1], params[2]))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        assert_same_at_every_event("fan", visits)
+    # Pages before the structure changed fold the whole log; the others count members.
+    assert len(reads) == len([seq for seq in visits if seq >= changed.seq])
+    # Once a checkpoint at or before it is kept, a page reads at most SPACING events.
+    later = reads[len(reads) // 2 :]
+    assert all(upto - since < 5 for since, upto in later), later
+    assert reads[0][0] == 0
+
+
+def test_a_run_deleted_and_made_again_is_not_counted_from_the_old_ones_checkpoints(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(checkpoints, "SPACING", 5)
+    chunks = fan_out()
+    run_some(chunks, done=30)
+    services.reports("fan").complete({})
+    dag = Dag.objects.get(pk="fan")
+    old = views._past(dag, dag.last_seq - 1)
+    services.delete_dag("fan")
+    chunks = fan_out()
+    for chunk in chunks[-8:]:  # not what the old run did first
+        services.reports("fan").node_state(chunk, "running")
+    dag = Dag.objects.get(pk="fan")
+    new = views._past(dag, dag.last_seq - 1)
+    assert old is not None and new is not None
+    assert drawn(new[2]["graph"]) == drawn(folded_whole(dag, dag.last_seq - 1)["graph"])
+    assert drawn(new[2]["graph"]) != drawn(old[2]["graph"])
 
 
 def test_two_declared_groups_at_every_event(make_user: Any) -> None:

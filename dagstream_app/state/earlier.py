@@ -1,35 +1,35 @@
-"""The history page's state at an earlier event: a fan-out's members counted in SQL.
+"""The history page's state at an earlier event: a fan-out's members counted from checkpoints.
 
 Folding a 50,000-task fan-out's whole log up to an event in Python costs seconds. When
 the structure has not changed since that event (no ``dag_mutated`` after it), the groups
 are today's (:func:`~dagstream_app.state.groups.grouping`, remembered), and of a group's
 members the page shows only how many are in each status, the first start and the last
-end. Those come from the log in one query: a member's status is that of its last
-``node_state`` at or before the event (the ``node_id`` and ``status`` columns), its start
-its first ``running``, its end its last finished status. The rest (the nodes outside
-groups, those a mutation added or removed, gates, cost, the run's status) is folded from
-their events alone by the same reducers (:func:`~dagstream_app.state.folded.fold`).
-Otherwise (the structure changed since, or too many nodes outside groups) the whole log
-is folded (:func:`~dagstream_app.state.folded.history`) and grouped as it comes out.
+end. Those come from the members' statuses kept every few thousand events
+(:mod:`~dagstream_app.state.checkpoints`), brought forward by the ``node_state`` events
+since (the ``node_id`` and ``status`` columns): a member's status is that of its last
+one, the group's start its first ``running``, its end its last finished status. The rest
+(the nodes outside groups, those a mutation added or removed, gates, cost, the run's
+status) is folded from their events alone by the same reducers
+(:func:`~dagstream_app.state.folded.fold`). Otherwise (the structure changed since, or
+too many nodes outside groups) the whole log is folded
+(:func:`~dagstream_app.state.folded.history`) and grouped as it comes out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from django.db import connection
-from django.db.models import Q
 
 from dagstream_app import events as kinds
 from dagstream_app import groups
 from dagstream_app.dagviews import DagSnapshot, GraphView
 from dagstream_app.events.registry import no_change
 from dagstream_app.models import Event
-from dagstream_app.protocol import FINISHED_NODE_STATUSES
 from dagstream_app.render.timeline import timeline_names
+from dagstream_app.state import checkpoints
 from dagstream_app.state.folded import fold, history
 from dagstream_app.state.groups import grouping, regroup
 from dagstream_app.state.log import EVENT_FIELDS, event_dict
@@ -92,14 +92,25 @@ def _bounded(
     changing = [
         k.name for k in kinds.kinds() if k.reduce is not no_change and k.name != "node_state"
     ]
-    rows = Event.objects.filter(dag_id=dag_id, seq__lte=seq).filter(
-        Q(type__in=changing) | Q(type="node_state", node_id__in=folded) | Q(seq=seq)
-    )
-    upto = [event_dict(*row) for row in rows.order_by("seq").values_list(*EVENT_FIELDS)]
+    found = checkpoints.counted(dag_id, seq, known, folded)
+    # Three reads, each by an index (an OR of them would read the run's whole log): the
+    # events that change something else, the folded nodes' node_state events (by seq when
+    # known, else searched for among every event up to this one), and this event.
+    log = Event.objects.filter(dag_id=dag_id).order_by()
+    if found.seqs is not None:
+        folded_events = log.filter(seq__in=found.seqs)
+    else:
+        folded_events = log.filter(seq__lte=seq, type="node_state", node_id__in=folded)
+    reads = (log.filter(seq__lte=seq, type__in=changing), folded_events, log.filter(seq=seq))
+    first, *others = (read.values_list(*EVENT_FIELDS) for read in reads)
+    rows = {row[0]: row for row in first.union(*others, all=True)}  # by seq: once each
+    upto = [event_dict(*rows[at]) for at in sorted(rows)]
     work = fold(dag_id, seq, labels_of(dag_id, folded), (), mutations, upto)
     if work is None:
         return None
-    tallies = _member_tallies(dag_id, seq, known, folded)
+    tallies = found.tallies
+    for tally in tallies.values():
+        tally.first, tally.last = _iso(tally.first), _iso(tally.last)
     for node in work.nodes.values():  # members a mutation named: folded as they are
         key = known.group_of.get(node.id)
         if key is not None:
@@ -118,62 +129,6 @@ def _bounded(
     names = labels_of(dag_id, named - loose.keys())
     names.update((i, n.label) for i, n in loose.items())
     return Past(snap, graph, names, work.at)
-
-
-def _member_tallies(
-    dag_id: str, seq: int, known: groups.Grouping, folded: Collection[str]
-) -> dict[str, groups.Tally]:
-    """Each group's members that have a ``node_state`` at or before ``seq`` (those not
-    ``folded``), counted by their last one's status, with their first start and last end.
-
-    Per member, its last event's seq, then those events' statuses (by the ``(dag, seq)``
-    key): counted by the database when there is one group (its times by two lookups of
-    the log's first and last such event), else here, per member.
-    """
-    table = connection.ops.quote_name(Event._meta.db_table)
-    finished = sorted(FINISHED_NODE_STATUSES)
-    ended = f"status IN ({', '.join(['%s'] * len(finished))})"
-    outside = f" AND node_id NOT IN ({', '.join(['%s'] * len(folded))})" if folded else ""
-    members = f"FROM {table} WHERE dag_id = %s AND seq <= %s AND type = 'node_state'{outside}"
-    scope: list[str | int] = [dag_id, seq, *folded]
-    tallies: dict[str, groups.Tally] = {}
-    with connection.cursor() as cursor:
-        if len(known.members) == 1:
-            (key,) = known.members
-            tally = tallies[key] = groups.Tally()
-            # The first start and the last end: the log's first such event and its last
-            # (by seq, the order they were written in), found without a scan.
-            cursor.execute(
-                f"SELECT created_at {members} AND status = 'running' ORDER BY seq LIMIT 1", scope
-            )
-            first = next(iter(cursor.fetchall()), (None,))[0]
-            cursor.execute(
-                f"SELECT created_at {members} AND {ended} ORDER BY seq DESC LIMIT 1",
-                [*scope, *finished],
-            )
-            last = next(iter(cursor.fetchall()), (None,))[0]
-            cursor.execute(
-                f"SELECT e.status, COUNT(*) FROM (SELECT MAX(seq) AS last_seq {members}"
-                f" GROUP BY node_id) m JOIN {table} e ON e.dag_id = %s AND e.seq = m.last_seq"
-                " GROUP BY e.status",
-                [*scope, dag_id],
-            )
-            for status, n in cursor.fetchall():
-                tally.add(status, None, None, n)
-            tally.first, tally.last = _iso(first), _iso(last)
-            return tallies
-        cursor.execute(
-            "SELECT e.node_id, e.status, m.first_start, m.last_end FROM (SELECT MAX(seq) AS"
-            " last_seq, MIN(CASE WHEN status = 'running' THEN created_at END) AS first_start,"
-            f" MAX(CASE WHEN {ended} THEN created_at END) AS last_end {members}"
-            f" GROUP BY node_id) m JOIN {table} e ON e.dag_id = %s AND e.seq = m.last_seq",
-            [*finished, *scope, dag_id],
-        )
-        for node_id, status, first, last in cursor.fetchall():
-            member_of = known.group_of.get(node_id)
-            if member_of is not None:
-                tallies.setdefault(member_of, groups.Tally()).add(status, _iso(first), _iso(last))
-    return tallies
 
 
 def _iso(value: Any) -> str | None:
