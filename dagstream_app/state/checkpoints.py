@@ -15,6 +15,7 @@ goes stale.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import zlib
 from collections import OrderedDict
@@ -38,13 +39,13 @@ _CODE = {status: code for code, status in enumerate(_STATUSES)}
 
 @dataclass(frozen=True)
 class Mark:
-    """The members' statuses after one event, each group's first start and last end (raw
-    values of ``created_at``, or absent), and the seqs of the folded nodes' ``node_state``
+    """The members' statuses after one event, each group's first start and last end (the
+    seqs of those events, or absent), and the seqs of the folded nodes' ``node_state``
     events up to it."""
 
     codes: bytes  # zlib-compressed
-    first: dict[str, Any]
-    last: dict[str, Any]
+    first: dict[str, int]
+    last: dict[str, int]
     seqs: tuple[int, ...]
 
 
@@ -79,6 +80,7 @@ def counted(dag_id: str, seq: int, known: groups.Grouping, folded: Collection[st
     last end; and where the ``folded`` nodes' ``node_state`` events are."""
     run = _run(known, frozenset(folded))
     statuses, first, last, seqs = _after(dag_id, seq, run)
+    moments = _moments(dag_id, {*first.values(), *last.values()})
     tallies: dict[str, groups.Tally] = {}
     for key, (start, end) in run.spans.items():
         tally = tallies[key] = groups.Tally()
@@ -87,7 +89,7 @@ def counted(dag_id: str, seq: int, known: groups.Grouping, folded: Collection[st
             n = codes.count(code)
             if n:
                 tally.add(status, None, None, n)
-        tally.first, tally.last = first.get(key), last.get(key)
+        tally.first, tally.last = (moments.get(found.get(key, 0)) for found in (first, last))
     return Counted(tallies, seqs if len(seqs) <= MAX_SEQS else None)
 
 
@@ -100,10 +102,11 @@ def _run(known: groups.Grouping, folded: frozenset[str]) -> _Run:
             return run
     where: dict[str, tuple[int, str]] = {}
     spans: dict[str, tuple[int, int]] = {}
-    for group, members in sorted(known.members.items()):
+    for group, members in known.members.items():  # in any order: the run keeps it
         start = len(where)
-        kept = sorted(m for m in members if m not in folded)
-        where.update((m, (start + i, group)) for i, m in enumerate(kept))
+        kept = [m for m in members if m not in folded]
+        places = zip(itertools.count(start), itertools.repeat(group))
+        where.update(zip(kept, places, strict=False))  # places never end
         spans[group] = (start, len(where))
     run = _Run(where, spans, folded)
     if not known.version:  # a structure written without services: never remembered
@@ -117,27 +120,29 @@ def _run(known: groups.Grouping, folded: frozenset[str]) -> _Run:
 
 def _after(
     dag_id: str, seq: int, run: _Run
-) -> tuple[bytearray, dict[str, Any], dict[str, Any], list[int]]:
+) -> tuple[bytearray, dict[str, int], dict[str, int], list[int]]:
     """The statuses after event ``seq``: the checkpoint at or before it, brought forward
     by the events between (checkpoints passed on the way are kept)."""
     with run.lock:
         since = max((s for s in run.marks if s <= seq), default=0)
         mark = run.marks.get(since)
         if mark is None:
-            codes, first, last, seqs = bytearray(len(run.where)), {}, {}, []
+            codes, seqs = bytearray(len(run.where)), []
+            first: dict[str, int] = {}
+            last: dict[str, int] = {}
         else:
             codes = bytearray(zlib.decompress(mark.codes))
             first, last, seqs = dict(mark.first), dict(mark.last), list(mark.seqs)
         table = connection.ops.quote_name(Event._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT seq, node_id, status, created_at FROM {table} WHERE dag_id = %s"
+                f"SELECT seq, node_id, status FROM {table} WHERE dag_id = %s"
                 " AND type = 'node_state' AND seq > %s AND seq <= %s ORDER BY seq",
                 [dag_id, since, seq],
             )
             rows = cursor.fetchall()
         due = since + SPACING
-        for at, node_id, status, moment in rows:
+        for at, node_id, status in rows:
             while at > due:
                 _keep(run, due, Mark(zlib.compress(codes, 1), dict(first), dict(last), tuple(seqs)))
                 due += SPACING
@@ -150,13 +155,27 @@ def _after(
             place, group = found
             codes[place] = code
             if status == "running" and group not in first:
-                first[group] = moment
+                first[group] = at
             elif status in FINISHED_NODE_STATUSES:
-                last[group] = moment
+                last[group] = at
         while due <= seq:
             _keep(run, due, Mark(zlib.compress(codes, 1), dict(first), dict(last), tuple(seqs)))
             due += SPACING
     return codes, first, last, seqs
+
+
+def _moments(dag_id: str, seqs: Collection[int]) -> dict[int, Any]:
+    """The ``created_at`` (raw) of the run's events ``seqs``."""
+    if not seqs:
+        return {}
+    table = connection.ops.quote_name(Event._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT seq, created_at FROM {table} WHERE dag_id = %s"
+            f" AND seq IN ({', '.join(['%s'] * len(seqs))})",
+            [dag_id, *seqs],
+        )
+        return dict(cursor.fetchall())
 
 
 def _keep(run: _Run, seq: int, mark: Mark) -> None:
