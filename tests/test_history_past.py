@@ -126,7 +126,7 @@ def test_a_run_deleted_and_made_again_is_not_counted_from_the_old_ones_checkpoin
     assert drawn(new[2]["graph"]) != drawn(old[2]["graph"])
 
 
-def test_two_declared_groups_at_every_event(make_user: Any) -> None:
+def test_two_declared_groups_at_every_event(monkeypatch: pytest.MonkeyPatch) -> None:
     first = [{"id": f"a-{i:03d}", "group": "first"} for i in range(60)]
     second = [{"id": f"b-{i:03d}", "group": "second"} for i in range(60)]
     services.create_dag("two", nodes=["start", *first, *second])
@@ -138,6 +138,11 @@ def test_two_declared_groups_at_every_event(make_user: Any) -> None:
         reports.node_state(f"a-{i:03d}", "failed" if i % 3 else "completed")
     reports.complete({"ok": True})
     assert_same_at_every_event("two")
+    # And from checkpoints every 5 events, in any order.
+    monkeypatch.setattr(checkpoints, "SPACING", 5)
+    visits = list(range(1, Dag.objects.get(pk="two").last_seq))
+    random.Random(5).shuffle(visits)
+    assert_same_at_every_event("two", visits)
 
 
 def test_the_whole_log_is_not_folded_when_the_structure_has_not_changed_since(
