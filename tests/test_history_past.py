@@ -79,10 +79,13 @@ def busy_fan_out(user: Any) -> None:
     reports.complete({"rows": 2})
 
 
+@pytest.mark.parametrize("named", [5000, 0], ids=["by-seq", "searched"])
 def test_pages_in_any_order_read_the_log_from_the_checkpoint_before_them(
-    make_user: Any, monkeypatch: pytest.MonkeyPatch
+    make_user: Any, monkeypatch: pytest.MonkeyPatch, named: int
 ) -> None:
     monkeypatch.setattr(checkpoints, "SPACING", 5)
+    # The other nodes' events named by their seqs, or (past MAX_SEQS) searched for.
+    monkeypatch.setattr(checkpoints, "MAX_SEQS", named)
     busy_fan_out(make_user("view_dag", "decide_gate", "control_dag"))
     last = Dag.objects.get(pk="fan").last_seq
     changed = Event.objects.filter(dag_id="fan", type="dag_mutated").order_by("seq").last()
