@@ -18,23 +18,28 @@ from dagstream_app.state.snapshots import edges_of, gate_view, labels_of, node_v
 
 
 def live_state(
-    dag_id: str, event: events.EventData, grouped: groups.Grouping | None = None
+    dag_id: str,
+    event: events.EventData,
+    grouped: groups.Grouping | None = None,
+    named: set[str] | None = None,
 ) -> Working:
     """What one event's live fragments show: the rows they need, with the event applied.
 
     The rows are those its type says it ``reads`` (:class:`dagstream_app.events.EventKind`),
     read now, so they may be ahead of the event; the fields the event carries
     are its own. ``grouped``: the DAG's groups when the caller has read them (a live
-    message reads them once for all its events), else read here when needed.
+    message reads them once for all its events), else read here when needed; ``named``:
+    the nodes the event names when the caller found them (:func:`events.named_nodes`).
     """
     work = Working(dag_id=dag_id)
     kind = events.kind_of(event["type"])
     reads = kind.reads if kind is not None else frozenset()
     # The timeline names nodes by their labels: read those the event names
     # (its own node's comes with its row).
-    named = events.named_nodes(event)
+    if named is None:
+        named = events.named_nodes(event)
     if "node" in reads:
-        named.discard(event["node_id"])
+        named = named - {event["node_id"]}
     work.labels = labels_of(dag_id, named)
     if "node" in reads:
         _read_node(work, event["node_id"], grouped)
