@@ -282,9 +282,7 @@ def _message_part(
     if region.startswith("groups"):
         return ("groups", _groups_part(dag_id, frames, reads))
     if region == "gantt":
-        grouped = reads.grouping()
-        views = reads.views() if grouped.members else None
-        gantt = state.gantt(dag_id, groups=views, grouped=grouped)
+        gantt = state.gantt(dag_id, groups=reads.views(), grouped=reads.grouping())
         return ("gantt", gantt_html(gantt, oob=True, dag_id=dag_id))
     found = state.progress(dag_id)
     status = found[1] if found else "running"
