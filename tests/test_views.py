@@ -162,7 +162,11 @@ def test_detail_renders_every_region(dag: Dag, operator: Client) -> None:
 
 
 def page_config(client: Client, url: str = "/dags/etl-1/") -> Any:
-    html = client.get(url).content.decode()
+    return config_in(client.get(url).content.decode())
+
+
+def config_in(html: str) -> Any:
+    """What a page hands its script (``#ds-config``)."""
     found = re.search(r'<script id="ds-config" type="application/json">(.*?)</script>', html)
     assert found is not None
     return json.loads(found.group(1))
@@ -170,7 +174,7 @@ def page_config(client: Client, url: str = "/dags/etl-1/") -> Any:
 
 def test_page_hands_the_script_its_numbers_from_python(dag: Dag, viewer: Client) -> None:
     html = viewer.get("/dags/etl-1/").content.decode()
-    config = page_config(viewer)
+    config = config_in(html)
     assert config.pop("text")["live"] == "Live"  # the scripts' words (test_i18n)
     assert config == {
         "closeCodes": {
