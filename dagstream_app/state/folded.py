@@ -86,18 +86,23 @@ def _read_structure(work: Working) -> None:
     work.edges = dict.fromkeys((e.src, e.dst) for e in edges_of(work.dag_id))
 
 
-def history(dag_id: str, seq: int) -> Working | None:
+def history(
+    dag_id: str, seq: int, mutations: Sequence[Mapping[str, Any]] | None = None
+) -> Working | None:
     """The DAG after event ``seq``, rebuilt from its log, or None if it is unknown.
 
     Reads the events up to ``seq`` and, of those after it, only the
-    ``dag_mutated`` ones (to undo today's structure back to ``seq``).
+    ``dag_mutated`` ones (to undo today's structure back to ``seq``), unless the
+    caller read them: ``mutations``, those of all the run's ``dag_mutated`` events in
+    order (:func:`dagstream_app.state.past` reads them first).
     """
     events = Event.objects.filter(dag_id=dag_id)
     rows = events.filter(seq__lte=seq).order_by("seq").values_list(*EVENT_FIELDS)
     upto = [event_dict(*row) for row in rows]
-    later = events.filter(seq__gt=seq, type="dag_mutated").order_by("seq")
-    mutations = [e["mutation"] for e in upto if e["type"] == "dag_mutated"]
-    mutations += [payload["mutation"] for payload in later.values_list("payload", flat=True)]
+    if mutations is None:
+        later = events.filter(seq__gt=seq, type="dag_mutated").order_by("seq")
+        mutations = [e["mutation"] for e in upto if e["type"] == "dag_mutated"]
+        mutations += [payload["mutation"] for payload in later.values_list("payload", flat=True)]
     labels = dict(Node.objects.filter(dag_id=dag_id).values_list("node_id", "label"))
     edges = Edge.objects.filter(dag_id=dag_id).values_list("src", "dst")
     return fold(dag_id, seq, labels, edges, mutations, upto)
