@@ -176,9 +176,10 @@ def _events_html(dag_id: str, frames: Sequence[tuple[int, str]], perms: Perms, l
         cached = cache.get(key)
         if cached is None:
             event = json.loads(frame)
-            grouped = reads.grouping() if events.named_nodes(event) else None
-            work = state.live_state(dag_id, event, grouped)
-            cached = tuple(event_parts(dag_id, seq, event, work, perms, grouped))
+            named = events.named_nodes(event)
+            grouped = reads.grouping() if named else None
+            work = state.live_state(dag_id, event, grouped, named)
+            cached = tuple(event_parts(dag_id, seq, event, work, perms, grouped, named))
             cache.put(key, cached)
         parts.extend(cached)
     for region in _message_keys(dag_id, frames, lang):
@@ -197,11 +198,13 @@ def event_parts(
     work: Working,
     perms: Perms,
     grouped: Grouping | None = None,
+    named: set[str] | None = None,
 ) -> list[LivePart]:
     """One event as out-of-band fragments for only what it changed (without the seq marker).
 
     ``work`` is what the fragments show (:func:`dagstream_app.state.live_state`);
-    ``grouped``, the DAG's groups if the caller read them (else read here).
+    ``grouped``, the DAG's groups if the caller read them (else read here); ``named``,
+    the nodes the event names if the caller found them (:func:`dagstream_app.events.named_nodes`).
     Its type's fragments come first (node slots, the cost card and the edge
     flash are latest-wins; gates, the run's state and its results never drop),
     then its timeline entry. The progress line and the Gantt view are drawn
@@ -211,7 +214,8 @@ def event_parts(
     parts: list[LivePart] = []
     if kind is not None:
         parts.extend(kind.fragments(dag_id, seq, event, work, perms))
-    named = events.named_nodes(event)
+    if named is None:
+        named = events.named_nodes(event)
     labels = {node_id: work.label(node_id) for node_id in named}
     grouping = (grouped or state.grouping(dag_id)) if named else None
     group = event_group(event, grouping.group_of) if grouping else None
@@ -278,9 +282,7 @@ def _message_part(
     if region.startswith("groups"):
         return ("groups", _groups_part(dag_id, frames, reads))
     if region == "gantt":
-        grouped = reads.grouping()
-        views = reads.views() if grouped.members else None
-        gantt = state.gantt(dag_id, groups=views, grouped=grouped)
+        gantt = state.gantt(dag_id, groups=reads.views(), grouped=reads.grouping())
         return ("gantt", gantt_html(gantt, oob=True, dag_id=dag_id))
     found = state.progress(dag_id)
     status = found[1] if found else "running"

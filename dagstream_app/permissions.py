@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from django.utils.module_loading import import_string
@@ -205,18 +205,17 @@ class Voter:
     username: str
     groups: frozenset[str]
 
+    @cached_property
+    def names(self) -> frozenset[str]:
+        """The names in a gate's ``assignees`` that name them: their username (unless it
+        reads as a group's) and ``"group:<name>"`` for each of their groups."""
+        own = () if self.username.startswith(GROUP_PREFIX) else (self.username,)
+        return frozenset((*own, *(GROUP_PREFIX + group for group in self.groups)))
+
     def named_in(self, assignees: Sequence[str]) -> bool:
         """True if ``assignees`` is empty (anyone who may decide) or names them or a group
-        of theirs (``"group:<name>"``)."""
-        if not assignees:
-            return True
-        for name in assignees:
-            if name.startswith(GROUP_PREFIX):
-                if name[len(GROUP_PREFIX) :] in self.groups:
-                    return True
-            elif name == self.username:
-                return True
-        return False
+        of theirs (``"group:<name>"``): one of their :attr:`names`."""
+        return not assignees or not self.names.isdisjoint(assignees)
 
     def voted_on(self, votes: Sequence[Mapping[str, Any]]) -> bool:
         """True if ``votes`` (a gate's, as stored) hold one of theirs."""

@@ -28,7 +28,14 @@ from dagstream_app.conf import config
 from dagstream_app.errors import Conflict, DagstreamError, NotFound
 from dagstream_app.events import named_nodes
 from dagstream_app.models import Dag
-from dagstream_app.permissions import allowed, authorize, dashboard_perms, visible, voter_of
+from dagstream_app.permissions import (
+    Voter,
+    allowed,
+    authorize,
+    dashboard_perms,
+    visible,
+    voter_of,
+)
 from dagstream_app.protocol import format_ts
 from dagstream_app.vocabulary import verb
 
@@ -37,11 +44,18 @@ View = Callable[..., HttpResponse]
 
 
 def _page(
-    request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+    voter: Voter | None = None,
 ) -> HttpResponse:
+    """``template`` in the page frame; ``voter``: the viewer as gate assignees see them, on a
+    page whose gate cards arrive live (the run's page), for its scripts
+    (:func:`dagstream_app.render.page_config`)."""
     context = {
         "dagstream_base_template": config().base_template,
-        "dagstream_config": render.page_config(voter_of(request.user)),
+        "dagstream_config": render.page_config(voter),
         "server_now": format_ts(timezone.now()),
         **context,
     }
@@ -158,6 +172,7 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
     # Members of groups are not in the snapshot: the timeline's names for those it shows.
     named = render.timeline_names(events, graph.group_of) - {n.id for n in snap.nodes}
     health = state.engine_health(dag.dag_id)
+    voter = voter_of(request.user)
     return _page(
         request,
         "dag_detail.html",
@@ -172,10 +187,11 @@ def dag_detail(request: HttpRequest, dag: Dag) -> HttpResponse:
                 gantt=state.gantt(dag.dag_id, groups={g.id: g for g in graph.groups}),
                 graph=graph,
                 labels=state.labels_of(dag.dag_id, named),
-                voter=voter_of(request.user),
+                voter=voter,
             ),
             "ws_url": f"/ws/dags/{dag.dag_id}/html/{render.stream_query()}",
         },
+        voter=voter,
     )
 
 

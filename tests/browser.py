@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -45,17 +46,33 @@ def sync_chromium() -> Iterator[Browser]:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-def page_errors(page: Page) -> list[str]:
-    """What ``page`` reports from now on as wrong: its uncaught errors, its console's
-    errors and warnings (a list that fills as the page runs)."""
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+class PageErrors(list[str]):
+    """What pages report as wrong: their uncaught errors and their console's messages of
+    the ``console`` types, but those ``allow`` matches (a test may set it as it goes, e.g.
+    before it takes a server down on purpose)."""
+
+    def __init__(
+        self, console: Collection[str] = ("error", "warning"), allow: re.Pattern[str] | None = None
+    ) -> None:
+        super().__init__()
+        self.console = frozenset(console)
+        self.allow = allow
+
+    def add(self, text: str) -> None:
+        if self.allow is None or not self.allow.search(text):
+            self.append(text)
+
+
+def page_errors(page: Page, into: PageErrors | None = None) -> PageErrors:
+    """What ``page`` reports from now on as wrong (a list that fills as the page runs):
+    ``into``, with what it holds already (several pages' in one), else a new
+    :class:`PageErrors` of its uncaught errors, its console's errors and warnings."""
+    errors = PageErrors() if into is None else into
+    page.on("pageerror", lambda exc: errors.add(f"pageerror: {exc}"))
     page.on(
         "console",
         lambda msg: (
-            errors.append(f"console.{msg.type}: {msg.text}")
-            if msg.type in ("error", "warning")
-            else None
+            errors.add(f"console.{msg.type}: {msg.text}") if msg.type in errors.console else None
         ),
     )
     return errors

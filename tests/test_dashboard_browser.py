@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from dagstream_app import services
 from dagstream_app.models import Dag, Gate
-from tests.browser import ServicesThread, sync_chromium
+from tests.browser import PageErrors, ServicesThread, page_errors, sync_chromium
 from tests.servers import REDIS_URL, ROOT, EngineProcess, Server, start_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -46,36 +46,21 @@ def browser() -> Iterator[Browser]:
         yield chromium
 
 
-class Errors(list[str]):
-    """JavaScript errors and console errors seen by a page."""
-
-    allow: re.Pattern[str] | None = None
-
-    def add(self, text: str) -> None:
-        if self.allow is None or not self.allow.search(text):
-            self.append(text)
+@pytest.fixture
+def errors() -> PageErrors:
+    """JavaScript errors and console errors seen by a test's pages (not warnings)."""
+    return PageErrors(console=("error",))
 
 
 @pytest.fixture
-def errors() -> Errors:
-    return Errors()
-
-
-@pytest.fixture
-def new_page(browser: Browser, errors: Errors) -> Iterator[Callable[..., Page]]:
+def new_page(browser: Browser, errors: PageErrors) -> Iterator[Callable[..., Page]]:
     contexts = []
 
     def make(**options: Any) -> Page:
         context = browser.new_context(viewport={"width": 1440, "height": 960}, **options)
         contexts.append(context)
         page = context.new_page()
-        page.on("pageerror", lambda exc: errors.add(f"pageerror: {exc}"))
-        page.on(
-            "console",
-            lambda msg: (
-                errors.add(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None
-            ),
-        )
+        page_errors(page, into=errors)
         return page
 
     yield make
@@ -118,7 +103,7 @@ def timeline_seqs(page: Page) -> list[int]:
     ]
 
 
-def kill_under(page: Page, srv: Server, errors: Errors) -> None:
+def kill_under(page: Page, srv: Server, errors: PageErrors) -> None:
     """Kill the server under a live page, and wait until the page notices."""
     expect(connection(page)).to_have_attribute("data-connection", "open")
     errors.allow = OUTAGE_NOISE
@@ -367,7 +352,7 @@ def test_a_refused_decision_shows_in_its_card_and_the_next_one_counts(
     new_page: Callable[..., Page],
     operator: str,
     debug: bool,
-    errors: Errors,
+    errors: PageErrors,
 ) -> None:
     srv: Server = request.getfixturevalue("debug_server" if debug else "server")
     # Chromium logs each refused POST; that is the point of this test.
@@ -910,7 +895,7 @@ def test_pause_resume_and_cancel(
 
 
 def test_viewer_without_view_permission_gets_403(
-    server: Server, new_page: Callable[..., Page], make_user, errors: Errors
+    server: Server, new_page: Callable[..., Page], make_user, errors: PageErrors
 ) -> None:
     errors.allow = re.compile(r"status of 403")  # Chromium logs the 403 page load
     engine.create_dag("secret", nodes=["a"])
@@ -927,7 +912,7 @@ def test_viewer_without_view_permission_gets_403(
 
 
 def test_reconnect_after_server_restart_catches_up_exactly_once(
-    new_page: Callable[..., Page], operator: str, errors: Errors, django_db_blocker: Any
+    new_page: Callable[..., Page], operator: str, errors: PageErrors, django_db_blocker: Any
 ) -> None:
     engine.create_dag("resume-1", name="resume", nodes=[f"n{i}" for i in range(6)])
     srv = start_server()
@@ -979,7 +964,7 @@ def _burst(dag_id: str, count: int) -> None:
 
 
 def test_a_client_too_far_behind_is_closed_4013_and_resumes_by_snapshot(
-    new_page: Callable[..., Page], operator: str, errors: Errors
+    new_page: Callable[..., Page], operator: str, errors: PageErrors
 ) -> None:
     engine.create_dag("lag-1", name="lag", nodes=[f"n{i}" for i in range(6)])
     srv = start_server(DAGSTREAM_JSON='{"MAX_LAG": 3}')
@@ -1084,7 +1069,7 @@ HOST_STYLES = """() => {
 
 
 def test_in_a_host_base_template_host_and_dagstream_styles_keep_apart(
-    new_page: Callable[..., Page], operator: str, errors: Errors
+    new_page: Callable[..., Page], operator: str, errors: PageErrors
 ) -> None:
     """A host project whose base has only dagstream's four blocks and a stylesheet of
     its own (:root --bg, .btn, .card): the page brings its CSS and htmx-config, neither
@@ -1133,7 +1118,7 @@ def test_in_a_host_base_template_host_and_dagstream_styles_keep_apart(
 
 
 def test_a_run_deleted_while_away_is_a_terminal_close(
-    new_page: Callable[..., Page], operator: str, errors: Errors
+    new_page: Callable[..., Page], operator: str, errors: PageErrors
 ) -> None:
     engine.create_dag("gone-1", name="gone", nodes=["a"])
     srv = start_server()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from dagstream_app import live, render, services, state
+from dagstream_app import events, live, render, services, state
 from dagstream_app.models import Dag, Event
 
 pytestmark = pytest.mark.django_db
@@ -293,6 +293,29 @@ def test_fragments_render_once_per_process(dag: Dag, django_assert_num_queries) 
     with django_assert_num_queries(0):
         again = live.cached_events_html("etl-1", events, ALL)
     assert again == first
+
+
+def test_a_live_message_finds_the_nodes_each_event_names_once(
+    dag: Dag, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services.reports("etl-1").node_state("extract", "running")
+    services.reports("etl-1").edge_active("extract", "load")
+    services.reports("etl-1").node_state("load", "running")
+    services.reports("etl-1").cost(spent=1.0)  # names no node
+    asked: list[int] = []
+    found = events.named_nodes
+
+    def counted(event: events.EventData) -> set[str]:
+        asked.append(event["seq"])
+        return found(event)
+
+    monkeypatch.setattr(events, "named_nodes", counted)
+    frames = state.event_frames("etl-1", 0)
+    live.cache.clear()
+    html = live.events_html("etl-1", frames, ALL)
+    # Once per event, for its grouping, its labels and its timeline entry alike.
+    assert sorted(asked) == [seq for seq, _ in frames]
+    assert "Extract" in html and "Load" in html
 
 
 def test_snapshot_message_rerenders_every_region(dag: Dag) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client, override_settings
 
-from dagstream_app import groups, live, services, state
+from dagstream_app import groups, live, render, services, state
 from dagstream_app.errors import InvalidDelta
 from dagstream_app.models import Event, Node
 
@@ -191,6 +191,30 @@ def test_a_node_added_at_run_time_joins_its_declared_group() -> None:
 def test_a_nul_in_a_group_is_refused() -> None:
     with pytest.raises(InvalidDelta):
         services.create_dag("nul", nodes=[{"id": "a", "group": "g\x00"}])
+
+
+@pytest.mark.parametrize("width", [4, 2])  # a fan-out grouped; too few to group
+@override_settings(DAGSTREAM={"GROUP_THRESHOLD": 3})
+def test_a_live_gantt_card_is_the_one_the_page_draws(
+    django_assert_num_queries: Any, width: int
+) -> None:
+    chunks = fan_out(width=width)
+    reports = services.reports("fan")
+    for node in ("split", *chunks, "join"):
+        reports.node_state(node, "running")
+        reports.node_state(node, "completed")
+    reports.complete()  # bars that end: the card does not move with the clock
+    frames = state.event_frames("fan", 0)[-1:]
+    reads = live._Reads("fan")
+    grouped = bool(reads.grouping().members)
+    assert grouped == (width == 4)
+    if not grouped:
+        with django_assert_num_queries(0):  # no groups: their counts cost nothing
+            assert reads.views() == {}
+    slot, html = live._message_part("fan", "gantt", frames, reads)
+    drawn = render.gantt_html(state.gantt("fan"), oob=True, dag_id="fan")
+    assert slot == "gantt" and html == drawn
+    assert ("gantt-group" in drawn) == grouped
 
 
 def test_the_gantt_view_draws_a_group_as_one_expandable_row(viewer: Client) -> None:

@@ -160,9 +160,9 @@ def test_the_whole_log_is_not_folded_when_the_structure_has_not_changed_since(
     folds: list[int] = []
     whole = earlier.history
 
-    def counted(dag_id: str, seq: int) -> Any:
+    def counted(dag_id: str, seq: int, *given: Any) -> Any:
         folds.append(seq)
-        return whole(dag_id, seq)
+        return whole(dag_id, seq, *given)
 
     monkeypatch.setattr(earlier, "history", counted)
     dag.refresh_from_db()
@@ -170,6 +170,29 @@ def test_the_whole_log_is_not_folded_when_the_structure_has_not_changed_since(
     views._past(dag, 10)
     # Before the structure changed, its groups are worked out from the whole fold.
     assert folds == [10]
+
+
+def test_a_page_before_a_structure_change_reads_the_structure_changes_once() -> None:
+    chunks = fan_out()
+    run_some(chunks, done=10)
+    seq = Dag.objects.get(pk="fan").last_seq
+    services.reports("fan").mutate({"op": "add_node", "node": {"id": "extra"}})
+    services.reports("fan").node_state("extra", "running")
+    reads: list[str] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "dag_mutated" in sql or "dag_mutated" in (params or ()):
+            reads.append(sql)
+        return execute(sql, params, many, context)
+
+    dag = Dag.objects.get(pk="fan")
+    with connection.execute_wrapper(watch):
+        shown = views._past(dag, seq)  # the whole log folded: the structure changed since
+    assert len(reads) == 1, reads
+    assert shown is not None
+    assert 'data-node-id="extra"' not in shown[2]["graph"]
+    for region in REGIONS:
+        assert drawn(shown[2][region]) == drawn(folded_whole(dag, seq)[region]), region
 
 
 def test_events_kept_before_the_columns_get_their_node_and_status() -> None:

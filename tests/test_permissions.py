@@ -9,7 +9,7 @@ from django.test import override_settings
 from dagstream_app import services
 from dagstream_app.errors import DagstreamError
 from dagstream_app.models import Dag
-from dagstream_app.permissions import PERMISSIONS, allowed, authorize, get_hook, visible
+from dagstream_app.permissions import PERMISSIONS, Voter, allowed, authorize, get_hook, visible
 from tests import hooks
 
 pytestmark = pytest.mark.django_db
@@ -161,3 +161,19 @@ def test_authorize_checks_in_order(make_user, dags) -> None:
 def test_visible_filters_by_the_hook(make_user, dags) -> None:
     assert visible(make_user("view_dag"), Dag.objects.order_by("pk")) == [dags[0]]
     assert list(visible(make_user(), Dag.objects.all())) == []
+
+
+def test_a_voter_is_named_by_their_names_alone() -> None:
+    # What the run page hands its script (Voter.names) is the rule named_in applies.
+    voter = Voter("bob", frozenset({"ops", "release managers"}))
+    assert voter.names == {"bob", "group:ops", "group:release managers"}
+    for assignees, named in (
+        (["bob"], True),
+        (["ann", "group:ops"], True),
+        (["group:bob", "ops", "release managers"], False),  # a group bob, groups as names
+        ([], True),  # no one named: anyone who may decide
+    ):
+        assert voter.named_in(assignees) is named, assignees
+    # A name that reads as a group's names the group, even when it is someone's username.
+    odd = Voter("group:ops", frozenset())
+    assert odd.names == set() and not odd.named_in(["group:ops"])

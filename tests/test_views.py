@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 
 from dagstream_app import services
 from dagstream_app.models import Dag, Gate
@@ -159,8 +161,12 @@ def test_detail_renders_every_region(dag: Dag, operator: Client) -> None:
     assert "X-CSRFToken" in html
 
 
-def page_config(client: Client) -> Any:
-    html = client.get("/dags/etl-1/").content.decode()
+def page_config(client: Client, url: str = "/dags/etl-1/") -> Any:
+    return config_in(client.get(url).content.decode())
+
+
+def config_in(html: str) -> Any:
+    """What a page hands its script (``#ds-config``)."""
     found = re.search(r'<script id="ds-config" type="application/json">(.*?)</script>', html)
     assert found is not None
     return json.loads(found.group(1))
@@ -168,7 +174,7 @@ def page_config(client: Client) -> Any:
 
 def test_page_hands_the_script_its_numbers_from_python(dag: Dag, viewer: Client) -> None:
     html = viewer.get("/dags/etl-1/").content.decode()
-    config = page_config(viewer)
+    config = config_in(html)
     assert config.pop("text")["live"] == "Live"  # the scripts' words (test_i18n)
     assert config == {
         "closeCodes": {
@@ -178,7 +184,7 @@ def test_page_hands_the_script_its_numbers_from_python(dag: Dag, viewer: Client)
             "try_again_later": 4013,
         },
         "timelineLength": 100,
-        "viewer": None,  # who may not decide gates: their cards' buttons are disabled
+        "viewerNames": None,  # who may not decide gates: their cards' buttons are disabled
     }
     assert "last 100 events" in html
 
@@ -187,8 +193,28 @@ def test_page_tells_the_script_who_decides_and_their_groups(dag: Dag, make_user:
     # The script makes a live gate card read-only to whom its assignees do not name.
     user = make_user("view_dag", "decide_gate", username="bob")
     user.groups.add(Group.objects.create(name="release managers"), Group.objects.create(name="ops"))
-    viewer = page_config(client_for(user))["viewer"]
-    assert viewer == {"username": "bob", "groups": ["ops", "release managers"]}
+    # The names in a gate's assignees that name them, as the server's rule says: the
+    # script only compares.
+    names = page_config(client_for(user))["viewerNames"]
+    assert names == ["bob", "group:ops", "group:release managers"]
+
+
+def test_only_the_run_page_reads_who_decides_once(
+    dag: Dag, make_user: Any, host_base: None
+) -> None:
+    # Only the run page's gate cards arrive live: the other pages do not read the
+    # viewer's groups (one query), and the run page reads them once for its cards and script.
+    # (In a host's base without the navigation's gate count, which reads them on any page.)
+    user = make_user("view_dag", "decide_gate", username="bob")
+    user.groups.add(Group.objects.create(name="ops"))
+    services.open_gate("etl-1", "load", {"title": "Ship it?"}, assignees=["group:ops"])
+    client = client_for(user)
+    for url, reads in (("/dags/etl-1/", 1), ("/dags/", 0), ("/dags/etl-1/history/", 0)):
+        with CaptureQueriesContext(connection) as queries:
+            config = page_config(client, url)
+        groups = [q for q in queries if 'SELECT "auth_group"."name"' in q["sql"]]
+        assert len(groups) == reads, url
+        assert (config["viewerNames"] is not None) == (reads == 1), url
 
 
 def test_feedback_box_takes_the_configured_limit(dag: Dag, operator: Client) -> None:

@@ -169,17 +169,15 @@ def page_config(voter: Voter | None = None) -> dict[str, Any]:
     """What the dashboard's scripts take from Python (the pages embed it with ``json_script``).
 
     ``voter``: the signed-in person, if they may decide gates: the scripts make a gate
-    card that arrives live read-only when its assignees do not name them (the server
+    card that arrives live read-only when its assignees hold none of the names that name
+    them (``viewerNames``, :attr:`dagstream_app.permissions.Voter.names`; the server
     refuses their vote either way, see :func:`dagstream_app.permissions.check_assigned`).
     """
-    viewer = (
-        {"username": voter.username, "groups": sorted(voter.groups)} if voter is not None else None
-    )
     return {
         "closeCodes": CLOSE_CODES,
         "timelineLength": TIMELINE_LENGTH,
         "text": page_text(),
-        "viewer": viewer,
+        "viewerNames": sorted(voter.names) if voter is not None else None,
     }
 
 

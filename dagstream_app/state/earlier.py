@@ -55,14 +55,14 @@ def past(dag_id: str, seq: int, timeline: Sequence[Mapping[str, Any]]) -> Past |
     page lists (newest first), whose nodes' labels are read."""
     changes = Event.objects.filter(dag_id=dag_id, type="dag_mutated").order_by("seq")
     found = list(changes.values_list("seq", "payload"))
+    mutations = [payload["mutation"] for _, payload in found]
     current = all(at <= seq for at, _ in found)
     if current:
         known = grouping(dag_id)
-        mutations = [payload["mutation"] for _, payload in found]
         folded = _folded_nodes(known, mutations)
         if known.members and len(folded) <= MAX_FOLDED:
             return _bounded(dag_id, seq, known, mutations, folded, timeline)
-    work = history(dag_id, seq)
+    work = history(dag_id, seq, mutations)
     if work is None:
         return None
     snap, graph, labels = regroup(work.snapshot(), current=current)

@@ -18,23 +18,28 @@ from dagstream_app.state.snapshots import edges_of, gate_view, labels_of, node_v
 
 
 def live_state(
-    dag_id: str, event: events.EventData, grouped: groups.Grouping | None = None
+    dag_id: str,
+    event: events.EventData,
+    grouped: groups.Grouping | None = None,
+    named: set[str] | None = None,
 ) -> Working:
     """What one event's live fragments show: the rows they need, with the event applied.
 
     The rows are those its type says it ``reads`` (:class:`dagstream_app.events.EventKind`),
     read now, so they may be ahead of the event; the fields the event carries
     are its own. ``grouped``: the DAG's groups when the caller has read them (a live
-    message reads them once for all its events), else read here when needed.
+    message reads them once for all its events), else read here when needed; ``named``:
+    the nodes the event names when the caller found them (:func:`events.named_nodes`).
     """
     work = Working(dag_id=dag_id)
     kind = events.kind_of(event["type"])
     reads = kind.reads if kind is not None else frozenset()
     # The timeline names nodes by their labels: read those the event names
     # (its own node's comes with its row).
-    named = events.named_nodes(event)
+    if named is None:
+        named = events.named_nodes(event)
     if "node" in reads:
-        named.discard(event["node_id"])
+        named = named - {event["node_id"]}
     work.labels = labels_of(dag_id, named)
     if "node" in reads:
         _read_node(work, event["node_id"], grouped)
@@ -81,18 +86,23 @@ def _read_structure(work: Working) -> None:
     work.edges = dict.fromkeys((e.src, e.dst) for e in edges_of(work.dag_id))
 
 
-def history(dag_id: str, seq: int) -> Working | None:
+def history(
+    dag_id: str, seq: int, mutations: Sequence[Mapping[str, Any]] | None = None
+) -> Working | None:
     """The DAG after event ``seq``, rebuilt from its log, or None if it is unknown.
 
     Reads the events up to ``seq`` and, of those after it, only the
-    ``dag_mutated`` ones (to undo today's structure back to ``seq``).
+    ``dag_mutated`` ones (to undo today's structure back to ``seq``), unless the
+    caller read them: ``mutations``, those of all the run's ``dag_mutated`` events in
+    order (:func:`dagstream_app.state.past` reads them first).
     """
     events = Event.objects.filter(dag_id=dag_id)
     rows = events.filter(seq__lte=seq).order_by("seq").values_list(*EVENT_FIELDS)
     upto = [event_dict(*row) for row in rows]
-    later = events.filter(seq__gt=seq, type="dag_mutated").order_by("seq")
-    mutations = [e["mutation"] for e in upto if e["type"] == "dag_mutated"]
-    mutations += [payload["mutation"] for payload in later.values_list("payload", flat=True)]
+    if mutations is None:
+        later = events.filter(seq__gt=seq, type="dag_mutated").order_by("seq")
+        mutations = [e["mutation"] for e in upto if e["type"] == "dag_mutated"]
+        mutations += [payload["mutation"] for payload in later.values_list("payload", flat=True)]
     labels = dict(Node.objects.filter(dag_id=dag_id).values_list("node_id", "label"))
     edges = Edge.objects.filter(dag_id=dag_id).values_list("src", "dst")
     return fold(dag_id, seq, labels, edges, mutations, upto)

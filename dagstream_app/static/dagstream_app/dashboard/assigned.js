@@ -3,34 +3,21 @@
 // shared by everyone who may decide the run's gates. This makes such a card read-only
 // here too: its form goes and "Waiting for a decision." takes its place. It is a
 // convenience: the server refuses a vote from someone a gate does not name either way.
+// Which names name the viewer is the server's rule (permissions.Voter.names): the page
+// hands them over (viewerNames in #ds-config), and this only compares.
 
 import { say } from "./words.js";
 
-const GROUP_PREFIX = "group:";
-
 /**
- * True if `assignees` names the viewer or one of their groups (the rule
- * permissions.Voter.named_in keeps on the server).
- * @param {{username: string, groups: string[]}} viewer
- * @param {string[]} assignees
- */
-function namesViewer(viewer, assignees) {
-  return assignees.some((name) =>
-    name.startsWith(GROUP_PREFIX)
-      ? viewer.groups.includes(name.slice(GROUP_PREFIX.length))
-      : name === viewer.username,
-  );
-}
-
-/**
- * Makes the pending cards that wait for others read-only for `viewer`. A card carries
+ * Makes the pending cards that name none of `names` read-only. A card carries
  * data-assignees (a JSON list of names) only when it names someone.
- * @param {{username: string, groups: string[]}} viewer
+ * @param {string[]} names
  */
-function readOnlyForOthers(viewer) {
+function readOnlyForOthers(names) {
   for (const card of document.querySelectorAll(".gate--pending[data-assignees]")) {
     const form = card.querySelector(".gate-form");
-    if (!form || namesViewer(viewer, JSON.parse(card.dataset.assignees))) continue;
+    const assignees = JSON.parse(card.dataset.assignees);
+    if (!form || assignees.some((name) => names.includes(name))) continue;
     const line = document.createElement("p");
     line.className = "gate-outcome muted";
     line.textContent = say("waitingDecision");
@@ -39,15 +26,16 @@ function readOnlyForOthers(viewer) {
 }
 
 /**
- * Keeps cards read-only for `viewer` as they arrive: after a live message's out-of-band
- * swaps, and after a swap htmx made from a request. The page and a decision's reply are
- * rendered read-only by the server already.
- * @param {{username: string, groups: string[]} | null} viewer null: someone who may not
- *   decide gates (their cards already show disabled buttons), or a page without one.
+ * Keeps cards read-only for the viewer as they arrive: after a live message's
+ * out-of-band swaps, and after a swap htmx made from a request. The page and a
+ * decision's reply are rendered read-only by the server already.
+ * @param {string[] | null} names the names in a gate's assignees that name the viewer;
+ *   null: someone who may not decide gates (their cards already show disabled buttons),
+ *   or a page whose gate cards do not arrive live.
  */
-export function keepGatesForOthersReadOnly(viewer) {
-  if (!viewer) return;
-  const apply = () => readOnlyForOthers(viewer);
+export function keepGatesForOthersReadOnly(names) {
+  if (!names) return;
+  const apply = () => readOnlyForOthers(names);
   document.addEventListener("htmx:wsAfterMessage", apply);
   document.addEventListener("htmx:afterSwap", apply);
 }

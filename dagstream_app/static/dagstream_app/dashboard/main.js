@@ -30,7 +30,7 @@ const config = JSON.parse(document.getElementById("ds-config").textContent);
 useWords(config.text);
 
 keepRefusalsInTheirCard();
-keepGatesForOthersReadOnly(config.viewer);
+keepGatesForOthersReadOnly(config.viewerNames);
 const timers = createTimers(() => live.state() === "open");
 const live = startLive(config.closeCodes, timers.tick);
 const restoreFocus = keepFocusAcrossSwaps();

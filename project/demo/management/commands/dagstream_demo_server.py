@@ -57,11 +57,9 @@ def fail_stale_runs(name: str = DEMO_NAME) -> list[str]:
     return failed
 
 
-def ensure_demo_user(
-    username: str = DEMO_USER, codenames: tuple[str, ...] = DEMO_PERMISSIONS
-) -> str:
-    """Create or update a local demo person (``demo``, staff, by default) with
-    ``codenames``; return their new random password."""
+def ensure_demo_user(username: str, codenames: tuple[str, ...], *, staff: bool) -> str:
+    """Create or update a local demo person with ``codenames``, staff (Django admin) or
+    not; return their new random password."""
     perms = list(
         Permission.objects.filter(content_type__app_label="dagstream_app", codename__in=codenames)
     )
@@ -72,7 +70,7 @@ def ensure_demo_user(
     user, _ = user_model.objects.get_or_create(defaults=None, **lookup)
     password = secrets.token_urlsafe(12)
     user.set_password(password)
-    user.is_staff = username == DEMO_USER
+    user.is_staff = staff
     user.is_active = True
     user.save()
     user.user_permissions.add(*perms)
@@ -175,8 +173,8 @@ class Command(BaseCommand):
         settings = demo_settings(options)
         # With --no-engine, demo runs belong to an engine elsewhere: leave them be.
         stale = [] if no_engine else fail_stale_runs(self.demo_name)
-        password = ensure_demo_user()
-        second = ensure_demo_user(REVIEWER, REVIEWER_PERMISSIONS)
+        password = ensure_demo_user(DEMO_USER, DEMO_PERMISSIONS, staff=True)
+        second = ensure_demo_user(REVIEWER, REVIEWER_PERMISSIONS, staff=False)
         every = options["loop"] or None
         engine = _Engine(lambda: self.engine(settings, every, report))
         server = Server(
