@@ -61,8 +61,13 @@ async def test_the_dashboard_shows_a_celery_run_live_and_decides_its_gate(
         await expect(node("add")).to_have_attribute("data-status", "pending")
         pending = page.locator("#gate-list .gate")
         await expect(pending).to_contain_text("Three pages, two figures.")
+        # Live first: a click before the page's socket is open can meet a card the
+        # socket's first message is swapping in.
+        await expect(page.locator("#ds-connection")).to_have_attribute(
+            "data-connection", "open", timeout=WAIT
+        )
         await pending.get_by_role("button", name="Approve").click()
-        await expect(pending).to_have_attribute("data-gate-status", "approved")
+        await expect(pending).to_have_attribute("data-gate-status", "approved", timeout=WAIT)
         await expect(node("add")).to_have_attribute("data-status", "completed", timeout=WAIT)
         await expect(page.locator("#dag-status")).to_have_attribute(
             "data-status", "completed", timeout=WAIT
